@@ -1,0 +1,169 @@
+//! Walking and validating payload terms, with a budget.
+//!
+//! Every decode spends one unit of budget per list cell and checks the
+//! nesting depth. On a normal scheduler the budget is small: when it runs
+//! out, decoding stops with [`BadCrdt::Yield`] and the caller retries on a
+//! dirty scheduler, so no normal scheduler is held for long. On a dirty
+//! scheduler the budget is [`Limits::MAX_CELLS`]; past it the input is
+//! refused as [`BadCrdt::TooLarge`].
+
+use std::cmp::Ordering;
+
+use crate::error::{BadCrdt, Result};
+use crate::term::{Atom, Cell, Term};
+
+/// The documented limits on inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// List cells one call may read in all its inputs.
+    pub max_cells: usize,
+    /// Nesting depth of CRDTs inside CRDTs (composite types).
+    pub max_depth: usize,
+    /// What running out of cells means: `Yield` (go dirty) or `TooLarge`.
+    pub on_exhaust: BadCrdt,
+}
+
+impl Limits {
+    /// Most list cells one call reads on a dirty scheduler: 64 million.
+    pub const MAX_CELLS: usize = 64 * 1024 * 1024;
+    /// Most CRDTs nested in one another.
+    pub const MAX_DEPTH: usize = 32;
+    /// List cells a call reads on a normal scheduler before moving to a
+    /// dirty one. Set by `make bench` (see README: about 100 us of work).
+    pub const NORMAL_CELLS: usize = 2_000;
+
+    /// Limits for a dirty scheduler (or a caller with no scheduler).
+    pub fn dirty() -> Self {
+        Limits {
+            max_cells: Self::MAX_CELLS,
+            max_depth: Self::MAX_DEPTH,
+            on_exhaust: BadCrdt::TooLarge,
+        }
+    }
+
+    /// Limits for a normal scheduler.
+    pub fn normal() -> Self {
+        Limits {
+            max_cells: Self::NORMAL_CELLS,
+            max_depth: Self::MAX_DEPTH,
+            on_exhaust: BadCrdt::Yield,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::dirty()
+    }
+}
+
+/// Decoding state: the remaining budget and the current depth.
+#[derive(Debug)]
+pub struct Decoder {
+    cells_left: usize,
+    depth: usize,
+    limits: Limits,
+}
+
+impl Decoder {
+    /// A decoder with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Decoder {
+            cells_left: limits.max_cells,
+            depth: 0,
+            limits,
+        }
+    }
+
+    /// Spend `n` cells of budget.
+    #[inline]
+    pub fn spend(&mut self, n: usize) -> Result<()> {
+        if self.cells_left < n {
+            self.cells_left = 0;
+            return Err(self.limits.on_exhaust);
+        }
+        self.cells_left -= n;
+        Ok(())
+    }
+
+    /// Run `f` one nesting level deeper.
+    pub fn nested<X>(&mut self, f: impl FnOnce(&mut Self) -> Result<X>) -> Result<X> {
+        if self.depth >= self.limits.max_depth {
+            return Err(BadCrdt::TooDeep);
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
+    /// Walk a proper list, calling `f` on each element.
+    pub fn list<T: Term, X>(
+        &mut self,
+        ty: Atom,
+        list: &T,
+        mut f: impl FnMut(&mut Self, T) -> Result<X>,
+    ) -> Result<Vec<X>> {
+        let mut out = Vec::new();
+        let mut cur = list.clone();
+        loop {
+            match cur.cell() {
+                Cell::Nil => return Ok(out),
+                Cell::Cons(h, t) => {
+                    self.spend(1)?;
+                    out.push(f(self, h)?);
+                    cur = t;
+                }
+                Cell::NotList => {
+                    return Err(if out.is_empty() {
+                        BadCrdt::Malformed(ty)
+                    } else {
+                        BadCrdt::ImproperList(ty)
+                    })
+                }
+            }
+        }
+    }
+
+    /// An ordset: a proper list strictly ascending in term order.
+    pub fn ordset<T: Term>(&mut self, ty: Atom, list: &T) -> Result<Vec<T>> {
+        let v = self.list(ty, list, |_, e| Ok(e))?;
+        check_ascending(ty, v.iter())?;
+        Ok(v)
+    }
+
+    /// An orddict: a proper list of `{Key, Value}` strictly ascending by key,
+    /// each value decoded by `f`.
+    pub fn orddict<T: Term, V>(
+        &mut self,
+        ty: Atom,
+        list: &T,
+        mut f: impl FnMut(&mut Self, T) -> Result<V>,
+    ) -> Result<Vec<(T, V)>> {
+        let v = self.list(ty, list, |d, e| {
+            let (k, v) = e.as_pair().ok_or(BadCrdt::Malformed(ty))?;
+            Ok((k, f(d, v)?))
+        })?;
+        check_ascending(ty, v.iter().map(|(k, _)| k))?;
+        Ok(v)
+    }
+}
+
+/// Check that terms are strictly ascending under `compare`.
+pub fn check_ascending<'a, T: Term + 'a>(ty: Atom, mut it: impl Iterator<Item = &'a T>) -> Result<()> {
+    let Some(mut prev) = it.next() else {
+        return Ok(());
+    };
+    for x in it {
+        if prev.compare(x) != Ordering::Less {
+            return Err(BadCrdt::Unsorted(ty));
+        }
+        prev = x;
+    }
+    Ok(())
+}
+
+/// An integer that fits in an `i64`, or `Malformed(ty)`.
+pub fn int<T: Term>(ty: Atom, t: &T) -> Result<i64> {
+    t.as_i64().ok_or(BadCrdt::Malformed(ty))
+}

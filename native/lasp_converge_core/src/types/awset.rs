@@ -1,0 +1,3 @@
+//! `state_awset` (stub).
+
+crate::stub_lattice!(AWSet, crate::term::Atom::StateAwset);

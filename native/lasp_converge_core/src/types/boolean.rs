@@ -1,0 +1,3 @@
+//! `state_boolean` (stub).
+
+crate::stub_lattice!(Boolean, crate::term::Atom::StateBoolean);

@@ -1,0 +1,3 @@
+//! `state_ewflag` (stub).
+
+crate::stub_lattice!(EWFlag, crate::term::Atom::StateEwflag);

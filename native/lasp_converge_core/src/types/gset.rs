@@ -1,0 +1,3 @@
+//! `state_gset` (stub).
+
+crate::stub_lattice!(GSet, crate::term::Atom::StateGset);

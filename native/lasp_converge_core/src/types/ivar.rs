@@ -1,0 +1,3 @@
+//! `state_ivar` (stub).
+
+crate::stub_lattice!(IVar, crate::term::Atom::StateIvar);

@@ -1,0 +1,33 @@
+//! One module per CRDT type.
+
+mod stub;
+
+pub mod awset;
+pub mod boolean;
+pub mod dwflag;
+pub mod ewflag;
+pub mod gcounter;
+pub mod gset;
+pub mod ivar;
+pub mod lexcounter;
+pub mod lwwregister;
+pub mod max_int;
+pub mod mvregister;
+pub mod orset;
+pub mod pncounter;
+pub mod twopset;
+
+pub use awset::AWSet;
+pub use boolean::Boolean;
+pub use dwflag::DWFlag;
+pub use ewflag::EWFlag;
+pub use gcounter::GCounter;
+pub use gset::GSet;
+pub use ivar::IVar;
+pub use lexcounter::LexCounter;
+pub use lwwregister::LWWRegister;
+pub use max_int::MaxInt;
+pub use mvregister::MVRegister;
+pub use orset::ORSet;
+pub use pncounter::PNCounter;
+pub use twopset::TwoPSet;

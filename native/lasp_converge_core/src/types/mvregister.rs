@@ -1,0 +1,3 @@
+//! `state_mvregister` (stub).
+
+crate::stub_lattice!(MVRegister, crate::term::Atom::StateMvregister);

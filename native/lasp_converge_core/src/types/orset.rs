@@ -1,0 +1,3 @@
+//! `state_orset` (stub).
+
+crate::stub_lattice!(ORSet, crate::term::Atom::StateOrset);

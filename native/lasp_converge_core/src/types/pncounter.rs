@@ -1,0 +1,3 @@
+//! `state_pncounter` (stub).
+
+crate::stub_lattice!(PNCounter, crate::term::Atom::StatePncounter);
