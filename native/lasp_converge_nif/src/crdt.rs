@@ -1,0 +1,128 @@
+// CRDT NIFs. Each comes in two flavours: the plain one runs on a normal
+// scheduler with a small budget of list cells (`Limits::normal`, about
+// 100 us of work) and raises `lasp_converge_dirty` past it; the `_dirty` one
+// runs on a dirty CPU scheduler with the full limits. `lasp_converge_crdt`
+// calls the first and falls back to the second, so small inputs never pay
+// for the hop to a dirty scheduler and large ones never hold a normal one.
+use lasp_converge_core::{api, Limits};
+use rustler::{Env, NifResult, Term};
+
+use crate::error::raise;
+use crate::term::{ExBuilder, ExMutate, ExTerm};
+
+fn to_term<'a>(r: lasp_converge_core::error::Result<ExTerm<'a>>) -> NifResult<Term<'a>> {
+    r.map(|t| t.0).map_err(raise)
+}
+
+fn to_bool(r: lasp_converge_core::error::Result<bool>) -> NifResult<bool> {
+    r.map_err(raise)
+}
+
+// Each operation is written once as `fn(Env, Limits, args..)`; the macro
+// declares its normal and dirty NIFs.
+macro_rules! twin {
+    ($name:ident, $dirty:ident, $imp:ident, ($($arg:ident),*) -> $ret:ty) => {
+        #[rustler::nif]
+        fn $name<'a>(env: Env<'a>, $($arg: Term<'a>),*) -> NifResult<$ret> {
+            $imp(env, Limits::normal(), $($arg),*)
+        }
+
+        #[rustler::nif(schedule = "DirtyCpu")]
+        fn $dirty<'a>(env: Env<'a>, $($arg: Term<'a>),*) -> NifResult<$ret> {
+            $imp(env, Limits::dirty(), $($arg),*)
+        }
+    };
+}
+
+fn merge<'a>(env: Env<'a>, l: Limits, a: Term<'a>, b: Term<'a>) -> NifResult<Term<'a>> {
+    to_term(api::merge(&ExBuilder { env }, &ExTerm(a), &ExTerm(b), l))
+}
+twin!(crdt_merge, crdt_merge_dirty, merge, (a, b) -> Term<'a>);
+
+fn merge_all<'a>(env: Env<'a>, l: Limits, list: Term<'a>) -> NifResult<Term<'a>> {
+    to_term(api::merge_all(&ExBuilder { env }, &ExTerm(list), l))
+}
+twin!(crdt_merge_all, crdt_merge_all_dirty, merge_all, (list) -> Term<'a>);
+
+fn equal<'a>(_: Env<'a>, l: Limits, a: Term<'a>, b: Term<'a>) -> NifResult<bool> {
+    to_bool(api::equal(&ExTerm(a), &ExTerm(b), l))
+}
+twin!(crdt_equal, crdt_equal_dirty, equal, (a, b) -> bool);
+
+fn is_inflation<'a>(_: Env<'a>, l: Limits, a: Term<'a>, b: Term<'a>) -> NifResult<bool> {
+    to_bool(api::is_inflation(&ExTerm(a), &ExTerm(b), l))
+}
+twin!(crdt_is_inflation, crdt_is_inflation_dirty, is_inflation, (a, b) -> bool);
+
+fn is_strict_inflation<'a>(_: Env<'a>, l: Limits, a: Term<'a>, b: Term<'a>) -> NifResult<bool> {
+    to_bool(api::is_strict_inflation(&ExTerm(a), &ExTerm(b), l))
+}
+twin!(crdt_is_strict_inflation, crdt_is_strict_inflation_dirty, is_strict_inflation, (a, b) -> bool);
+
+fn is_bottom<'a>(_: Env<'a>, l: Limits, s: Term<'a>) -> NifResult<bool> {
+    to_bool(api::is_bottom(&ExTerm(s), l))
+}
+twin!(crdt_is_bottom, crdt_is_bottom_dirty, is_bottom, (s) -> bool);
+
+fn query<'a>(env: Env<'a>, l: Limits, s: Term<'a>) -> NifResult<Term<'a>> {
+    to_term(api::query(&ExBuilder { env }, &ExTerm(s), l))
+}
+twin!(crdt_query, crdt_query_dirty, query, (s) -> Term<'a>);
+
+fn delta<'a>(env: Env<'a>, l: Limits, a: Term<'a>, b: Term<'a>) -> NifResult<Term<'a>> {
+    to_term(api::delta(&ExBuilder { env }, &ExTerm(a), &ExTerm(b), l))
+}
+twin!(crdt_delta, crdt_delta_dirty, delta, (a, b) -> Term<'a>);
+
+fn mutate<'a>(
+    env: Env<'a>,
+    l: Limits,
+    op: Term<'a>,
+    actor: Term<'a>,
+    s: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let mut cx = ExMutate {
+        b: ExBuilder { env },
+    };
+    to_term(api::mutate(
+        &mut cx,
+        &ExTerm(op),
+        &ExTerm(actor),
+        &ExTerm(s),
+        l,
+    ))
+}
+twin!(crdt_mutate, crdt_mutate_dirty, mutate, (op, actor, s) -> Term<'a>);
+
+fn delta_mutate<'a>(
+    env: Env<'a>,
+    l: Limits,
+    op: Term<'a>,
+    actor: Term<'a>,
+    s: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let mut cx = ExMutate {
+        b: ExBuilder { env },
+    };
+    to_term(api::delta_mutate(
+        &mut cx,
+        &ExTerm(op),
+        &ExTerm(actor),
+        &ExTerm(s),
+        l,
+    ))
+}
+twin!(crdt_delta_mutate, crdt_delta_mutate_dirty, delta_mutate, (op, actor, s) -> Term<'a>);
+
+#[rustler::nif]
+fn crdt_new<'a>(env: Env<'a>, ty: Term<'a>) -> NifResult<Term<'a>> {
+    to_term(api::new(&ExBuilder { env }, &ExTerm(ty)))
+}
+
+#[rustler::nif]
+fn crdt_types<'a>(env: Env<'a>) -> Vec<Term<'a>> {
+    lasp_converge_core::crdt::TYPES
+        .iter()
+        .map(|a| crate::atoms::get(*a).to_term(env))
+        .collect()
+}

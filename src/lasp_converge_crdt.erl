@@ -1,0 +1,135 @@
+%% @doc Native lattice operations on Lasp's state-based CRDTs.
+%%
+%% States are the exact terms of lasp-lang/types 0.1.8, the library a Lasp
+%% 0.8 node runs: `{state_orset, Payload}', `{state_gcounter, Payload}', ...
+%% Every function here returns, term for term, what the type's own module
+%% returns: `lasp_converge_crdt:merge(A, B)' can stand wherever
+%% `state_orset:merge(A, B)' stood. Which of two `==' terms a result keeps,
+%% and the argument order of `merge/2', follow types exactly.
+%%
+%% Bad input never crashes the VM and never gives a silently wrong answer:
+%% it raises `error:{badcrdt, Why}' with `Why' one of
+%% `not_a_crdt', `unknown_type', `{type_mismatch, T1, T2}',
+%% `{malformed, T}', `{unsorted, T}', `{improper_list, T}', `too_deep',
+%% `too_large', `{conflict, T}' (types itself raises, e.g. two different
+%% ivar values), `{not_identical, T}' (dot-map keys `==' but not `=:='),
+%% `{unknown_op, T}' or `{not_implemented, T}'. No atom is ever created from
+%% the input.
+%%
+%% Scheduling: small inputs (up to 2,000 list cells in all arguments) run on
+%% the calling scheduler; larger ones move to a dirty CPU scheduler, so no
+%% call holds a normal scheduler for more than about 100 microseconds.
+%%
+%% @reference Paulo Sérgio Almeida, Ali Shoker, Carlos Baquero (2016):
+%% Delta State Replicated Data Types. [https://arxiv.org/abs/1603.01529]
+-module(lasp_converge_crdt).
+
+-export([new/1, types/0,
+         merge/2, merge_all/1,
+         equal/2, is_inflation/2, is_strict_inflation/2, is_bottom/1,
+         query/1, delta/2,
+         mutate/3, delta_mutate/3]).
+
+-export_type([crdt/0, type/0, why/0]).
+
+-type type() :: atom().
+-type crdt() :: {type(), term()}.
+-type why() :: atom() | tuple().
+
+-define(SET_TYPES, [state_gset, state_twopset, state_orset, state_awset,
+                    state_mvregister, state_awset_ps]).
+
+%% @doc The bottom state of `Type', as `Type:new()' returns it.
+-spec new(type()) -> crdt().
+new(Type) ->
+    lasp_converge_nif:crdt_new(Type).
+
+%% @doc The types this library implements natively.
+-spec types() -> [type()].
+types() ->
+    lasp_converge_nif:crdt_types().
+
+%% @doc `Type:merge(A, B)'. When the merge adds nothing to `A' (or `B'),
+%% that argument itself is returned.
+-spec merge(crdt(), crdt()) -> crdt().
+merge(A, B) ->
+    try lasp_converge_nif:crdt_merge(A, B)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_merge_dirty(A, B)
+    end.
+
+%% @doc Merge many states in one native call:
+%% `merge(...merge(merge(S1, S2), S3)..., Sn)'. The list must not be empty.
+-spec merge_all([crdt(), ...]) -> crdt().
+merge_all(States) ->
+    try lasp_converge_nif:crdt_merge_all(States)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_merge_all_dirty(States)
+    end.
+
+%% @doc `Type:equal(A, B)'.
+-spec equal(crdt(), crdt()) -> boolean().
+equal(A, B) ->
+    try lasp_converge_nif:crdt_equal(A, B)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_equal_dirty(A, B)
+    end.
+
+%% @doc `Type:is_inflation(A, B)': whether `B' is at least `A'.
+-spec is_inflation(crdt(), crdt()) -> boolean().
+is_inflation(A, B) ->
+    try lasp_converge_nif:crdt_is_inflation(A, B)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_is_inflation_dirty(A, B)
+    end.
+
+%% @doc `Type:is_strict_inflation(A, B)'.
+-spec is_strict_inflation(crdt(), crdt()) -> boolean().
+is_strict_inflation(A, B) ->
+    try lasp_converge_nif:crdt_is_strict_inflation(A, B)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_is_strict_inflation_dirty(A, B)
+    end.
+
+%% @doc `Type:is_bottom(S)'.
+-spec is_bottom(crdt()) -> boolean().
+is_bottom(S) ->
+    try lasp_converge_nif:crdt_is_bottom(S)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_is_bottom_dirty(S)
+    end.
+
+%% @doc `Type:query(S)': an OTP `sets' set for the set-valued types (gset,
+%% twopset, orset, awset, mvregister), an integer for counters, a boolean
+%% for flags, the stored value for registers.
+-spec query(crdt()) -> term().
+query(S) ->
+    Value = try lasp_converge_nif:crdt_query(S)
+            catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_query_dirty(S)
+            end,
+    case lists:member(element(1, S), ?SET_TYPES) of
+        true -> sets:from_list(Value);
+        false -> Value
+    end.
+
+%% @doc The join of the join-irreducible parts of `A' that strictly inflate
+%% `B' (types' `delta(A, {state, B})'): `merge(delta(A, B), B)' equals
+%% `merge(A, B)', and is usually much smaller to send.
+-spec delta(crdt(), crdt()) -> crdt().
+delta(A, B) ->
+    try lasp_converge_nif:crdt_delta(A, B)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_delta_dirty(A, B)
+    end.
+
+%% @doc `Type:mutate(Op, Actor, S)': the state after one local operation,
+%% `{ok, S1}', or `{error, Reason}' where types answers so. Operations are
+%% the type's own: `increment', `decrement', `{add, E}', `{add_all, Es}',
+%% `{rmv, E}', `{rmv_all, Es}', `{set, Ts, V}', `true', `enable', ...
+%% Unique tokens are 20 random bytes, as types draws them.
+-spec mutate(term(), term(), crdt()) -> {ok, crdt()} | {error, term()}.
+mutate(Op, Actor, S) ->
+    try lasp_converge_nif:crdt_mutate(Op, Actor, S)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_mutate_dirty(Op, Actor, S)
+    end.
+
+%% @doc `Type:delta_mutate(Op, Actor, S)': only the delta of the operation,
+%% what Lasp's delta-based mode sends.
+-spec delta_mutate(term(), term(), crdt()) -> {ok, crdt()} | {error, term()}.
+delta_mutate(Op, Actor, S) ->
+    try lasp_converge_nif:crdt_delta_mutate(Op, Actor, S)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_delta_mutate_dirty(Op, Actor, S)
+    end.

@@ -1,0 +1,96 @@
+%% @doc The native library: stubs replaced by the NIF when the module loads.
+%%
+%% Call the wrappers (`lasp_converge_crdt'), not these functions: each
+%% operation has a normal-scheduler NIF that gives up with
+%% `error:lasp_converge_dirty' past a small budget, and a `_dirty' twin that
+%% runs on a dirty CPU scheduler; the wrappers pick.
+-module(lasp_converge_nif).
+
+-export([crdt_new/1, crdt_types/0,
+         crdt_merge/2, crdt_merge_dirty/2,
+         crdt_merge_all/1, crdt_merge_all_dirty/1,
+         crdt_equal/2, crdt_equal_dirty/2,
+         crdt_is_inflation/2, crdt_is_inflation_dirty/2,
+         crdt_is_strict_inflation/2, crdt_is_strict_inflation_dirty/2,
+         crdt_is_bottom/1, crdt_is_bottom_dirty/1,
+         crdt_query/1, crdt_query_dirty/1,
+         crdt_delta/2, crdt_delta_dirty/2,
+         crdt_mutate/3, crdt_mutate_dirty/3,
+         crdt_delta_mutate/3, crdt_delta_mutate_dirty/3]).
+
+-on_load(init/0).
+
+-define(LIB, "lasp_converge_nif").
+-define(NOT_LOADED, erlang:nif_error({not_loaded, ?MODULE})).
+
+%% @private
+-spec init() -> ok | {error, term()}.
+init() ->
+    Path = filename:join(priv_dir(), ?LIB),
+    case erlang:load_nif(Path, 0) of
+        ok ->
+            ok;
+        {error, {reload, _}} ->
+            ok;
+        {error, Reason} ->
+            error_logger:error_msg(
+              "lasp_converge: cannot load the native library ~s.so: ~p~n"
+              "Build it with `make nif` (or `rebar3 compile` / `mix compile`) "
+              "from the project's root.~n", [Path, Reason]),
+            {error, Reason}
+    end.
+
+priv_dir() ->
+    case code:priv_dir(lasp_converge) of
+        {error, bad_name} ->
+            %% Not loaded as an application (e.g. `erl -pa ebin`): priv/ beside ebin/.
+            Ebin = filename:dirname(code:which(?MODULE)),
+            filename:join(filename:dirname(Ebin), "priv");
+        Dir ->
+            Dir
+    end.
+
+-spec crdt_new(atom()) -> term().
+crdt_new(_) -> ?NOT_LOADED.
+-spec crdt_types() -> [atom()].
+crdt_types() -> ?NOT_LOADED.
+-spec crdt_merge(term(), term()) -> term().
+crdt_merge(_, _) -> ?NOT_LOADED.
+-spec crdt_merge_dirty(term(), term()) -> term().
+crdt_merge_dirty(_, _) -> ?NOT_LOADED.
+-spec crdt_merge_all(list()) -> term().
+crdt_merge_all(_) -> ?NOT_LOADED.
+-spec crdt_merge_all_dirty(list()) -> term().
+crdt_merge_all_dirty(_) -> ?NOT_LOADED.
+-spec crdt_equal(term(), term()) -> boolean().
+crdt_equal(_, _) -> ?NOT_LOADED.
+-spec crdt_equal_dirty(term(), term()) -> boolean().
+crdt_equal_dirty(_, _) -> ?NOT_LOADED.
+-spec crdt_is_inflation(term(), term()) -> boolean().
+crdt_is_inflation(_, _) -> ?NOT_LOADED.
+-spec crdt_is_inflation_dirty(term(), term()) -> boolean().
+crdt_is_inflation_dirty(_, _) -> ?NOT_LOADED.
+-spec crdt_is_strict_inflation(term(), term()) -> boolean().
+crdt_is_strict_inflation(_, _) -> ?NOT_LOADED.
+-spec crdt_is_strict_inflation_dirty(term(), term()) -> boolean().
+crdt_is_strict_inflation_dirty(_, _) -> ?NOT_LOADED.
+-spec crdt_is_bottom(term()) -> boolean().
+crdt_is_bottom(_) -> ?NOT_LOADED.
+-spec crdt_is_bottom_dirty(term()) -> boolean().
+crdt_is_bottom_dirty(_) -> ?NOT_LOADED.
+-spec crdt_query(term()) -> term().
+crdt_query(_) -> ?NOT_LOADED.
+-spec crdt_query_dirty(term()) -> term().
+crdt_query_dirty(_) -> ?NOT_LOADED.
+-spec crdt_delta(term(), term()) -> term().
+crdt_delta(_, _) -> ?NOT_LOADED.
+-spec crdt_delta_dirty(term(), term()) -> term().
+crdt_delta_dirty(_, _) -> ?NOT_LOADED.
+-spec crdt_mutate(term(), term(), term()) -> term().
+crdt_mutate(_, _, _) -> ?NOT_LOADED.
+-spec crdt_mutate_dirty(term(), term(), term()) -> term().
+crdt_mutate_dirty(_, _, _) -> ?NOT_LOADED.
+-spec crdt_delta_mutate(term(), term(), term()) -> term().
+crdt_delta_mutate(_, _, _) -> ?NOT_LOADED.
+-spec crdt_delta_mutate_dirty(term(), term(), term()) -> term().
+crdt_delta_mutate_dirty(_, _, _) -> ?NOT_LOADED.
