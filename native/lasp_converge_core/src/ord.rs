@@ -21,8 +21,12 @@ pub fn union<T: Term>(x: &[T], y: &[T]) -> (Vec<T>, bool) {
         match (first.first(), second.first()) {
             (Some(a), Some(b)) => match a.compare(b) {
                 Ordering::Less => {
-                    out.push(a.clone());
-                    first = &first[1..];
+                    // Emit the whole run of `first` below `b` at once: a
+                    // small delta merged into a large state costs
+                    // O(delta * log(state)) comparisons, not O(state).
+                    let k = run_below(first, b, |e| e);
+                    out.extend_from_slice(&first[..k]);
+                    first = &first[k..];
                 }
                 Ordering::Greater => {
                     out.push(b.clone());
@@ -133,12 +137,14 @@ pub fn orddict_merge<T: Term, V: Clone, E>(
     while i < x.len() && j < y.len() {
         match x[i].0.compare(&y[j].0) {
             Ordering::Less => {
-                out.push(x[i].clone());
-                i += 1;
+                let k = run_below(&x[i..], &y[j].0, |(key, _)| key);
+                out.extend_from_slice(&x[i..i + k]);
+                i += k;
             }
             Ordering::Greater => {
-                out.push(y[j].clone());
-                j += 1;
+                let k = run_below(&y[j..], &x[i].0, |(key, _)| key);
+                out.extend_from_slice(&y[j..j + k]);
+                j += k;
             }
             Ordering::Equal => {
                 let v = f(&x[i].0, &x[i].1, &y[j].1)?;
@@ -165,5 +171,117 @@ pub fn store<T: Term, V>(d: &mut Vec<(T, V)>, k: T, v: V) {
 pub fn add_element<T: Term>(s: &mut Vec<T>, e: T) {
     if let Err(i) = s.binary_search_by(|x| x.compare(&e)) {
         s.insert(i, e);
+    }
+}
+
+/// How many leading elements of `s` (whose first element is known to be
+/// below `bound`) have a key strictly below `bound`. Galloping search: one
+/// comparison when the run is short, O(log k) when it is long.
+#[inline]
+pub fn run_below<E, T: Term>(s: &[E], bound: &T, key: impl Fn(&E) -> &T) -> usize {
+    let below = |i: usize| key(&s[i]).compare(bound) == Ordering::Less;
+    // Invariant: s[lo - 1] is below; s[hi] (if hi < len) is not.
+    let mut lo = 1;
+    let mut step = 1;
+    while lo < s.len() && below(lo) {
+        lo += 1;
+        if lo + step >= s.len() || !below(lo + step - 1) {
+            break;
+        }
+        lo += step;
+        step *= 2;
+    }
+    // Now s[..lo] are below, and the first not-below is within
+    // [lo, min(lo + step, len)).
+    let mut hi = (lo + step).min(s.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::owned::OwnedTerm;
+
+    fn ints(v: &[i64]) -> Vec<OwnedTerm> {
+        v.iter().map(|i| OwnedTerm::Int((*i).into())).collect()
+    }
+
+    // One element at a time, exactly as OTP's ordsets:union/2 recurses.
+    fn union_naive(x: &[OwnedTerm], y: &[OwnedTerm]) -> Vec<OwnedTerm> {
+        match (x.split_first(), y.split_first()) {
+            (None, _) => y.to_vec(),
+            (_, None) => x.to_vec(),
+            (Some((a, xs)), Some((b, ys))) => match a.compare(b) {
+                Ordering::Less => [vec![a.clone()], union_naive(xs, y)].concat(),
+                Ordering::Greater => [vec![b.clone()], union_naive(ys, x)].concat(),
+                Ordering::Equal => [vec![a.clone()], union_naive(xs, ys)].concat(),
+            },
+        }
+    }
+
+    #[test]
+    fn run_below_counts_every_prefix() {
+        for len in 1..40 {
+            let s = ints(&(0..len).collect::<Vec<_>>());
+            for bound in 1..=len + 1 {
+                let b = OwnedTerm::Int(bound.into());
+                assert_eq!(run_below(&s, &b, |e| e), bound.min(len) as usize, "len {len} bound {bound}");
+            }
+        }
+    }
+
+    #[test]
+    fn union_matches_otp_clause_order() {
+        let cases: &[(&[i64], &[i64])] = &[
+            (&[1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30], &[5, 12, 40]),
+            (&[], &[1, 2]),
+            (&[4, 5, 6, 7, 8, 9, 10, 11, 12, 13], &[1, 2, 3, 14]),
+            (&[1, 3, 5, 7, 9], &[2, 4, 6, 8, 10]),
+        ];
+        for (x, y) in cases {
+            let (x, y) = (ints(x), ints(y));
+            assert_eq!(union(&x, &y).0, union_naive(&x, &y));
+            assert_eq!(union(&y, &x).0, union_naive(&y, &x));
+        }
+        // 1 and 1.0 are ==: which one is kept depends on the role swap.
+        let x = vec![OwnedTerm::Float(1.0), OwnedTerm::Int(5)];
+        let y = vec![OwnedTerm::Int(0), OwnedTerm::Int(1)];
+        let got = union(&x, &y).0;
+        assert!(got.iter().zip(&union_naive(&x, &y)).all(|(a, b)| a.identical(b)));
+        assert!(got[1].identical(&OwnedTerm::Int(1)));
+    }
+
+    #[test]
+    fn union_flags_an_unchanged_left_side() {
+        let x = ints(&[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert!(union(&x, &ints(&[2, 7])).1);
+        assert!(!union(&x, &ints(&[2, 70])).1);
+    }
+
+    #[test]
+    fn orddict_merge_copies_runs_and_merges_ties() {
+        let d = |v: &[(i64, i64)]| -> Vec<(OwnedTerm, i64)> {
+            v.iter().map(|(k, x)| (OwnedTerm::Int((*k).into()), *x)).collect()
+        };
+        let x = d(&[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (9, 1)]);
+        let y = d(&[(0, 2), (4, 7), (6, 2), (7, 2), (8, 2), (10, 2)]);
+        let got = orddict_merge(&x, &y, |_, a, b| Ok::<_, ()>(a + b)).unwrap_or_default();
+        let keys: Vec<i128> = got
+            .iter()
+            .map(|(k, _)| match k {
+                OwnedTerm::Int(i) => *i,
+                _ => -1,
+            })
+            .collect();
+        assert_eq!(keys, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(got[4].1, 8);
     }
 }
