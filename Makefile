@@ -1,0 +1,128 @@
+# lasp_converge: the one place that runs cargo and copies the NIF into priv/.
+#
+#   make            build the NIF and the Erlang/Elixir code (rebar3 compile)
+#   make test       cargo test, then rebar3 eunit, then mix test
+#   make nif        cargo build the NIF and copy it to priv/ (needs no Erlang)
+#   make toolchain  install Erlang/OTP, Elixir, rebar3 and PropEr if missing
+#   make demo       run lasp_converge_demo:main/0
+#   make bench      run lasp_converge_bench:main/0 (bench/lasp_converge_bench.erl)
+#   make lint       cargo fmt --check, clippy, rebar3 xref, rebar3 dialyzer,
+#                   mix format --check-formatted (the gate explorer's `mix ci` runs)
+#   make fmt        cargo fmt and mix format (rewrites files)
+#   make dialyzer   rebar3 dialyzer alone (about 30 s the first time: it builds a PLT)
+#   make clean      remove build outputs (_build, target, priv/*.so)
+#
+# rebar3 runs `make nif` from its compile pre_hook (rebar.config) and Mix runs
+# it from the project's own compiler (lib/mix/tasks/compile.lasp_converge_nif.ex),
+# so each of them builds a fresh NIF without knowing about cargo.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+CARGO  ?= cargo
+REBAR3 ?= rebar3
+MIX    ?= mix
+ERL    ?= erl
+ERLC   ?= erlc
+
+# What `make toolchain` installs on Debian (the same set a developer has).
+APT_PACKAGES := erlang-nox erlang-dev erlang-eunit erlang-common-test \
+	erlang-dialyzer erlang-proper erlang-proper-dev elixir rebar3
+TOOLS := erl elixir mix rebar3
+PROPER_HRL_GLOB := /usr/lib/erlang/lib/proper-*/include/proper.hrl
+
+# cargo names the library after the platform; the BEAM loads `<name>.so`
+# everywhere except Windows, macOS included.
+ifeq ($(shell uname -s),Darwin)
+NIF_BUILT := target/release/liblasp_converge_nif.dylib
+else
+NIF_BUILT := target/release/liblasp_converge_nif.so
+endif
+NIF_SO := priv/lasp_converge_nif.so
+
+# Code paths for `erl` after `rebar3 compile` (default profile).
+ERL_PATHS := -pa _build/default/lib/*/ebin
+# Run Fun, exit 0 when it returns and 1 with the error when it raises, so a
+# crashing demo or benchmark fails the make target.
+define erl_run
+$(ERL) -noshell $(ERL_PATHS) $(2) -eval 'try $(1) of _ -> halt(0) catch C:R:S -> io:format(standard_error, "~p:~p~n~p~n", [C, R, S]), halt(1) end.'
+endef
+
+BENCH_SRC := bench/lasp_converge_bench.erl
+BENCH_OUT := _build/bench
+
+.PHONY: all toolchain nif compile test demo bench lint fmt dialyzer clean
+
+all: nif compile
+
+# A no-op when everything is there; otherwise install it (root on Debian) or
+# say exactly what to run.
+toolchain:
+	@missing=""; \
+	for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	ls $(PROPER_HRL_GLOB) >/dev/null 2>&1 || missing="$$missing proper.hrl"; \
+	[ -z "$$missing" ] && exit 0; \
+	echo "make toolchain: missing:$$missing"; \
+	if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update && apt-get install -y $(APT_PACKAGES) || exit 1; \
+		for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || { echo "make toolchain: $$t still missing after apt-get install" >&2; exit 1; }; done; \
+		ls $(PROPER_HRL_GLOB) >/dev/null 2>&1 || { echo "make toolchain: proper.hrl still missing after apt-get install" >&2; exit 1; }; \
+	else \
+		echo "Install the toolchain with (as root, on Debian/Ubuntu):" >&2; \
+		echo "  apt-get update && apt-get install -y $(APT_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
+# Build the NIF and copy it into priv/ only when it changed: replacing the file
+# under a running VM would change what its next load picks up, and the rename
+# keeps the copy atomic.
+nif:
+	$(CARGO) build --release -p lasp_converge_nif
+	@mkdir -p priv
+	@if ! cmp -s $(NIF_BUILT) $(NIF_SO); then \
+		cp $(NIF_BUILT) $(NIF_SO).tmp && mv -f $(NIF_SO).tmp $(NIF_SO) && \
+		echo "copied $(NIF_BUILT) -> $(NIF_SO)"; \
+	fi
+
+compile: toolchain
+	$(REBAR3) compile
+
+# Stops at the first failing step. `rebar3 eunit` builds the NIF through the
+# rebar.config pre_hook, `mix test` through the Mix compiler.
+test: toolchain
+	$(CARGO) test
+	$(REBAR3) eunit
+	$(MIX) test
+
+demo: toolchain
+	$(REBAR3) compile
+	$(call erl_run,lasp_converge_demo:main())
+
+bench: toolchain nif
+	@if [ ! -f $(BENCH_SRC) ]; then \
+		echo "make bench: $(BENCH_SRC) does not exist yet (it defines lasp_converge_bench:main/0)" >&2; \
+		exit 1; \
+	fi
+	$(REBAR3) compile
+	@mkdir -p $(BENCH_OUT)
+	$(ERLC) -o $(BENCH_OUT) -I include $(ERL_PATHS) $(BENCH_SRC)
+	$(call erl_run,lasp_converge_bench:main(),-pa $(BENCH_OUT))
+
+lint: toolchain
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(REBAR3) xref
+	$(REBAR3) dialyzer
+	$(MIX) format --check-formatted
+
+fmt:
+	$(CARGO) fmt --all
+	$(MIX) format
+
+dialyzer: toolchain
+	$(REBAR3) dialyzer
+
+clean:
+	rm -rf _build priv/lasp_converge_nif.so priv/lasp_converge_nif.so.tmp
+	$(CARGO) clean

@@ -1,0 +1,55 @@
+# mix.exs loads this file before Mix compiles lib/ (a compiler has to exist
+# before the compile that uses it), so skip the definition when compiling lib/
+# would only redefine the module already loaded.
+unless Code.ensure_loaded?(Mix.Tasks.Compile.LaspConvergeNif) do
+  defmodule Mix.Tasks.Compile.LaspConvergeNif do
+    @moduledoc """
+    Builds the NIF with `make nif` (what elixir_make does, in a few lines,
+    since no hex package can be fetched here).
+
+    The Makefile alone owns `cargo build` and the copy into `priv/`; this
+    compiler runs it and then relinks `priv/` into `_build`, so that
+    `code:priv_dir(lasp_converge)` finds `lasp_converge_nif.so` even on the
+    first build of a fresh clone, when `priv/` did not exist yet.
+    """
+    use Mix.Task.Compiler
+
+    @impl Mix.Task.Compiler
+    def run(_args) do
+      root = Path.dirname(Mix.Project.project_file())
+      make = System.get_env("MAKE", "make")
+
+      if System.find_executable(make) == nil do
+        error("cannot find `#{make}` on PATH")
+      else
+        case System.cmd(make, ["nif"],
+               cd: root,
+               into: IO.stream(:stdio, :line),
+               stderr_to_stdout: true
+             ) do
+          {_, 0} ->
+            Mix.Project.build_structure()
+            {:ok, []}
+
+          {_, status} ->
+            error("`#{make} nif` exited with status #{status}")
+        end
+      end
+    end
+
+    defp error(message) do
+      Mix.shell().error("compile.lasp_converge_nif: " <> message)
+
+      {:error,
+       [
+         %Mix.Task.Compiler.Diagnostic{
+           compiler_name: "lasp_converge_nif",
+           file: Path.join(File.cwd!(), "Makefile"),
+           message: message,
+           position: nil,
+           severity: :error
+         }
+       ]}
+    end
+  end
+end
