@@ -32,11 +32,12 @@ TOOLS := erl elixir mix rebar3
 PROPER_HRL_GLOB := /usr/lib/erlang/lib/proper-*/include/proper.hrl
 
 # cargo names the library after the platform; the BEAM loads `<name>.so`
-# everywhere except Windows, macOS included.
+# everywhere except Windows, macOS included. Honour CARGO_TARGET_DIR as cargo does.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 ifeq ($(shell uname -s),Darwin)
-NIF_BUILT := target/release/liblasp_converge_nif.dylib
+NIF_BUILT := $(TARGET_DIR)/release/liblasp_converge_nif.dylib
 else
-NIF_BUILT := target/release/liblasp_converge_nif.so
+NIF_BUILT := $(TARGET_DIR)/release/liblasp_converge_nif.so
 endif
 NIF_SO := priv/lasp_converge_nif.so
 
@@ -62,15 +63,16 @@ toolchain:
 	for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	ls $(PROPER_HRL_GLOB) >/dev/null 2>&1 || missing="$$missing proper.hrl"; \
 	[ -z "$$missing" ] && exit 0; \
-	echo "make toolchain: missing:$$missing"; \
+	echo "make toolchain: missing:$$missing" >&2; \
 	if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update && apt-get install -y $(APT_PACKAGES) || exit 1; \
 		for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || { echo "make toolchain: $$t still missing after apt-get install" >&2; exit 1; }; done; \
 		ls $(PROPER_HRL_GLOB) >/dev/null 2>&1 || { echo "make toolchain: proper.hrl still missing after apt-get install" >&2; exit 1; }; \
 	else \
-		echo "Install the toolchain with (as root, on Debian/Ubuntu):" >&2; \
-		echo "  apt-get update && apt-get install -y $(APT_PACKAGES)" >&2; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo "; \
+		echo "Install Erlang/OTP, Elixir, rebar3 and PropEr; on Debian/Ubuntu run:" >&2; \
+		echo "  $${sudo}apt-get update && $${sudo}apt-get install -y $(APT_PACKAGES)" >&2; \
 		exit 1; \
 	fi
 
@@ -106,7 +108,7 @@ bench: toolchain nif
 	fi
 	$(REBAR3) compile
 	@mkdir -p $(BENCH_OUT)
-	$(ERLC) -o $(BENCH_OUT) -I include $(ERL_PATHS) $(BENCH_SRC)
+	$(ERLC) -o $(BENCH_OUT) -I include -pa _build/default/lib/lasp_converge/ebin $(BENCH_SRC)
 	$(call erl_run,lasp_converge_bench:main(),-pa $(BENCH_OUT))
 
 lint: toolchain

@@ -278,7 +278,7 @@ defmodule LaspConverge.CRDT do
   The operations are the type's own: `:increment` and `:decrement` for
   counters, `{:add, e}`, `{:add_all, es}`, `{:rmv, e}` and `{:rmv_all, es}`
   for sets, `{:set, timestamp, value}` for `:state_lwwregister`, `:enable`
-  and `:disable` for flags, `:true` for `:state_boolean`, ...
+  and `:disable` for flags, `true` for `:state_boolean`, ...
 
   ## Examples
 
