@@ -11,6 +11,7 @@
 pub mod api;
 pub mod crdt;
 pub mod decode;
+pub mod etf;
 pub mod error;
 pub mod lattice;
 pub mod ord;
