@@ -5,7 +5,8 @@
 //! zlib-compressed one (tag 80, `term_to_binary(T, [compressed])`). It never
 //! panics: bad input gives an [`EtfError`]. [`encode`] writes what OTP 25's
 //! `term_to_binary/1` writes for the same term, except that map pairs come
-//! out in key order (OTP writes maps of more than 32 keys in hash order).
+//! out in key order (OTP writes maps of more than 32 keys in hash order);
+//! the conformance vectors re-encode byte for byte.
 //!
 //! # Examples
 //!
@@ -15,6 +16,7 @@
 //!
 //! // term_to_binary({ok, [1, <<"x">>]})
 //! let bytes = [131, 104, 2, 100, 0, 2, b'o', b'k', 108, 0, 0, 0, 2, 97, 1, 109, 0, 0, 0, 1, b'x', 106];
+//! assert_eq!(etf::encode(&etf::decode(&bytes).unwrap()), bytes);
 //! let t = etf::decode(&bytes).unwrap();
 //! assert_eq!(t, T::tuple([T::atom("ok"), T::list([T::int(1), T::bin(b"x")])]));
 //! assert_eq!(etf::decode(&etf::encode(&t)).unwrap(), t);
@@ -125,6 +127,21 @@ pub fn decode(bytes: &[u8]) -> Result<OwnedTerm> {
         return decode_body(&inflated);
     }
     decode_body(rest)
+}
+
+/// The uncompressed form of an external term: `bytes` itself, or, for a
+/// compressed term (tag 80), the version byte followed by the inflated body.
+pub fn uncompressed(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    match bytes {
+        [VERSION, COMPRESSED, rest @ ..] => {
+            let mut out = vec![VERSION];
+            out.extend_from_slice(&inflate(rest)?);
+            Ok(out.into())
+        }
+        [VERSION, ..] => Ok(bytes.into()),
+        [v, ..] => Err(EtfError::BadVersion(*v)),
+        [] => Err(EtfError::UnexpectedEnd),
+    }
 }
 
 /// One term without the version byte, with nothing after it.
@@ -504,23 +521,30 @@ pub fn encode_compressed(term: &OwnedTerm) -> Vec<u8> {
     z.finish().unwrap_or_default()
 }
 
+/// OTP 25 writes a Latin-1 atom as `ATOM_EXT` (two-byte length, even when
+/// short), and any other atom as UTF-8.
 fn write_atom(out: &mut Vec<u8>, name: &str) {
     let latin1: Option<Vec<u8>> = name
         .chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect();
-    let (bytes, small, large) = match latin1 {
-        Some(b) => (b, SMALL_ATOM_EXT, ATOM_EXT),
-        None => (name.as_bytes().to_vec(), SMALL_ATOM_UTF8_EXT, ATOM_UTF8_EXT),
-    };
-    if bytes.len() < 256 {
-        out.push(small);
-        out.push(bytes.len() as u8);
-    } else {
-        out.push(large);
-        out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    match latin1 {
+        Some(bytes) => {
+            out.push(ATOM_EXT);
+            out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        None if name.len() < 256 => {
+            out.push(SMALL_ATOM_UTF8_EXT);
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+        }
+        None => {
+            out.push(ATOM_UTF8_EXT);
+            out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+        }
     }
-    out.extend_from_slice(&bytes);
 }
 
 fn write_big(out: &mut Vec<u8>, negative: bool, mag: &[u8]) {
@@ -703,8 +727,10 @@ mod test {
         let back = decode(&plain).unwrap_or_else(|e| panic!("{t}: {e}"));
         assert!(back.identical(t), "{t} came back as {back}");
         assert_eq!(encode(&back), plain);
-        let packed = decode(&encode_compressed(t)).unwrap();
+        let compressed = encode_compressed(t);
+        let packed = decode(&compressed).unwrap();
         assert!(packed.identical(t));
+        assert_eq!(&*uncompressed(&compressed).unwrap(), &plain[..]);
     }
 
     #[test]
@@ -716,7 +742,9 @@ mod test {
             encode(&T::float(1.5)),
             [131, 70, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]
         );
-        assert_eq!(encode(&T::atom("é")), [131, 115, 1, 0xe9]);
+        assert_eq!(encode(&T::atom("é")), [131, 100, 0, 1, 0xe9]);
+        assert_eq!(encode(&T::atom("✓")), [131, 119, 3, 0xe2, 0x9c, 0x93]);
+        assert_eq!(decode(&[131, 115, 1, 0xe9]).unwrap(), T::atom("é"));
         assert_eq!(decode(&[131, 119, 2, 0xc3, 0xa9]).unwrap(), T::atom("é"));
         assert_eq!(
             encode(&T::list([T::int(97), T::int(98)])),
@@ -728,7 +756,7 @@ mod test {
         );
         assert_eq!(
             encode(&T::list_with_tail([T::atom("a")], T::atom("b"))),
-            [131, 108, 0, 0, 0, 1, 115, 1, b'a', 115, 1, b'b']
+            [131, 108, 0, 0, 0, 1, 100, 0, 1, b'a', 100, 0, 1, b'b']
         );
         // 2^64: SMALL_BIG_EXT.
         assert_eq!(
