@@ -1489,6 +1489,22 @@ mod test {
     }
 
     #[test]
+    fn accessors_and_threads() {
+        fn send_sync<X: Send + Sync>() {}
+        send_sync::<T>();
+        let imp = T::list_with_tail([T::int(1), T::int(2)], T::atom("t"));
+        let (elems, tail) = imp.list_parts().unwrap();
+        assert_eq!(elems.len(), 2);
+        assert!(tail.identical(&T::atom("t")));
+        assert_eq!(imp.list_elems(), None);
+        assert_eq!(T::Nil.list_elems(), Some(vec![]));
+        let m = T::map([(T::int(1), T::atom("i")), (T::float(1.0), T::atom("f"))]);
+        assert_eq!(m.map_get(&T::float(1.0)), Some(&T::atom("f")));
+        assert_eq!(m.map_get(&T::int(2)), None);
+        assert_eq!(T::atom("x").atom_name(), Some("x"));
+    }
+
+    #[test]
     fn long_lists_do_not_overflow() {
         let n = 1_000_000;
         let flat = T::list((0..n).map(T::int));
