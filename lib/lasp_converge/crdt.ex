@@ -132,12 +132,12 @@ defmodule LaspConverge.CRDT do
   @doc """
   Whether two states are equal, `type.equal(a, b)`.
 
-  Equality is the type's: compare-equal (`==`) payloads, so `1` and `1.0`
-  count as the same count.
+  Equality is the type's, on compare-equal (`==`) terms, so `1` and `1.0`
+  count as the same element.
 
   ## Examples
 
-      iex> LaspConverge.CRDT.equal({:state_gcounter, [alice: 1]}, {:state_gcounter, [alice: 1.0]})
+      iex> LaspConverge.CRDT.equal({:state_gset, [1]}, {:state_gset, [1.0]})
       true
 
       iex> LaspConverge.CRDT.equal({:state_gset, [1]}, {:state_gset, [1, 2]})
@@ -271,9 +271,10 @@ defmodule LaspConverge.CRDT do
   Applies one local operation by `actor`, `type.mutate(op, actor, state)`.
 
   Returns `{:ok, new_state}`, or `{:error, reason}` where lasp-lang/types
-  answers so (for example removing an absent element from a
-  `:state_orset`). Raises `LaspConverge.CRDTError` when the state is bad or
-  the type has no such operation.
+  answers so (as its `state_bcounter` refuses a decrement beyond the
+  actor's rights). Raises `LaspConverge.CRDTError` when the state is bad or
+  the type has no such operation. As in lasp-lang/types, removing an absent
+  element is not an error: it leaves the state as it was.
 
   The operations are the type's own: `:increment` and `:decrement` for
   counters, `{:add, e}`, `{:add_all, es}`, `{:rmv, e}` and `{:rmv_all, es}`
@@ -287,7 +288,10 @@ defmodule LaspConverge.CRDT do
       {:state_gcounter, [alice: 1]}
 
       iex> LaspConverge.CRDT.mutate({:rmv, 1}, :alice, LaspConverge.CRDT.new(:state_orset))
-      {:error, {:precondition, {:not_present, 1}}}
+      {:ok, {:state_orset, []}}
+
+      iex> LaspConverge.CRDT.mutate({:add, 1}, :alice, LaspConverge.CRDT.new(:state_gcounter))
+      ** (LaspConverge.CRDTError) operation not supported by :state_gcounter (reason: {:unknown_op, :state_gcounter})
   """
   @spec mutate(op(), actor(), t()) :: {:ok, t()} | {:error, term()}
   def mutate(op, actor, state) do
@@ -297,8 +301,8 @@ defmodule LaspConverge.CRDT do
   end
 
   @doc """
-  Like `mutate/3`, but returns the new state and raises
-  `LaspConverge.CRDTError` on `{:error, reason}`.
+  Like `mutate/3`, but returns the new state, and raises
+  `LaspConverge.CRDTError` with `reason` on `{:error, reason}` too.
 
   ## Examples
 

@@ -34,8 +34,8 @@ defmodule LaspConverge.CRDTError do
     * `{:not_implemented, type}` - not implemented for this type yet
 
   `LaspConverge.CRDT.mutate!/3` and `LaspConverge.CRDT.delta_mutate!/3` also
-  raise it for an `{:error, reason}` answer, such as
-  `{:precondition, {:not_present, element}}`.
+  raise it for an `{:error, reason}` answer of lasp-lang/types, such as
+  `{:precondition, :non_enough_permissions}`.
   """
 
   defexception [:reason]

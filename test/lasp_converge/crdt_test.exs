@@ -120,11 +120,17 @@ defmodule LaspConverge.CRDTTest do
       assert CRDT.delta_mutate!({:add, 2}, :a, s) == {:state_gset, [2]}
     end
 
-    test "raise CRDTError with the {:error, reason} reason" do
-      e = assert_raise CRDTError, fn -> CRDT.mutate!({:rmv, 1}, :a, CRDT.new(:state_orset)) end
-      assert e.reason == {:precondition, {:not_present, 1}}
+    test "removing an absent element is no error, as in lasp-lang/types" do
+      assert CRDT.mutate!({:rmv, 1}, :a, CRDT.new(:state_orset)) == {:state_orset, []}
+      assert CRDT.delta_mutate!({:rmv, 1}, :a, CRDT.new(:state_orset)) == {:state_orset, []}
+    end
 
-      assert_raise CRDTError, fn -> CRDT.delta_mutate!({:rmv, 1}, :a, CRDT.new(:state_orset)) end
+    test "raise CRDTError on bad input" do
+      e = assert_raise CRDTError, fn -> CRDT.mutate!(:increment, :a, {:state_gset, :bad}) end
+      assert {:malformed, :state_gset} = e.reason
+
+      e = assert_raise CRDTError, fn -> CRDT.delta_mutate!(:nope, :a, CRDT.new(:state_gset)) end
+      assert {:unknown_op, :state_gset} = e.reason
     end
   end
 
