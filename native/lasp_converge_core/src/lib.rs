@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod causal;
 pub mod crdt;
 pub mod decode;
 pub mod etf;
