@@ -116,7 +116,11 @@ fn mutate_with<C: MutateCx<T>, T: Term>(
     limits: Limits,
     delta: bool,
 ) -> Result<T> {
-    let s = decode1(x, limits)?;
+    let mut d = Decoder::new(limits);
+    let s = Crdt::decode(x, &mut d)?;
+    // Operations such as `{add_all, Es}` walk a caller's list: charge it to
+    // the same budget, so a long one moves to a dirty scheduler too.
+    charge_op(op, &mut d)?;
     let r = if delta {
         s.delta_mutate(op, actor, cx)
     } else {
@@ -128,6 +132,24 @@ fn mutate_with<C: MutateCx<T>, T: Term>(
         Err(MutateError::Reason(why)) => Ok(b.pair(b.atom(Atom::Error), why)),
         Err(MutateError::Bad(e)) => Err(e),
     }
+}
+
+/// Spend one cell of budget per list cell in the elements of an operation
+/// tuple (one level: ops carry at most a list of elements).
+fn charge_op<T: Term>(op: &T, d: &mut Decoder) -> Result<()> {
+    let Some(n) = op.tuple_arity() else {
+        return Ok(());
+    };
+    for i in 1..n {
+        let Some(mut cur) = op.tuple_elem(i) else {
+            continue;
+        };
+        while let Cell::Cons(_, t) = cur.cell() {
+            d.spend(1)?;
+            cur = t;
+        }
+    }
+    Ok(())
 }
 
 /// `mutate(Op, Actor, S)`: `{ok, S1}` or `{error, Reason}`.

@@ -29,11 +29,8 @@
 //!   - `{rmv, Elem}`: `[{Elem, [{Token, false}, ...]}]` over the tokens the
 //!     state has for `Elem` (none when absent);
 //!   - `{rmv_all, Elems}`: the join of the `rmv` deltas, in list order.
-//!
-//!   types also accepts `{add_by_token, Token, Elem}`, but the core's atom
-//!   table ([`Atom`]) has no `add_by_token`, so the term cannot be
-//!   recognised yet: it is refused as an unknown operation (see
-//!   [`ORSet::add_by_token`], which builds its delta).
+//!   - `{add_by_token, Token, Elem}`: `[{Elem, [{Token, true}]}]` with the
+//!     caller's token.
 //!
 //! Reference: Marc Shapiro, Nuno Preguiça, Carlos Baquero and Marek
 //! Zawirski, *A comprehensive study of Convergent and Commutative Replicated
@@ -274,6 +271,11 @@ impl<T: Term> Lattice<T> for ORSet<T> {
         if let Some(elem) = op_arg(op, Atom::Add) {
             return Ok(Self::add_by_token(cx.token(), elem));
         }
+        if op.tuple_arity() == Some(3) && op.tuple_elem(0).is_some_and(|t| t.is_atom(Atom::AddByToken)) {
+            if let (Some(token), Some(elem)) = (op.tuple_elem(1), op.tuple_elem(2)) {
+                return Ok(Self::add_by_token(token, elem));
+            }
+        }
         if let Some(elems) = op_arg(op, Atom::AddAll) {
             let items = op_list(&elems)?
                 .into_iter()
@@ -513,6 +515,18 @@ mod test {
     }
 
     #[test]
+    fn add_by_token_uses_the_callers_token_test() {
+        let b = OwnedBuilder;
+        let mut cx = Cx(0);
+        let s = or(&[("a", &[(1, true)])]);
+        let d = s
+            .delta_mutate(&b.tuple(&[a("add_by_token"), tok(9), a("b")]), &a("n"), &mut cx)
+            .ok()
+            .map(|d| d.entries);
+        assert_eq!(d, Some(vec![(a("b"), vec![(tok(9), true)])]));
+    }
+
+    #[test]
     fn mutate_errors_test() {
         let b = OwnedBuilder;
         let mut cx = Cx(0);
@@ -521,7 +535,7 @@ mod test {
             op("add_all", a("a")),
             op("rmv_all", T::Int(1)),
             a("add"),
-            b.tuple(&[a("add_by_token"), tok(9), a("a")]),
+            b.tuple(&[a("add_by_token"), tok(9)]),
         ] {
             assert!(matches!(
                 s.delta_mutate(&bad, &a("n"), &mut cx),
