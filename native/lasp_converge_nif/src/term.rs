@@ -19,10 +19,34 @@ impl std::fmt::Debug for ExTerm<'_> {
     }
 }
 
+// The BEAM's tagging scheme (erts/emulator/beam/erl_term.h, unchanged since
+// R7): the two low bits 0b11 mark an immediate, and the four low bits 0b1111
+// a small integer stored as `(Value << 4) | 0xF`. Reading them only speeds up
+// comparisons of immediates; every other term goes through enif_compare.
+const TAG_PRIMARY_MASK: u64 = 0b11;
+const TAG_PRIMARY_IMMED1: u64 = 0b11;
+const TAG_IMMED1_MASK: u64 = 0b1111;
+const TAG_IMMED1_SMALL: u64 = 0b1111;
+
+#[inline]
+fn is_immediate(w: u64) -> bool {
+    w & TAG_PRIMARY_MASK == TAG_PRIMARY_IMMED1
+}
+
+#[inline]
+fn is_small(w: u64) -> bool {
+    w & TAG_IMMED1_MASK == TAG_IMMED1_SMALL
+}
+
 impl<'a> ExTerm<'a> {
     #[inline]
     fn raw(&self) -> ErlNifTerm {
         self.0.as_c_arg()
+    }
+    #[inline]
+    fn raw_word(&self) -> u64 {
+        // SAFETY: ERL_NIF_TERM is a word-sized integer newtype.
+        unsafe { std::mem::transmute::<ErlNifTerm, u64>(self.0.as_c_arg()) }
     }
     #[inline]
     fn env(&self) -> Env<'a> {
@@ -83,11 +107,31 @@ impl<'a> Term for ExTerm<'a> {
     }
     #[inline]
     fn compare(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.raw_word(), other.raw_word());
+        if a == b {
+            // The same word is the same term (an immediate, or one boxed
+            // term shared by both sides).
+            return Ordering::Equal;
+        }
+        if is_small(a) && is_small(b) {
+            // Two small integers: equal tags, so the tagged words order as
+            // the integers do.
+            return (a as i64).cmp(&(b as i64));
+        }
         // enif_compare: standard term order, arithmetic equality.
         self.0.cmp(&other.0)
     }
     #[inline]
     fn identical(&self, other: &Self) -> bool {
+        let (a, b) = (self.raw_word(), other.raw_word());
+        if a == b {
+            return true;
+        }
+        if is_immediate(a) && is_immediate(b) {
+            // Distinct immediates (small integers, atoms, [], local pids
+            // and ports) are never =:=.
+            return false;
+        }
         // enif_is_identical: =:=.
         self.0 == other.0
     }
