@@ -43,8 +43,8 @@ NIF_SO := priv/lasp_converge_nif.so
 
 # Code paths for `erl` after `rebar3 compile` (default profile).
 ERL_PATHS := -pa _build/default/lib/*/ebin
-# Run Fun, exit 0 when it returns and 1 with the error when it raises, so a
-# crashing demo or benchmark fails the make target.
+# Evaluate the Erlang expression $(1): exit 0 when it returns, 1 with the error
+# when it raises, so a crashing demo or benchmark fails the make target.
 define erl_run
 $(ERL) -noshell $(ERL_PATHS) $(2) -eval 'try $(1) of _ -> halt(0) catch C:R:S -> io:format(standard_error, "~p:~p~n~p~n", [C, R, S]), halt(1) end.'
 endef
