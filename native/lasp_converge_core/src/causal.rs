@@ -37,10 +37,12 @@
 //! - Dot-map keys are walked with galloping, so merging a large state with a
 //!   small delta compares `O(m log n)` key terms; the dots of the untouched
 //!   keys are only filtered against the other context, with integer work.
-//! - Every decoded value remembers its original term. A merged value equal
-//!   (`=:=`) to an input's reuses that term when encoding, so unchanged dot
-//!   sets are not rebuilt, and a merge whose result is exactly one input
-//!   returns [`Merged::Left`]/[`Merged::Right`].
+//! - A merge result that is exactly (`=:=`) one input is returned as
+//!   [`Merged::Left`]/[`Merged::Right`], so nothing is encoded. Otherwise a
+//!   dot-map entry identical to an input's reuses that input's `{Key, Value}`
+//!   term, and the longest run of final entries that ends an input's list
+//!   reuses that list's tail: merging a small delta into a large state
+//!   builds only the entries before the last one it changed.
 
 use std::cmp::Ordering;
 
@@ -89,6 +91,9 @@ impl UDot {
 
 /// Largest sequence number: sequences are encoded as `i64`.
 const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// No provenance.
+const NONE: usize = usize::MAX;
 
 /// Keys one side must win in a row before the dot-map walk gallops.
 const GALLOP: usize = 7;
@@ -154,12 +159,19 @@ impl<T: Term> Actors<T> {
     }
 }
 
+/// How many recently seen actors the interner checks with `identical`
+/// before searching by term order: replicas use few actors, and checking
+/// an identical term (often the very same term) is cheaper than comparing.
+const RECENT: usize = 8;
+
 /// Interns actor terms while decoding: stable indices in arrival order and
 /// an index sorted by term order.
 struct Interner<T> {
     terms: Vec<T>,
     sorted: Vec<u32>,
-    last: Option<u32>,
+    /// Most recently used first.
+    recent: [u32; RECENT],
+    nrecent: usize,
 }
 
 impl<T: Term> Interner<T> {
@@ -167,19 +179,26 @@ impl<T: Term> Interner<T> {
         Interner {
             terms: Vec::new(),
             sorted: Vec::new(),
-            last: None,
+            recent: [0; RECENT],
+            nrecent: 0,
         }
     }
 
     /// The index of `t`, adding it if no identical term is known.
     fn intern(&mut self, t: &T) -> Result<u32> {
-        if let Some(l) = self.last {
-            if self.terms[l as usize].identical(t) {
-                return Ok(l);
+        for k in 0..self.nrecent {
+            let id = self.recent[k];
+            if self.terms[id as usize].identical(t) {
+                self.recent.copy_within(0..k, 1);
+                self.recent[0] = id;
+                return Ok(id);
             }
         }
         let id = self.lookup_or_insert(t)?;
-        self.last = Some(id);
+        let n = self.nrecent.min(RECENT - 1);
+        self.recent.copy_within(0..n, 1);
+        self.recent[0] = id;
+        self.nrecent = n + 1;
         Ok(id)
     }
 
@@ -639,8 +658,7 @@ pub enum Kind {
 }
 
 /// A column of dot-store values of one [`Kind`]. Value `i` of a column
-/// spans `bounds[i]..bounds[i + 1]` of its entries; `orig[i]` is the term it
-/// was decoded from, or a term known to be identical to it.
+/// spans `bounds[i]..bounds[i + 1]` of its entries.
 #[derive(Debug, Clone)]
 pub enum Store<T> {
     /// Dot sets.
@@ -656,7 +674,7 @@ pub enum Store<T> {
 pub struct SetCol<T> {
     dots: Vec<Dot>,
     bounds: Vec<usize>,
-    orig: Vec<Option<T>>,
+    _t: std::marker::PhantomData<T>,
 }
 
 /// A column of dot funs.
@@ -665,17 +683,22 @@ pub struct FunCol<T> {
     dots: Vec<Dot>,
     vals: Vec<T>,
     bounds: Vec<usize>,
-    orig: Vec<Option<T>>,
 }
 
 /// A column of dot maps: entry `e` (over all values) has key `keys[e]` and
 /// sub-store value `e` of `inner`.
+///
+/// `cells[e]`, when set, is a list cell of an input whose head is identical
+/// to entry `e` (`{Key, SubStore}`), so encoding reuses that term. From
+/// entry `shared[i]` on, the cells of value `i` are also identical to the
+/// rest of the value, so encoding stops there and reuses the input's tail.
 #[derive(Debug, Clone)]
 pub struct MapCol<T> {
     keys: Vec<T>,
+    cells: Vec<Option<T>>,
     inner: Box<Store<T>>,
     bounds: Vec<usize>,
-    orig: Vec<Option<T>>,
+    shared: Vec<usize>,
 }
 
 impl<T> SetCol<T> {
@@ -704,19 +727,19 @@ impl<T: Term> Store<T> {
             Kind::Set => Store::Set(SetCol {
                 dots: Vec::new(),
                 bounds: vec![0],
-                orig: Vec::new(),
+                _t: std::marker::PhantomData,
             }),
             Kind::Fun => Store::Fun(FunCol {
                 dots: Vec::new(),
                 vals: Vec::new(),
                 bounds: vec![0],
-                orig: Vec::new(),
             }),
             Kind::Map(inner) => Store::Map(MapCol {
                 keys: Vec::new(),
+                cells: Vec::new(),
                 inner: Box::new(Store::new(inner)),
                 bounds: vec![0],
-                orig: Vec::new(),
+                shared: Vec::new(),
             }),
         }
     }
@@ -749,11 +772,53 @@ impl<T: Term> Store<T> {
         b[i + 1] - b[i]
     }
 
-    fn orig(&self, i: usize) -> Option<T> {
-        match self {
-            Store::Set(c) => c.orig[i].clone(),
-            Store::Fun(c) => c.orig[i].clone(),
-            Store::Map(c) => c.orig[i].clone(),
+    /// Reserve room for a merge of `a` and `b` into this (empty) column, so
+    /// the output never reallocates.
+    fn reserve_for(&mut self, a: &Store<T>, b: &Store<T>) {
+        match (self, a, b) {
+            (Store::Set(o), Store::Set(x), Store::Set(y)) => {
+                o.dots.reserve(x.dots.len() + y.dots.len());
+                o.bounds.reserve(x.bounds.len() + y.bounds.len());
+            }
+            (Store::Fun(o), Store::Fun(x), Store::Fun(y)) => {
+                o.dots.reserve(x.dots.len() + y.dots.len());
+                o.vals.reserve(x.dots.len() + y.dots.len());
+                o.bounds.reserve(x.bounds.len() + y.bounds.len());
+            }
+            (Store::Map(o), Store::Map(x), Store::Map(y)) => {
+                o.keys.reserve(x.keys.len() + y.keys.len());
+                o.cells.reserve(x.keys.len() + y.keys.len());
+                o.bounds.reserve(x.bounds.len() + y.bounds.len());
+                o.shared.reserve(x.bounds.len() + y.bounds.len());
+                o.inner.reserve_for(&x.inner, &y.inner);
+            }
+            _ => {}
+        }
+    }
+
+    /// Append a copy of value `i` of `src` (same kind) to this column.
+    fn copy_value(&mut self, src: &Store<T>, i: usize) {
+        match (self, src) {
+            (Store::Set(o), Store::Set(c)) => {
+                o.dots.extend_from_slice(c.value(i));
+                o.bounds.push(o.dots.len());
+            }
+            (Store::Fun(o), Store::Fun(c)) => {
+                let (ds, vs) = c.value(i);
+                o.dots.extend_from_slice(ds);
+                o.vals.extend_from_slice(vs);
+                o.bounds.push(o.dots.len());
+            }
+            (Store::Map(o), Store::Map(c)) => {
+                for e in c.bounds[i]..c.bounds[i + 1] {
+                    o.keys.push(c.keys[e].clone());
+                    o.cells.push(c.cells[e].clone());
+                    o.inner.copy_value(&c.inner, e);
+                }
+                o.bounds.push(o.keys.len());
+                o.shared.push(o.keys.len());
+            }
+            _ => {}
         }
     }
 
@@ -762,15 +827,13 @@ impl<T: Term> Store<T> {
         match self {
             Store::Set(c) => {
                 c.bounds.pop();
-                c.orig.pop();
             }
             Store::Fun(c) => {
                 c.bounds.pop();
-                c.orig.pop();
             }
             Store::Map(c) => {
                 c.bounds.pop();
-                c.orig.pop();
+                c.shared.pop();
             }
         }
     }
@@ -785,28 +848,26 @@ impl<T: Term> Store<T> {
     ) -> Result<()> {
         match self {
             Store::Set(c) => {
-                walk_list(t, d, tag, |_, e| {
+                walk_list(t, d, tag, |_, e, _| {
                     c.dots.push(decode_dot(&e, it, tag)?);
                     Ok(())
                 })?;
                 c.bounds.push(c.dots.len());
-                c.orig.push(Some(t.clone()));
             }
             Store::Fun(c) => {
-                walk_list(t, d, tag, |_, e| {
+                walk_list(t, d, tag, |_, e, _| {
                     let (dt, v) = e.as_pair().ok_or(BadCrdt::Malformed(tag))?;
                     c.dots.push(decode_dot(&dt, it, tag)?);
                     c.vals.push(v);
                     Ok(())
                 })?;
                 c.bounds.push(c.dots.len());
-                c.orig.push(Some(t.clone()));
             }
             Store::Map(c) => {
                 let start = c.keys.len();
-                let (keys, inner) = (&mut c.keys, &mut c.inner);
+                let (keys, cells, inner) = (&mut c.keys, &mut c.cells, &mut c.inner);
                 d.nested(|d| {
-                    walk_list(t, d, tag, |d, e| {
+                    walk_list(t, d, tag, |d, e, cell| {
                         let (k, v) = e.as_pair().ok_or(BadCrdt::Malformed(tag))?;
                         if keys.len() > start {
                             if let Some(prev) = keys.last() {
@@ -820,11 +881,12 @@ impl<T: Term> Store<T> {
                             return Err(BadCrdt::Malformed(tag));
                         }
                         keys.push(k);
+                        cells.push(Some(cell.clone()));
                         Ok(())
                     })
                 })?;
                 c.bounds.push(c.keys.len());
-                c.orig.push(Some(t.clone()));
+                c.shared.push(start);
             }
         }
         Ok(())
@@ -853,32 +915,35 @@ impl<T: Term> Store<T> {
     /// Encode value `i`.
     fn encode_value<B: Builder<T = T>>(&self, i: usize, actors: &Actors<T>, b: &B) -> T {
         match self {
-            Store::Set(c) => match &c.orig[i] {
-                Some(t) => t.clone(),
-                None => encode_dots(c.value(i), actors, b),
-            },
-            Store::Fun(c) => match &c.orig[i] {
-                Some(t) => t.clone(),
-                None => {
-                    let (dots, vals) = c.value(i);
-                    let mut acc = b.nil();
-                    for (d, v) in dots.iter().zip(vals).rev() {
-                        acc = b.cons(b.pair(dot_term(d, actors, b), v.clone()), acc);
-                    }
-                    acc
+            Store::Set(c) => encode_dots(c.value(i), actors, b),
+            Store::Fun(c) => {
+                let (dots, vals) = c.value(i);
+                let items: Vec<T> = dots
+                    .iter()
+                    .zip(vals)
+                    .map(|(d, v)| b.pair(dot_term(d, actors, b), v.clone()))
+                    .collect();
+                b.list(&items)
+            }
+            Store::Map(c) => {
+                let (start, end, shared) = (c.bounds[i], c.bounds[i + 1], c.shared[i]);
+                let items: Vec<T> = (start..shared)
+                    .map(|e| match c.cells[e].as_ref().map(Term::cell) {
+                        Some(Cell::Cons(entry, _)) => entry,
+                        _ => b.pair(c.keys[e].clone(), c.inner.encode_value(e, actors, b)),
+                    })
+                    .collect();
+                match c
+                    .cells
+                    .get(shared)
+                    .filter(|_| shared < end)
+                    .cloned()
+                    .flatten()
+                {
+                    Some(tail) => b.list_with_tail(&items, tail),
+                    None => b.list(&items),
                 }
-            },
-            Store::Map(c) => match &c.orig[i] {
-                Some(t) => t.clone(),
-                None => {
-                    let mut acc = b.nil();
-                    for e in (c.bounds[i]..c.bounds[i + 1]).rev() {
-                        let v = c.inner.encode_value(e, actors, b);
-                        acc = b.cons(b.pair(c.keys[e].clone(), v), acc);
-                    }
-                    acc
-                }
-            },
+            }
         }
     }
 }
@@ -904,7 +969,7 @@ fn walk_list<T: Term>(
     t: &T,
     d: &mut Decoder,
     tag: Atom,
-    mut f: impl FnMut(&mut Decoder, T) -> Result<()>,
+    mut f: impl FnMut(&mut Decoder, T, &T) -> Result<()>,
 ) -> Result<()> {
     let mut cur = t.clone();
     let mut first = true;
@@ -913,7 +978,7 @@ fn walk_list<T: Term>(
             Cell::Nil => return Ok(()),
             Cell::Cons(h, tl) => {
                 d.spend(1)?;
-                f(d, h)?;
+                f(d, h, &cur)?;
                 cur = tl;
                 first = false;
             }
@@ -948,14 +1013,14 @@ fn decode_dot<T: Term>(t: &T, it: &mut Interner<T>, tag: Atom) -> Result<Dot> {
 fn decode_cc<T: Term>(t: &T, d: &mut Decoder, it: &mut Interner<T>, tag: Atom) -> Result<Cc> {
     let (ct, cl) = t.as_pair().ok_or(BadCrdt::Malformed(tag))?;
     let mut compressed = Vec::new();
-    walk_list(&ct, d, tag, |_, e| {
+    walk_list(&ct, d, tag, |_, e, _| {
         let (a, n) = e.as_pair().ok_or(BadCrdt::Malformed(tag))?;
         let n = pos_seq(&n, tag)?;
         compressed.push((it.intern(&a)?, n));
         Ok(())
     })?;
     let mut cloud = Vec::new();
-    walk_list(&cl, d, tag, |_, e| {
+    walk_list(&cl, d, tag, |_, e, _| {
         cloud.push(decode_dot(&e, it, tag)?);
         Ok(())
     })?;
@@ -973,11 +1038,14 @@ fn dot_term<T: Term, B: Builder<T = T>>(d: &Dot, actors: &Actors<T>, b: &B) -> T
 }
 
 fn encode_dots<T: Term, B: Builder<T = T>>(dots: &[Dot], actors: &Actors<T>, b: &B) -> T {
-    let mut acc = b.nil();
-    for d in dots.iter().rev() {
-        acc = b.cons(dot_term(d, actors, b), acc);
+    match dots {
+        [] => b.nil(),
+        [d] => b.cons(dot_term(d, actors, b), b.nil()),
+        _ => {
+            let items: Vec<T> = dots.iter().map(|d| dot_term(d, actors, b)).collect();
+            b.list(&items)
+        }
     }
-    acc
 }
 
 /// `state_ivar:merge/2` on the values of one dot: `undefined` gives way,
@@ -1024,14 +1092,6 @@ type Side<'s, T> = Option<(&'s Store<T>, usize)>;
 /// is `[]`).
 type Same = (bool, bool);
 
-fn pick_orig<T: Term>(same: Same, a: Side<'_, T>, b: Side<'_, T>) -> Option<T> {
-    match (same, a, b) {
-        ((true, _), Some((s, i)), _) => s.orig(i),
-        ((_, true), _, Some((s, i))) => s.orig(i),
-        _ => None,
-    }
-}
-
 impl<T: Term> MergeCx<'_, T> {
     /// Merge value `a` with value `b` and append the result to `out`.
     fn value(&mut self, a: Side<'_, T>, b: Side<'_, T>, out: &mut Store<T>) -> Result<Same> {
@@ -1050,7 +1110,6 @@ impl<T: Term> MergeCx<'_, T> {
                 };
                 let same = self.merge_sets(da, db, &mut o.dots);
                 o.bounds.push(o.dots.len());
-                o.orig.push(pick_orig(same, a, b));
                 Ok(same)
             }
             Store::Fun(o) => {
@@ -1066,7 +1125,6 @@ impl<T: Term> MergeCx<'_, T> {
                 };
                 let same = self.merge_funs(fa, fb, o)?;
                 o.bounds.push(o.dots.len());
-                o.orig.push(pick_orig(same, a, b));
                 Ok(same)
             }
             Store::Map(o) => {
@@ -1082,7 +1140,6 @@ impl<T: Term> MergeCx<'_, T> {
                 };
                 let same = self.merge_maps(ma, mb, o)?;
                 o.bounds.push(o.keys.len());
-                o.orig.push(pick_orig(same, a, b));
                 Ok(same)
             }
         }
@@ -1266,6 +1323,8 @@ impl<T: Term> MergeCx<'_, T> {
         let sub_a = |k: usize| ain.map(|s| (s, abase + k));
         let sub_b = |k: usize| bin.map(|s| (s, bbase + k));
         let mut same = (true, true);
+        let out_start = out.keys.len();
+        let mut prov: Vec<(usize, usize)> = Vec::new();
         let (mut i, mut j) = (0, 0);
         let (mut run_a, mut run_b) = (0, 0);
         while i < ka.len() && j < kb.len() {
@@ -1277,7 +1336,7 @@ impl<T: Term> MergeCx<'_, T> {
                         1
                     };
                     for (k, key) in ka.iter().enumerate().skip(i).take(n) {
-                        self.entry(sub_a(k), None, key, out, &mut same)?;
+                        self.entry(sub_a(k), None, key, out, &mut same, &mut prov)?;
                     }
                     i += n;
                     run_a += 1;
@@ -1290,7 +1349,7 @@ impl<T: Term> MergeCx<'_, T> {
                         1
                     };
                     for (k, key) in kb.iter().enumerate().skip(j).take(n) {
-                        self.entry(None, sub_b(k), key, out, &mut same)?;
+                        self.entry(None, sub_b(k), key, out, &mut same, &mut prov)?;
                     }
                     j += n;
                     run_b += 1;
@@ -1301,7 +1360,7 @@ impl<T: Term> MergeCx<'_, T> {
                         // No clause of dot_map:merge/4 matches.
                         return Err(BadCrdt::NotIdentical(self.tag));
                     }
-                    self.entry(sub_a(i), sub_b(j), &ka[i], out, &mut same)?;
+                    self.entry(sub_a(i), sub_b(j), &ka[i], out, &mut same, &mut prov)?;
                     i += 1;
                     j += 1;
                     run_a = 0;
@@ -1310,14 +1369,46 @@ impl<T: Term> MergeCx<'_, T> {
             }
         }
         for (k, key) in ka.iter().enumerate().skip(i) {
-            self.entry(sub_a(k), None, key, out, &mut same)?;
+            self.entry(sub_a(k), None, key, out, &mut same, &mut prov)?;
         }
         for (k, key) in kb.iter().enumerate().skip(j) {
-            self.entry(None, sub_b(k), key, out, &mut same)?;
+            self.entry(None, sub_b(k), key, out, &mut same, &mut prov)?;
         }
+        // Entries identical to an input's reuse its entry term.
+        for (k, &(pa, pb)) in prov.iter().enumerate() {
+            let cell = match (a, b) {
+                (Some((m, _)), _) if pa != NONE => m.cells[pa].clone(),
+                (_, Some((m, _))) if pb != NONE => m.cells[pb].clone(),
+                _ => None,
+            };
+            out.cells[out_start + k] = cell;
+        }
+        // Share the longest run of final entries that is also the end of an
+        // input's list: encoding then stops at that input's list cell.
+        let suffix = |m: Option<(&MapCol<T>, usize)>, pick: fn(&(usize, usize)) -> usize| {
+            let Some((m, i)) = m else { return (0, 0) };
+            let (mut n, mut x) = (0, m.bounds[i + 1]);
+            while n < prov.len() && x > m.shared[i] && pick(&prov[prov.len() - 1 - n]) == x - 1 {
+                n += 1;
+                x -= 1;
+            }
+            (n, x)
+        };
+        let (na, xa) = suffix(a, |p| p.0);
+        let (nb, xb) = suffix(b, |p| p.1);
+        let (n, x, m) = if na >= nb { (na, xa, a) } else { (nb, xb, b) };
+        let first = out_start + prov.len() - n;
+        if let (true, Some((m, _))) = (n > 0, m) {
+            out.cells[first..first + n].clone_from_slice(&m.cells[x..x + n]);
+        }
+        out.shared.push(first);
         Ok(same)
     }
 
+    /// Merge one key's values and append the entry unless it is empty.
+    /// `prov` records, per appended entry, the A and B entries it is
+    /// identical to (`NONE` when it is not).
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
         a: Side<'_, T>,
@@ -1325,6 +1416,7 @@ impl<T: Term> MergeCx<'_, T> {
         key: &T,
         out: &mut MapCol<T>,
         same: &mut Same,
+        prov: &mut Vec<(usize, usize)>,
     ) -> Result<()> {
         let (sa, sb) = self.value(a, b, &mut out.inner)?;
         let last = out.inner.values() - 1;
@@ -1334,8 +1426,12 @@ impl<T: Term> MergeCx<'_, T> {
             same.1 &= b.is_none();
         } else {
             out.keys.push(key.clone());
+            out.cells.push(None);
             same.0 &= a.is_some() && sa;
             same.1 &= b.is_some() && sb;
+            let pa = a.filter(|_| sa).map_or(NONE, |(_, i)| i);
+            let pb = b.filter(|_| sb).map_or(NONE, |(_, i)| i);
+            prov.push((pa, pb));
         }
         Ok(())
     }
@@ -1525,7 +1621,6 @@ impl<T: Term> DeltaCx<'_, T> {
                 }
                 let same = o.dots.len() - start == ds.len();
                 o.bounds.push(o.dots.len());
-                o.orig.push(if same { c.orig[ia].clone() } else { None });
                 same
             }
             (Store::Fun(c), Store::Fun(o)) => {
@@ -1544,7 +1639,6 @@ impl<T: Term> DeltaCx<'_, T> {
                 }
                 let same = o.dots.len() - start == ds.len();
                 o.bounds.push(o.dots.len());
-                o.orig.push(if same { c.orig[ia].clone() } else { None });
                 same
             }
             (Store::Map(c), Store::Map(o)) => {
@@ -1574,11 +1668,16 @@ impl<T: Term> DeltaCx<'_, T> {
                         same = false;
                     } else {
                         o.keys.push(key.clone());
+                        o.cells.push(if sub_same {
+                            c.cells[c.bounds[ia] + k].clone()
+                        } else {
+                            None
+                        });
                         same &= sub_same;
                     }
                 }
                 o.bounds.push(o.keys.len());
-                o.orig.push(if same { c.orig[ia].clone() } else { None });
+                o.shared.push(o.keys.len());
                 same
             }
             _ => return Err(BadCrdt::Malformed(self.tag)),
@@ -1619,6 +1718,8 @@ pub struct Causal<T> {
     cc: Cc,
     /// The payload term this state was decoded from.
     orig: Option<T>,
+    /// The store term, when `store` is identical to one decoded.
+    store_orig: Option<T>,
     /// The CC term, when `cc` is identical to one decoded.
     cc_orig: Option<T>,
 }
@@ -1661,26 +1762,14 @@ impl<T: Term> Causal<T> {
     pub fn bottom(kind: &Kind) -> Self {
         let mut store = Store::new(kind);
         match &mut store {
-            Store::Set(c) => {
-                c.bounds.push(0);
-                c.orig.push(None);
-            }
-            Store::Fun(c) => {
-                c.bounds.push(0);
-                c.orig.push(None);
-            }
+            Store::Set(c) => c.bounds.push(0),
+            Store::Fun(c) => c.bounds.push(0),
             Store::Map(c) => {
                 c.bounds.push(0);
-                c.orig.push(None);
+                c.shared.push(0);
             }
         }
-        Causal {
-            actors: Actors::empty(),
-            store,
-            cc: Cc::default(),
-            orig: None,
-            cc_orig: None,
-        }
+        Self::from_parts(Actors::empty(), store, Cc::default())
     }
 
     /// Decode and validate a payload `{DotStore, CC}` whose store has the
@@ -1699,6 +1788,7 @@ impl<T: Term> Causal<T> {
             store,
             cc,
             orig: Some(payload.clone()),
+            store_orig: Some(st),
             cc_orig: Some(ct),
         })
     }
@@ -1709,7 +1799,10 @@ impl<T: Term> Causal<T> {
         if let Some(o) = &self.orig {
             return o.clone();
         }
-        let st = self.store.encode_value(0, &self.actors, b);
+        let st = match &self.store_orig {
+            Some(s) => s.clone(),
+            None => self.store.encode_value(0, &self.actors, b),
+        };
         let cc = match &self.cc_orig {
             Some(c) => c.clone(),
             None => self.cc.encode(&self.actors, b),
@@ -1765,6 +1858,7 @@ impl<T: Term> Causal<T> {
         let ia = CcIndex::new(&self.cc, |a| u.rank_of_a(a), nr);
         let ib = CcIndex::new(&other.cc, |a| u.rank_of_b(a), nr);
         let mut out = Store::new(&self.store.kind());
+        out.reserve_for(&self.store, &other.store);
         let mut cx = MergeCx {
             u: &u,
             cc_a: &ia,
@@ -1779,19 +1873,22 @@ impl<T: Term> Causal<T> {
         if st_b && cc_b {
             return Ok(Merged::Right);
         }
-        let cc_orig = if cc_a {
-            self.cc_orig.clone()
-        } else if cc_b {
-            other.cc_orig.clone()
-        } else {
-            None
+        let pick = |a: bool, b: bool, x: &Option<T>, y: &Option<T>| {
+            if a {
+                x.clone()
+            } else if b {
+                y.clone()
+            } else {
+                None
+            }
         };
         Ok(Merged::New(Causal {
             actors: u.actors,
             store: out,
             cc,
             orig: None,
-            cc_orig,
+            store_orig: pick(st_a, st_b, &self.store_orig, &other.store_orig),
+            cc_orig: pick(cc_a, cc_b, &self.cc_orig, &other.cc_orig),
         }))
     }
 
@@ -1866,13 +1963,7 @@ impl<T: Term> Causal<T> {
         let id = CcIndex::new(&cc, |a| u.actors.rank[a as usize], nr);
         let mut out = Store::new(&self.store.kind());
         dcx.filter((&self.store, 0), Some((&other.store, 0)), &id, &mut out)?;
-        Ok(Causal {
-            actors: u.actors,
-            store: out,
-            cc,
-            orig: None,
-            cc_orig: None,
-        })
+        Ok(Self::from_parts(u.actors, out, cc))
     }
 
     // --- building blocks for mutations ------------------------------------
@@ -1936,6 +2027,38 @@ impl<T: Term> Causal<T> {
         }
     }
 
+    /// The state with its top-level dot map restricted to the entries whose
+    /// keys are `==` to one of `keys`; same actors and context. Every
+    /// per-key merge depends only on that key's values and the contexts, so
+    /// folding operations on these keys over it reads what it would read
+    /// over the whole state.
+    pub(crate) fn project_keys(&self, keys: &[T]) -> Self {
+        let Store::Map(m) = &self.store else {
+            return self.clone();
+        };
+        let own = m.keys_of(0);
+        let mut picked: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| own.binary_search_by(|x| x.compare(k)).ok())
+            .collect();
+        picked.sort_unstable();
+        picked.dedup();
+        let mut store = Store::new(&self.store.kind());
+        if let Store::Map(o) = &mut store {
+            for k in picked {
+                let e = m.bounds[0] + k;
+                o.keys.push(m.keys[e].clone());
+                o.cells.push(m.cells[e].clone());
+                o.inner.copy_value(&m.inner, e);
+            }
+            o.bounds.push(o.keys.len());
+            o.shared.push(o.keys.len());
+        }
+        let mut out = Self::from_parts(self.actors.clone(), store, self.cc.clone());
+        out.cc_orig = self.cc_orig.clone();
+        out
+    }
+
     /// The top-level dot-map keys, in order.
     pub(crate) fn top_keys(&self) -> &[T] {
         match &self.store {
@@ -1979,7 +2102,6 @@ impl<T: Term> Causal<T> {
         if let Store::Set(c) = &mut store {
             c.dots.extend(dots.iter().map(UDot::dot));
             c.bounds.push(c.dots.len());
-            c.orig.push(None);
         }
         Self::from_parts(ext.actors, store, cc)
     }
@@ -1993,7 +2115,6 @@ impl<T: Term> Causal<T> {
                 c.vals.push(v);
             }
             c.bounds.push(c.dots.len());
-            c.orig.push(None);
         }
         Self::from_parts(ext.actors, store, cc)
     }
@@ -2005,13 +2126,13 @@ impl<T: Term> Causal<T> {
             if let Store::Set(c) = &mut *m.inner {
                 for (k, dots) in entries {
                     m.keys.push(k);
+                    m.cells.push(None);
                     c.dots.extend(dots.iter().map(UDot::dot));
                     c.bounds.push(c.dots.len());
-                    c.orig.push(None);
                 }
             }
             m.bounds.push(m.keys.len());
-            m.orig.push(None);
+            m.shared.push(m.keys.len());
         }
         Self::from_parts(ext.actors, store, cc)
     }
@@ -2022,6 +2143,7 @@ impl<T: Term> Causal<T> {
             store,
             cc,
             orig: None,
+            store_orig: None,
             cc_orig: None,
         }
     }
@@ -2685,8 +2807,57 @@ mod test {
             &t("{[{x, [{a, 1}]}, {y, [{a, 2}]}, {z, [{b, 1}]}], {[{a, 2}, {b, 1}], []}}"),
         );
         match &r.store {
-            Store::Map(mc) => assert!(mc.inner.orig(0).is_some() && mc.inner.orig(2).is_some()),
+            Store::Map(mc) => {
+                assert!(mc.cells.iter().all(Option::is_some));
+                // z ends B's list: the encoding stops there.
+                assert_eq!(mc.shared, vec![2]);
+            }
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn merging_a_delta_shares_the_state_tail() {
+        let st = t("{[{a, [{x, 1}]}, {b, [{x, 2}]}, {c, [{x, 3}]}, {d, [{x, 4}]}, {e, [{x, 5}]}], {[{x, 5}], []}}");
+        let s = Causal::decode(
+            &st,
+            &Kind::Map(Box::new(Kind::Set)),
+            &mut Decoder::new(Limits::dirty()),
+            TAG,
+        )
+        .unwrap();
+        // A delta adding `bb` (after b) and removing a's dot.
+        let d = awset("{[{bb, [{y, 1}]}], {[{y, 1}], [{x, 1}]}}").unwrap();
+        let r = d.merge(&s, TAG).unwrap().into_state(&d, &s);
+        let out = r.encode(&TB);
+        same(
+            &out,
+            &t("{[{b, [{x, 2}]}, {bb, [{y, 1}]}, {c, [{x, 3}]}, {d, [{x, 4}]}, {e, [{x, 5}]}], {[{x, 5}, {y, 1}], []}}"),
+        );
+        // The tail from c on is the state's own list cell, b its own entry.
+        let nth_cell = |l: &TT, n: usize| {
+            let mut cur = l.clone();
+            for _ in 0..n {
+                cur = match cur {
+                    TT::Cons(c) => c.1.clone(),
+                    other => other,
+                };
+            }
+            cur
+        };
+        let (TT::Tuple(o), TT::Tuple(i)) = (&out, &st) else {
+            unreachable!()
+        };
+        match (nth_cell(&o[0], 2), nth_cell(&i[0], 2)) {
+            (TT::Cons(x), TT::Cons(y)) => assert!(std::rc::Rc::ptr_eq(&x, &y)),
+            other => panic!("{other:?}"),
+        }
+        match (nth_cell(&o[0], 0), nth_cell(&i[0], 1)) {
+            (TT::Cons(x), TT::Cons(y)) => match (&x.0, &y.0) {
+                (TT::Tuple(p), TT::Tuple(q)) => assert!(std::rc::Rc::ptr_eq(p, q)),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
         }
     }
 
