@@ -1,0 +1,323 @@
+%% @doc Scheduling: no call of `lasp_converge_crdt' holds a normal scheduler
+%% for long (the module doc promises about 100 microseconds; large inputs
+%% move to a dirty CPU scheduler).
+%%
+%% The test process installs itself as the system monitor with
+%% `{long_schedule, 5}' (restoring the previous monitor afterwards) and runs
+%% every function on the largest conformance vectors and on generated
+%% states of up to 100,000 entries. The calls run one at a time in a worker
+%% process: the VM sends no system-monitor message about the monitoring
+%% process itself, so calls made by the test process would go unreported.
+%%
+%% A long_schedule of the worker whose two ends both lie in OTP library
+%% code (the `sets' set that query/1 builds, a garbage collection there) is
+%% the caller's Erlang code, not the NIF: it is shown, not counted. Any
+%% other long_schedule may be the NIF's: that call runs again once, and the
+%% test fails when it is reported again (a single wall-clock hiccup of a
+%% loaded machine does not fail it). All messages are shown.
+-module(lasp_converge_sched_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(M, lasp_converge_crdt).
+-define(LONG_SCHEDULE_MS, 5).
+-define(ENTRIES, 100000).
+
+no_long_schedule_on_large_states_test_() ->
+    {timeout, 600,
+     {"no call holds a normal scheduler >= 5 ms on the largest vectors and 100k-entry states",
+      fun() ->
+              Pairs = vector_pairs() ++ generated_pairs(),
+              ?assert(length(Pairs) > 0),
+              check_no_long_schedule(Pairs)
+      end}}.
+
+%% Few entries (under the normal-scheduler budget of list cells) but large
+%% element terms, whose comparisons are not counted in that budget. Run it
+%% with LASP_CONVERGE_SCHED_ELEMENTS=1; off by default because the native
+%% code does not bound this work yet (see the project's test report).
+no_long_schedule_on_large_elements_test_() ->
+    case os:getenv("LASP_CONVERGE_SCHED_ELEMENTS") of
+        "1" ->
+            {timeout, 600,
+             {"no call holds a normal scheduler >= 5 ms on few but large elements",
+              fun() -> check_no_long_schedule(large_element_pairs()) end}};
+        _ ->
+            note("large-element scheduling test skipped (set LASP_CONVERGE_SCHED_ELEMENTS=1)", []),
+            []
+    end.
+
+%% ===================================================================
+%% The check
+%% ===================================================================
+
+check_no_long_schedule(Pairs) ->
+    %% Load every module the calls use before monitoring.
+    _ = [catch run_call(C) || P <- small_pairs(), C <- calls(P)],
+    _ = flush_monitor_messages(),
+    Calls = lists:append([calls(P) || P <- Pairs]),
+    Results = monitored(Calls),
+    %% A long schedule inside the caller's own Erlang code (the sets built
+    %% by query/1, or a garbage collection there) is not the NIF's doing;
+    %% and a wall-clock hiccup of a loaded machine does not reproduce.
+    %% Every call with a long_schedule that may be the NIF's runs again
+    %% once, and only one that does it again fails the test.
+    Suspects = [{N, Label, Ms} || {N, {Label, Ms}} <- lists:zip(lists:seq(1, length(Results)), Results),
+                                  lists:any(fun is_nif_side/1, Ms)],
+    Elsewhere = [{Label, Ms} || {Label, Ms} <- Results, Ms =/= [],
+                                not lists:any(fun is_nif_side/1, Ms)],
+    Confirmed = [{Label, First, Again}
+                 || {N, Label, First} <- Suspects,
+                    [{_, Again}] <- [monitored([lists:nth(N, Calls)])],
+                    lists:any(fun is_nif_side/1, Again)],
+    note("~p calls on ~p input pairs: ~p long_schedule (>= ~p ms) in the caller's Erlang "
+         "code, ~p possibly in a NIF, ~p of those again on a second run",
+         [length(Results), length(Pairs), length(Elsewhere), ?LONG_SCHEDULE_MS,
+          length(Suspects), length(Confirmed)]),
+    [note("not counted (caller's Erlang code) ~p:~n  ~p", [L, Ms]) || {L, Ms} <- Elsewhere],
+    [note("not reproduced ~p:~n  ~p", [L, Ms])
+     || {_, L, Ms} <- Suspects, not lists:keymember(L, 1, Confirmed)],
+    case Confirmed of
+        [] -> ok;
+        _ ->
+            lists:foreach(fun({Label, First, Again}) ->
+                                  note("~p:~n  first run: ~p~n  second run: ~p",
+                                       [Label, First, Again])
+                          end, Confirmed),
+            erlang:error({long_schedule, [Label || {Label, _, _} <- Confirmed]})
+    end.
+
+%% Run the calls one by one in a worker while this process is the system
+%% monitor; [{Label, LongScheduleMessagesOfTheWorkerOrThisProcess}].
+monitored(Calls) ->
+    Self = self(),
+    %% The inputs are copied into the worker before monitoring starts.
+    Worker = spawn_link(fun() ->
+                                garbage_collect(),
+                                Self ! {ready, self()},
+                                worker(Self, Calls)
+                        end),
+    receive {ready, Worker} -> ok end,
+    Prev = erlang:system_monitor(Self, [{long_schedule, ?LONG_SCHEDULE_MS}]),
+    Results =
+        try
+            drive(Worker, 1, [])
+        after
+            restore_system_monitor(Prev)
+        end,
+    Stray = flush_monitor_messages(),
+    Others = [M || {_, Ms} <- Results, {monitor, Who, _, _} = M <- Ms,
+                   Who =/= Worker, Who =/= Self] ++ Stray,
+    Others =/= [] andalso note("long_schedule of other processes (not counted): ~p", [Others]),
+    [{Label, [Info || {monitor, Who, long_schedule, Info} <- Ms,
+                      Who =:= Worker orelse Who =:= Self]}
+     || {Label, Ms} <- Results].
+
+%% Both ends of the schedule in OTP library code (sets, lists, ...): the
+%% caller's Erlang code, not a NIF call. Anything else may be the NIF.
+is_nif_side(Info) ->
+    Ours = fun({M, _, _}) -> lists:prefix("lasp_converge", atom_to_list(M));
+              (_) -> true
+           end,
+    Ours(proplists:get_value(in, Info)) orelse Ours(proplists:get_value(out, Info)).
+
+%% Ask the worker for call N until it has none left; collect the messages
+%% that arrived for each call.
+drive(Worker, N, Acc) ->
+    Worker ! {run, N},
+    receive
+        {ran, Worker, N, Label} ->
+            %% Let the VM deliver what it noticed at the last schedule-out.
+            timer:sleep(5),
+            drive(Worker, N + 1, [{Label, flush_monitor_messages()} | Acc]);
+        {finished, Worker} ->
+            lists:reverse(Acc)
+    after 300000 ->
+            erlang:error({worker_timeout, N})
+    end.
+
+worker(Parent, Calls) ->
+    receive
+        {run, N} when N =< length(Calls) ->
+            {Label, _} = Call = lists:nth(N, Calls),
+            run_call(Call),
+            Parent ! {ran, self(), N, Label},
+            worker(Parent, Calls);
+        {run, _} ->
+            Parent ! {finished, self()}
+    end.
+
+restore_system_monitor(undefined) ->
+    _ = erlang:system_monitor(undefined),
+    ok;
+restore_system_monitor({Pid, Opts}) ->
+    _ = erlang:system_monitor(Pid, Opts),
+    ok.
+
+flush_monitor_messages() ->
+    receive
+        {monitor, _, long_schedule, _} = M -> [M | flush_monitor_messages()]
+    after 0 -> []
+    end.
+
+%% Every function on one pair of states of the same type, labelled.
+calls({A, B, Op, Actor}) ->
+    T = element(1, A),
+    Size = erts_debug:flat_size({A, B}),
+    L = fun(F) -> {T, F, Size} end,
+    [{L(merge_ab), fun() -> ?M:merge(A, B) end},
+     {L(merge_ba), fun() -> ?M:merge(B, A) end},
+     {L(merge_all), fun() -> ?M:merge_all([A, B, A]) end},
+     {L(equal_ab), fun() -> ?M:equal(A, B) end},
+     {L(equal_aa), fun() -> ?M:equal(A, A) end},
+     {L(is_inflation_ab), fun() -> ?M:is_inflation(A, B) end},
+     {L(is_inflation_ba), fun() -> ?M:is_inflation(B, A) end},
+     {L(is_strict_inflation_ab), fun() -> ?M:is_strict_inflation(A, B) end},
+     {L(is_bottom_a), fun() -> ?M:is_bottom(A) end},
+     {L(query_a), fun() -> ?M:query(A) end},
+     {L(delta_ab), fun() -> ?M:delta(A, B) end},
+     {L(delta_ba), fun() -> ?M:delta(B, A) end},
+     {L(mutate), fun() -> ?M:mutate(Op, Actor, A) end},
+     {L(delta_mutate), fun() -> ?M:delta_mutate(Op, Actor, B) end}].
+
+%% A raise of {badcrdt, _} is an answer too (ivar conflicts), but not
+%% too_large: these inputs are within the documented limits.
+run_call({_Label, F}) ->
+    try F() of
+        _ -> ok
+    catch
+        error:{badcrdt, Why} when Why =/= too_large -> ok
+    end.
+
+%% ===================================================================
+%% Inputs
+%% ===================================================================
+
+%% The `large' cases of every implemented type's vector file (and its
+%% largest case when it has none).
+vector_pairs() ->
+    case conformance_dir() of
+        error ->
+            note("conformance vectors not found; only generated states checked", []),
+            [];
+        {ok, Dir} ->
+            lists:append(
+              [begin
+                   {ok, Bin} = file:read_file(File),
+                   Cases = binary_to_term(Bin),
+                   Large = case [C || C <- Cases, maps:get(label, C, none) =:= large] of
+                               [] -> [largest(Cases)];
+                               L -> L
+                           end,
+                   [{maps:get(a, C), maps:get(b, C), op(T), <<"actor-sched">>} || C <- Large]
+               end
+               || T <- implemented_types(),
+                  File <- [filename:join(Dir, atom_to_list(T) ++ ".etf")],
+                  filelib:is_regular(File)])
+    end.
+
+largest(Cases) ->
+    Sized = [{erts_debug:flat_size({maps:get(a, C), maps:get(b, C)}), C} || C <- Cases],
+    element(2, lists:last(lists:keysort(1, Sized))).
+
+%% Two overlapping states of ?ENTRIES entries each, built directly as
+%% valid sorted terms.
+generated_pairs() ->
+    N = ?ENTRIES,
+    Half = N div 2,
+    Gen = #{state_gcounter =>
+                {{state_gcounter, [{I, I rem 7 + 1} || I <- lists:seq(1, N)]},
+                 {state_gcounter, [{I, 3} || I <- lists:seq(Half + 1, N + Half)]}},
+            state_pncounter =>
+                {{state_pncounter, [{I, {I rem 5 + 1, I rem 3}} || I <- lists:seq(1, N)]},
+                 {state_pncounter, [{I, {2, 2}} || I <- lists:seq(Half + 1, N + Half)]}},
+            state_gset =>
+                {{state_gset, lists:seq(1, N)},
+                 {state_gset, lists:seq(Half + 1, N + Half)}},
+            state_twopset =>
+                {{state_twopset, {lists:seq(1, N), lists:seq(1, N, 3)}},
+                 {state_twopset, {lists:seq(Half + 1, N + Half), lists:seq(Half + 1, N + Half, 5)}}},
+            state_orset =>
+                {{state_orset, [{I, [{<<I:160>>, true}]} || I <- lists:seq(1, N)]},
+                 {state_orset, [{I, [{<<I:160>>, I rem 2 =:= 0}]} || I <- lists:seq(Half + 1, N + Half)]}},
+            state_awset =>
+                {{state_awset, {[{I, [{a, I}]} || I <- lists:seq(1, N)], {[{a, N}], []}}},
+                 {state_awset, {[{I, [{b, I}]} || I <- lists:seq(Half + 1, N + Half)],
+                                {[{b, N + Half}], []}}}}},
+    [{A, B, op(T), <<"actor-sched">>}
+     || T <- implemented_types(), {ok, {A, B}} <- [maps:find(T, Gen)]].
+
+%% Under the 2,000-cell budget, but every element a large binary sharing a
+%% long common prefix with the others (parts of two equal 1 MB binaries,
+%% ordered by length), so that each comparison reads about 1 MB.
+large_element_pairs() ->
+    Size = 1 bsl 20,
+    Big1 = binary:copy(<<"x">>, Size),
+    Big2 = binary:copy(<<"x">>, Size),
+    Elems = fun(Big, From) -> [binary:part(Big, 0, Size - 2000 + I)
+                               || I <- lists:seq(From, 1800, 2)] end,
+    {E1, E2} = {Elems(Big1, 1), Elems(Big2, 2)},
+    Gen = #{state_gset => {{state_gset, E1}, {state_gset, E2}},
+            state_gcounter => {{state_gcounter, [{E, 1} || E <- E1]},
+                               {state_gcounter, [{E, 2} || E <- E2]}},
+            state_orset => {{state_orset, [{E, [{<<1:160>>, true}]} || E <- E1]},
+                            {state_orset, [{E, [{<<2:160>>, true}]} || E <- E2]}}},
+    [{A, B, op(T), <<"actor-sched">>}
+     || T <- implemented_types(), {ok, {A, B}} <- [maps:find(T, Gen)]].
+
+small_pairs() ->
+    [{?M:new(T), ?M:new(T), op(T), <<"actor-sched">>} || T <- implemented_types()].
+
+%% One valid operation per type.
+op(state_gcounter) -> increment;
+op(state_max_int) -> increment;
+op(state_pncounter) -> decrement;
+op(state_lexcounter) -> decrement;
+op(state_boolean) -> true;
+op(state_gset) -> {add, <<"sched">>};
+op(state_twopset) -> {rmv, <<"sched">>};
+op(state_orset) -> {add, <<"sched">>};
+op(state_awset) -> {add, <<"sched">>};
+op(state_lwwregister) -> {set, 1 bsl 40, <<"sched">>};
+op(state_mvregister) -> {set, 0, <<"sched">>};
+op(state_ivar) -> {set, <<"sched">>};
+op(state_ewflag) -> enable;
+op(state_dwflag) -> disable;
+op(_) -> no_op_known.
+
+%% ===================================================================
+%% Helpers
+%% ===================================================================
+
+implemented(Type) ->
+    try ?M:is_bottom(?M:new(Type)) of
+        _ -> true
+    catch
+        error:{badcrdt, {not_implemented, _}} -> false
+    end.
+
+implemented_types() ->
+    [T || T <- ?M:types(), implemented(T)].
+
+%% ../shared/conformance beside the repository root (see
+%% lasp_converge_crdt_tests for the full search and its error message).
+conformance_dir() ->
+    case os:getenv("LASP_CONVERGE_CONFORMANCE") of
+        Dir when is_list(Dir), Dir =/= "" -> {ok, Dir};
+        _ ->
+            {ok, Cwd} = file:get_cwd(),
+            Starts = [Cwd, filename:dirname(filename:absname(code:which(?MODULE)))],
+            Found = [C || Start <- Starts,
+                          Parts <- [filename:split(Start)],
+                          N <- lists:seq(length(Parts), 1, -1),
+                          C <- [filename:join([filename:join(lists:sublist(Parts, N)),
+                                               "..", "shared", "conformance"])],
+                          filelib:is_regular(filename:join(C, "README.md"))],
+            case Found of
+                [D | _] -> {ok, D};
+                [] -> error
+            end
+    end.
+
+note(Fmt, Args) ->
+    io:format(user, "~n[lasp_converge_sched_tests] " ++ Fmt ++ "~n", Args).
