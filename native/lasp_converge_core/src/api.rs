@@ -153,7 +153,13 @@ fn charge_op<T: Term>(op: &T, d: &mut Decoder) -> Result<()> {
 }
 
 /// `mutate(Op, Actor, S)`: `{ok, S1}` or `{error, Reason}`.
-pub fn mutate<C: MutateCx<T>, T: Term>(cx: &mut C, op: &T, actor: &T, x: &T, limits: Limits) -> Result<T> {
+pub fn mutate<C: MutateCx<T>, T: Term>(
+    cx: &mut C,
+    op: &T,
+    actor: &T,
+    x: &T,
+    limits: Limits,
+) -> Result<T> {
     mutate_with(cx, op, actor, x, limits, false)
 }
 

@@ -150,7 +150,10 @@ impl Decoder {
 }
 
 /// Check that terms are strictly ascending under `compare`.
-pub fn check_ascending<'a, T: Term + 'a>(ty: Atom, mut it: impl Iterator<Item = &'a T>) -> Result<()> {
+pub fn check_ascending<'a, T: Term + 'a>(
+    ty: Atom,
+    mut it: impl Iterator<Item = &'a T>,
+) -> Result<()> {
     let Some(mut prev) = it.next() else {
         return Ok(());
     };

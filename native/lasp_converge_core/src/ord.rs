@@ -233,7 +233,11 @@ mod test {
             let s = ints(&(0..len).collect::<Vec<_>>());
             for bound in 1..=len + 1 {
                 let b = OwnedTerm::Int(bound.into());
-                assert_eq!(run_below(&s, &b, |e| e), bound.min(len) as usize, "len {len} bound {bound}");
+                assert_eq!(
+                    run_below(&s, &b, |e| e),
+                    bound.min(len) as usize,
+                    "len {len} bound {bound}"
+                );
             }
         }
     }
@@ -241,7 +245,10 @@ mod test {
     #[test]
     fn union_matches_otp_clause_order() {
         let cases: &[(&[i64], &[i64])] = &[
-            (&[1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30], &[5, 12, 40]),
+            (
+                &[1, 2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 30],
+                &[5, 12, 40],
+            ),
             (&[], &[1, 2]),
             (&[4, 5, 6, 7, 8, 9, 10, 11, 12, 13], &[1, 2, 3, 14]),
             (&[1, 3, 5, 7, 9], &[2, 4, 6, 8, 10]),
@@ -255,7 +262,10 @@ mod test {
         let x = vec![OwnedTerm::Float(1.0), OwnedTerm::Int(5)];
         let y = vec![OwnedTerm::Int(0), OwnedTerm::Int(1)];
         let got = union(&x, &y).0;
-        assert!(got.iter().zip(&union_naive(&x, &y)).all(|(a, b)| a.identical(b)));
+        assert!(got
+            .iter()
+            .zip(&union_naive(&x, &y))
+            .all(|(a, b)| a.identical(b)));
         assert!(got[1].identical(&OwnedTerm::Int(1)));
     }
 
@@ -269,7 +279,9 @@ mod test {
     #[test]
     fn orddict_merge_copies_runs_and_merges_ties() {
         let d = |v: &[(i64, i64)]| -> Vec<(OwnedTerm, i64)> {
-            v.iter().map(|(k, x)| (OwnedTerm::Int((*k).into()), *x)).collect()
+            v.iter()
+                .map(|(k, x)| (OwnedTerm::Int((*k).into()), *x))
+                .collect()
         };
         let x = d(&[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (9, 1)]);
         let y = d(&[(0, 2), (4, 7), (6, 2), (7, 2), (8, 2), (10, 2)]);

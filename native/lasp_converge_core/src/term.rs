@@ -189,13 +189,60 @@ impl Atom {
     pub const ALL: &'static [Atom] = {
         use Atom::*;
         &[
-            True, False, Undefined, Ok, Error, Vclock, StateGcounter, StatePncounter, StateGset,
-            StateTwopset, StateOrset, StateAwset, StateLwwregister, StateBoolean, StateIvar,
-            StateMaxInt, StateMvregister, StateEwflag, StateDwflag, StateLexcounter,
-            StateBcounter, StateGmap, StatePair, StateAwmap, StateAwsetPs, Increment, Decrement,
-            Add, AddAll, AddByToken, Rmv, RmvAll, Set, Enable, Disable, Apply, AddBy, RmvBy, Move, Badcrdt,
-            NotACrdt, UnknownType, TypeMismatch, Malformed, Unsorted, ImproperList, TooDeep,
-            TooLarge, Conflict, NotIdentical, UnknownOp, BadActor, Precondition, NotPresent,
+            True,
+            False,
+            Undefined,
+            Ok,
+            Error,
+            Vclock,
+            StateGcounter,
+            StatePncounter,
+            StateGset,
+            StateTwopset,
+            StateOrset,
+            StateAwset,
+            StateLwwregister,
+            StateBoolean,
+            StateIvar,
+            StateMaxInt,
+            StateMvregister,
+            StateEwflag,
+            StateDwflag,
+            StateLexcounter,
+            StateBcounter,
+            StateGmap,
+            StatePair,
+            StateAwmap,
+            StateAwsetPs,
+            Increment,
+            Decrement,
+            Add,
+            AddAll,
+            AddByToken,
+            Rmv,
+            RmvAll,
+            Set,
+            Enable,
+            Disable,
+            Apply,
+            AddBy,
+            RmvBy,
+            Move,
+            Badcrdt,
+            NotACrdt,
+            UnknownType,
+            TypeMismatch,
+            Malformed,
+            Unsorted,
+            ImproperList,
+            TooDeep,
+            TooLarge,
+            Conflict,
+            NotIdentical,
+            UnknownOp,
+            BadActor,
+            Precondition,
+            NotPresent,
             NotImplemented,
         ]
     };
@@ -283,7 +330,10 @@ pub trait Builder {
     }
     /// `elems ++ Tail`, with `tail` shared rather than copied.
     fn list_with_tail(&self, elems: &[Self::T], tail: Self::T) -> Self::T {
-        elems.iter().rev().fold(tail, |acc, h| self.cons(h.clone(), acc))
+        elems
+            .iter()
+            .rev()
+            .fold(tail, |acc, h| self.cons(h.clone(), acc))
     }
     /// A 2-tuple.
     fn pair(&self, a: Self::T, b: Self::T) -> Self::T {

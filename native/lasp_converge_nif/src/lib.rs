@@ -4,9 +4,7 @@ mod crdt;
 mod error;
 mod term;
 
-
 rustler::init!("lasp_converge_nif");
-
 
 // mimalloc keeps freed pages cached per thread: decode buffers of large
 // states neither page-fault on every call (as with glibc's mmap threshold)

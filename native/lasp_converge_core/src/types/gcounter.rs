@@ -59,7 +59,9 @@ impl<T: Term> Lattice<T> for GCounter<T> {
     }
 
     fn bottom() -> Self {
-        GCounter { entries: Vec::new() }
+        GCounter {
+            entries: Vec::new(),
+        }
     }
 
     fn merge(&self, other: &Self) -> Result<Merged<Self>> {
