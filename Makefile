@@ -78,12 +78,14 @@ toolchain:
 
 # Build the NIF and copy it into priv/ only when it changed: replacing the file
 # under a running VM would change what its next load picks up, and the rename
-# keeps the copy atomic.
+# keeps the copy atomic (a temporary name per process, so two builds running
+# at once, e.g. rebar3's hook and Mix's compiler, do not collide).
 nif:
 	$(CARGO) build --release -p lasp_converge_nif
 	@mkdir -p priv
 	@if ! cmp -s $(NIF_BUILT) $(NIF_SO); then \
-		cp $(NIF_BUILT) $(NIF_SO).tmp && mv -f $(NIF_SO).tmp $(NIF_SO) && \
+		tmp=$(NIF_SO).$$$$.tmp; \
+		cp $(NIF_BUILT) $$tmp && mv -f $$tmp $(NIF_SO) && \
 		echo "copied $(NIF_BUILT) -> $(NIF_SO)"; \
 	fi
 
