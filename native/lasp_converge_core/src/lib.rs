@@ -18,6 +18,7 @@ pub mod lattice;
 pub mod ord;
 pub mod owned;
 pub mod term;
+pub mod tracker;
 pub mod types;
 
 pub use crdt::Crdt;

@@ -1,0 +1,120 @@
+//! A latency histogram: HdrHistogram with 3 significant digits, plus the
+//! exact count, sum and maximum it cannot give back.
+
+use hdrhistogram::Histogram;
+
+/// Latencies in microseconds. Values above `cap` are recorded as `cap` and
+/// counted in `saturated`, so memory stays bounded (the HdrHistogram grows
+/// only up to the largest value recorded: about 200 KB at one hour).
+#[derive(Clone, Debug)]
+pub(crate) struct Latency {
+    hist: Histogram<u64>,
+    cap: u64,
+    count: u64,
+    sum: u128,
+    max: u64,
+    saturated: u64,
+}
+
+/// Percentiles of one `Latency`, in microseconds; `None` while it is empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Summary {
+    /// Values recorded.
+    pub count: u64,
+    /// Median (HdrHistogram, 3 significant digits).
+    pub p50_us: Option<u64>,
+    /// 90th percentile.
+    pub p90_us: Option<u64>,
+    /// 99th percentile.
+    pub p99_us: Option<u64>,
+    /// 99.9th percentile.
+    pub p999_us: Option<u64>,
+    /// Exact maximum (after saturation at the configured cap).
+    pub max_us: Option<u64>,
+    /// Exact mean.
+    pub mean_us: Option<f64>,
+    /// Values above the cap, recorded as the cap.
+    pub saturated: u64,
+}
+
+impl Latency {
+    pub(crate) fn new(cap: u64) -> Self {
+        // `new(3)` auto-resizes from a tiny initial range; it cannot fail for
+        // sigfig 3, and the fallback keeps a panic out of the NIF regardless.
+        let hist = Histogram::new(3)
+            .or_else(|_| Histogram::new_with_bounds(1, cap.max(2), 3))
+            .unwrap_or_else(|_| unreachable!("valid HdrHistogram bounds"));
+        Latency {
+            hist,
+            cap: cap.max(2),
+            count: 0,
+            sum: 0,
+            max: 0,
+            saturated: 0,
+        }
+    }
+
+    pub(crate) fn record(&mut self, v: u64) {
+        let v = if v > self.cap {
+            self.saturated += 1;
+            self.cap
+        } else {
+            v
+        };
+        // Auto-resize makes `record` infallible below i64::MAX / 2.
+        if self.hist.record(v).is_err() {
+            self.hist.saturating_record(v);
+        }
+        self.count += 1;
+        self.sum += u128::from(v);
+        self.max = self.max.max(v);
+    }
+
+    pub(crate) fn quantile(&self, q: f64) -> Option<u64> {
+        (self.count > 0).then(|| self.hist.value_at_quantile(q))
+    }
+
+    pub(crate) fn summary(&self) -> Summary {
+        let some = self.count > 0;
+        Summary {
+            count: self.count,
+            p50_us: self.quantile(0.5),
+            p90_us: self.quantile(0.9),
+            p99_us: self.quantile(0.99),
+            p999_us: self.quantile(0.999),
+            max_us: some.then_some(self.max),
+            mean_us: some.then(|| self.sum as f64 / self.count as f64),
+            saturated: self.saturated,
+        }
+    }
+
+    /// Whether HdrHistogram counts `a` and `b` as the same value.
+    #[cfg(test)]
+    pub(crate) fn equivalent(&self, a: u64, b: u64) -> bool {
+        self.hist.equivalent(a, b)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn empty_summary_has_no_percentiles() {
+        let s = Latency::new(1000).summary();
+        assert_eq!(s.count, 0);
+        assert_eq!(s.p50_us, None);
+        assert_eq!(s.mean_us, None);
+    }
+
+    #[test]
+    fn saturates_at_cap() {
+        let mut h = Latency::new(1000);
+        h.record(5);
+        h.record(5000);
+        let s = h.summary();
+        assert_eq!((s.count, s.max_us, s.saturated), (2, Some(1000), 1));
+        assert_eq!(s.mean_us, Some(502.5));
+        assert!(h.equivalent(s.p99_us.unwrap(), 1000));
+    }
+}
