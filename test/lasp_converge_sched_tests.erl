@@ -249,7 +249,8 @@ generated_pairs() ->
 
 %% Under the 2,000-cell budget, but every element a large binary sharing a
 %% long common prefix with the others (parts of two equal 1 MB binaries,
-%% ordered by length), so that each comparison reads about 1 MB.
+%% ordered by length), so that each comparison reads about 1 MB; and
+%% registers whose values are equal lists of such binaries.
 large_element_pairs() ->
     Size = 1 bsl 20,
     Big1 = binary:copy(<<"x">>, Size),
@@ -257,7 +258,12 @@ large_element_pairs() ->
     Elems = fun(Big, From) -> [binary:part(Big, 0, Size - 2000 + I)
                                || I <- lists:seq(From, 1800, 2)] end,
     {E1, E2} = {Elems(Big1, 1), Elems(Big2, 2)},
+    %% Register values: equal (==, =:=) but not the same term.
+    {V1, V2} = {[binary:part(Big1, 0, Size - I) || I <- lists:seq(1, 200)],
+                [binary:part(Big2, 0, Size - I) || I <- lists:seq(1, 200)]},
     Gen = #{state_gset => {{state_gset, E1}, {state_gset, E2}},
+            state_ivar => {{state_ivar, V1}, {state_ivar, V2}},
+            state_lwwregister => {{state_lwwregister, {7, V1}}, {state_lwwregister, {7, V2}}},
             state_gcounter => {{state_gcounter, [{E, 1} || E <- E1]},
                                {state_gcounter, [{E, 2} || E <- E2]}},
             state_orset => {{state_orset, [{E, [{<<1:160>>, true}]} || E <- E1]},

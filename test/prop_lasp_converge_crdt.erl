@@ -345,9 +345,7 @@ run(#sc{type = Type, actors = Actors, pool = Pool, cmds = Cmds}) ->
                                   case mutate_ok(?M:mutate(Op, Actor, S)) of
                                       {ok, S1} ->
                                           {setelement(R, Reps, S1), [S1 | Hist],
-                                           [{mutate, {Op, Actor}, S, S1} | Steps], Step + 1};
-                                      precondition ->
-                                          {Reps, Hist, Steps, Step + 1}
+                                           [{mutate, {Op, Actor}, S, S1} | Steps], Step + 1}
                                   end;
                               Op ->
                                   case mutate_ok(?M:delta_mutate(Op, Actor, S)) of
@@ -355,18 +353,16 @@ run(#sc{type = Type, actors = Actors, pool = Pool, cmds = Cmds}) ->
                                           S1 = ?M:merge(D, S),
                                           {setelement(R, Reps, S1), [S1, D | Hist],
                                            [{delta_mutate, {Op, Actor}, S, S1} | Steps],
-                                           Step + 1};
-                                      precondition ->
-                                          {Reps, Hist, Steps, Step + 1}
+                                           Step + 1}
                                   end
                           end
                   end
           end, {Reps0, [Bottom], [], 1}, Cmds),
     #{history => lists:reverse(Hist), steps => lists:reverse(Steps)}.
 
-%% awset's removal of an absent element is the one `{error, _}' types gives.
+%% No operation generated here makes types 0.1.8 answer `{error, _}'
+%% (its awset removes an absent element with an empty delta).
 mutate_ok({ok, S}) -> {ok, S};
-mutate_ok({error, {precondition, _}}) -> precondition;
 mutate_ok(Other) -> erlang:error({unexpected_mutate_result, Other}).
 
 %% Timestamps are unique per scenario (LWW ties are not commutative in
