@@ -6,7 +6,8 @@
 %% runs on a dirty CPU scheduler; the wrappers pick.
 -module(lasp_converge_nif).
 
--export([crdt_new/1, crdt_types/0,
+-export([nif_info/0,
+         crdt_new/1, crdt_types/0,
          crdt_merge/2, crdt_merge_dirty/2,
          crdt_merge_all/1, crdt_merge_all_dirty/1,
          crdt_equal/2, crdt_equal_dirty/2,
@@ -50,6 +51,10 @@ priv_dir() ->
             Dir
     end.
 
+%% @doc Facts about the loaded library: `[{raw_layout, boolean()}]', whether
+%% list and tuple reads use the term layout verified when it loaded.
+-spec nif_info() -> [{atom(), boolean()}].
+nif_info() -> ?NOT_LOADED.
 -spec crdt_new(atom()) -> term().
 crdt_new(_) -> ?NOT_LOADED.
 -spec crdt_types() -> [atom()].

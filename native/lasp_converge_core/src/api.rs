@@ -5,12 +5,22 @@
 //! back the caller's own input term.
 
 use crate::crdt::Crdt;
-use crate::decode::{Decoder, Limits};
+use crate::decode::{self, Decoder, Limits};
 use crate::error::{BadCrdt, MutateError, Result};
 use crate::lattice::{Merged, MutateCx};
 use crate::term::{Atom, Builder, Cell, Term};
 
+/// On a normal scheduler, refuse up front (`Yield`) inputs too heavy to
+/// finish in about a hundred microseconds; see [`decode::too_heavy`].
+fn precheck<T: Term>(limits: &Limits, terms: &[&T]) -> Result<()> {
+    if limits.on_exhaust == BadCrdt::Yield && decode::too_heavy(terms, Limits::NORMAL_WEIGHT) {
+        return Err(BadCrdt::Yield);
+    }
+    Ok(())
+}
+
 fn decode2<T: Term>(x: &T, y: &T, limits: Limits) -> Result<(Crdt<T>, Crdt<T>)> {
+    precheck(&limits, &[x, y])?;
     let mut d = Decoder::new(limits);
     let a = Crdt::decode(x, &mut d)?;
     let b = Crdt::decode(y, &mut d)?;
@@ -18,6 +28,7 @@ fn decode2<T: Term>(x: &T, y: &T, limits: Limits) -> Result<(Crdt<T>, Crdt<T>)> 
 }
 
 fn decode1<T: Term>(x: &T, limits: Limits) -> Result<Crdt<T>> {
+    precheck(&limits, &[x])?;
     Crdt::decode(x, &mut Decoder::new(limits))
 }
 
@@ -34,6 +45,7 @@ pub fn merge<B: Builder>(b: &B, x: &B::T, y: &B::T, limits: Limits) -> Result<B:
 /// `merge_all([S1, ..., Sn])` = `merge(...merge(merge(S1, S2), S3)..., Sn)`.
 /// The list must not be empty.
 pub fn merge_all<B: Builder>(b: &B, list: &B::T, limits: Limits) -> Result<B::T> {
+    precheck(&limits, &[list])?;
     let mut d = Decoder::new(limits);
     let mut states = Vec::new();
     let mut cur = list.clone();
@@ -116,6 +128,7 @@ fn mutate_with<C: MutateCx<T>, T: Term>(
     limits: Limits,
     delta: bool,
 ) -> Result<T> {
+    precheck(&limits, &[op, actor, x])?;
     let mut d = Decoder::new(limits);
     let s = Crdt::decode(x, &mut d)?;
     // Operations such as `{add_all, Es}` walk a caller's list: charge it to

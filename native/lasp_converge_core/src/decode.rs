@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 
 use crate::error::{BadCrdt, Result};
-use crate::term::{Atom, Cell, Term};
+use crate::term::{Atom, Cell, Kind, Term};
 
 /// The documented limits on inputs.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +40,9 @@ impl Limits {
             on_exhaust: BadCrdt::TooLarge,
         }
     }
+
+    /// Weight units a call may take on a normal scheduler (see [`weigh`]).
+    pub const NORMAL_WEIGHT: usize = 4_000;
 
     /// Limits for a normal scheduler.
     pub fn normal() -> Self {
@@ -149,6 +152,50 @@ impl Decoder {
     }
 }
 
+/// Whether `terms` together weigh more than `limit` units: one per list
+/// cell, tuple element and immediate, one per 64 bytes of a binary.
+/// Comparing and copying cost in proportion to this weight, so a call whose
+/// inputs are light cannot hold a scheduler long, however its elements are
+/// shaped (a few huge binaries weigh as much as many small cells). Maps,
+/// bitstrings and anything not walked here count as too heavy. Stops as
+/// soon as the limit is passed, so it costs at most `limit` steps.
+pub fn too_heavy<T: Term>(terms: &[&T], limit: usize) -> bool {
+    let mut left = limit;
+    let mut stack: Vec<T> = terms.iter().map(|t| (*t).clone()).collect();
+    while let Some(t) = stack.pop() {
+        let w = match t.kind() {
+            Kind::List => match t.cell() {
+                Cell::Cons(h, tl) => {
+                    stack.push(tl);
+                    stack.push(h);
+                    1
+                }
+                _ => 1,
+            },
+            Kind::Tuple => {
+                let n = t.tuple_arity().unwrap_or(0);
+                for i in 0..n {
+                    if let Some(e) = t.tuple_elem(i) {
+                        stack.push(e);
+                    }
+                }
+                1
+            }
+            Kind::Binary => match t.binary_size() {
+                Some(n) => 1 + n / 64,
+                None => return true,
+            },
+            Kind::Map => return true,
+            _ => 1,
+        };
+        if w > left {
+            return true;
+        }
+        left -= w;
+    }
+    false
+}
+
 /// Check that terms are strictly ascending under `compare`.
 pub fn check_ascending<'a, T: Term + 'a>(
     ty: Atom,
@@ -169,4 +216,26 @@ pub fn check_ascending<'a, T: Term + 'a>(
 /// An integer that fits in an `i64`, or `Malformed(ty)`.
 pub fn int<T: Term>(ty: Atom, t: &T) -> Result<i64> {
     t.as_i64().ok_or(BadCrdt::Malformed(ty))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::owned::OwnedTerm as T;
+
+    #[test]
+    fn too_heavy_counts_cells_elements_and_binary_bytes() {
+        let list = T::list((0..100i64).map(T::int));
+        assert!(!too_heavy(&[&list], 300));
+        assert!(too_heavy(&[&list], 150));
+        let pair = T::tuple(vec![T::atom("a"), list.clone()]);
+        assert!(!too_heavy(&[&pair, &pair], 500));
+        assert!(too_heavy(&[&pair, &pair], 300));
+        // A few big binaries weigh as much as many cells.
+        let big = T::list(vec![T::bin(&vec![7u8; 64 * 1000]); 3]);
+        assert!(too_heavy(&[&big], 2_000));
+        assert!(!too_heavy(&[&big], 4_000));
+        let map = T::map(vec![(T::int(1), T::int(2))]);
+        assert!(too_heavy(&[&map], 1_000_000));
+    }
 }

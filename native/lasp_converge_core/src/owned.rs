@@ -933,6 +933,13 @@ impl Term for OwnedTerm {
         }
     }
 
+    fn binary_size(&self) -> Option<usize> {
+        match self {
+            OwnedTerm::Binary(b) => Some(b.len()),
+            _ => None,
+        }
+    }
+
     fn is_atom(&self, atom: Atom) -> bool {
         matches!(self, OwnedTerm::Atom(a) if &**a == atom.name())
     }

@@ -279,6 +279,12 @@ pub trait Term: Clone + std::fmt::Debug {
     /// Walk one list cell.
     fn cell(&self) -> Cell<Self>;
 
+    /// The byte size of a binary; `None` for other terms and for bitstrings
+    /// that are not a whole number of bytes.
+    fn binary_size(&self) -> Option<usize> {
+        None
+    }
+
     /// The two elements of a 2-tuple.
     fn as_pair(&self) -> Option<(Self, Self)> {
         if self.tuple_arity()? != 2 {

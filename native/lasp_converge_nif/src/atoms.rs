@@ -32,3 +32,7 @@ fn table() -> &'static [rustler::Atom] {
 pub fn get(a: Atom) -> rustler::Atom {
     table()[a as usize]
 }
+
+rustler::atoms! {
+    raw_layout,
+}

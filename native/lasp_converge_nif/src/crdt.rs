@@ -126,3 +126,13 @@ fn crdt_types<'a>(env: Env<'a>) -> Vec<Term<'a>> {
         .map(|a| crate::atoms::get(*a).to_term(env))
         .collect()
 }
+
+// Facts about the loaded library, for tests and support: whether list and
+// tuple reads use the verified raw layout (see term::check_layout).
+#[rustler::nif]
+fn nif_info() -> Vec<(rustler::Atom, bool)> {
+    vec![(
+        crate::atoms::raw_layout(),
+        crate::term::raw_layout_enabled(),
+    )]
+}

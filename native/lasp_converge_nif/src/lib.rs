@@ -4,7 +4,13 @@ mod crdt;
 mod error;
 mod term;
 
-rustler::init!("lasp_converge_nif");
+fn load(env: rustler::Env, _info: rustler::Term) -> bool {
+    // Verify the raw list/tuple reads against enif_* before enabling them.
+    term::check_layout(env);
+    true
+}
+
+rustler::init!("lasp_converge_nif", load = load);
 
 // mimalloc keeps freed pages cached per thread: decode buffers of large
 // states neither page-fault on every call (as with glibc's mmap threshold)

@@ -3,6 +3,7 @@
 // them with the inputs.
 use std::cmp::Ordering;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use lasp_converge_core::{Atom, Builder, Cell, Kind, MutateCx, Term};
 use rustler::sys::{self, ErlNifTerm};
@@ -27,6 +28,130 @@ const TAG_PRIMARY_MASK: u64 = 0b11;
 const TAG_PRIMARY_IMMED1: u64 = 0b11;
 const TAG_IMMED1_MASK: u64 = 0b1111;
 const TAG_IMMED1_SMALL: u64 = 0b1111;
+
+// Lists and tuples are read straight from their words when the running VM
+// lays them out as erl_term.h describes (a cons cell is `ptr | 0b01` to
+// [Head, Tail]; a tuple is `ptr | 0b10` to a header `Arity << 6` and its
+// elements; [] is 0x3B). `check_layout` verifies that on load against the
+// enif_* answers for terms it builds; if anything differs, every read goes
+// through enif_* instead. One enif call per list cell or tuple is most of
+// the cost of decoding a large state.
+const TAG_PRIMARY_LIST: u64 = 0b01;
+const TAG_PRIMARY_BOXED: u64 = 0b10;
+const HEADER_ARITYVAL_MASK: u64 = 0x3F;
+const NIL_WORD: u64 = 0x3B;
+
+static RAW_LAYOUT: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+fn raw_layout() -> bool {
+    RAW_LAYOUT.load(AtomicOrdering::Relaxed)
+}
+
+/// Whether the raw list/tuple reads are enabled.
+pub fn raw_layout_enabled() -> bool {
+    raw_layout()
+}
+
+/// The head and tail words of a cons cell.
+///
+/// # Safety
+/// `w` must be a live term and the layout check must have passed.
+#[inline]
+unsafe fn raw_cell(w: u64) -> Option<(u64, u64)> {
+    if w & TAG_PRIMARY_MASK != TAG_PRIMARY_LIST {
+        return None;
+    }
+    let p = (w - TAG_PRIMARY_LIST) as *const u64;
+    Some((*p, *p.add(1)))
+}
+
+/// The elements of a tuple.
+///
+/// # Safety
+/// As for `raw_cell`; the slice lives as long as the term.
+#[inline]
+unsafe fn raw_tuple<'t>(w: u64) -> Option<&'t [ErlNifTerm]> {
+    if w & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED {
+        return None;
+    }
+    let p = (w - TAG_PRIMARY_BOXED) as *const u64;
+    let header = *p;
+    if header & HEADER_ARITYVAL_MASK != 0 {
+        return None;
+    }
+    let arity = (header >> 6) as usize;
+    Some(std::slice::from_raw_parts(
+        p.add(1) as *const ErlNifTerm,
+        arity,
+    ))
+}
+
+fn word(t: rustler::Term) -> u64 {
+    // SAFETY: ERL_NIF_TERM is a word-sized integer newtype.
+    unsafe { std::mem::transmute::<ErlNifTerm, u64>(t.as_c_arg()) }
+}
+
+/// Check, once per load, that the raw reads agree with enif_* on terms of
+/// every shape the decoders walk; enable them only if they do.
+pub fn check_layout(env: Env) -> bool {
+    let ints: Vec<rustler::Term> = [-7i64, 0, 1, 1 << 40, -(1 << 59)]
+        .iter()
+        .map(|i| i.encode(env))
+        .collect();
+    let big = (1i64 << 62).encode(env);
+    let list = ints.as_slice().encode(env);
+    let nested = (rustler::types::atom::ok(), list, (1.5f64, big), ()).encode(env);
+    let tuples = [
+        ints[0],
+        nested,
+        rustler::Term::list_new_empty(env),
+        rustler::types::atom::ok().encode(env),
+        list,
+        big,
+    ];
+    let mut ok = word(rustler::Term::list_new_empty(env)) == NIL_WORD;
+    for t in tuples.iter().chain(ints.iter()) {
+        let w = word(*t);
+        // SAFETY: `t` is a live term of this environment; the raw readers
+        // only follow a pointer after checking its tag.
+        let (cell, tuple) = unsafe { (raw_cell(w), raw_tuple(w)) };
+        let want_cell = t.list_get_cell().ok().map(|(h, t)| (word(h), word(t)));
+        ok &= cell == want_cell;
+        let want_tuple = rustler::types::tuple::get_tuple(*t)
+            .ok()
+            .map(|v| v.into_iter().map(word).collect::<Vec<_>>());
+        ok &= tuple.map(|s| {
+            s.iter()
+                .map(|e| unsafe { std::mem::transmute::<ErlNifTerm, u64>(*e) })
+                .collect::<Vec<_>>()
+        }) == want_tuple;
+        let want_small = t.decode::<i64>().ok().filter(|_| is_small(w));
+        ok &= (if is_small(w) {
+            Some((w as i64) >> 4)
+        } else {
+            None
+        }) == want_small;
+    }
+    // Walk the whole list both ways.
+    let mut w = word(list);
+    for i in &ints {
+        // SAFETY: as above.
+        match unsafe { raw_cell(w) } {
+            Some((h, t)) => {
+                ok &= h == word(*i);
+                w = t;
+            }
+            None => ok = false,
+        }
+        if !ok {
+            break;
+        }
+    }
+    ok &= w == NIL_WORD;
+    RAW_LAYOUT.store(ok, AtomicOrdering::Relaxed);
+    ok
+}
 
 #[inline]
 fn is_immediate(w: u64) -> bool {
@@ -54,6 +179,10 @@ impl<'a> ExTerm<'a> {
     }
     #[inline]
     fn tuple_slice(&self) -> Option<&'a [ErlNifTerm]> {
+        if raw_layout() {
+            // SAFETY: a live term; layout verified on load.
+            return unsafe { raw_tuple(self.raw_word()) };
+        }
         let mut arity = 0;
         let mut ptr = MaybeUninit::uninit();
         // SAFETY: enif_get_tuple only reads the term; on success the array
@@ -73,6 +202,11 @@ impl<'a> ExTerm<'a> {
                 arity as usize,
             ))
         }
+    }
+    #[inline]
+    fn wrap_word(&self, w: u64) -> Self {
+        // SAFETY: `w` was read from a term of this environment.
+        self.wrap(unsafe { std::mem::transmute::<u64, ErlNifTerm>(w) })
     }
     #[inline]
     fn wrap(&self, t: ErlNifTerm) -> Self {
@@ -137,6 +271,10 @@ impl<'a> Term for ExTerm<'a> {
     }
     #[inline]
     fn as_i64(&self) -> Option<i64> {
+        let w = self.raw_word();
+        if is_small(w) {
+            return Some((w as i64) >> 4);
+        }
         let mut v: i64 = 0;
         // SAFETY: reads an integer term.
         if unsafe { sys::enif_get_int64(self.env().as_c_arg(), self.raw(), &mut v) } == 1 {
@@ -154,6 +292,11 @@ impl<'a> Term for ExTerm<'a> {
         } else {
             None
         }
+    }
+    fn binary_size(&self) -> Option<usize> {
+        // Inspecting a binary reads its size without copying it; a bitstring
+        // that is not whole bytes answers None.
+        self.0.decode_as_binary().ok().map(|b| b.len())
     }
     #[inline]
     fn is_atom(&self, atom: Atom) -> bool {
@@ -179,6 +322,15 @@ impl<'a> Term for ExTerm<'a> {
     }
     #[inline]
     fn cell(&self) -> Cell<Self> {
+        if raw_layout() {
+            let w = self.raw_word();
+            // SAFETY: a live term; layout verified on load.
+            return match unsafe { raw_cell(w) } {
+                Some((h, t)) => Cell::Cons(self.wrap_word(h), self.wrap_word(t)),
+                None if w == NIL_WORD => Cell::Nil,
+                None => Cell::NotList,
+            };
+        }
         let mut h = MaybeUninit::uninit();
         let mut t = MaybeUninit::uninit();
         // SAFETY: reads a list cell; on success both outputs are written.
