@@ -28,20 +28,24 @@ run(Type, N) ->
     io:format("~s, ~b elements per replica~n", [Type, N]),
     Bottom = lasp_converge_crdt:new(Type),
     %% Common history: both replicas start from the same N/2 elements.
-    {Common, _} = timed(fun() -> apply_ops(Bottom, [{add, E} || E <- lists:seq(1, N div 2)], <<"origin">>) end),
+    {Common, _} = timed(fun() -> apply_ops(Bottom, [{add_all, lists:seq(1, N div 2)}], <<"origin">>) end),
     %% Divergence: A adds the upper half and removes every 3rd common
-    %% element; B concurrently re-adds some of those and adds its own.
-    OpsA = [{add, E} || E <- lists:seq(N div 2 + 1, N)]
-        ++ [{rmv, E} || E <- lists:seq(3, N div 2, 3)],
-    OpsB = [{add, E} || E <- lists:seq(3, N div 2, 9)]
-        ++ [{add, {b, E}} || E <- lists:seq(1, N div 2)]
-        ++ [{rmv, E} || E <- lists:seq(2, N div 2, 5)],
+    %% element; B concurrently re-adds some of those, adds its own and
+    %% removes others. Each replica applies its operations one batch at a
+    %% time (`add_all', `rmv_all') and singly at the end.
+    OpsA = [{add_all, lists:seq(N div 2 + 1, N)},
+            {rmv_all, lists:seq(3, N div 2, 3)}]
+        ++ [{add, {a, E}} || E <- lists:seq(1, 200)],
+    OpsB = [{add_all, lists:seq(3, N div 2, 9)},
+            {add_all, [{b, E} || E <- lists:seq(1, N div 2)]},
+            {rmv_all, lists:seq(2, N div 2, 5)}]
+        ++ [{rmv, E} || E <- lists:seq(4, 400, 10)],
     {A, UsA} = timed(fun() -> apply_ops(Common, OpsA, <<"replica-a">>) end),
     {B, UsB} = timed(fun() -> apply_ops(Common, OpsB, <<"replica-b">>) end),
-    io:format("  replica a: ~b ops in ~s, value has ~b elements~n",
-              [length(OpsA), fmt_us(UsA), size_of(A)]),
-    io:format("  replica b: ~b ops in ~s, value has ~b elements~n",
-              [length(OpsB), fmt_us(UsB), size_of(B)]),
+    io:format("  replica a: ~b operations (~b elements) in ~s, value has ~b elements~n",
+              [length(OpsA), op_elements(OpsA), fmt_us(UsA), size_of(A)]),
+    io:format("  replica b: ~b operations (~b elements) in ~s, value has ~b elements~n",
+              [length(OpsB), op_elements(OpsB), fmt_us(UsB), size_of(B)]),
     {AB, UsAB} = best_of(fun() -> lasp_converge_crdt:merge(A, B) end),
     {BA, _} = best_of(fun() -> lasp_converge_crdt:merge(B, A) end),
     Agree = lasp_converge_crdt:equal(AB, BA),
@@ -67,6 +71,12 @@ apply_ops(State, Ops, Actor) ->
                         end
                 end, State, Ops).
 
+op_elements(Ops) ->
+    lists:sum([case Op of
+                   {_, Es} when is_list(Es) -> length(Es);
+                   _ -> 1
+               end || Op <- Ops]).
+
 size_of(S) ->
     sets:size(lasp_converge_crdt:query(S)).
 
@@ -82,17 +92,26 @@ plain_merge({state_orset, A}, {state_orset, B}) ->
 plain_merge({state_awset, {M1, C1}}, {state_awset, {M2, C2}}) ->
     {state_awset, {dot_map_merge(M1, C1, M2, C2), cc_union(C1, C2)}}.
 
+%% Walk both dot maps in key order, as types' dot_map:merge does; a key
+%% whose merged dot set is empty is dropped.
 dot_map_merge(M1, C1, M2, C2) ->
-    Keys = ordsets:union([K || {K, _} <- M1], [K || {K, _} <- M2]),
-    lists:foldr(
-      fun(K, Acc) ->
-              D1 = proplists:get_value(K, M1, []),
-              D2 = proplists:get_value(K, M2, []),
-              case dot_set_merge(D1, C1, D2, C2) of
-                  [] -> Acc;
-                  D -> [{K, D} | Acc]
-              end
-      end, [], Keys).
+    dot_map_merge(M1, C1, M2, C2, []).
+
+dot_map_merge([], _, [], _, Acc) ->
+    lists:reverse(Acc);
+dot_map_merge([{K, D1} | R1], C1, [{K, D2} | R2], C2, Acc) ->
+    dot_map_merge(R1, C1, R2, C2, keep(K, dot_set_merge(D1, C1, D2, C2), Acc));
+dot_map_merge([{K1, D1} | R1], C1, [{K2, _} | _] = M2, C2, Acc) when K1 < K2 ->
+    dot_map_merge(R1, C1, M2, C2, keep(K1, dot_set_merge(D1, C1, [], C2), Acc));
+dot_map_merge([], C1, [{K2, D2} | R2], C2, Acc) ->
+    dot_map_merge([], C1, R2, C2, keep(K2, dot_set_merge([], C1, D2, C2), Acc));
+dot_map_merge(M1, C1, [{K2, D2} | R2], C2, Acc) when M1 =:= [] orelse element(1, hd(M1)) > K2 ->
+    dot_map_merge(M1, C1, R2, C2, keep(K2, dot_set_merge([], C1, D2, C2), Acc));
+dot_map_merge([{K1, D1} | R1], C1, [], C2, Acc) ->
+    dot_map_merge(R1, C1, [], C2, keep(K1, dot_set_merge(D1, C1, [], C2), Acc)).
+
+keep(_, [], Acc) -> Acc;
+keep(K, D, Acc) -> [{K, D} | Acc].
 
 dot_set_merge(D1, C1, D2, C2) ->
     ordsets:union(ordsets:intersection(D1, D2),
