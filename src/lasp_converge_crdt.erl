@@ -16,9 +16,12 @@
 %% `{unknown_op, T}' or `{not_implemented, T}'. No atom is ever created from
 %% the input.
 %%
-%% Scheduling: small inputs (up to 2,000 list cells in all arguments) run on
-%% the calling scheduler; larger ones move to a dirty CPU scheduler, so no
-%% call holds a normal scheduler for more than about 100 microseconds.
+%% Scheduling: a call first weighs its inputs (one unit per list cell,
+%% tuple element or immediate, one per 64 bytes of a binary; maps and
+%% odd-sized bitstrings count as heavy). Inputs up to 4,000 units run on the
+%% calling scheduler, a few microseconds to about a hundred; heavier ones
+%% run on a dirty CPU scheduler, so no call holds a normal scheduler long,
+%% whether its weight comes from many entries or from a few huge elements.
 %%
 %% @reference Paulo Sérgio Almeida, Ali Shoker, Carlos Baquero (2016):
 %% Delta State Replicated Data Types. [https://arxiv.org/abs/1603.01529]
@@ -58,7 +61,8 @@ merge(A, B) ->
     end.
 
 %% @doc Merge many states in one native call:
-%% `merge(...merge(merge(S1, S2), S3)..., Sn)'. The list must not be empty.
+%% `merge(...merge(merge(S1, S2), S3)..., Sn)'. The list must not be empty
+%% (`[]' raises `{badcrdt, not_a_crdt}': there is no type to return).
 -spec merge_all([crdt(), ...]) -> crdt().
 merge_all(States) ->
     try lasp_converge_nif:crdt_merge_all(States)
