@@ -17,9 +17,18 @@
          crdt_query/1, crdt_query_dirty/1,
          crdt_delta/2, crdt_delta_dirty/2,
          crdt_mutate/3, crdt_mutate_dirty/3,
-         crdt_delta_mutate/3, crdt_delta_mutate_dirty/3]).
+         crdt_delta_mutate/3, crdt_delta_mutate_dirty/3,
+         tracker_new/1, tracker_set_members/3, tracker_clock_exact/2,
+         tracker_clock_sample/5, tracker_tick/2,
+         tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5,
+         tracker_observed/4, tracker_stats/1, tracker_divergence/1,
+         tracker_json/1, tracker_reset/1]).
 
 -on_load(init/0).
+
+%% A convergence tracker resource (tracker_new/1).
+-type tracker() :: reference().
+-export_type([tracker/0]).
 
 -define(LIB, "lasp_converge_nif").
 -define(NOT_LOADED, erlang:nif_error({not_loaded, ?MODULE})).
@@ -99,3 +108,37 @@ crdt_mutate_dirty(_, _, _) -> ?NOT_LOADED.
 crdt_delta_mutate(_, _, _) -> ?NOT_LOADED.
 -spec crdt_delta_mutate_dirty(term(), term(), term()) -> term().
 crdt_delta_mutate_dirty(_, _, _) -> ?NOT_LOADED.
+
+%% Convergence tracker (native/lasp_converge_nif/src/tracker.rs). Call them
+%% through `lasp_converge'; each returns `{error, Reason}' on bad input.
+-spec tracker_new(map()) -> {ok, tracker()} | {error, term()}.
+tracker_new(_) -> ?NOT_LOADED.
+-spec tracker_set_members(tracker(), integer(), [non_neg_integer()]) -> ok | {error, term()}.
+tracker_set_members(_, _, _) -> ?NOT_LOADED.
+-spec tracker_clock_exact(tracker(), non_neg_integer()) -> ok | {error, term()}.
+tracker_clock_exact(_, _) -> ?NOT_LOADED.
+-spec tracker_clock_sample(tracker(), non_neg_integer(), integer(), integer(), integer()) ->
+          {ok, map()} | {error, term()}.
+tracker_clock_sample(_, _, _, _, _) -> ?NOT_LOADED.
+-spec tracker_tick(tracker(), integer()) -> ok | {error, term()}.
+tracker_tick(_, _) -> ?NOT_LOADED.
+-spec tracker_updated(tracker(), non_neg_integer(), non_neg_integer(), integer(), term(), term()) ->
+          {ok, new | finished | duplicate} | {error, term()}.
+tracker_updated(_, _, _, _, _, _) -> ?NOT_LOADED.
+-spec tracker_updated_dirty(tracker(), non_neg_integer(), non_neg_integer(), integer(), term(), term()) ->
+          {ok, new | finished | duplicate} | {error, term()}.
+tracker_updated_dirty(_, _, _, _, _, _) -> ?NOT_LOADED.
+-spec tracker_witness(tracker(), non_neg_integer(), non_neg_integer(), integer(), term()) ->
+          {ok, new | finished | duplicate} | {error, term()}.
+tracker_witness(_, _, _, _, _) -> ?NOT_LOADED.
+-spec tracker_observed(tracker(), non_neg_integer(), integer(), term()) ->
+          {ok, map()} | {error, term()}.
+tracker_observed(_, _, _, _) -> ?NOT_LOADED.
+-spec tracker_stats(tracker()) -> {ok, map()} | {error, term()}.
+tracker_stats(_) -> ?NOT_LOADED.
+-spec tracker_divergence(tracker()) -> {ok, [map()]} | {error, term()}.
+tracker_divergence(_) -> ?NOT_LOADED.
+-spec tracker_json(tracker()) -> {ok, binary()} | {error, term()}.
+tracker_json(_) -> ?NOT_LOADED.
+-spec tracker_reset(tracker()) -> ok | {error, term()}.
+tracker_reset(_) -> ?NOT_LOADED.

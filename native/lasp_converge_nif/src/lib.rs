@@ -3,6 +3,7 @@ mod atoms;
 mod crdt;
 mod error;
 mod term;
+mod tracker;
 
 fn load(env: rustler::Env, _info: rustler::Term) -> bool {
     // Verify the raw list/tuple reads against enif_* before enabling them.

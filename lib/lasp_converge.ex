@@ -1,0 +1,128 @@
+defmodule LaspConverge do
+  @moduledoc """
+  Convergence tracking: when each update to a replicated variable becomes
+  visible on each replica, cluster-wide.
+
+  A thin façade over the Erlang module `:lasp_converge`; see its module doc
+  for the model. In short:
+
+    * `track/2`, on one node (the aggregating node), starts tracking a
+      variable there and on every member node (default: every connected node
+      running the `:lasp_converge` application).
+    * The writer calls `updated/3` right after a local update: the update's
+      witness is `delta(post, pre)`, computed natively on the writer's node,
+      and only the witness travels to the aggregating node.
+    * Every replica calls `observed/2` when its local state changes; it has
+      seen an update once its state inflates the update's witness.
+    * `stats/1`, `divergence/1` and `export/2` report convergence times in
+      microseconds, corrected for each node's clock offset (estimated by
+      ping round trips), with the remaining error bound in
+      `:clock_uncertainty_us`.
+
+  Every function returns `{:error, reason}` on bad input or for a variable
+  that is not tracked; none raises.
+
+      iex> var = {"doc", :state_gset}
+      iex> LaspConverge.track(var, nodes: [])
+      :ok
+      iex> LaspConverge.updated(var, {:state_gset, []}, {:state_gset, [:a]})
+      :ok
+      iex> LaspConverge.stats(var).updates
+      1
+      iex> LaspConverge.untrack(var)
+      :ok
+  """
+
+  @typedoc "A tracked variable: any term, e.g. a Lasp id `{\"x\", :state_orset}`."
+  @type variable :: term()
+
+  @typedoc "A state: `{type, payload}`, as lasp-lang/types builds it."
+  @type crdt :: LaspConverge.CRDT.t()
+
+  @typedoc """
+  Options of `track/2`: `:nodes`, `:horizon` (ms), `:sample_every` (ms),
+  `:tick` (ms or `false`), `:clock` (ms or `false`) and the native limits
+  `:max_pending`, `:record_window`, `:max_samples`, `:clock_window`,
+  `:max_latency_us` (see `:lasp_converge.track/2`).
+  """
+  @type track_opts :: keyword() | map()
+
+  @typedoc "Options of `updated/4` and `observed/3`: `:ts`, microseconds on this node's clock."
+  @type event_opts :: keyword() | map()
+
+  @typedoc "`{:error, reason}`: `:not_tracked`, `{:badcrdt, why}`, `:bad_ts`, ..."
+  @type error :: {:error, term()}
+
+  @doc """
+  Starts tracking `var`, aggregated on this node.
+
+      iex> LaspConverge.track({"track", :state_gset}, nodes: [], horizon: 5_000)
+      :ok
+      iex> LaspConverge.track({"track", :state_gset})
+      {:error, :already_tracked}
+      iex> LaspConverge.untrack({"track", :state_gset})
+      :ok
+  """
+  @spec track(variable(), track_opts()) :: :ok | error()
+  def track(var, opts \\ []), do: :lasp_converge.track(var, to_map(opts))
+
+  @doc """
+  Stops tracking `var` on every node.
+
+      iex> LaspConverge.untrack({"never", :state_gset})
+      {:error, :not_tracked}
+  """
+  @spec untrack(variable()) :: :ok | error()
+  def untrack(var), do: :lasp_converge.untrack(var)
+
+  @doc """
+  Records that this node just updated `var` from `pre` to `post`.
+  """
+  @spec updated(variable(), crdt(), crdt(), event_opts()) :: :ok | error()
+  def updated(var, pre, post, opts \\ []),
+    do: :lasp_converge.updated(var, pre, post, to_map(opts))
+
+  @doc """
+  Records that this node's replica of `var` now holds `state`.
+
+      iex> LaspConverge.observed({"never", :state_gset}, {:state_gset, []})
+      {:error, :not_tracked}
+  """
+  @spec observed(variable(), crdt(), event_opts()) :: :ok | error()
+  def observed(var, state, opts \\ []), do: :lasp_converge.observed(var, state, to_map(opts))
+
+  @doc """
+  Counters and convergence-time percentiles in microseconds: a map with
+  atom keys `:updates`, `:converged`, `:pending`, `:unconverged`, `:p50`,
+  `:p90`, `:p99`, `:p999`, `:max`, `:mean`, `:clock_uncertainty_us` and
+  `:per_node` (`%{node => %{p50:, p99:, max:, pending:, ...}}`). Figures
+  with no data are `:undefined`.
+  """
+  @spec stats(variable()) :: map() | error()
+  def stats(var), do: :lasp_converge.stats(var)
+
+  @doc """
+  Divergence samples, oldest first: `%{t_us:, up_to_date:, nodes: %{node =>
+  %{unseen:, oldest_unseen_age_us:}}}`.
+  """
+  @spec divergence(variable()) :: [map()] | error()
+  def divergence(var), do: :lasp_converge.divergence(var)
+
+  @doc """
+  Everything the tracker knows as JSON (`format` is `:json`).
+  """
+  @spec export(variable(), :json) :: {:ok, binary()} | error()
+  def export(var, format), do: :lasp_converge.export(var, format)
+
+  @doc """
+  Starts a new measurement; members and clock estimates are kept.
+  """
+  @spec reset(variable()) :: :ok | error()
+  def reset(var), do: :lasp_converge.reset(var)
+
+  defp to_map(opts) when is_list(opts) do
+    if Keyword.keyword?(opts), do: Map.new(opts), else: opts
+  end
+
+  defp to_map(opts), do: opts
+end

@@ -1,0 +1,623 @@
+// Convergence tracker NIFs: one resource per tracked variable, holding the
+// core's `Tracker` behind a mutex (the tracker is a measurement that many
+// processes feed, not a CRDT value, so STYLE's "no Mutex in resources" rule
+// for CRDT payloads does not apply here).
+//
+// Witness storage. A witness is `delta(Post, Pre)`; it must outlive the call
+// that registered it. We keep it as a decoded `Crdt<OwnedTerm>`: the delta
+// is computed over the caller's terms, copied out once through
+// `term_to_binary` + the core's ETF reader, and decoded once. An
+// observation copies the observed state the same way (once, O(state)) and
+// then checks every candidate with the core's `is_inflation(witness, state)`
+// without touching the BEAM heap. Keeping one `OwnedEnv` per witness instead
+// would cost an env per pending update and a copy into the caller's heap per
+// check. The last state observed per node is kept too, so an announcement
+// that reaches the tracker after a node already merged the update is
+// credited to that node (`Tracker::updated_with`).
+//
+// Every input is decoded by hand so that bad input gives `{error, Reason}`
+// (never `badarg`, never an atom made from input); reasons are fixed atoms
+// or `{badcrdt, Why}` as the CRDT NIFs raise them.
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use lasp_converge_core::decode::Decoder;
+use lasp_converge_core::owned::OwnedTerm;
+use lasp_converge_core::tracker::{Config, Filter, NodeId, Registered, Tracker, Witness};
+use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged};
+use rustler::types::map::map_new;
+use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
+
+use crate::term::{ExBuilder, ExTerm};
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        undefined,
+        badcrdt,
+        not_a_tracker,
+        bad_node,
+        bad_seq,
+        bad_ts,
+        bad_members,
+        bad_opts,
+        unsupported_term,
+        negative_rtt,
+        json,
+        new,
+        duplicate,
+        finished,
+        updates,
+        converged,
+        pending,
+        unconverged,
+        unconverged_capacity,
+        orphaned,
+        duplicates,
+        p50,
+        p90,
+        p99,
+        p999,
+        max,
+        mean,
+        clock_uncertainty_us,
+        unsynced_nodes,
+        negative_clamped,
+        saturated,
+        witness_checks,
+        per_node,
+        count,
+        live,
+        checked,
+        newly_seen,
+        t_us,
+        up_to_date,
+        nodes,
+        unseen,
+        oldest_unseen_age_us,
+        offset_us,
+        uncertainty_us,
+        rtt_us,
+        // Config keys.
+        horizon_us,
+        max_pending,
+        record_window,
+        sample_every_us,
+        max_samples,
+        max_latency_us,
+        seq_window,
+        clock_window,
+        exact,
+    }
+}
+
+/// The witness of one update: the delta, decoded, owned by Rust.
+pub struct ExWitness(Crdt<OwnedTerm>);
+
+// No index key yet: every pending update is checked on every observation
+// (`Filter::All`). An element/actor key needs a per-type key function in the
+// core; see the module docs of `tracker` ("Witness index").
+impl Witness for ExWitness {}
+
+struct Inner {
+    tracker: Tracker<ExWitness>,
+    // The type of the tracked variable, fixed by its first update or
+    // observation; a state of another type is refused.
+    tag: Option<Atom>,
+    last: HashMap<NodeId, Crdt<OwnedTerm>>,
+}
+
+pub struct ExTrackerRef(Mutex<Inner>);
+
+#[rustler::resource_impl]
+impl rustler::Resource for ExTrackerRef {}
+
+impl ExTrackerRef {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug, but the tracker's data is
+        // still consistent between calls: keep serving it.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type Reply<'a> = NifResult<Term<'a>>;
+
+fn error<'a>(env: Env<'a>, why: impl Encoder) -> Reply<'a> {
+    Ok((atoms::error(), why).encode(env))
+}
+
+fn bad<'a>(env: Env<'a>, e: BadCrdt) -> Reply<'a> {
+    let why = e.to_term(&ExBuilder { env }).0;
+    error(env, (atoms::badcrdt(), why))
+}
+
+fn res<'a>(t: Term<'a>) -> Option<ResourceArc<ExTrackerRef>> {
+    t.decode::<ResourceArc<ExTrackerRef>>().ok()
+}
+
+fn node_id(t: Term) -> Option<NodeId> {
+    t.decode::<u32>().ok().map(NodeId)
+}
+
+// rustler's `Vec` decoder panics on an improper list; walk the cells.
+fn list(t: Term) -> Option<Vec<Term>> {
+    let mut out = Vec::new();
+    let mut cur = t;
+    while !cur.is_empty_list() {
+        let (h, tail) = cur.list_get_cell().ok()?;
+        out.push(h);
+        cur = tail;
+    }
+    Some(out)
+}
+
+fn opt_or_undefined<'a, T: Encoder>(env: Env<'a>, v: Option<T>) -> Term<'a> {
+    match v {
+        Some(v) => v.encode(env),
+        None => atoms::undefined().encode(env),
+    }
+}
+
+fn put<'a>(m: Term<'a>, k: rustler::Atom, v: Term<'a>) -> Term<'a> {
+    // Keys are distinct atoms of ours: map_put cannot fail on a map.
+    m.map_put(k, v).unwrap_or(m)
+}
+
+/// A caller term copied out of the BEAM heap.
+fn owned(t: Term) -> Option<OwnedTerm> {
+    etf::decode(t.to_binary().as_slice()).ok()
+}
+
+fn decode_owned(t: &OwnedTerm) -> Result<Crdt<OwnedTerm>, BadCrdt> {
+    Crdt::decode(t, &mut Decoder::new(Limits::dirty()))
+}
+
+fn check_tag(inner: &mut Inner, c: &Crdt<OwnedTerm>) -> Result<(), BadCrdt> {
+    match inner.tag {
+        Some(t) if t != c.tag() => Err(BadCrdt::TypeMismatch(t, c.tag())),
+        Some(_) => Ok(()),
+        None => {
+            inner.tag = Some(c.tag());
+            Ok(())
+        }
+    }
+}
+
+// ---- construction and configuration ----
+
+fn config_from(opts: Term) -> Option<(Config, Vec<NodeId>)> {
+    if !opts.is_map() {
+        return None;
+    }
+    let mut c = Config::default();
+    macro_rules! field {
+        ($key:ident, $ty:ty) => {
+            if let Ok(v) = opts.map_get(atoms::$key()) {
+                c.$key = v.decode::<$ty>().ok()?;
+            }
+        };
+    }
+    field!(horizon_us, i64);
+    field!(max_pending, usize);
+    field!(record_window, usize);
+    field!(sample_every_us, i64);
+    field!(max_samples, usize);
+    field!(max_latency_us, u64);
+    field!(seq_window, usize);
+    field!(clock_window, usize);
+    let mut exact = Vec::new();
+    if let Ok(v) = opts.map_get(atoms::exact()) {
+        for n in list(v)? {
+            exact.push(node_id(n)?);
+        }
+    }
+    Some((c, exact))
+}
+
+// `tracker_new(Opts)`: `{ok, Ref}`. Opts: the `Config` fields (microseconds
+// and counts, atom keys) and `exact => [NodeId]`, the nodes that read the
+// reference clock (the tracker's own node).
+#[rustler::nif]
+fn tracker_new<'a>(env: Env<'a>, opts: Term<'a>) -> Reply<'a> {
+    let Some((config, exact)) = config_from(opts) else {
+        return error(env, atoms::bad_opts());
+    };
+    let mut tracker = Tracker::new(config);
+    for n in exact {
+        tracker.clock_mut().set_exact(n);
+    }
+    let r = ResourceArc::new(ExTrackerRef(Mutex::new(Inner {
+        tracker,
+        tag: None,
+        last: HashMap::new(),
+    })));
+    Ok((atoms::ok(), r).encode(env))
+}
+
+// `tracker_set_members(Ref, TsUs, [NodeId])`.
+#[rustler::nif]
+fn tracker_set_members<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    ts: Term<'a>,
+    members: Term<'a>,
+) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let Ok(ts) = ts.decode::<i64>() else {
+        return error(env, atoms::bad_ts());
+    };
+    let Some(ids) =
+        list(members).and_then(|v| v.into_iter().map(node_id).collect::<Option<Vec<_>>>())
+    else {
+        return error(env, atoms::bad_members());
+    };
+    let mut inner = r.lock();
+    inner.tracker.set_members(ts, &ids);
+    let live: Vec<NodeId> = inner.tracker.members();
+    inner.last.retain(|n, _| live.contains(n));
+    Ok(atoms::ok().encode(env))
+}
+
+// `tracker_clock_exact(Ref, NodeId)`: the node reads the reference clock.
+#[rustler::nif]
+fn tracker_clock_exact<'a>(env: Env<'a>, r: Term<'a>, n: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let Some(n) = node_id(n) else {
+        return error(env, atoms::bad_node());
+    };
+    r.lock().tracker.clock_mut().set_exact(n);
+    Ok(atoms::ok().encode(env))
+}
+
+// `tracker_clock_sample(Ref, NodeId, T0, T1, T2)`: one ping round trip, T0
+// and T2 on the reference clock, T1 the node's reading. `{ok, #{offset_us,
+// uncertainty_us, rtt_us}}` is the estimate in force afterwards.
+#[rustler::nif]
+fn tracker_clock_sample<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    n: Term<'a>,
+    t0: Term<'a>,
+    t1: Term<'a>,
+    t2: Term<'a>,
+) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let Some(n) = node_id(n) else {
+        return error(env, atoms::bad_node());
+    };
+    let (Ok(t0), Ok(t1), Ok(t2)) = (t0.decode::<i64>(), t1.decode::<i64>(), t2.decode::<i64>())
+    else {
+        return error(env, atoms::bad_ts());
+    };
+    let sampled = r.lock().tracker.clock_sample(n, t0, t1, t2);
+    match sampled {
+        Ok(e) => {
+            let m = map_new(env);
+            let m = put(m, atoms::offset_us(), e.offset_us.encode(env));
+            let m = put(m, atoms::uncertainty_us(), e.uncertainty_us.encode(env));
+            let m = put(m, atoms::rtt_us(), e.rtt_us.encode(env));
+            Ok((atoms::ok(), m).encode(env))
+        }
+        Err(_) => error(env, atoms::negative_rtt()),
+    }
+}
+
+// `tracker_tick(Ref, NowUs)`: advance the clock (horizon, samples).
+#[rustler::nif]
+fn tracker_tick<'a>(env: Env<'a>, r: Term<'a>, now: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let Ok(now) = now.decode::<i64>() else {
+        return error(env, atoms::bad_ts());
+    };
+    r.lock().tracker.tick(now);
+    Ok(atoms::ok().encode(env))
+}
+
+// ---- updates and observations ----
+
+fn register<'a>(
+    env: Env<'a>,
+    r: &ExTrackerRef,
+    origin: NodeId,
+    seq: u64,
+    ts: i64,
+    witness: Crdt<OwnedTerm>,
+) -> Reply<'a> {
+    let mut inner = r.lock();
+    if let Err(e) = check_tag(&mut inner, &witness) {
+        return bad(env, e);
+    }
+    let Inner { tracker, last, .. } = &mut *inner;
+    let reg = if last.is_empty() {
+        tracker.updated(origin, seq, ts, ExWitness(witness))
+    } else {
+        tracker.updated_with(origin, seq, ts, ExWitness(witness), |n, w| {
+            last.get(&n)
+                .is_some_and(|s| w.0.is_inflation(s).unwrap_or(false))
+        })
+    };
+    Ok(match reg {
+        Registered::New { finished: false } => (atoms::ok(), atoms::new()).encode(env),
+        Registered::New { finished: true } => (atoms::ok(), atoms::finished()).encode(env),
+        Registered::Duplicate => (atoms::ok(), atoms::duplicate()).encode(env),
+    })
+}
+
+struct UpdArgs {
+    r: ResourceArc<ExTrackerRef>,
+    origin: NodeId,
+    seq: u64,
+    ts: i64,
+}
+
+fn upd_args<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    o: Term<'a>,
+    s: Term<'a>,
+    t: Term<'a>,
+) -> Result<UpdArgs, Reply<'a>> {
+    let r = res(r).ok_or_else(|| error(env, atoms::not_a_tracker()))?;
+    let origin = node_id(o).ok_or_else(|| error(env, atoms::bad_node()))?;
+    let seq = s
+        .decode::<u64>()
+        .map_err(|_| error(env, atoms::bad_seq()))?;
+    let ts = t.decode::<i64>().map_err(|_| error(env, atoms::bad_ts()))?;
+    Ok(UpdArgs { r, origin, seq, ts })
+}
+
+fn updated<'a>(env: Env<'a>, limits: Limits, args: [Term<'a>; 6]) -> Reply<'a> {
+    let [r, o, s, t, pre, post] = args;
+    let a = match upd_args(env, r, o, s, t) {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    // The delta over the caller's terms (no copy of either state), then the
+    // (small) delta copied out.
+    let d = match lasp_converge_core::api::delta(
+        &ExBuilder { env },
+        &ExTerm(post),
+        &ExTerm(pre),
+        limits,
+    ) {
+        Ok(d) => d,
+        Err(BadCrdt::Yield) => return Err(crate::error::raise(BadCrdt::Yield)),
+        Err(e) => return bad(env, e),
+    };
+    let Some(o) = owned(d.0) else {
+        return error(env, atoms::unsupported_term());
+    };
+    match decode_owned(&o) {
+        Ok(w) => register(env, &a.r, a.origin, a.seq, a.ts, w),
+        Err(e) => bad(env, e),
+    }
+}
+
+// `tracker_updated(Ref, Origin, Seq, TsUs, Pre, Post)`: update `(Origin,
+// Seq)` made at `TsUs` (Origin's clock); the witness is `delta(Post, Pre)`.
+// `{ok, new | finished | duplicate}`. The normal-scheduler NIF raises
+// `lasp_converge_dirty` when the states are large; the caller retries with
+// the `_dirty` twin (as `lasp_converge_crdt` does).
+#[rustler::nif]
+fn tracker_updated<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    o: Term<'a>,
+    s: Term<'a>,
+    t: Term<'a>,
+    pre: Term<'a>,
+    post: Term<'a>,
+) -> Reply<'a> {
+    updated(env, Limits::normal(), [r, o, s, t, pre, post])
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_updated_dirty<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    o: Term<'a>,
+    s: Term<'a>,
+    t: Term<'a>,
+    pre: Term<'a>,
+    post: Term<'a>,
+) -> Reply<'a> {
+    updated(env, Limits::dirty(), [r, o, s, t, pre, post])
+}
+
+// `tracker_witness(Ref, Origin, Seq, TsUs, Witness)`: as `tracker_updated`,
+// with the witness already computed (by the origin node, which sends it to
+// the aggregating node instead of two states).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_witness<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    o: Term<'a>,
+    s: Term<'a>,
+    t: Term<'a>,
+    w: Term<'a>,
+) -> Reply<'a> {
+    let a = match upd_args(env, r, o, s, t) {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let Some(o) = owned(w) else {
+        return error(env, atoms::unsupported_term());
+    };
+    match decode_owned(&o) {
+        Ok(w) => register(env, &a.r, a.origin, a.seq, a.ts, w),
+        Err(e) => bad(env, e),
+    }
+}
+
+// `tracker_observed(Ref, NodeId, TsUs, State)`: node held `State` at `TsUs`
+// (its own clock). Every pending update it has not seen is checked with
+// `is_inflation(Witness, State)`. `{ok, #{checked, newly_seen, converged}}`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_observed<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    n: Term<'a>,
+    t: Term<'a>,
+    state: Term<'a>,
+) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let Some(n) = node_id(n) else {
+        return error(env, atoms::bad_node());
+    };
+    let Ok(ts) = t.decode::<i64>() else {
+        return error(env, atoms::bad_ts());
+    };
+    let Some(o) = owned(state) else {
+        return error(env, atoms::unsupported_term());
+    };
+    let s = match decode_owned(&o) {
+        Ok(s) => s,
+        Err(e) => return bad(env, e),
+    };
+    let mut inner = r.lock();
+    if let Err(e) = check_tag(&mut inner, &s) {
+        return bad(env, e);
+    }
+    let obs = inner.tracker.observed(n, ts, Filter::All, |w: &ExWitness| {
+        // Same type (checked above), decoded states: cannot fail.
+        w.0.is_inflation(&s).unwrap_or(false)
+    });
+    // A replica's state only inflates, so the join of what it was seen to
+    // hold is what it holds now (even if observations arrive reordered).
+    let joined = match inner.last.get(&n).map(|l| l.merge(&s)) {
+        Some(Ok(Merged::Left)) => None,
+        Some(Ok(Merged::New(j))) => Some(j),
+        _ => Some(s),
+    };
+    if let Some(j) = joined {
+        inner.last.insert(n, j);
+    }
+    let m = map_new(env);
+    let m = put(m, atoms::checked(), obs.checked.encode(env));
+    let m = put(m, atoms::newly_seen(), obs.newly_seen.encode(env));
+    let m = put(m, atoms::converged(), obs.converged.encode(env));
+    Ok((atoms::ok(), m).encode(env))
+}
+
+// ---- queries ----
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_stats<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let s = r.lock().tracker.stats();
+    let u = |v: Option<u64>| opt_or_undefined(env, v);
+    let mut per_node = map_new(env);
+    for n in &s.per_node {
+        let m = map_new(env);
+        let m = put(m, atoms::p50(), u(n.p50_us));
+        let m = put(m, atoms::p99(), u(n.p99_us));
+        let m = put(m, atoms::max(), u(n.max_us));
+        let m = put(m, atoms::pending(), n.pending.encode(env));
+        let m = put(m, atoms::count(), n.count.encode(env));
+        let m = put(m, atoms::live(), n.live.encode(env));
+        let m = put(m, atoms::clock_uncertainty_us(), u(n.clock_uncertainty_us));
+        per_node = per_node.map_put(n.node.0, m).unwrap_or(per_node);
+    }
+    let unsynced: Vec<u32> = s.unsynced_nodes.iter().map(|n| n.0).collect();
+    let m = map_new(env);
+    let m = put(m, atoms::updates(), s.updates.encode(env));
+    let m = put(m, atoms::converged(), s.converged.encode(env));
+    let m = put(m, atoms::pending(), s.pending.encode(env));
+    let m = put(m, atoms::unconverged(), s.unconverged.encode(env));
+    let m = put(
+        m,
+        atoms::unconverged_capacity(),
+        s.unconverged_capacity.encode(env),
+    );
+    let m = put(m, atoms::orphaned(), s.orphaned.encode(env));
+    let m = put(m, atoms::duplicates(), s.duplicates.encode(env));
+    let m = put(m, atoms::p50(), u(s.p50_us));
+    let m = put(m, atoms::p90(), u(s.p90_us));
+    let m = put(m, atoms::p99(), u(s.p99_us));
+    let m = put(m, atoms::p999(), u(s.p999_us));
+    let m = put(m, atoms::max(), u(s.max_us));
+    let m = put(m, atoms::mean(), opt_or_undefined(env, s.mean_us));
+    let m = put(
+        m,
+        atoms::clock_uncertainty_us(),
+        s.clock_uncertainty_us.encode(env),
+    );
+    let m = put(m, atoms::unsynced_nodes(), unsynced.encode(env));
+    let m = put(m, atoms::negative_clamped(), s.negative_clamped.encode(env));
+    let m = put(m, atoms::saturated(), s.saturated.encode(env));
+    let m = put(m, atoms::witness_checks(), s.witness_checks.encode(env));
+    let m = put(m, atoms::per_node(), per_node);
+    Ok((atoms::ok(), m).encode(env))
+}
+
+// `tracker_divergence(Ref)`: `{ok, [#{t_us, up_to_date, nodes => #{NodeId
+// => #{unseen, oldest_unseen_age_us}}}]}`, oldest first.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_divergence<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let inner = r.lock();
+    let mut out = Vec::with_capacity(inner.tracker.divergence().len());
+    for s in inner.tracker.divergence() {
+        let mut nodes = map_new(env);
+        for l in &s.nodes {
+            let m = map_new(env);
+            let m = put(m, atoms::unseen(), l.unseen.encode(env));
+            let m = put(
+                m,
+                atoms::oldest_unseen_age_us(),
+                opt_or_undefined(env, l.oldest_unseen_age_us),
+            );
+            nodes = nodes.map_put(l.node.0, m).unwrap_or(nodes);
+        }
+        let m = map_new(env);
+        let m = put(m, atoms::t_us(), s.t_us.encode(env));
+        let m = put(m, atoms::up_to_date(), s.up_to_date.encode(env));
+        let m = put(m, atoms::nodes(), nodes);
+        out.push(m);
+    }
+    Ok((atoms::ok(), out).encode(env))
+}
+
+// `tracker_json(Ref)`: `{ok, Binary}`, the core's `Report` as JSON.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_json<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let json = r.lock().tracker.to_json();
+    match json {
+        Ok(s) => {
+            let mut b = rustler::NewBinary::new(env, s.len());
+            b.as_mut_slice().copy_from_slice(s.as_bytes());
+            Ok((atoms::ok(), Term::from(b)).encode(env))
+        }
+        Err(_) => error(env, atoms::json()),
+    }
+}
+
+// `tracker_reset(Ref)`: a new measurement (members and clocks kept).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_reset<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let mut inner = r.lock();
+    inner.tracker.reset();
+    inner.last.clear();
+    Ok(atoms::ok().encode(env))
+}

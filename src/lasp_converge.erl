@@ -1,0 +1,227 @@
+%% @doc Convergence tracking: when each update to a replicated variable
+%% becomes visible on each replica, cluster-wide.
+%%
+%% == Model ==
+%%
+%% A variable is any term naming a Lasp state CRDT (a Lasp id such as
+%% `{<<"x">>, state_orset}' included). `track(Var, Opts)' on one node (the
+%% aggregating node) starts tracking it there and on every member node.
+%% The writer calls `updated(Var, Pre, Post)' right after a local update:
+%% the update gets an id (node, sequence number) and a timestamp from the
+%% writer's clock, and its witness is `delta(Post, Pre)', computed natively
+%% on the writer's node; only the witness travels to the aggregating node.
+%% Every replica calls `observed(Var, State)' when its local state changes:
+%% a replica has seen an update once its state inflates the update's witness
+%% (`is_inflation(Witness, State)'). An update converges when every live
+%% member that was a member at its time has seen it; its convergence time is
+%% the last first-seen time minus the update's time. Converged updates fold
+%% into HDR histograms; the native tracker's memory is bounded by its
+%% configuration (see `native/lasp_converge_core/src/tracker/mod.rs').
+%%
+%% Timestamps are read on the node they describe. The aggregating node
+%% estimates every member's clock offset from ping round trips, keeps the
+%% tightest, corrects each reading, and reports the bound on the remaining
+%% error as `clock_uncertainty_us' next to every figure.
+%%
+%% A node that goes down stops holding updates pending; updates still unseen
+%% after the horizon count as `unconverged'.
+%%
+%% The witness model follows delta-state CRDTs: Almeida, Shoker, Baquero,
+%% "Delta State Replicated Data Types", JPDC 2018 (a delta is a join-
+%% irreducible part of the state it came from, so a replica holds the update
+%% exactly when its state is at least the delta).
+-module(lasp_converge).
+
+-export([track/1, track/2, untrack/1,
+         updated/3, updated/4, observed/2, observed/3,
+         stats/1, divergence/1, export/2, reset/1]).
+
+-type var() :: term().
+-type crdt() :: lasp_converge_crdt:crdt().
+-type track_opts() :: #{nodes => [node()],
+                        horizon => non_neg_integer(),
+                        sample_every => non_neg_integer(),
+                        tick => pos_integer() | false,
+                        clock => pos_integer() | false,
+                        max_pending => pos_integer(),
+                        record_window => non_neg_integer(),
+                        max_samples => non_neg_integer(),
+                        clock_window => pos_integer(),
+                        max_latency_us => pos_integer()}.
+-type event_opts() :: #{ts => integer()}.
+-type stats() :: #{updates := non_neg_integer(),
+                   converged := non_neg_integer(),
+                   pending := non_neg_integer(),
+                   unconverged := non_neg_integer(),
+                   p50 := non_neg_integer() | undefined,
+                   p90 := non_neg_integer() | undefined,
+                   p99 := non_neg_integer() | undefined,
+                   p999 := non_neg_integer() | undefined,
+                   max := non_neg_integer() | undefined,
+                   mean := float() | undefined,
+                   clock_uncertainty_us := non_neg_integer(),
+                   per_node := #{node() => #{p50 := non_neg_integer() | undefined,
+                                             p99 := non_neg_integer() | undefined,
+                                             max := non_neg_integer() | undefined,
+                                             pending := non_neg_integer(),
+                                             atom() => term()}},
+                   atom() => term()}.
+-export_type([var/0, track_opts/0, event_opts/0, stats/0]).
+
+%% @equiv track(Var, #{})
+-spec track(var()) -> ok | {error, term()}.
+track(Var) ->
+    track(Var, #{}).
+
+%% @doc Start tracking `Var', aggregated on this node.
+%%
+%% Options: `nodes' (default: every connected node; this node is always a
+%% member, and a node where the application is not running is left out),
+%% `horizon' (ms an update may stay unseen before it counts as unconverged,
+%% default 30 000), `sample_every' (divergence sample period in ms, default
+%% 10), `tick' (ms between advances of the tracker's clock, default 100,
+%% `false' for none: tests that pass their own timestamps), `clock' (ms
+%% between clock pings to each member, default 1000, `false' for none), and
+%% the native limits `max_pending', `record_window', `max_samples',
+%% `clock_window', `max_latency_us'.
+-spec track(var(), track_opts()) -> ok | {error, term()}.
+track(Var, Opts) when is_map(Opts) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, _} ->
+            {error, already_tracked};
+        {error, not_tracked} ->
+            try lasp_converge_sup:start_tracker(Var, {aggregator, Opts}) of
+                {ok, _Pid} -> ok;
+                {error, {error, Reason}} -> {error, Reason};
+                {error, Reason} -> {error, Reason}
+            catch exit:{noproc, _} ->
+                    {error, not_started}
+            end
+    end;
+track(_Var, _Opts) ->
+    {error, bad_opts}.
+
+%% @doc Stop tracking `Var' on every node (from any member node).
+-spec untrack(var()) -> ok | {error, term()}.
+untrack(Var) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, {_, Agg, _, _}} -> call(Agg, untrack);
+        {error, _} = E -> E
+    end.
+
+%% @equiv updated(Var, Pre, Post, #{})
+-spec updated(var(), crdt(), crdt()) -> ok | {error, term()}.
+updated(Var, Pre, Post) ->
+    updated(Var, Pre, Post, #{}).
+
+%% @doc This node just updated `Var' from `Pre' to `Post'. `ts' overrides
+%% the timestamp (microseconds on this node's clock; default: now).
+-spec updated(var(), crdt(), crdt(), event_opts()) -> ok | {error, term()}.
+updated(Var, Pre, Post, Opts) ->
+    with_ts(Opts, fun(Ts) -> updated_at(Var, Pre, Post, Ts) end).
+
+updated_at(Var, Pre, Post, Ts) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, {aggregator, _, Res, Id}} ->
+            Seq = lasp_converge_tracker:next_seq(Var),
+            R = try lasp_converge_nif:tracker_updated(Res, Id, Seq, Ts, Pre, Post)
+                catch error:lasp_converge_dirty ->
+                        lasp_converge_nif:tracker_updated_dirty(Res, Id, Seq, Ts, Pre, Post)
+                end,
+            case R of
+                {ok, _} -> ok;
+                {error, _} = E -> E
+            end;
+        {ok, {member, Agg, _, _}} ->
+            try lasp_converge_crdt:delta(Post, Pre) of
+                W ->
+                    Agg ! {lc_updated, node(), lasp_converge_tracker:next_seq(Var), Ts, W},
+                    ok
+            catch error:{badcrdt, Why} ->
+                    {error, {badcrdt, Why}}
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+%% @equiv observed(Var, State, #{})
+-spec observed(var(), crdt()) -> ok | {error, term()}.
+observed(Var, State) ->
+    observed(Var, State, #{}).
+
+%% @doc This node's replica of `Var' now holds `State'. `ts' as for
+%% `updated/4'.
+-spec observed(var(), crdt(), event_opts()) -> ok | {error, term()}.
+observed(Var, State, Opts) ->
+    with_ts(Opts, fun(Ts) -> observed_at(Var, State, Ts) end).
+
+observed_at(Var, State, Ts) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, {aggregator, _, Res, Id}} ->
+            case lasp_converge_nif:tracker_observed(Res, Id, Ts, State) of
+                {ok, _} -> ok;
+                {error, _} = E -> E
+            end;
+        {ok, {member, Agg, _, _}} ->
+            case is_crdt(State) of
+                true ->
+                    Agg ! {lc_observed, node(), Ts, State},
+                    ok;
+                false ->
+                    {error, {badcrdt, not_a_crdt}}
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+%% @doc Counters and convergence-time percentiles (microseconds), cluster-
+%% wide and `per_node' (visibility latency of each node). Figures with no
+%% data are `undefined'.
+-spec stats(var()) -> stats() | {error, term()}.
+stats(Var) ->
+    query(Var, stats).
+
+%% @doc Divergence samples, oldest first: per sample `t_us' (aggregator's
+%% clock), `up_to_date' (fraction of live members with nothing unseen) and
+%% `nodes' => #{Node => #{unseen, oldest_unseen_age_us}}.
+-spec divergence(var()) -> [map()] | {error, term()}.
+divergence(Var) ->
+    query(Var, divergence).
+
+%% @doc Everything the tracker knows as JSON: `{"nodes": {Id: Node},
+%% "report": Report}', nodes named by their number in `report'.
+-spec export(var(), json) -> {ok, binary()} | {error, term()}.
+export(Var, json) ->
+    query(Var, json);
+export(_Var, _Format) ->
+    {error, bad_format}.
+
+%% @doc Start a new measurement (members and clock estimates are kept).
+-spec reset(var()) -> ok | {error, term()}.
+reset(Var) ->
+    query(Var, reset).
+
+%% ---- internals ----
+
+query(Var, Q) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, {_, Agg, _, _}} -> call(Agg, {query, Q});
+        {error, _} = E -> E
+    end.
+
+call(Pid, Msg) ->
+    try
+        gen_server:call(Pid, Msg, 30000)
+    catch exit:_ ->
+            {error, not_tracked}
+    end.
+
+with_ts(#{ts := Ts}, F) when is_integer(Ts) -> F(Ts);
+with_ts(#{ts := _}, _) -> {error, bad_ts};
+with_ts(Opts, F) when is_map(Opts) -> F(lasp_converge_tracker:now_us());
+with_ts(_, _) -> {error, bad_opts}.
+
+is_crdt({Type, _}) when is_atom(Type) ->
+    lists:member(Type, lasp_converge_crdt:types());
+is_crdt(_) ->
+    false.

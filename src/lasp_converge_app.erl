@@ -1,0 +1,14 @@
+%% @doc The `lasp_converge' application: starts `lasp_converge_sup', under
+%% which each tracked variable gets a `lasp_converge_tracker' per node.
+-module(lasp_converge_app).
+-behaviour(application).
+
+-export([start/2, stop/1]).
+
+-spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
+start(_Type, _Args) ->
+    lasp_converge_sup:start_link().
+
+-spec stop(term()) -> ok.
+stop(_State) ->
+    ok.

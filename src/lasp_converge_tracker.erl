@@ -1,0 +1,301 @@
+%% @doc One node's tracker of one variable (see `lasp_converge').
+%%
+%% Two roles:
+%%
+%% <ul>
+%% <li>`aggregator': on the node that called `lasp_converge:track/2'. It
+%%   owns the native tracker (`lasp_converge_nif:tracker_new/1'), starts a
+%%   `member' on every other node, numbers the nodes (itself 0, the others
+%%   1, 2, ... in the order given), estimates their clock offsets by ping
+%%   round trips (a burst of `?SYNC_ROUNDS' when tracking starts, then one
+%%   per member every `clock' ms; the core keeps the tightest), advances
+%%   the tracker's clock every `tick' ms, and drops a node from the
+%%   members when it goes down (`net_kernel:monitor_nodes/1') or its member
+%%   stops.</li>
+%% <li>`member': on every other node. It answers pings with its clock and
+%%   stops with the aggregator.</li>
+%% </ul>
+%%
+%% Updates and observations do not go through either process on the
+%% aggregating node: `lasp_converge' reads the native tracker from the
+%% registry and calls it in the caller's process. On a member node it
+%% computes the witness (`delta(Post, Pre)') locally and sends only that,
+%% with the node's own timestamp, to the aggregator; an observation sends the
+%% observed state.
+-module(lasp_converge_tracker).
+-behaviour(gen_server).
+
+-export([start_link/2, now_us/0, lookup/1, next_seq/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(SYNC_ROUNDS, 8).
+-define(SYNC_TIMEOUT, 1000).
+-define(RPC_TIMEOUT, 5000).
+-define(DEFAULT_TICK_MS, 100).
+-define(DEFAULT_CLOCK_MS, 1000).
+
+-type role() :: {aggregator, map()} | {member, pid()}.
+-type entry() :: {aggregator, pid(), lasp_converge_nif:tracker(), non_neg_integer()}
+               | {member, pid(), undefined, undefined}.
+-export_type([role/0, entry/0]).
+
+-record(st, {var :: term(),
+             role :: aggregator | member,
+             agg :: pid(),
+             res :: lasp_converge_nif:tracker() | undefined,
+             %% aggregator only:
+             ids = #{} :: #{node() => non_neg_integer()},
+             names = #{} :: #{non_neg_integer() => node()},
+             members = #{} :: #{node() => pid()},
+             live = [] :: [node()],
+             tick :: pos_integer() | false,
+             clock :: pos_integer() | false}).
+
+%% @doc Start the tracker of `Var' on this node (through `lasp_converge_sup').
+%% `ignore' when the variable is already tracked here.
+-spec start_link(term(), role()) -> {ok, pid()} | ignore | {error, term()}.
+start_link(Var, Role) ->
+    gen_server:start_link(?MODULE, {Var, Role}, []).
+
+%% @doc This node's clock, in microseconds: `os:system_time(microsecond)' plus
+%% the application environment's `clock_offset_us' (0 by default; tests set
+%% it to give a node a skewed clock).
+-spec now_us() -> integer().
+now_us() ->
+    os:system_time(microsecond) + application:get_env(lasp_converge, clock_offset_us, 0).
+
+%% @doc This node's tracker of `Var'.
+-spec lookup(term()) -> {ok, entry()} | {error, not_tracked}.
+lookup(Var) ->
+    try ets:lookup(lasp_converge_sup:registry(), {var, Var}) of
+        [{_, Pid, Role, Agg, Res, Id}] when Role =:= aggregator, Res =/= undefined ->
+            alive(Pid, {ok, {Role, Agg, Res, Id}});
+        [{_, Pid, member, Agg, _, _}] ->
+            alive(Pid, {ok, {member, Agg, undefined, undefined}});
+        _ ->
+            {error, not_tracked}
+    catch error:badarg ->
+            {error, not_tracked}
+    end.
+
+alive(Pid, Found) ->
+    case is_process_alive(Pid) of
+        true -> Found;
+        false -> {error, not_tracked}
+    end.
+
+%% @doc The next sequence number of this node's updates to `Var'.
+-spec next_seq(term()) -> pos_integer().
+next_seq(Var) ->
+    ets:update_counter(lasp_converge_sup:registry(), {seq, Var}, 1, {{seq, Var}, 0}).
+
+%% ---- gen_server ----
+
+%% @private
+init({Var, {aggregator, Opts}}) ->
+    process_flag(trap_exit, true),
+    Reg = lasp_converge_sup:registry(),
+    case lasp_converge_nif:tracker_new(nif_opts(Opts)) of
+        {ok, Res} ->
+            case ets:insert_new(Reg, {{var, Var}, self(), aggregator, self(), Res, 0}) of
+                false ->
+                    ignore;
+                true ->
+                    {ok, start_aggregator(Var, Res, Opts)}
+            end;
+        {error, _} = E ->
+            {stop, E}
+    end;
+init({Var, {member, Agg}}) ->
+    process_flag(trap_exit, true),
+    Reg = lasp_converge_sup:registry(),
+    case ets:insert_new(Reg, {{var, Var}, self(), member, Agg, undefined, undefined}) of
+        false ->
+            ignore;
+        true ->
+            _ = erlang:monitor(process, Agg),
+            {ok, #st{var = Var, role = member, agg = Agg, tick = false, clock = false}}
+    end.
+
+start_aggregator(Var, Res, Opts) ->
+    Wanted = lists:usort(maps:get(nodes, Opts, nodes())) -- [node()],
+    Members = start_members(Var, Wanted),
+    Order = [node() | [N || N <- maps:get(nodes, Opts, nodes()), N =/= node()]],
+    Ids = maps:from_list(lists:zip(Order, lists:seq(0, length(Order) - 1))),
+    Names = maps:from_list([{I, N} || {N, I} <- maps:to_list(Ids)]),
+    ok = net_kernel:monitor_nodes(true),
+    maps:foreach(fun(N, Pid) -> sync_clock(Res, maps:get(N, Ids), N, Pid, ?SYNC_ROUNDS) end,
+                 Members),
+    Live = [node() | maps:keys(Members)],
+    ok = lasp_converge_nif:tracker_set_members(Res, now_us(), [maps:get(N, Ids) || N <- Live]),
+    St = #st{var = Var, role = aggregator, agg = self(), res = Res,
+             ids = Ids, names = Names, members = Members, live = Live,
+             tick = maps:get(tick, Opts, ?DEFAULT_TICK_MS),
+             clock = maps:get(clock, Opts, ?DEFAULT_CLOCK_MS)},
+    schedule(tick, St#st.tick),
+    schedule(clock, St#st.clock),
+    St.
+
+%% Start a member on each node; a node that cannot run one (not reachable,
+%% application not running, variable already tracked there) is left out.
+start_members(Var, Nodes) ->
+    Started = [{N, rpc:call(N, lasp_converge_sup, start_tracker, [Var, {member, self()}],
+                            ?RPC_TIMEOUT)}
+               || N <- Nodes],
+    Members = maps:from_list([{N, Pid} || {N, {ok, Pid}} <- Started, is_pid(Pid)]),
+    maps:foreach(fun(_, Pid) -> erlang:monitor(process, Pid) end, Members),
+    Members.
+
+sync_clock(_Res, _Id, _Node, _Pid, 0) ->
+    ok;
+sync_clock(Res, Id, Node, Pid, N) ->
+    T0 = now_us(),
+    Pid ! {lc_ping, self(), T0},
+    receive
+        {lc_pong, Node, T0, T1} ->
+            _ = lasp_converge_nif:tracker_clock_sample(Res, Id, T0, T1, now_us()),
+            sync_clock(Res, Id, Node, Pid, N - 1)
+    after ?SYNC_TIMEOUT ->
+            ok
+    end.
+
+nif_opts(Opts) ->
+    Ms = [{horizon, horizon_us}, {sample_every, sample_every_us}],
+    Plain = [max_pending, record_window, max_samples, clock_window, max_latency_us],
+    M0 = #{exact => [0]},
+    M1 = lists:foldl(fun({K, NK}, Acc) ->
+                             case Opts of
+                                 #{K := V} when is_integer(V) -> Acc#{NK => V * 1000};
+                                 #{K := V} -> Acc#{NK => V};
+                                 _ -> Acc
+                             end
+                     end, M0, Ms),
+    lists:foldl(fun(K, Acc) ->
+                        case Opts of
+                            #{K := V} -> Acc#{K => V};
+                            _ -> Acc
+                        end
+                end, M1, Plain).
+
+schedule(_, false) -> ok;
+schedule(Msg, Ms) when is_integer(Ms), Ms > 0 ->
+    _ = erlang:send_after(Ms, self(), Msg),
+    ok;
+schedule(_, _) -> ok.
+
+%% @private
+handle_call(untrack, _From, St = #st{role = aggregator, members = Members}) ->
+    maps:foreach(fun(_, Pid) -> gen_server:cast(Pid, stop) end, Members),
+    {stop, normal, ok, St};
+handle_call({query, Q}, _From, St = #st{role = aggregator}) ->
+    {reply, query(Q, St), St};
+handle_call(_, _From, St) ->
+    {reply, {error, not_aggregator}, St}.
+
+%% @private
+handle_cast(stop, St) ->
+    {stop, normal, St};
+handle_cast(_, St) ->
+    {noreply, St}.
+
+%% @private
+handle_info({lc_ping, From, T0}, St) ->
+    From ! {lc_pong, node(), T0, now_us()},
+    {noreply, St};
+handle_info({lc_updated, Node, Seq, Ts, W}, St = #st{role = aggregator, res = Res}) ->
+    _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_witness(Res, Id, Seq, Ts, W) end),
+    {noreply, St};
+handle_info({lc_observed, Node, Ts, S}, St = #st{role = aggregator, res = Res}) ->
+    _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_observed(Res, Id, Ts, S) end),
+    {noreply, St};
+handle_info({lc_pong, Node, T0, T1}, St = #st{role = aggregator, res = Res}) ->
+    T2 = now_us(),
+    _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_clock_sample(Res, Id, T0, T1, T2) end),
+    {noreply, St};
+handle_info(tick, St = #st{res = Res}) ->
+    _ = lasp_converge_nif:tracker_tick(Res, now_us()),
+    schedule(tick, St#st.tick),
+    {noreply, St};
+handle_info(clock, St = #st{members = Members}) ->
+    maps:foreach(fun(_, Pid) -> Pid ! {lc_ping, self(), now_us()} end, Members),
+    schedule(clock, St#st.clock),
+    {noreply, St};
+handle_info({nodedown, Node}, St = #st{role = aggregator}) ->
+    {noreply, drop(Node, St)};
+handle_info({'DOWN', _, process, Agg, _}, St = #st{role = member, agg = Agg}) ->
+    {stop, normal, St};
+handle_info({'DOWN', _, process, Pid, _}, St = #st{role = aggregator, members = Members}) ->
+    case [N || {N, P} <- maps:to_list(Members), P =:= Pid] of
+        [Node] -> {noreply, drop(Node, St)};
+        [] -> {noreply, St}
+    end;
+handle_info(_, St) ->
+    {noreply, St}.
+
+%% @private
+terminate(_Reason, #st{var = Var}) ->
+    Reg = lasp_converge_sup:registry(),
+    _ = ets:match_delete(Reg, {{var, Var}, self(), '_', '_', '_', '_'}),
+    _ = ets:delete(Reg, {seq, Var}),
+    ok.
+
+%% ---- internals ----
+
+with_id(Node, #st{ids = Ids, live = Live}, F) ->
+    case lists:member(Node, Live) of
+        true -> F(maps:get(Node, Ids));
+        false -> {error, not_a_member}
+    end.
+
+drop(Node, St = #st{live = Live, members = Members, res = Res, ids = Ids}) ->
+    case lists:member(Node, Live) andalso Node =/= node() of
+        false ->
+            St;
+        true ->
+            Live1 = Live -- [Node],
+            ok = lasp_converge_nif:tracker_set_members(Res, now_us(),
+                                                       [maps:get(N, Ids) || N <- Live1]),
+            St#st{live = Live1, members = maps:remove(Node, Members)}
+    end.
+
+query(stats, #st{res = Res, names = Names, live = Live}) ->
+    case lasp_converge_nif:tracker_stats(Res) of
+        {ok, S = #{per_node := PerNode, unsynced_nodes := Unsynced}} ->
+            S#{per_node := maps:from_list([{maps:get(I, Names, I), M}
+                                           || {I, M} <- maps:to_list(PerNode)]),
+               unsynced_nodes := [maps:get(I, Names, I) || I <- Unsynced],
+               nodes => Live};
+        {error, _} = E ->
+            E
+    end;
+query(divergence, #st{res = Res, names = Names}) ->
+    case lasp_converge_nif:tracker_divergence(Res) of
+        {ok, Samples} ->
+            [S#{nodes := maps:from_list([{maps:get(I, Names, I), L}
+                                         || {I, L} <- maps:to_list(Ns)])}
+             || S = #{nodes := Ns} <- Samples];
+        {error, _} = E ->
+            E
+    end;
+query(json, #st{res = Res, names = Names}) ->
+    case lasp_converge_nif:tracker_json(Res) of
+        {ok, Report} ->
+            NodeNames = [[$", integer_to_list(I), "\":", json_string(atom_to_list(N))]
+                         || {I, N} <- lists:sort(maps:to_list(Names))],
+            {ok, unicode:characters_to_binary(["{\"nodes\":{", lists:join($,, NodeNames),
+                                               "},\"report\":", Report, "}"])};
+        {error, _} = E ->
+            E
+    end;
+query(reset, #st{res = Res}) ->
+    lasp_converge_nif:tracker_reset(Res);
+query(_, _) ->
+    {error, bad_query}.
+
+json_string(S) ->
+    [$", [esc(C) || C <- S], $"].
+
+esc($") -> "\\\"";
+esc($\\) -> "\\\\";
+esc(C) when C < 16#20 -> io_lib:format("\\u~4.16.0b", [C]);
+esc(C) -> C.

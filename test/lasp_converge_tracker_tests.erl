@@ -1,0 +1,285 @@
+%% @doc EUnit tests of convergence tracking on one node: the native tracker
+%% (`lasp_converge_nif:tracker_*') with timestamps the test chooses, so every
+%% figure is exact, and the public API (`lasp_converge') around it.
+-module(lasp_converge_tracker_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(N, lasp_converge_nif).
+-define(C, lasp_converge_crdt).
+
+%% Nodes 0, 1, 2 sharing the reference clock, members from time 0.
+tracker() ->
+    tracker(#{}).
+
+tracker(Opts) ->
+    {ok, R} = ?N:tracker_new(Opts#{exact => [0, 1, 2]}),
+    ok = ?N:tracker_set_members(R, 0, [0, 1, 2]),
+    R.
+
+stats(R) ->
+    {ok, S} = ?N:tracker_stats(R),
+    S.
+
+gset(Es) -> {state_gset, lists:usort(Es)}.
+
+%% HdrHistogram percentiles at 3 significant digits: within 0.1%.
+-define(assertNear(Want, Got),
+        ?assert(abs((Got) - (Want)) =< (Want) div 1000 + 1, {near, Want, Got})).
+
+%% ===================================================================
+%% Figures
+%% ===================================================================
+
+convergence_time_is_the_last_first_seen_minus_the_update_time_test() ->
+    R = tracker(),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 1000, gset([]), gset([a])),
+    {ok, new} = ?N:tracker_updated(R, 0, 2, 2000, gset([a]), gset([a, b])),
+    {ok, new} = ?N:tracker_updated(R, 0, 3, 3000, gset([a, b]), gset([a, b, c])),
+    {ok, #{checked := 3, newly_seen := 1, converged := 0}} =
+        ?N:tracker_observed(R, 2, 4000, gset([a])),
+    {ok, #{checked := 3, newly_seen := 3, converged := 1}} =
+        ?N:tracker_observed(R, 1, 5000, gset([a, b, c])),
+    {ok, #{checked := 2, newly_seen := 2, converged := 2}} =
+        ?N:tracker_observed(R, 2, 9000, gset([a, b, c, d])),
+    %% Convergence: 5000-1000, 9000-2000, 9000-3000.
+    S = stats(R),
+    ?assertMatch(#{updates := 3, converged := 3, pending := 0, unconverged := 0,
+                   max := 7000, clock_uncertainty_us := 0}, S),
+    ?assertEqual(17000 / 3, maps:get(mean, S)),
+    ?assertNear(6000, maps:get(p50, S)),
+    ?assertNear(7000, maps:get(p99, S)),
+    ?assertNear(7000, maps:get(p999, S)),
+    #{per_node := #{0 := N0, 1 := N1, 2 := N2}} = S,
+    %% Node 1 saw all three at 5000; node 2 the first at 4000, the rest at 9000.
+    ?assertMatch(#{max := undefined, pending := 0, count := 0}, N0),
+    ?assertMatch(#{max := 4000, pending := 0, count := 3}, N1),
+    ?assertMatch(#{max := 7000, pending := 0, count := 3}, N2),
+    ?assertNear(3000, maps:get(p50, N1)),
+    ?assertNear(6000, maps:get(p50, N2)).
+
+pending_until_every_member_holds_the_witness_test() ->
+    R = tracker(),
+    S0 = ?C:new(state_orset),
+    {ok, S1} = ?C:mutate({add, x}, node0, S0),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, S0, S1),
+    %% A state without the add's token does not hold it.
+    {ok, Other} = ?C:mutate({add, x}, node1, S0),
+    {ok, #{newly_seen := 0}} = ?N:tracker_observed(R, 1, 100, Other),
+    {ok, #{newly_seen := 1}} = ?N:tracker_observed(R, 1, 200, ?C:merge(Other, S1)),
+    ?assertMatch(#{pending := 1, per_node := #{2 := #{pending := 1}, 1 := #{pending := 0}}},
+                 stats(R)),
+    {ok, #{converged := 1}} = ?N:tracker_observed(R, 2, 700, S1),
+    ?assertMatch(#{converged := 1, max := 700}, stats(R)).
+
+counter_updates_test() ->
+    R = tracker(),
+    G0 = ?C:new(state_gcounter),
+    {ok, G1} = ?C:mutate(increment, n0, G0),
+    {ok, G2} = ?C:mutate(increment, n0, G1),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, G0, G1),
+    {ok, new} = ?N:tracker_updated(R, 0, 2, 10, G1, G2),
+    %% Holding the first increment only.
+    {ok, #{newly_seen := 1}} = ?N:tracker_observed(R, 1, 50, G1),
+    {ok, #{newly_seen := 2}} = ?N:tracker_observed(R, 2, 60, G2),
+    {ok, #{newly_seen := 1, converged := 1}} = ?N:tracker_observed(R, 1, 80, G2),
+    ?assertMatch(#{converged := 2, max := 70}, stats(R)).
+
+observation_before_the_announcement_counts_at_that_observation_test() ->
+    R = tracker(),
+    %% Node 1 merged the update before the announcement reached the tracker.
+    {ok, _} = ?N:tracker_observed(R, 1, 2000, gset([a])),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 1000, gset([]), gset([a])),
+    {ok, #{converged := 1}} = ?N:tracker_observed(R, 2, 3500, gset([a])),
+    ?assertMatch(#{converged := 1, max := 2500, per_node := #{1 := #{max := 1000}}},
+                 stats(R)).
+
+duplicate_announcements_are_ignored_test() ->
+    R = tracker(),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([a])),
+    {ok, duplicate} = ?N:tracker_updated(R, 0, 1, 5, gset([]), gset([a])),
+    {ok, new} = ?N:tracker_witness(R, 1, 1, 5, gset([b])),
+    ?assertMatch(#{updates := 2, duplicates := 1, pending := 2}, stats(R)).
+
+update_seen_by_every_member_already_finishes_at_once_test() ->
+    R = tracker(),
+    {ok, _} = ?N:tracker_observed(R, 1, 100, gset([a])),
+    {ok, _} = ?N:tracker_observed(R, 2, 300, gset([a])),
+    {ok, finished} = ?N:tracker_updated(R, 0, 1, 50, gset([]), gset([a])),
+    ?assertMatch(#{converged := 1, max := 250}, stats(R)).
+
+horizon_counts_unseen_updates_as_unconverged_test() ->
+    R = tracker(#{horizon_us => 10000}),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([a])),
+    {ok, _} = ?N:tracker_observed(R, 1, 100, gset([a])),
+    ok = ?N:tracker_tick(R, 10000),
+    ?assertMatch(#{pending := 1, unconverged := 0}, stats(R)),
+    ok = ?N:tracker_tick(R, 10001),
+    ?assertMatch(#{updates := 1, pending := 0, unconverged := 1, converged := 0},
+                 stats(R)).
+
+a_node_leaving_releases_its_pending_updates_test() ->
+    R = tracker(),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([a])),
+    {ok, _} = ?N:tracker_observed(R, 1, 400, gset([a])),
+    ok = ?N:tracker_set_members(R, 1000, [0, 1]),
+    S = stats(R),
+    ?assertMatch(#{converged := 1, pending := 0, max := 400}, S),
+    ?assertMatch(#{2 := #{live := false}}, maps:get(per_node, S)).
+
+clock_offsets_are_corrected_test() ->
+    {ok, R} = ?N:tracker_new(#{exact => [0]}),
+    %% Node 1 runs 250 ms ahead; round trip 2 ms.
+    {ok, #{offset_us := 250000, uncertainty_us := 1000, rtt_us := 2000}} =
+        ?N:tracker_clock_sample(R, 1, 1000000, 1251000, 1002000),
+    %% A looser round trip does not replace it.
+    {ok, #{offset_us := 250000}} =
+        ?N:tracker_clock_sample(R, 1, 2000000, 2260000, 2010000),
+    ok = ?N:tracker_set_members(R, 0, [0, 1]),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 3000000, gset([]), gset([a])),
+    %% Read 3 254 000 on node 1's clock: 3 004 000 on the reference clock.
+    {ok, #{converged := 1}} = ?N:tracker_observed(R, 1, 3254000, gset([a])),
+    ?assertMatch(#{max := 4000, clock_uncertainty_us := 1000, unsynced_nodes := []},
+                 stats(R)),
+    ?assertEqual({error, negative_rtt}, ?N:tracker_clock_sample(R, 1, 10, 5, 9)).
+
+divergence_samples_test() ->
+    R = tracker(#{sample_every_us => 1000}),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([a])),
+    {ok, _} = ?N:tracker_observed(R, 1, 2500, gset([a])),
+    {ok, _} = ?N:tracker_observed(R, 2, 4500, gset([a])),
+    ok = ?N:tracker_tick(R, 5000),
+    {ok, Samples} = ?N:tracker_divergence(R),
+    ?assertEqual([1000, 2000, 3000, 4000, 5000], [T || #{t_us := T} <- Samples]),
+    ?assertEqual([1 / 3, 1 / 3, 2 / 3, 2 / 3, 1.0], [U || #{up_to_date := U} <- Samples]),
+    [#{nodes := #{1 := L1, 2 := L2}} | _] = Samples,
+    ?assertEqual(#{unseen => 1, oldest_unseen_age_us => 1000}, L1),
+    ?assertEqual(#{unseen => 1, oldest_unseen_age_us => 1000}, L2),
+    #{nodes := #{0 := L0}} = lists:last(Samples),
+    ?assertEqual(#{unseen => 0, oldest_unseen_age_us => undefined}, L0).
+
+json_and_reset_test() ->
+    R = tracker(),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([a])),
+    {ok, _} = ?N:tracker_observed(R, 1, 10, gset([a])),
+    {ok, _} = ?N:tracker_observed(R, 2, 20, gset([a])),
+    {ok, Json} = ?N:tracker_json(R),
+    ?assertMatch(<<"{\"config\":", _/binary>>, Json),
+    ?assertNotEqual(nomatch, binary:match(Json, <<"\"convergence_us\":20">>)),
+    ok = ?N:tracker_reset(R),
+    ?assertMatch(#{updates := 0, converged := 0, max := undefined}, stats(R)),
+    %% Members are kept: a new update waits for nodes 1 and 2 again.
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 100, gset([a]), gset([a, b])),
+    ?assertMatch(#{pending := 1}, stats(R)).
+
+%% ===================================================================
+%% Bad input: {error, Reason}, never an exception
+%% ===================================================================
+
+bad_input_gives_error_tuples_test() ->
+    R = tracker(),
+    NotR = make_ref(),
+    G = gset([a]),
+    ?assertEqual({error, bad_opts}, ?N:tracker_new(not_a_map)),
+    ?assertEqual({error, bad_opts}, ?N:tracker_new(#{horizon_us => soon})),
+    ?assertEqual({error, bad_opts}, ?N:tracker_new(#{exact => [-1]})),
+    ?assertEqual({error, not_a_tracker}, ?N:tracker_stats(NotR)),
+    ?assertEqual({error, not_a_tracker}, ?N:tracker_observed(NotR, 1, 0, G)),
+    ?assertEqual({error, not_a_tracker}, ?N:tracker_updated(self(), 0, 1, 0, G, G)),
+    ?assertEqual({error, not_a_tracker}, ?N:tracker_json(<<"r">>)),
+    ?assertEqual({error, not_a_tracker}, ?N:tracker_reset(1)),
+    ?assertEqual({error, not_a_tracker}, ?N:tracker_divergence([])),
+    ?assertEqual({error, bad_node}, ?N:tracker_observed(R, -1, 0, G)),
+    ?assertEqual({error, bad_node}, ?N:tracker_observed(R, 1 bsl 40, 0, G)),
+    ?assertEqual({error, bad_node}, ?N:tracker_observed(R, node(), 0, G)),
+    ?assertEqual({error, bad_ts}, ?N:tracker_observed(R, 1, 1.5, G)),
+    ?assertEqual({error, bad_ts}, ?N:tracker_observed(R, 1, 1 bsl 70, G)),
+    ?assertEqual({error, bad_ts}, ?N:tracker_tick(R, now)),
+    ?assertEqual({error, bad_seq}, ?N:tracker_updated(R, 0, -1, 0, G, G)),
+    ?assertEqual({error, bad_members}, ?N:tracker_set_members(R, 0, [0 | 1])),
+    ?assertEqual({error, bad_members}, ?N:tracker_set_members(R, 0, [a])),
+    ?assertEqual({error, {badcrdt, not_a_crdt}}, ?N:tracker_observed(R, 1, 0, {a, b, c})),
+    ?assertEqual({error, {badcrdt, unknown_type}}, ?N:tracker_observed(R, 1, 0, {no_such_type, []})),
+    ?assertMatch({error, {badcrdt, {malformed, state_gset}}},
+                 ?N:tracker_observed(R, 1, 0, {state_gset, not_a_list})),
+    ?assertMatch({error, {badcrdt, _}},
+                 ?N:tracker_updated(R, 0, 1, 0, {state_gset, [b, a]}, G)),
+    ?assertMatch({error, {badcrdt, {type_mismatch, _, _}}},
+                 ?N:tracker_updated(R, 0, 1, 0, G, {state_gcounter, []})),
+    %% The first good state fixes the type: another type is refused.
+    {ok, _} = ?N:tracker_observed(R, 1, 0, G),
+    ?assertEqual({error, {badcrdt, {type_mismatch, state_gset, state_gcounter}}},
+                 ?N:tracker_observed(R, 1, 0, {state_gcounter, []})),
+    ?assertEqual({error, {badcrdt, {type_mismatch, state_gset, state_gcounter}}},
+                 ?N:tracker_witness(R, 0, 9, 0, {state_gcounter, []})),
+    %% Nothing above was counted.
+    ?assertMatch(#{updates := 0}, stats(R)).
+
+bad_input_creates_no_atoms_test() ->
+    R = tracker(),
+    Before = erlang:system_info(atom_count),
+    Inputs = [{<<"state_gset">>, []}, {"state_orset", []}, {state_gset, [<<"new_atom_x">>]}],
+    [_ = ?N:tracker_observed(R, 1, 0, I) || I <- Inputs],
+    _ = ?N:tracker_new(#{<<"horizon_us">> => 1}),
+    ?assertEqual(Before, erlang:system_info(atom_count)).
+
+%% ===================================================================
+%% Public API, one node
+%% ===================================================================
+
+api_test_() ->
+    {setup,
+     fun() -> {ok, Apps} = application:ensure_all_started(lasp_converge), Apps end,
+     fun(Apps) -> [application:stop(A) || A <- lists:reverse(Apps)] end,
+     [fun api_lifecycle/0, fun api_figures/0, fun api_bad_input/0]}.
+
+api_lifecycle() ->
+    V = {<<"life">>, state_gset},
+    ?assertEqual({error, not_tracked}, lasp_converge:stats(V)),
+    ?assertEqual(ok, lasp_converge:track(V)),
+    ?assertEqual({error, already_tracked}, lasp_converge:track(V)),
+    ?assertEqual(ok, lasp_converge:untrack(V)),
+    ?assertEqual({error, not_tracked}, lasp_converge:untrack(V)),
+    ?assertEqual({error, not_tracked}, lasp_converge:updated(V, gset([]), gset([a]))),
+    ?assertEqual(ok, lasp_converge:track(V, #{horizon => 1000})),
+    ?assertEqual(ok, lasp_converge:untrack(V)).
+
+api_figures() ->
+    V = {<<"fig">>, state_gset},
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    try
+        %% One member: the writer itself, so an update converges at once.
+        ok = lasp_converge:updated(V, gset([]), gset([a]), #{ts => 1000}),
+        ok = lasp_converge:observed(V, gset([a]), #{ts => 1500}),
+        S = lasp_converge:stats(V),
+        Keys = [updates, converged, pending, unconverged, p50, p90, p99, p999, max,
+                mean, clock_uncertainty_us, per_node],
+        ?assertEqual([], Keys -- maps:keys(S)),
+        ?assertMatch(#{updates := 1, converged := 1, max := 0, nodes := [_]}, S),
+        ?assertMatch(#{pending := 0}, maps:get(node(), maps:get(per_node, S))),
+        ?assert(is_list(lasp_converge:divergence(V))),
+        {ok, Json} = lasp_converge:export(V, json),
+        ?assertMatch(<<"{\"nodes\":{\"0\":\"", _/binary>>, Json),
+        ok = lasp_converge:reset(V),
+        ?assertMatch(#{updates := 0}, lasp_converge:stats(V))
+    after
+        lasp_converge:untrack(V)
+    end.
+
+api_bad_input() ->
+    V = {<<"bad">>, state_gset},
+    ok = lasp_converge:track(V, #{nodes => []}),
+    try
+        ?assertEqual({error, {badcrdt, not_a_crdt}}, lasp_converge:observed(V, nope)),
+        ?assertMatch({error, {badcrdt, _}}, lasp_converge:updated(V, gset([]), nope)),
+        ok = lasp_converge:observed(V, gset([a])),
+        ?assertMatch({error, {badcrdt, {type_mismatch, _, _}}},
+                     lasp_converge:observed(V, {state_gcounter, []})),
+        ?assertEqual({error, bad_ts}, lasp_converge:observed(V, gset([a]), #{ts => soon})),
+        ?assertEqual({error, bad_opts}, lasp_converge:observed(V, gset([a]), [])),
+        ?assertEqual({error, bad_format}, lasp_converge:export(V, xml)),
+        ?assertEqual({error, bad_opts}, lasp_converge:track(other, [])),
+        ?assertEqual({error, not_tracked}, lasp_converge:observed(other, gset([])))
+    after
+        lasp_converge:untrack(V)
+    end.
