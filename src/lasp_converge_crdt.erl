@@ -98,17 +98,48 @@ is_bottom(S) ->
     end.
 
 %% @doc `Type:query(S)': an OTP `sets' set for the set-valued types (gset,
-%% twopset, orset, awset, mvregister), an integer for counters, a boolean
-%% for flags, the stored value for registers.
+%% twopset, orset, awset, mvregister, awset_ps), an integer for counters, a
+%% boolean for flags, the stored value for registers. Composites nest:
+%% gmap gives `[{Key, Q}]', awmap an orddict `Key -> Q' and pair `{Q1, Q2}',
+%% each `Q' with its own type's shape (sets included).
 -spec query(crdt()) -> term().
 query(S) ->
     Value = try lasp_converge_nif:crdt_query(S)
             catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_query_dirty(S)
             end,
-    case lists:member(element(1, S), ?SET_TYPES) of
+    to_sets(S, Value).
+
+%% The NIF gives every set-valued part of a query as a list. Turn each one
+%% into a `sets' set, at every nesting level, as types' own query does. The
+%% state's structure says where the sets are; the value itself is never
+%% inspected, since it may hold any user term (lists included).
+to_sets({Type, _} = S, Value) ->
+    case lists:member(Type, ?SET_TYPES) of
         true -> sets:from_list(Value);
-        false -> Value
+        false -> composite_to_sets(S, Value)
     end.
+
+composite_to_sets({state_gmap, {_CType, Entries}}, Value) ->
+    %% One `{Key, Q}' per entry, in the state's key order.
+    lists:zipwith(fun({_, V}, {K, Q}) -> {K, to_sets(V, Q)} end, Entries, Value);
+composite_to_sets({state_pair, {Fst, Snd}}, {Q1, Q2}) ->
+    {to_sets(Fst, Q1), to_sets(Snd, Q2)};
+composite_to_sets({state_awmap, {CType, _}}, Value) ->
+    awmap_to_sets(CType, Value);
+composite_to_sets(_, Value) ->
+    Value.
+
+%% An awmap's query is an orddict `Key -> query of the value type', the
+%% value type named by the CType (`Type' or `{state_awmap, [Sub]}').
+awmap_to_sets(CType, Value) ->
+    [{K, ctype_to_sets(CType, Q)} || {K, Q} <- Value].
+
+ctype_to_sets(CType, Q) when CType =:= state_awset; CType =:= state_mvregister ->
+    sets:from_list(Q);
+ctype_to_sets({state_awmap, [Sub]}, Q) ->
+    awmap_to_sets(Sub, Q);
+ctype_to_sets(_, Q) ->
+    Q.
 
 %% @doc The join of the join-irreducible parts of `A' that strictly inflate
 %% `B' (types' `delta(A, {state, B})'): `merge(delta(A, B), B)' equals

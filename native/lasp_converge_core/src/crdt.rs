@@ -163,6 +163,9 @@ crdts! {
     EWFlag(EWFlag),
     DWFlag(DWFlag),
     LexCounter(LexCounter),
+    GMap(GMap),
+    Pair(Pair),
+    AWMap(AWMap),
 }
 
 impl<T: Term> Crdt<T> {

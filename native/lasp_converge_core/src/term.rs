@@ -103,6 +103,8 @@ pub enum Atom {
     AddBy,
     RmvBy,
     Move,
+    Fst,
+    Snd,
     // Error reasons.
     Badcrdt,
     NotACrdt,
@@ -118,6 +120,7 @@ pub enum Atom {
     UnknownOp,
     BadActor,
     Precondition,
+    NonEnoughPermissions,
     NotPresent,
     NotImplemented,
 }
@@ -166,6 +169,8 @@ impl Atom {
             AddBy => "add_by",
             RmvBy => "rmv_by",
             Move => "move",
+            Fst => "fst",
+            Snd => "snd",
             Badcrdt => "badcrdt",
             NotACrdt => "not_a_crdt",
             UnknownType => "unknown_type",
@@ -180,6 +185,7 @@ impl Atom {
             UnknownOp => "unknown_op",
             BadActor => "bad_actor",
             Precondition => "precondition",
+            NonEnoughPermissions => "non_enough_permissions",
             NotPresent => "not_present",
             NotImplemented => "not_implemented",
         }
@@ -228,6 +234,8 @@ impl Atom {
             AddBy,
             RmvBy,
             Move,
+            Fst,
+            Snd,
             Badcrdt,
             NotACrdt,
             UnknownType,
@@ -242,6 +250,7 @@ impl Atom {
             UnknownOp,
             BadActor,
             Precondition,
+            NonEnoughPermissions,
             NotPresent,
             NotImplemented,
         ]
