@@ -173,6 +173,67 @@ json_and_reset_test() ->
     ?assertMatch(#{pending := 1}, stats(R)).
 
 %% ===================================================================
+%% The witness index
+%% ===================================================================
+
+%% After a node's first observation, only witnesses under the keys (set
+%% elements, counter actors) that changed in its state are checked.
+index_checks_only_changed_entries_test() ->
+    R = tracker(),
+    S0 = ?C:new(state_orset),
+    Sn = lists:foldl(fun(I, S) ->
+                             {ok, S1} = ?C:mutate({add, I}, node0, S),
+                             {ok, new} = ?N:tracker_updated_dirty(R, 0, I, I, S, S1),
+                             S1
+                     end, S0, lists:seq(1, 1000)),
+    %% Large states are refused on a normal scheduler (the caller retries dirty).
+    {ok, S1001} = ?C:mutate({add, 1001}, node0, Sn),
+    ?assertError(lasp_converge_dirty, ?N:tracker_updated(R, 0, 1001, 1001, Sn, S1001)),
+    %% First observation: everything.
+    {ok, #{checked := 1000, newly_seen := 0}} = ?N:tracker_observed(R, 1, 2000, S0),
+    %% Node 1 receives element 7 only: one check.
+    {state_orset, Entries} = Sn,
+    Has7 = {state_orset, [lists:keyfind(7, 1, Entries)]},
+    {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(R, 1, 2100, Has7),
+    %% Another add of 7 (a new token) changes entry 7 only, whose witness
+    %% node 1 has already seen: nothing to check.
+    {ok, Add7} = ?C:mutate({add, 7}, node1, S0),
+    {ok, #{checked := 0}} = ?N:tracker_observed(R, 1, 2200, ?C:merge(Has7, Add7)),
+    %% Node 1 now holds everything: the 999 others are checked once each.
+    {ok, #{checked := 999, newly_seen := 999}} =
+        ?N:tracker_observed(R, 1, 2300, ?C:merge(Sn, Add7)),
+    %% Out of order (an earlier timestamp): every pending update is checked,
+    %% so that first-seen times can move back.
+    {ok, #{checked := 1000, newly_seen := 0}} = ?N:tracker_observed(R, 1, 1500, Sn),
+    ?assertMatch(#{pending := 1000, per_node := #{1 := #{pending := 0}}}, stats(R)).
+
+index_on_counters_test() ->
+    R = tracker(),
+    G0 = ?C:new(state_gcounter),
+    {ok, A1} = ?C:mutate(increment, a, G0),
+    {ok, B1} = ?C:mutate(increment, b, G0),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, G0, A1),
+    {ok, new} = ?N:tracker_updated(R, 0, 2, 0, G0, B1),
+    {ok, #{checked := 2, newly_seen := 0}} = ?N:tracker_observed(R, 1, 10, G0),
+    {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(R, 1, 20, B1),
+    {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(R, 1, 30, ?C:merge(A1, B1)),
+    ?assertMatch(#{per_node := #{1 := #{pending := 0}, 2 := #{pending := 2}}}, stats(R)).
+
+unindexed_keys_are_still_checked_test() ->
+    R = tracker(),
+    %% A float key is never indexed (1 == 1.0 in an orddict); a delta of two
+    %% entries has no single key; a twopset is not indexed at all.
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([1.5])),
+    {ok, new} = ?N:tracker_updated(R, 0, 2, 0, gset([1.5]), gset([1.5, x, y])),
+    {ok, _} = ?N:tracker_observed(R, 1, 10, gset([])),
+    {ok, #{checked := 2, newly_seen := 0}} = ?N:tracker_observed(R, 1, 20, gset([z])),
+    {ok, #{newly_seen := 2}} = ?N:tracker_observed(R, 1, 30, gset([1.5, x, y, z])),
+    T = tracker(),
+    {ok, new} = ?N:tracker_updated(T, 0, 1, 0, {state_twopset, {[], []}}, {state_twopset, {[a], []}}),
+    {ok, _} = ?N:tracker_observed(T, 1, 10, {state_twopset, {[], []}}),
+    {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(T, 1, 20, {state_twopset, {[a], []}}).
+
+%% ===================================================================
 %% Bad input: {error, Reason}, never an exception
 %% ===================================================================
 

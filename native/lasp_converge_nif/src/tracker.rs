@@ -19,12 +19,13 @@
 // (never `badarg`, never an atom made from input); reasons are fixed atoms
 // or `{badcrdt, Why}` as the CRDT NIFs raise them.
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use lasp_converge_core::decode::Decoder;
-use lasp_converge_core::owned::OwnedTerm;
+use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm};
 use lasp_converge_core::tracker::{Config, Filter, NodeId, Registered, Tracker, Witness};
-use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged};
+use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged, Term as _};
 use rustler::types::map::map_new;
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -92,20 +93,84 @@ mod atoms {
     }
 }
 
-/// The witness of one update: the delta, decoded, owned by Rust.
-pub struct ExWitness(Crdt<OwnedTerm>);
+/// The witness of one update: the delta, decoded, owned by Rust, and its
+/// index key (see `entry_keys`).
+pub struct ExWitness {
+    delta: Crdt<OwnedTerm>,
+    key: Option<u64>,
+}
 
-// No index key yet: every pending update is checked on every observation
-// (`Filter::All`). An element/actor key needs a per-type key function in the
-// core; see the module docs of `tracker` ("Witness index").
-impl Witness for ExWitness {}
+impl ExWitness {
+    fn new(delta: Crdt<OwnedTerm>) -> Self {
+        let key = match entry_keys(&delta).as_deref() {
+            Some([k]) => Some(*k),
+            _ => None,
+        };
+        ExWitness { delta, key }
+    }
+}
+
+impl Witness for ExWitness {
+    fn key(&self) -> Option<u64> {
+        self.key
+    }
+}
+
+// The witness index. For the types whose payload is an ordset or orddict
+// joined entry by entry (gset elements; gcounter, pncounter actors; orset
+// elements), whether a state holds a delta depends only on the state's
+// entries under the delta's keys. So a delta with one entry is indexed under
+// a hash of its key, and an observation checks only the witnesses under the
+// keys of `delta(State, LastState)` (the entries that changed since the
+// node's previous observation), plus the keyless ones (`Filter::Changed`).
+// Keys holding a float are not indexed: `1` and `1.0` are the same orddict
+// key but encode differently. Other types are checked linearly.
+fn entry_keys(c: &Crdt<OwnedTerm>) -> Option<Vec<u64>> {
+    let by_entry = match c.tag() {
+        Atom::StateGset => false,
+        Atom::StateGcounter | Atom::StatePncounter | Atom::StateOrset => true,
+        _ => return None,
+    };
+    let t = c.encode(&OwnedBuilder);
+    let (_, payload) = t.as_pair()?;
+    let (entries, tail) = payload.list_parts()?;
+    if !matches!(tail, OwnedTerm::Nil) {
+        return None;
+    }
+    let mut keys = Vec::with_capacity(entries.len());
+    for e in entries {
+        let k = if by_entry { e.as_pair()?.0 } else { e.clone() };
+        if has_float(&k) {
+            return None;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        etf::encode(&k).hash(&mut h);
+        keys.push(h.finish());
+    }
+    Some(keys)
+}
+
+fn has_float(t: &OwnedTerm) -> bool {
+    match t {
+        OwnedTerm::Float(_) => true,
+        OwnedTerm::Tuple(es) => es.iter().any(has_float),
+        OwnedTerm::Map(ps) => ps.iter().any(|(k, v)| has_float(k) || has_float(v)),
+        OwnedTerm::List(_) => match t.list_parts() {
+            Some((es, tail)) => es.into_iter().any(has_float) || has_float(tail),
+            None => true,
+        },
+        _ => false,
+    }
+}
 
 struct Inner {
     tracker: Tracker<ExWitness>,
     // The type of the tracked variable, fixed by its first update or
     // observation; a state of another type is refused.
     tag: Option<Atom>,
-    last: HashMap<NodeId, Crdt<OwnedTerm>>,
+    // Per node: the join of the states it was observed to hold, and the
+    // timestamp (its clock) of its latest observation.
+    last: HashMap<NodeId, (Crdt<OwnedTerm>, i64)>,
 }
 
 pub struct ExTrackerRef(Mutex<Inner>);
@@ -338,11 +403,11 @@ fn register<'a>(
     }
     let Inner { tracker, last, .. } = &mut *inner;
     let reg = if last.is_empty() {
-        tracker.updated(origin, seq, ts, ExWitness(witness))
+        tracker.updated(origin, seq, ts, ExWitness::new(witness))
     } else {
-        tracker.updated_with(origin, seq, ts, ExWitness(witness), |n, w| {
+        tracker.updated_with(origin, seq, ts, ExWitness::new(witness), |n, w| {
             last.get(&n)
-                .is_some_and(|s| w.0.is_inflation(s).unwrap_or(false))
+                .is_some_and(|(s, _)| w.delta.is_inflation(s).unwrap_or(false))
         })
     };
     Ok(match reg {
@@ -489,20 +554,32 @@ fn tracker_observed<'a>(
     if let Err(e) = check_tag(&mut inner, &s) {
         return bad(env, e);
     }
-    let obs = inner.tracker.observed(n, ts, Filter::All, |w: &ExWitness| {
+    // Only the entries that changed since the node's previous observation
+    // can hold a witness it has not seen yet; on its first observation, or
+    // one delivered out of order, check everything.
+    let changed = match inner.last.get(&n) {
+        Some((l, prev_ts)) if *prev_ts <= ts => s.delta(l).ok().and_then(|d| entry_keys(&d)),
+        _ => None,
+    };
+    let filter = match &changed {
+        Some(keys) => Filter::Changed(keys),
+        None => Filter::All,
+    };
+    let obs = inner.tracker.observed(n, ts, filter, |w: &ExWitness| {
         // Same type (checked above), decoded states: cannot fail.
-        w.0.is_inflation(&s).unwrap_or(false)
+        w.delta.is_inflation(&s).unwrap_or(false)
     });
     // A replica's state only inflates, so the join of what it was seen to
     // hold is what it holds now (even if observations arrive reordered).
-    let joined = match inner.last.get(&n).map(|l| l.merge(&s)) {
-        Some(Ok(Merged::Left)) => None,
-        Some(Ok(Merged::New(j))) => Some(j),
-        _ => Some(s),
+    let entry = match inner.last.remove(&n) {
+        Some((l, prev_ts)) => match l.merge(&s) {
+            Ok(Merged::Left) => (l, prev_ts.max(ts)),
+            Ok(Merged::New(j)) => (j, prev_ts.max(ts)),
+            _ => (s, prev_ts.max(ts)),
+        },
+        None => (s, ts),
     };
-    if let Some(j) = joined {
-        inner.last.insert(n, j);
-    }
+    inner.last.insert(n, entry);
     let m = map_new(env);
     let m = put(m, atoms::checked(), obs.checked.encode(env));
     let m = put(m, atoms::newly_seen(), obs.newly_seen.encode(env));
