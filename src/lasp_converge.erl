@@ -165,14 +165,28 @@ observed_at(Var, State, Ts) ->
         {ok, {member, Agg, _, _}} ->
             case is_crdt(State) of
                 true ->
-                    Agg ! {lc_observed, node(), Ts, State},
-                    ok;
+                    Last = lasp_converge_tracker:swap_last_sent(Var, State),
+                    try gained(State, Last) of
+                        D ->
+                            Agg ! {lc_observed_delta, node(), Ts, D},
+                            ok
+                    catch error:{badcrdt, Why} ->
+                            %% Keep the last good state.
+                            _ = lasp_converge_tracker:swap_last_sent(Var, Last),
+                            {error, {badcrdt, Why}}
+                    end;
                 false ->
                     {error, {badcrdt, not_a_crdt}}
             end;
         {error, _} = E ->
             E
     end.
+
+%% The first time, the whole state, checked (a malformed state raises).
+gained(State, undefined) ->
+    _ = lasp_converge_crdt:is_bottom(State),
+    State;
+gained(State, Last) -> lasp_converge_crdt:delta(State, Last).
 
 %% @doc Counters and convergence-time percentiles (microseconds), cluster-
 %% wide and `per_node' (visibility latency of each node). Figures with no

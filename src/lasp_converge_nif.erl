@@ -21,7 +21,7 @@
          tracker_new/1, tracker_set_members/3, tracker_clock_exact/2,
          tracker_clock_sample/5, tracker_tick/2,
          tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5,
-         tracker_observed/4, tracker_stats/1, tracker_divergence/1,
+         tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
          tracker_json/1, tracker_reset/1]).
 
 -on_load(init/0).
@@ -134,6 +134,9 @@ tracker_witness(_, _, _, _, _) -> ?NOT_LOADED.
 -spec tracker_observed(tracker(), non_neg_integer(), integer(), term()) ->
           {ok, map()} | {error, term()}.
 tracker_observed(_, _, _, _) -> ?NOT_LOADED.
+-spec tracker_observed_delta(tracker(), non_neg_integer(), integer(), term()) ->
+          {ok, map()} | {error, term()}.
+tracker_observed_delta(_, _, _, _) -> ?NOT_LOADED.
 -spec tracker_stats(tracker()) -> {ok, map()} | {error, term()}.
 tracker_stats(_) -> ?NOT_LOADED.
 -spec tracker_divergence(tracker()) -> {ok, [map()]} | {error, term()}.

@@ -20,12 +20,18 @@
 %% aggregating node: `lasp_converge' reads the native tracker from the
 %% registry and calls it in the caller's process. On a member node it
 %% computes the witness (`delta(Post, Pre)') locally and sends only that,
-%% with the node's own timestamp, to the aggregator; an observation sends the
-%% observed state.
+%% with the node's own timestamp, to the aggregator; an observation sends
+%% only what the state gained since the last state this node sent
+%% (`delta(State, Last)', the whole state the first time), and the
+%% aggregator joins it into the node's state
+%% (`lasp_converge_nif:tracker_observed_delta/4'). Observations made
+%% concurrently by several processes of one member may reach the aggregator
+%% in another order than their timestamps; joins keep the node's state
+%% right, and a first-seen time is then at worst the later of the two.
 -module(lasp_converge_tracker).
 -behaviour(gen_server).
 
--export([start_link/2, now_us/0, lookup/1, next_seq/1]).
+-export([start_link/2, now_us/0, lookup/1, next_seq/1, swap_last_sent/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SYNC_ROUNDS, 8).
@@ -88,6 +94,18 @@ alive(Pid, Found) ->
 -spec next_seq(term()) -> pos_integer().
 next_seq(Var) ->
     ets:update_counter(lasp_converge_sup:registry(), {seq, Var}, 1, {{seq, Var}, 0}).
+
+%% @doc Remember `State' as the last state this node sent for `Var' and
+%% return the one before (`undefined' the first time).
+-spec swap_last_sent(term(), term()) -> term().
+swap_last_sent(Var, State) ->
+    Reg = lasp_converge_sup:registry(),
+    Prev = case ets:lookup(Reg, {last, Var}) of
+               [{_, P}] -> P;
+               [] -> undefined
+           end,
+    true = ets:insert(Reg, {{last, Var}, State}),
+    Prev.
 
 %% ---- gen_server ----
 
@@ -205,8 +223,8 @@ handle_info({lc_ping, From, T0}, St) ->
 handle_info({lc_updated, Node, Seq, Ts, W}, St = #st{role = aggregator, res = Res}) ->
     _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_witness(Res, Id, Seq, Ts, W) end),
     {noreply, St};
-handle_info({lc_observed, Node, Ts, S}, St = #st{role = aggregator, res = Res}) ->
-    _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_observed(Res, Id, Ts, S) end),
+handle_info({lc_observed_delta, Node, Ts, D}, St = #st{role = aggregator, res = Res}) ->
+    _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_observed_delta(Res, Id, Ts, D) end),
     {noreply, St};
 handle_info({lc_pong, Node, T0, T1}, St = #st{role = aggregator, res = Res}) ->
     T2 = now_us(),
@@ -237,6 +255,7 @@ terminate(_Reason, #st{var = Var}) ->
     Reg = lasp_converge_sup:registry(),
     _ = ets:match_delete(Reg, {{var, Var}, self(), '_', '_', '_', '_'}),
     _ = ets:delete(Reg, {seq, Var}),
+    _ = ets:delete(Reg, {last, Var}),
     ok.
 
 %% ---- internals ----

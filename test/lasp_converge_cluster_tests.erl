@@ -89,6 +89,12 @@ run([{_, N1}, {P2, N2}]) ->
     {_, _, ok} = timed(N1, lasp_converge, observed, [V, A2]),
     timer:sleep(?GAP_MS),
     {H2a, H2b, ok} = timed(node(), lasp_converge, observed, [V, A2]),
+    %% Bad input on a member node.
+    ?assertMatch({error, {badcrdt, {type_mismatch, _, _}}},
+                 erpc:call(N1, lasp_converge, observed, [V, {state_gset, []}])),
+    ?assertEqual({error, {badcrdt, not_a_crdt}}, erpc:call(N1, lasp_converge, observed, [V, nope])),
+    ?assertMatch({error, {badcrdt, _}}, erpc:call(N1, lasp_converge, updated, [V, A1, nope])),
+    ?assertEqual({error, not_tracked}, erpc:call(N1, lasp_converge, observed, [other, A1])),
     %% N2 holds its own update from the start; its observation is redundant.
     {_, _, ok} = timed(N2, lasp_converge, observed, [V, A2]),
     St2 = wait(V, fun(#{converged := C}) -> C >= 2 end),

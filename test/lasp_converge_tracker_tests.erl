@@ -233,6 +233,22 @@ unindexed_keys_are_still_checked_test() ->
     {ok, _} = ?N:tracker_observed(T, 1, 10, {state_twopset, {[], []}}),
     {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(T, 1, 20, {state_twopset, {[a], []}}).
 
+%% A member sends what its state gained since the last state it sent; the
+%% tracker joins it into the node's state and checks against the join.
+observed_deltas_are_joined_test() ->
+    R = tracker(),
+    {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([a])),
+    %% add_all: a two-entry delta, not indexed, held only by the join.
+    {ok, new} = ?N:tracker_updated(R, 0, 2, 0, gset([a]), gset([a, x, y])),
+    {ok, #{checked := 2, newly_seen := 0}} = ?N:tracker_observed_delta(R, 1, 10, gset([])),
+    %% Indexed: the witness under `a' is not checked; the keyless one is.
+    {ok, #{checked := 1, newly_seen := 0}} = ?N:tracker_observed_delta(R, 1, 20, gset([x])),
+    {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed_delta(R, 1, 30, gset([y])),
+    {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed_delta(R, 1, 40, gset([a])),
+    ?assertMatch(#{per_node := #{1 := #{pending := 0}}}, stats(R)),
+    ?assertMatch({error, {badcrdt, {type_mismatch, state_gset, state_orset}}},
+                 ?N:tracker_observed_delta(R, 1, 50, {state_orset, []})).
+
 %% ===================================================================
 %% Bad input: {error, Reason}, never an exception
 %% ===================================================================

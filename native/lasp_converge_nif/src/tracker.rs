@@ -524,7 +524,7 @@ fn tracker_witness<'a>(
 }
 
 // `tracker_observed(Ref, NodeId, TsUs, State)`: node held `State` at `TsUs`
-// (its own clock). Every pending update it has not seen is checked with
+// (its own clock). Pending updates it has not seen are checked with
 // `is_inflation(Witness, State)`. `{ok, #{checked, newly_seen, converged}}`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn tracker_observed<'a>(
@@ -534,6 +534,27 @@ fn tracker_observed<'a>(
     t: Term<'a>,
     state: Term<'a>,
 ) -> Reply<'a> {
+    observed(env, [r, n, t, state], false)
+}
+
+// `tracker_observed_delta(Ref, NodeId, TsUs, Delta)`: as `tracker_observed`,
+// for a node that sends only what its state gained since the last state it
+// sent (`delta(State, Last)`, the whole state the first time): the node's
+// state is taken to be the join of everything it sent. Member nodes send
+// these, so an observation costs the network the change, not the state.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_observed_delta<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    n: Term<'a>,
+    t: Term<'a>,
+    delta: Term<'a>,
+) -> Reply<'a> {
+    observed(env, [r, n, t, delta], true)
+}
+
+fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> {
+    let [r, n, t, x] = args;
     let Some(r) = res(r) else {
         return error(env, atoms::not_a_tracker());
     };
@@ -543,43 +564,55 @@ fn tracker_observed<'a>(
     let Ok(ts) = t.decode::<i64>() else {
         return error(env, atoms::bad_ts());
     };
-    let Some(o) = owned(state) else {
+    let Some(o) = owned(x) else {
         return error(env, atoms::unsupported_term());
     };
-    let s = match decode_owned(&o) {
-        Ok(s) => s,
+    let x = match decode_owned(&o) {
+        Ok(x) => x,
         Err(e) => return bad(env, e),
     };
     let mut inner = r.lock();
-    if let Err(e) = check_tag(&mut inner, &s) {
+    if let Err(e) = check_tag(&mut inner, &x) {
         return bad(env, e);
     }
-    // Only the entries that changed since the node's previous observation
-    // can hold a witness it has not seen yet; on its first observation, or
-    // one delivered out of order, check everything.
-    let changed = match inner.last.get(&n) {
-        Some((l, prev_ts)) if *prev_ts <= ts => s.delta(l).ok().and_then(|d| entry_keys(&d)),
-        _ => None,
+    let last = inner.last.remove(&n);
+    // The node's state now is the join with what it held (a replica's state
+    // only inflates); `joined` is `None` when that is `x` itself. `changed`:
+    // the index keys of what changed since its previous observation; only
+    // those entries can hold a witness it has not seen. On its first
+    // observation everything is checked; on one delivered out of order
+    // (earlier than its latest), everything is checked against `x` alone,
+    // so first-seen times move back only for what `x` itself holds.
+    let (joined, changed, at, in_order) = match last {
+        None => (None, None, ts, true),
+        Some((l, prev_ts)) => {
+            let in_order = prev_ts <= ts;
+            let changed = match (in_order, is_delta) {
+                (false, _) => None,
+                (true, true) => entry_keys(&x),
+                (true, false) => x.delta(&l).ok().and_then(|d| entry_keys(&d)),
+            };
+            let joined = match l.merge(&x) {
+                Ok(Merged::Left) => Some(l),
+                Ok(Merged::New(j)) => Some(j),
+                _ => None,
+            };
+            (joined, changed, prev_ts.max(ts), in_order)
+        }
     };
     let filter = match &changed {
         Some(keys) => Filter::Changed(keys),
         None => Filter::All,
     };
+    let target = match &joined {
+        Some(j) if in_order => j,
+        _ => &x,
+    };
     let obs = inner.tracker.observed(n, ts, filter, |w: &ExWitness| {
         // Same type (checked above), decoded states: cannot fail.
-        w.delta.is_inflation(&s).unwrap_or(false)
+        w.delta.is_inflation(target).unwrap_or(false)
     });
-    // A replica's state only inflates, so the join of what it was seen to
-    // hold is what it holds now (even if observations arrive reordered).
-    let entry = match inner.last.remove(&n) {
-        Some((l, prev_ts)) => match l.merge(&s) {
-            Ok(Merged::Left) => (l, prev_ts.max(ts)),
-            Ok(Merged::New(j)) => (j, prev_ts.max(ts)),
-            _ => (s, prev_ts.max(ts)),
-        },
-        None => (s, ts),
-    };
-    inner.last.insert(n, entry);
+    inner.last.insert(n, (joined.unwrap_or(x), at));
     let m = map_new(env);
     let m = put(m, atoms::checked(), obs.checked.encode(env));
     let m = put(m, atoms::newly_seen(), obs.newly_seen.encode(env));
