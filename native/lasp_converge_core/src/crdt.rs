@@ -166,6 +166,7 @@ crdts! {
     GMap(GMap),
     Pair(Pair),
     AWMap(AWMap),
+    AWSetPS(AWSetPS),
 }
 
 impl<T: Term> Crdt<T> {

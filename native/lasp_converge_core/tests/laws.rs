@@ -200,7 +200,7 @@ fn op(ty: &str, kind: u8, elem: &T, elems: Vec<T>, ts: i64) -> T {
             if kind.is_multiple_of(2) { "add" } else { "rmv" },
             elem.clone(),
         ),
-        "state_orset" | "state_awset" => match kind % 4 {
+        "state_orset" | "state_awset" | "state_awset_ps" => match kind % 4 {
             0 => tagged("add", elem.clone()),
             1 => tagged("rmv", elem.clone()),
             2 => tagged("add_all", T::list(elems)),
@@ -642,6 +642,10 @@ laws! {
         prop_merge_idempotent_awmap, prop_merge_inflates_awmap,
         prop_inflation_is_merge_awmap, prop_delta_merge_awmap,
         prop_bottom_identity_awmap;
+    "state_awset_ps": prop_merge_commutative_awset_ps, prop_merge_associative_awset_ps,
+        prop_merge_idempotent_awset_ps, prop_merge_inflates_awset_ps,
+        prop_inflation_is_merge_awset_ps, prop_delta_merge_awset_ps,
+        prop_bottom_identity_awset_ps;
 }
 
 /// The harness itself: a broken "merge" is caught. Here the law is checked

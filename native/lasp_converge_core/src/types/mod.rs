@@ -4,6 +4,7 @@ mod stub;
 
 pub mod awmap;
 pub mod awset;
+pub mod awset_ps;
 pub mod bcounter;
 pub mod boolean;
 pub mod dwflag;
@@ -23,6 +24,7 @@ pub mod twopset;
 
 pub use awmap::AWMap;
 pub use awset::AWSet;
+pub use awset_ps::AWSetPS;
 pub use bcounter::BCounter;
 pub use boolean::Boolean;
 pub use dwflag::DWFlag;
