@@ -22,7 +22,7 @@
          tracker_clock_sample/5, tracker_tick/2,
          tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5,
          tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
-         tracker_json/1, tracker_reset/1]).
+         tracker_json/1, tracker_reset/1, tracker_live/0]).
 
 -on_load(init/0).
 
@@ -145,3 +145,6 @@ tracker_divergence(_) -> ?NOT_LOADED.
 tracker_json(_) -> ?NOT_LOADED.
 -spec tracker_reset(tracker()) -> ok | {error, term()}.
 tracker_reset(_) -> ?NOT_LOADED.
+%% How many tracker resources exist in this VM (for the lifetime test).
+-spec tracker_live() -> non_neg_integer().
+tracker_live() -> ?NOT_LOADED.

@@ -249,6 +249,28 @@ observed_deltas_are_joined_test() ->
     ?assertMatch({error, {badcrdt, {type_mismatch, state_gset, state_orset}}},
                  ?N:tracker_observed_delta(R, 1, 50, {state_orset, []})).
 
+%% As rustler's resource_test.exs: create a thousand, let them go, and
+%% every one is freed. (Trackers that earlier tests left as garbage may be
+%% freed meanwhile too, so the count only has to come back to at most what
+%% it was.)
+trackers_are_freed_with_their_last_reference_test() ->
+    Before = ?N:tracker_live(),
+    {Pid, Ref} = spawn_monitor(fun() ->
+                                       Rs = [tracker() || _ <- lists:seq(1, 1000)],
+                                       true = ?N:tracker_live() >= 1000,
+                                       exit({done, length(Rs)})
+                               end),
+    receive {'DOWN', Ref, process, Pid, Why} -> ?assertEqual({done, 1000}, Why) end,
+    erlang:garbage_collect(),
+    ?assert(wait_live(Before, 100) =< Before).
+
+wait_live(_Max, 0) -> ?N:tracker_live();
+wait_live(Max, N) ->
+    case ?N:tracker_live() of
+        Live when Live =< Max -> Live;
+        _ -> timer:sleep(10), wait_live(Max, N - 1)
+    end.
+
 %% ===================================================================
 %% Bad input: {error, Reason}, never an exception
 %% ===================================================================

@@ -20,6 +20,7 @@
 // or `{badcrdt, Why}` as the CRDT NIFs raise them.
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use lasp_converge_core::decode::Decoder;
@@ -175,6 +176,23 @@ struct Inner {
 
 pub struct ExTrackerRef(Mutex<Inner>);
 
+// Live tracker resources, for the lifetime test (rustler's
+// `resource_test.exs`): the BEAM frees a resource when its last reference
+// is garbage-collected, and `Drop` runs then.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for ExTrackerRef {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// `tracker_live()`: how many tracker resources exist in this VM.
+#[rustler::nif]
+fn tracker_live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 #[rustler::resource_impl]
 impl rustler::Resource for ExTrackerRef {}
 
@@ -292,6 +310,7 @@ fn tracker_new<'a>(env: Env<'a>, opts: Term<'a>) -> Reply<'a> {
     for n in exact {
         tracker.clock_mut().set_exact(n);
     }
+    LIVE.fetch_add(1, Ordering::Relaxed);
     let r = ResourceArc::new(ExTrackerRef(Mutex::new(Inner {
         tracker,
         tag: None,
