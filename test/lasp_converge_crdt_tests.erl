@@ -215,9 +215,18 @@ returns_input(Case) ->
     end.
 
 delta_law(A, B) ->
-    case outcome(fun() -> ?M:equal(?M:merge(?M:delta(A, B), B), ?M:merge(A, B)) end) of
-        {ok, true} -> true;
-        _ -> false
+    case outcome(fun() -> {?M:merge(?M:delta(A, B), B), ?M:merge(A, B)} end) of
+        {ok, {X, Y}} ->
+            case outcome(fun() -> ?M:equal(X, Y) end) of
+                {ok, Equal} -> Equal;
+                %% types' own equal/2 raises on some well-formed states (a
+                %% bcounter whose sides hold the same transfer): compare the
+                %% sorted payloads with == instead.
+                {raised, error, {badcrdt, _}} -> X == Y;
+                _ -> false
+            end;
+        _ ->
+            false
     end.
 
 fold_merge([S | Rest]) ->

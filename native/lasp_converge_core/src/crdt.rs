@@ -167,6 +167,7 @@ crdts! {
     Pair(Pair),
     AWMap(AWMap),
     AWSetPS(AWSetPS),
+    BCounter(BCounter),
 }
 
 impl<T: Term> Crdt<T> {

@@ -226,8 +226,6 @@ fn op(ty: &str, kind: u8, elem: &T, elems: Vec<T>, ts: i64) -> T {
                 _ => tagged("rmv", elem.clone()),
             }
         }
-        // bcounter is not registered yet (see types/bcounter.rs); its laws
-        // pass with this table when it is.
         "state_bcounter" => match kind % 3 {
             0 => a("increment"),
             1 => a("decrement"),
@@ -646,6 +644,10 @@ laws! {
         prop_merge_idempotent_awset_ps, prop_merge_inflates_awset_ps,
         prop_inflation_is_merge_awset_ps, prop_delta_merge_awset_ps,
         prop_bottom_identity_awset_ps;
+    "state_bcounter": prop_merge_commutative_bcounter, prop_merge_associative_bcounter,
+        prop_merge_idempotent_bcounter, prop_merge_inflates_bcounter,
+        prop_inflation_is_merge_bcounter, prop_delta_merge_bcounter,
+        prop_bottom_identity_bcounter;
 }
 
 /// The harness itself: a broken "merge" is caught. Here the law is checked

@@ -23,11 +23,9 @@
 //!   given); `{move, Count, To}` when it holds `Count` rights. Without
 //!   enough rights: `{error, {precondition, non_enough_permissions}}`.
 //!
-//! Not registered in [`crate::crdt`] yet: it agrees with every case of
-//! `state_bcounter.etf`, but the EUnit check of
-//! `equal(merge(delta(A, B), B), merge(A, B))` on the vectors cannot hold
-//! for it, since types' own `equal` raises on two states holding the same
-//! transfer.
+//! types' own `equal` and `is_inflation` raise on two states holding the
+//! same transfer (the transfer map's values are raw integers, not max_int
+//! states); so do ours, raising `{badcrdt, {conflict, state_bcounter}}`, and laws that need `equal` fall back to comparing payloads.
 //!
 //! Reference: Valter Balegas et al., *Extending Eventually Consistent Cloud
 //! Databases for Enforcing Numeric Invariants* (2015).
