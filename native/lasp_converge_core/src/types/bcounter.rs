@@ -25,7 +25,8 @@
 //!
 //! types' own `equal` and `is_inflation` raise on two states holding the
 //! same transfer (the transfer map's values are raw integers, not max_int
-//! states); so do ours, raising `{badcrdt, {conflict, state_bcounter}}`, and laws that need `equal` fall back to comparing payloads.
+//! states); so do ours, raising `{badcrdt, {conflict, state_bcounter}}`,
+//! and laws that need `equal` fall back to comparing payloads.
 //!
 //! Reference: Valter Balegas et al., *Extending Eventually Consistent Cloud
 //! Databases for Enforcing Numeric Invariants* (2015).
