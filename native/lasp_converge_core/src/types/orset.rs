@@ -271,7 +271,11 @@ impl<T: Term> Lattice<T> for ORSet<T> {
         if let Some(elem) = op_arg(op, Atom::Add) {
             return Ok(Self::add_by_token(cx.token(), elem));
         }
-        if op.tuple_arity() == Some(3) && op.tuple_elem(0).is_some_and(|t| t.is_atom(Atom::AddByToken)) {
+        if op.tuple_arity() == Some(3)
+            && op
+                .tuple_elem(0)
+                .is_some_and(|t| t.is_atom(Atom::AddByToken))
+        {
             if let (Some(token), Some(elem)) = (op.tuple_elem(1), op.tuple_elem(2)) {
                 return Ok(Self::add_by_token(token, elem));
             }
@@ -520,7 +524,11 @@ mod test {
         let mut cx = Cx(0);
         let s = or(&[("a", &[(1, true)])]);
         let d = s
-            .delta_mutate(&b.tuple(&[a("add_by_token"), tok(9), a("b")]), &a("n"), &mut cx)
+            .delta_mutate(
+                &b.tuple(&[a("add_by_token"), tok(9), a("b")]),
+                &a("n"),
+                &mut cx,
+            )
             .ok()
             .map(|d| d.entries);
         assert_eq!(d, Some(vec![(a("b"), vec![(tok(9), true)])]));
