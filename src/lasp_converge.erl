@@ -76,7 +76,9 @@ track(Var) ->
 %% @doc Start tracking `Var', aggregated on this node.
 %%
 %% Options: `nodes' (default: every connected node; this node is always a
-%% member, and a node where the application is not running is left out),
+%% member, and a node where the application is not running is left out; a
+%% node that comes up later joins if it is one of `nodes', or any node when
+%% `nodes' is not given),
 %% `horizon' (ms an update may stay unseen before it counts as unconverged,
 %% default 30 000), `sample_every' (divergence sample period in ms, default
 %% 10), `tick' (ms between advances of the tracker's clock, default 100,

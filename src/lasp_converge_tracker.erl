@@ -11,7 +11,10 @@
 %%   per member every `clock' ms; the core keeps the tightest), advances
 %%   the tracker's clock every `tick' ms, and drops a node from the
 %%   members when it goes down (`net_kernel:monitor_nodes/1') or its member
-%%   stops.</li>
+%%   stops. A node that comes up (any node when `track/2' had no `nodes'
+%%   option, else one of the `nodes') joins: its member starts (retried
+%%   while the application starts there), its clock is sampled, and it must
+%%   see the updates made from then on.</li>
 %% <li>`member': on every other node. It answers pings with its clock and
 %%   stops with the aggregator.</li>
 %% </ul>
@@ -39,6 +42,10 @@
 -define(RPC_TIMEOUT, 5000).
 -define(DEFAULT_TICK_MS, 100).
 -define(DEFAULT_CLOCK_MS, 1000).
+%% A node that comes up may start the application a little later: try to
+%% start its member this many times, ?JOIN_RETRY_MS apart.
+-define(JOIN_ATTEMPTS, 25).
+-define(JOIN_RETRY_MS, 200).
 
 -type role() :: {aggregator, map()} | {member, pid()}.
 -type entry() :: {aggregator, pid(), lasp_converge_nif:tracker(), non_neg_integer()}
@@ -54,6 +61,9 @@
              names = #{} :: #{non_neg_integer() => node()},
              members = #{} :: #{node() => pid()},
              live = [] :: [node()],
+             %% Nodes that may join when they come up: `any' (no `nodes'
+             %% option) or the `nodes' given.
+             joinable = [] :: any | [node()],
              tick :: pos_integer() | false,
              clock :: pos_integer() | false}).
 
@@ -148,6 +158,10 @@ start_aggregator(Var, Res, Opts) ->
     ok = lasp_converge_nif:tracker_set_members(Res, now_us(), [maps:get(N, Ids) || N <- Live]),
     St = #st{var = Var, role = aggregator, agg = self(), res = Res,
              ids = Ids, names = Names, members = Members, live = Live,
+             joinable = case Opts of
+                            #{nodes := Ns} when is_list(Ns) -> Ns;
+                            _ -> any
+                        end,
              tick = maps:get(tick, Opts, ?DEFAULT_TICK_MS),
              clock = maps:get(clock, Opts, ?DEFAULT_CLOCK_MS)},
     schedule(tick, St#st.tick),
@@ -240,6 +254,14 @@ handle_info(clock, St = #st{members = Members}) ->
     {noreply, St};
 handle_info({nodedown, Node}, St = #st{role = aggregator}) ->
     {noreply, drop(Node, St)};
+handle_info({nodeup, Node}, St = #st{role = aggregator, joinable = J}) ->
+    case J =:= any orelse lists:member(Node, J) of
+        true -> self() ! {join, Node, ?JOIN_ATTEMPTS};
+        false -> ok
+    end,
+    {noreply, St};
+handle_info({join, Node, N}, St = #st{role = aggregator}) ->
+    {noreply, join(Node, N, St)};
 handle_info({'DOWN', _, process, Agg, _}, St = #st{role = member, agg = Agg}) ->
     {stop, normal, St};
 handle_info({'DOWN', _, process, Pid, _}, St = #st{role = aggregator, members = Members}) ->
@@ -275,6 +297,33 @@ drop(Node, St = #st{live = Live, members = Members, res = Res, ids = Ids}) ->
             ok = lasp_converge_nif:tracker_set_members(Res, now_us(),
                                                        [maps:get(N, Ids) || N <- Live1]),
             St#st{live = Live1, members = maps:remove(Node, Members)}
+    end.
+
+%% A node that came up joins: its member starts, its clock is sampled, and it
+%% is required to see the updates made from now on (the core excludes it
+%% from older ones: catching up is state transfer, not propagation).
+join(Node, N, St = #st{var = Var, res = Res, live = Live, ids = Ids, names = Names,
+                       members = Members}) ->
+    case lists:member(Node, Live) orelse lists:member(Node, nodes()) =:= false of
+        true ->
+            St;
+        false ->
+            case start_members(Var, [Node]) of
+                #{Node := Pid} ->
+                    Id = maps:get(Node, Ids, maps:size(Ids)),
+                    sync_clock(Res, Id, Node, Pid, ?SYNC_ROUNDS),
+                    Live1 = Live ++ [Node],
+                    Ids1 = Ids#{Node => Id},
+                    ok = lasp_converge_nif:tracker_set_members(
+                           Res, now_us(), [maps:get(M, Ids1) || M <- Live1]),
+                    St#st{live = Live1, ids = Ids1, names = Names#{Id => Node},
+                          members = Members#{Node => Pid}};
+                _ when N > 1 ->
+                    _ = erlang:send_after(?JOIN_RETRY_MS, self(), {join, Node, N - 1}),
+                    St;
+                _ ->
+                    St
+            end
     end.
 
 query(stats, #st{res = Res, names = Names, live = Live}) ->

@@ -24,7 +24,8 @@ cluster() ->
     Ebin = filename:dirname(code:which(lasp_converge)),
     Peers = [start_peer(Ebin) || _ <- [1, 2]],
     try
-        run(Peers)
+        run(Peers),
+        join(Ebin, [N || {_, N} <- Peers])
     after
         [catch peer:stop(P) || {P, _} <- Peers],
         application:stop(lasp_converge),
@@ -129,6 +130,30 @@ run([{_, N1}, {P2, N2}]) ->
     ?assert(is_list(lasp_converge:divergence(V))),
     ok = lasp_converge:untrack(V),
     ?assertEqual({error, not_tracked}, erpc:call(N1, lasp_converge, stats, [V])).
+
+%% A node that comes up after tracking started (no `nodes' option) joins:
+%% it must see the updates made after it joined.
+join(Ebin, [N1, _N2]) ->
+    V = {<<"join">>, state_gset},
+    ok = lasp_converge:track(V),
+    ?assertEqual(lists:sort([node(), N1]), lists:sort(maps:get(nodes, lasp_converge:stats(V)))),
+    {P3, N3} = start_peer(Ebin),
+    try
+        _ = wait(V, fun(#{nodes := Ns}) -> lists:member(N3, Ns) end),
+        E = {state_gset, []},
+        X = {state_gset, [x]},
+        {Ua, Ub, ok} = timed(N3, lasp_converge, updated, [V, E, X]),
+        timer:sleep(?GAP_MS),
+        {_, _, ok} = timed(N1, lasp_converge, observed, [V, X]),
+        {Ha, Hb, ok} = timed(node(), lasp_converge, observed, [V, X]),
+        St = wait(V, fun(#{converged := C}) -> C =:= 1 end),
+        ?assertMatch(#{updates := 1, pending := 0, per_node := #{N3 := #{live := true}}}, St),
+        U = maps:get(clock_uncertainty_us, St),
+        within(Ha - Ub - U, Hb - Ua + U, maps:get(max, St))
+    after
+        peer:stop(P3)
+    end,
+    ok = lasp_converge:untrack(V).
 
 within(Lo, Hi, X) ->
     ?assert(is_integer(X) andalso X >= max(Lo, 0) - 2 andalso X =< Hi + 2, {Lo, X, Hi}).
