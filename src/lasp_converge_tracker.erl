@@ -255,10 +255,10 @@ handle_info(clock, St = #st{members = Members}) ->
 handle_info({nodedown, Node}, St = #st{role = aggregator}) ->
     {noreply, drop(Node, St)};
 handle_info({nodeup, Node}, St = #st{role = aggregator, joinable = J}) ->
-    case J =:= any orelse lists:member(Node, J) of
-        true -> self() ! {join, Node, ?JOIN_ATTEMPTS};
-        false -> ok
-    end,
+    _ = case J =:= any orelse lists:member(Node, J) of
+            true -> self() ! {join, Node, ?JOIN_ATTEMPTS};
+            false -> ok
+        end,
     {noreply, St};
 handle_info({join, Node, N}, St = #st{role = aggregator}) ->
     {noreply, join(Node, N, St)};
