@@ -20,7 +20,8 @@ defmodule LaspConverge do
       `:clock_uncertainty_us`.
 
   Every function returns `{:error, reason}` on bad input or for a variable
-  that is not tracked; none raises.
+  that is not tracked; none raises. Each has a `!` variant that returns the
+  value alone and raises `LaspConverge.Error` instead.
 
       iex> var = {"doc", :state_gset}
       iex> LaspConverge.track(var, nodes: [])
@@ -119,6 +120,46 @@ defmodule LaspConverge do
   """
   @spec reset(variable()) :: :ok | error()
   def reset(var), do: :lasp_converge.reset(var)
+
+  @doc "`track/2`, raising `LaspConverge.Error` on error."
+  @spec track!(variable(), track_opts()) :: :ok
+  def track!(var, opts \\ []), do: bang(track(var, opts))
+
+  @doc "`untrack/1`, raising `LaspConverge.Error` on error."
+  @spec untrack!(variable()) :: :ok
+  def untrack!(var), do: bang(untrack(var))
+
+  @doc "`updated/4`, raising `LaspConverge.Error` on error."
+  @spec updated!(variable(), crdt(), crdt(), event_opts()) :: :ok
+  def updated!(var, pre, post, opts \\ []), do: bang(updated(var, pre, post, opts))
+
+  @doc "`observed/3`, raising `LaspConverge.Error` on error."
+  @spec observed!(variable(), crdt(), event_opts()) :: :ok
+  def observed!(var, state, opts \\ []), do: bang(observed(var, state, opts))
+
+  @doc "`stats/1`, raising `LaspConverge.Error` on error."
+  @spec stats!(variable()) :: map()
+  def stats!(var), do: bang(stats(var))
+
+  @doc "`divergence/1`, raising `LaspConverge.Error` on error."
+  @spec divergence!(variable()) :: [map()]
+  def divergence!(var), do: bang(divergence(var))
+
+  @doc "`export/2`, returning the JSON binary, raising `LaspConverge.Error` on error."
+  @spec export!(variable(), :json) :: binary()
+  def export!(var, format) do
+    case export(var, format) do
+      {:ok, json} -> json
+      other -> bang(other)
+    end
+  end
+
+  @doc "`reset/1`, raising `LaspConverge.Error` on error."
+  @spec reset!(variable()) :: :ok
+  def reset!(var), do: bang(reset(var))
+
+  defp bang({:error, reason}), do: raise(LaspConverge.Error, reason: reason)
+  defp bang(value), do: value
 
   defp to_map(opts) when is_list(opts) do
     if Keyword.keyword?(opts), do: Map.new(opts), else: opts

@@ -2,6 +2,7 @@ defmodule LaspConverge.TrackerTest do
   # Each test tracks its own variable, so they can run concurrently.
   use ExUnit.Case, async: true
   doctest LaspConverge
+  doctest LaspConverge.Error
 
   alias LaspConverge.CRDT
 
@@ -58,5 +59,26 @@ defmodule LaspConverge.TrackerTest do
     assert {:error, :bad_opts} = LaspConverge.track(var(:opts), [:not_a_keyword])
     assert {:error, :not_tracked} = LaspConverge.stats(var(:none))
     assert {:error, :not_tracked} = LaspConverge.reset(var(:none))
+  end
+
+  test "the ! variants return the value or raise LaspConverge.Error" do
+    v = var(:bang)
+    assert :ok = LaspConverge.track!(v, nodes: [])
+    on_exit(fn -> LaspConverge.untrack(v) end)
+
+    assert :ok = LaspConverge.updated!(v, {:state_orset, []}, {:state_orset, []})
+    assert :ok = LaspConverge.observed!(v, {:state_orset, []})
+    assert %{updates: 1} = LaspConverge.stats!(v)
+    assert is_list(LaspConverge.divergence!(v))
+    assert "{" <> _ = LaspConverge.export!(v, :json)
+    assert :ok = LaspConverge.reset!(v)
+
+    assert_raise LaspConverge.Error, ~r/already_tracked/, fn -> LaspConverge.track!(v) end
+
+    e = assert_raise LaspConverge.Error, fn -> LaspConverge.observed!(v, :nope) end
+    assert e.reason == {:badcrdt, :not_a_crdt}
+    assert_raise LaspConverge.Error, fn -> LaspConverge.export!(v, :xml) end
+    assert :ok = LaspConverge.untrack!(v)
+    assert_raise LaspConverge.Error, fn -> LaspConverge.untrack!(v) end
   end
 end
