@@ -1,0 +1,98 @@
+%% @doc Cost of convergence tracking (issue 4), from Erlang.
+%%
+%% Run it the way `make bench' runs `lasp_converge_bench':
+%%
+%%   rebar3 compile && mkdir -p _build/bench &&
+%%   erlc -o _build/bench bench/lasp_converge_tracker_bench.erl &&
+%%   erl -noshell -pa _build/default/lib/*/ebin -pa _build/bench \
+%%       -eval 'lasp_converge_tracker_bench:main(), halt().'
+%%
+%% For an orset and a gcounter, with 0, 1k and 10k updates pending (three
+%% members; node 0 writes, nodes 1 and 2 have seen nothing), it reports:
+%%
+%% <ul>
+%% <li>`updated': one `tracker_updated' call (witness `delta(Post, Pre)'
+%%   computed natively over the two states, then registered);</li>
+%% <li>`observed +1': an observation by a node whose state gained one entry
+%%   since its previous observation (the witness index checks one
+%%   witness);</li>
+%% <li>`observed all': an observation of a state holding every pending
+%%   update at once;</li>
+%% </ul>
+%%
+%% and the sustained rate of `lasp_converge:updated/3' on one node.
+%% Medians of several runs; the machine's load moves them a lot.
+-module(lasp_converge_tracker_bench).
+
+-export([main/0]).
+
+-define(C, lasp_converge_crdt).
+-define(N, lasp_converge_nif).
+-define(RUNS, 50).
+
+-spec main() -> ok.
+main() ->
+    io:format("~-16s ~8s ~12s ~14s ~16s~n",
+              ["type", "pending", "updated us", "observed+1 us", "observed all us"]),
+    [row(Type, P) || Type <- [state_orset, state_gcounter], P <- [0, 1000, 10000]],
+    rate(),
+    ok.
+
+row(Type, P) ->
+    {ok, R} = ?N:tracker_new(#{exact => [0, 1, 2]}),
+    ok = ?N:tracker_set_members(R, 0, [0, 1, 2]),
+    S0 = ?C:new(Type),
+    States = lists:foldl(fun(I, [S | _] = Acc) ->
+                                 S1 = mutate(Type, I, S),
+                                 {ok, _} = updated(R, I, I, S, S1),
+                                 [S1 | Acc]
+                         end, [S0], lists:seq(1, P)),
+    Sp = hd(States),
+    %% Node 1 observes the bottom first, so later observations are indexed.
+    {ok, _} = ?N:tracker_observed(R, 1, P + 1, S0),
+    Upd = median([begin
+                      S1 = mutate(Type, P + I, Sp),
+                      {T, {ok, _}} = timer:tc(fun() -> updated(R, P + I, P + I, Sp, S1) end),
+                      T
+                  end || I <- lists:seq(1, ?RUNS)]),
+    %% One more entry per observation (for a gcounter, one more increment).
+    Plus = median([begin
+                       Si = mutate(Type, 100000 + I, S0),
+                       {T, {ok, _}} = timer:tc(fun() -> ?N:tracker_observed(R, 1, P + 2, Si) end),
+                       T
+                   end || I <- lists:seq(1, ?RUNS)]),
+    {All, {ok, _}} = timer:tc(fun() -> ?N:tracker_observed(R, 2, P + 3, Sp) end),
+    io:format("~-16s ~8b ~12.1f ~14.1f ~16.1f~n", [Type, P, Upd, Plus, float(All)]).
+
+updated(R, Seq, Ts, Pre, Post) ->
+    try ?N:tracker_updated(R, 0, Seq, Ts, Pre, Post)
+    catch error:lasp_converge_dirty -> ?N:tracker_updated_dirty(R, 0, Seq, Ts, Pre, Post)
+    end.
+
+mutate(state_orset, I, S) ->
+    {ok, S1} = ?C:mutate({add, I}, bench, S),
+    S1;
+mutate(state_gcounter, I, S) ->
+    {ok, S1} = ?C:mutate(increment, {actor, I rem 8}, S),
+    S1.
+
+median(Xs) ->
+    lists:nth((length(Xs) + 1) div 2, lists:sort(Xs)) * 1.0.
+
+%% Sustained lasp_converge:updated/3 on one node (a gcounter, one member).
+rate() ->
+    {ok, _} = application:ensure_all_started(lasp_converge),
+    V = {<<"bench">>, state_gcounter},
+    ok = lasp_converge:track(V, #{nodes => []}),
+    G0 = ?C:new(state_gcounter),
+    {ok, G1} = ?C:mutate(increment, a, G0),
+    N = 100000,
+    {T, ok} = timer:tc(fun() -> loop(V, G0, G1, N) end),
+    ok = lasp_converge:untrack(V),
+    io:format("lasp_converge:updated/3 sustained: ~b updates/s (~.2f us each)~n",
+              [round(N / (T / 1.0e6)), T / N]).
+
+loop(_, _, _, 0) -> ok;
+loop(V, Pre, Post, N) ->
+    ok = lasp_converge:updated(V, Pre, Post),
+    loop(V, Pre, Post, N - 1).
