@@ -137,8 +137,14 @@ updated_at(Var, Pre, Post, Ts) ->
         {ok, {member, Agg, _, _}} ->
             try lasp_converge_crdt:delta(Post, Pre) of
                 W ->
-                    Agg ! {lc_updated, node(), lasp_converge_tracker:next_seq(Var), Ts, W},
-                    ok
+                    case lasp_converge_tracker:check_type(Var, element(1, W)) of
+                        ok ->
+                            Seq = lasp_converge_tracker:next_seq(Var),
+                            Agg ! {lc_updated, node(), Seq, Ts, W},
+                            ok;
+                        {error, _} = E ->
+                            E
+                    end
             catch error:{badcrdt, Why} ->
                     {error, {badcrdt, Why}}
             end;
@@ -165,8 +171,11 @@ observed_at(Var, State, Ts) ->
                 {error, _} = E -> E
             end;
         {ok, {member, Agg, _, _}} ->
-            case is_crdt(State) of
-                true ->
+            case is_crdt(State) andalso
+                lasp_converge_tracker:check_type(Var, element(1, State)) of
+                {error, _} = E ->
+                    E;
+                ok ->
                     Last = lasp_converge_tracker:swap_last_sent(Var, State),
                     try gained(State, Last) of
                         D ->

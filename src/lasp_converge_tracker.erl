@@ -34,7 +34,7 @@
 -module(lasp_converge_tracker).
 -behaviour(gen_server).
 
--export([start_link/2, now_us/0, lookup/1, next_seq/1, swap_last_sent/2]).
+-export([start_link/2, now_us/0, lookup/1, next_seq/1, swap_last_sent/2, check_type/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SYNC_ROUNDS, 8).
@@ -116,6 +116,18 @@ swap_last_sent(Var, State) ->
            end,
     true = ets:insert(Reg, {{last, Var}, State}),
     Prev.
+
+%% @doc On a member node: the first type given for `Var' is its type; a
+%% state of another type is refused here, as the aggregator would refuse it.
+-spec check_type(term(), atom()) -> ok | {error, {badcrdt, {type_mismatch, atom(), atom()}}}.
+check_type(Var, Type) ->
+    Reg = lasp_converge_sup:registry(),
+    _ = ets:insert_new(Reg, {{type, Var}, Type}),
+    case ets:lookup(Reg, {type, Var}) of
+        [{_, Type}] -> ok;
+        [{_, Tracked}] -> {error, {badcrdt, {type_mismatch, Tracked, Type}}};
+        [] -> ok
+    end.
 
 %% ---- gen_server ----
 
@@ -278,6 +290,7 @@ terminate(_Reason, #st{var = Var}) ->
     _ = ets:match_delete(Reg, {{var, Var}, self(), '_', '_', '_', '_'}),
     _ = ets:delete(Reg, {seq, Var}),
     _ = ets:delete(Reg, {last, Var}),
+    _ = ets:delete(Reg, {type, Var}),
     ok.
 
 %% ---- internals ----

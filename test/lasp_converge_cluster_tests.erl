@@ -95,6 +95,8 @@ run([{_, N1}, {P2, N2}]) ->
                  erpc:call(N1, lasp_converge, observed, [V, {state_gset, []}])),
     ?assertEqual({error, {badcrdt, not_a_crdt}}, erpc:call(N1, lasp_converge, observed, [V, nope])),
     ?assertMatch({error, {badcrdt, _}}, erpc:call(N1, lasp_converge, updated, [V, A1, nope])),
+    ?assertEqual({error, {badcrdt, {type_mismatch, state_orset, state_gset}}},
+                 erpc:call(N1, lasp_converge, updated, [V, {state_gset, []}, {state_gset, [a]}])),
     ?assertEqual({error, not_tracked}, erpc:call(N1, lasp_converge, observed, [other, A1])),
     %% N2 holds its own update from the start; its observation is redundant.
     {_, _, ok} = timed(N2, lasp_converge, observed, [V, A2]),
