@@ -108,7 +108,7 @@ header(#{quick := Quick, target_ns := Target, min_runs := Min, max_runs := Max})
 %% Main table
 %% ===================================================================
 
--define(ROW_FMT, "~-12s ~-10s ~6s ~12s ~12s ~8s ~10s  ~s~n").
+-define(ROW_FMT, "~-14s ~-10s ~6s ~12s ~12s ~8s ~10s  ~s~n").
 
 main_table(Cfg = #{sizes := Sizes}) ->
     io:format("~n== merge: native (lasp_converge_crdt:merge/2) vs Erlang baseline "
@@ -119,9 +119,16 @@ main_table(Cfg = #{sizes := Sizes}) ->
            || Type <- [gcounter, pncounter, gset, twopset, orset, awset],
               Size <- Sizes,
               Scen <- [divergent, delta]],
+    %% Maps: gmap of gcounters at 1k..100k keys, awmap of awsets at 1k
+    %% and 10k keys (10 keys tells nothing new here).
+    Maps = [row(Type, Scen, Size, Cfg)
+            || {Type, TSizes} <- [{gmap, [S || S <- Sizes, S >= 1000]},
+                                  {awmap, [S || S <- Sizes, S >= 1000, S =< 10000]}],
+               Size <- TSizes,
+               Scen <- [divergent, delta]],
     Small = [row(Type, pair, 1, Cfg)
              || Type <- [lwwregister, max_int, boolean, ivar]],
-    Big ++ Small.
+    Big ++ Maps ++ Small.
 
 row(Type, Scen, Size, Cfg) ->
     Gen = fun() -> gen(Type, Scen, Size) end,
@@ -157,8 +164,12 @@ print_row(Type, Scen, Size, Check, Nat, {ErlNs, _, _}) ->
                 {us(NatNs), io_lib:format("~.2fx", [ErlNs / NatNs]),
                  io_lib:format("~.1f", [NatNs / Size])}
         end,
-    io:format(?ROW_FMT, [atom_to_list(Type), atom_to_list(Scen), size_label(Size),
+    io:format(?ROW_FMT, [type_label(Type), atom_to_list(Scen), size_label(Size),
                          NatS, us(ErlNs), RatioS, PerS, Note]).
+
+type_label(gmap) -> "gmap(gcounter)";
+type_label(awmap) -> "awmap(awset)";
+type_label(T) -> atom_to_list(T).
 
 %% Generate the states in a fresh process, keep them in persistent_term
 %% (outside any process heap, so GC between samples does not copy them),
@@ -395,8 +406,8 @@ summary(Rows, BaselineBad) ->
         [] -> io:format("native is at least as fast as the baseline in every timed row~n");
         _ ->
             io:format("native SLOWER than the Erlang baseline (for the optimiser):~n"),
-            [io:format("  ~-12s ~-10s ~5s  native ~s us, erlang ~s us (~.2fx)~n",
-                       [T, S, size_label(Sz), us(N), us(E), E / N])
+            [io:format("  ~-14s ~-10s ~5s  native ~s us, erlang ~s us (~.2fx)~n",
+                       [type_label(T), S, size_label(Sz), us(N), us(E), E / N])
              || {T, S, Sz, _, {N, _, _}, {E, _, _}} <- Slower]
     end,
     case Skipped of
@@ -422,7 +433,8 @@ self_check() ->
               D -> D
           end,
     Types = [state_gcounter, state_pncounter, state_gset, state_twopset, state_orset,
-             state_awset, state_lwwregister, state_max_int, state_boolean, state_ivar],
+             state_awset, state_lwwregister, state_max_int, state_boolean, state_ivar,
+             state_gmap, state_awmap],
     case filelib:is_dir(Dir) of
         false ->
             io:format("~nbaseline self-check: skipped (no vectors at ~s)~n", [Dir]),
@@ -486,6 +498,17 @@ base_merge({state_awset, P} = A, {state_awset, P}) ->
     A;
 base_merge({state_awset, {DMA, CCA}}, {state_awset, {DMB, CCB}}) ->
     {state_awset, {dot_map_merge(DMA, DMB, CCA, CCB), cc_union(CCA, CCB)}};
+base_merge({state_gmap, {CType, A}}, {state_gmap, {CType, B}}) ->
+    %% Shared keys need the same value type; each value merges by its own.
+    {state_gmap,
+     {CType, orddict:merge(fun(_, {T, _} = VA, {T, _} = VB) -> base_merge(VA, VB) end,
+                           A, B)}};
+base_merge({state_awmap, {CType, P}} = A, {state_awmap, {CType, P}}) ->
+    A;
+base_merge({state_awmap, {CType, {DMA, CCA}}}, {state_awmap, {CType, {DMB, CCB}}}) ->
+    %% One CC at the top, shared by every nested sub-store merge.
+    {state_awmap, {CType, {dot_store_merge({dot_map, dot_store(CType)}, DMA, DMB, CCA, CCB),
+                           cc_union(CCA, CCB)}}};
 base_merge({state_lwwregister, {TsA, _} = A}, {state_lwwregister, {TsB, _} = B}) ->
     {state_lwwregister, case TsA > TsB of true -> A; false -> B end};
 base_merge({state_max_int, A}, {state_max_int, B}) ->
@@ -498,6 +521,54 @@ base_merge({state_ivar, _} = A, {state_ivar, undefined}) ->
     A;
 base_merge({state_ivar, V} = A, {state_ivar, V}) ->
     A.
+
+%% The dot store an awmap value type keeps under each key.
+dot_store(state_awset) -> {dot_map, dot_set};
+dot_store(state_ewflag) -> dot_set;
+dot_store(state_dwflag) -> dot_set;
+dot_store(state_mvregister) -> dot_fun;
+dot_store({state_awmap, [Sub]}) -> {dot_map, dot_store(Sub)}.
+
+%% Merge two dot stores of the given kind under the top-level CCs. A dot
+%% map of dot sets (an awset's store, an awmap of awsets' values) is the
+%% awset walk below; other dot maps use the same walk with the sub-store
+%% merge passed down.
+dot_store_merge(dot_set, DA, DB, CCA, CCB) ->
+    dot_set_merge(DA, DB, CCA, CCB);
+dot_store_merge({dot_map, dot_set}, DA, DB, CCA, CCB) ->
+    dot_map_merge(DA, DB, CCA, CCB);
+dot_store_merge({dot_map, Sub}, DA, DB, CCA, CCB) ->
+    dot_map_merge(Sub, DA, DB, CCA, CCB);
+dot_store_merge(dot_fun, DA, DB, CCA, CCB) ->
+    dot_fun_merge(DA, DB, CCA, CCB).
+
+%% dot_map_merge/4 with a sub-store kind.
+dot_map_merge(S, [{K, DA} | RA], [{K, DB} | RB], CCA, CCB) ->
+    keep(K, dot_store_merge(S, DA, DB, CCA, CCB), dot_map_merge(S, RA, RB, CCA, CCB));
+dot_map_merge(S, [{KA, DA} | RA], [{KB, _} | _] = B, CCA, CCB) when KA < KB ->
+    keep(KA, dot_store_merge(S, DA, [], CCA, CCB), dot_map_merge(S, RA, B, CCA, CCB));
+dot_map_merge(S, [{KA, _} | _] = A, [{KB, DB} | RB], CCA, CCB) when KA > KB ->
+    keep(KB, dot_store_merge(S, [], DB, CCA, CCB), dot_map_merge(S, A, RB, CCA, CCB));
+dot_map_merge(S, [{KA, DA} | RA], [], CCA, CCB) ->
+    keep(KA, dot_store_merge(S, DA, [], CCA, CCB), dot_map_merge(S, RA, [], CCA, CCB));
+dot_map_merge(S, [], [{KB, DB} | RB], CCA, CCB) ->
+    keep(KB, dot_store_merge(S, [], DB, CCA, CCB), dot_map_merge(S, [], RB, CCA, CCB));
+dot_map_merge(_, [], [], _, _) ->
+    [].
+
+%% Dot fun (mvregister): the ivar merge of the values of common dots, then
+%% the entries of A \ CCB and of B \ CCA, each stored in order.
+dot_fun_merge(FA, FB, CCA, CCB) ->
+    Common = ordsets:intersection([D || {D, _} <- FA], [D || {D, _} <- FB]),
+    F0 = lists:foldl(
+           fun(D, Acc) ->
+                   {state_ivar, V} = base_merge({state_ivar, orddict:fetch(D, FA)},
+                                                {state_ivar, orddict:fetch(D, FB)}),
+                   orddict:store(D, V, Acc)
+           end, [], Common),
+    Store = fun({D, V}, Acc) -> orddict:store(D, V, Acc) end,
+    F1 = lists:foldl(Store, F0, [E || {D, _} = E <- FA, not cc_is_element(D, CCB)]),
+    lists:foldl(Store, F1, [E || {D, _} = E <- FB, not cc_is_element(D, CCA)]).
 
 %% Dot map: keys matched exactly (=:=), else by < / >; a key whose merged
 %% dot set is empty is dropped. `==' but not `=:=' keys match no clause.
@@ -636,7 +707,37 @@ divergent(orset, N) ->
     {{state_orset, [{K, TA} || {K, _, {TA, _}} <- Elems, TA =/= []]},
      {state_orset, [{K, TB} || {K, _, {_, TB}} <- Elems, TB =/= []]}};
 divergent(awset, N) ->
-    awset_divergent(N).
+    awset_divergent(N);
+divergent(gmap, N) ->
+    %% Keys -> gcounters over a pool of 8 actors (about 2 a key). On a
+    %% shared key each actor is on both sides (70%) or one; counts differ.
+    Entries = [{K, gmap_counters(W)} || {K, W} <- universe(fun elem/1, N)],
+    {{state_gmap, {state_gcounter, [{K, {state_gcounter, CA}}
+                                    || {K, {CA, _}} <- Entries, CA =/= []]}},
+     {state_gmap, {state_gcounter, [{K, {state_gcounter, CB}}
+                                    || {K, {_, CB}} <- Entries, CB =/= []]}}};
+divergent(awmap, N) ->
+    awmap_divergent(N).
+
+-define(GMAP_ACTORS, 8).
+
+gmap_counters(W) ->
+    Pool = lists:sort([actor(I) || I <- lists:seq(1, ?GMAP_ACTORS)]),
+    Actors = case [Ac || Ac <- Pool, rand:uniform(?GMAP_ACTORS) =< 2] of
+                 [] -> [lists:nth(rand:uniform(?GMAP_ACTORS), Pool)];
+                 As -> As
+             end,
+    Sides = [{Ac, token_side(W)} || Ac <- Actors],
+    CA = [{Ac, count()} || {Ac, S} <- Sides, S =/= b],
+    CB = [{Ac, count()} || {Ac, S} <- Sides, S =/= a],
+    case W of
+        a -> {CA, []};
+        b -> {[], CB};
+        both when CA =:= [] -> {[{hd(Actors), count()}], CB};
+        both when CB =:= [] -> {CA, [{hd(Actors), count()}]};
+        both -> {CA, CB}
+    end.
+
 
 orset_tokens(W) ->
     Tokens = lists:sort([rand:bytes(20) || _ <- lists:seq(1, rand:uniform(3))]),
@@ -726,6 +827,38 @@ awset_forwarded(Entries) ->
     Picked = [KD || KD <- Own, rand:uniform(max(1, length(Own))) =< 16],
     maps:from_list(lists:sublist(Picked, 16)).
 
+%% An awmap of awsets: each key holds 1-3 elements (from a pool of 24), and
+%% each {Key, Elem} is an awset entry generated as in awset_divergent/1
+%% (common ancestor with six actors, own adds, removes, re-adds, a few of
+%% A's adds forwarded to B). One CC per replica, at the top. A key none of
+%% whose elements survive on a side is absent there.
+awmap_divergent(N) ->
+    Pairs = [{{K, E}, W} || {K, W} <- universe(fun elem/1, N),
+                            E <- lists:usort([elem(rand:uniform(24))
+                                              || _ <- lists:seq(1, rand:uniform(3))])],
+    {Entries, Seqs} = awset_entries(Pairs, [], #{}),
+    Fwd = awset_forwarded(Entries),
+    Entries1 = [case maps:find(K, Fwd) of
+                    {ok, Dot} -> {K, DA, [Dot]};
+                    error -> E
+                end || {K, DA, _} = E <- Entries],
+    Anc = [{{'lasp@host', I}, maps:get(I, Seqs)}
+           || I <- lists:seq(1, ?ANC_ACTORS), maps:is_key(I, Seqs)],
+    CompA = lists:sort([{?ACT_A, maps:get(a, Seqs, 0)} || maps:is_key(a, Seqs)] ++ Anc),
+    CompB = lists:sort([{?ACT_B, maps:get(b, Seqs, 0)} || maps:is_key(b, Seqs)] ++ Anc),
+    CloudB = lists:sort(maps:values(Fwd)),
+    {{state_awmap, {state_awset, {group([{KE, DA} || {KE, DA, _} <- Entries1, DA =/= []]),
+                                  {CompA, []}}}},
+     {state_awmap, {state_awset, {group([{KE, DB} || {KE, _, DB} <- Entries1, DB =/= []]),
+                                  {CompB, CloudB}}}}}.
+
+%% [{{K, E}, Dots}] sorted by {K, E} -> [{K, [{E, Dots}]}].
+group([]) ->
+    [];
+group([{{K, _}, _} | _] = L) ->
+    {Same, Rest} = lists:splitwith(fun({{K1, _}, _}) -> K1 =:= K end, L),
+    [{K, [{E, D} || {{_, E}, D} <- Same]} | group(Rest)].
+
 %% ===================================================================
 %% Deltas: 5 entries against the full state, shaped like delta_mutate's
 %% ===================================================================
@@ -762,4 +895,25 @@ delta(awset, {state_awset, {DM, {Comp, _}}}, N) ->
     Adds = lists:zip(new_elems(N, 3), [{?ACT_A, SeqA + I} || I <- [1, 2, 3]]),
     RmvDots = lists:append([Ds || {_, Ds} <- pick(DM, 2)]),
     {state_awset, {[{K, [D]} || {K, D} <- Adds],
-                   {[], lists:usort(RmvDots ++ [D || {_, D} <- Adds])}}}.
+                   {[], lists:usort(RmvDots ++ [D || {_, D} <- Adds])}}};
+delta(gmap, {state_gmap, {_, Full}} = S, N) ->
+    %% The delta group of five delta_mutate/3 calls by one pool actor:
+    %% increments of three existing keys and two new ones.
+    Ops = [{apply, K, increment} || {K, _} <- pick(Full, 3)]
+        ++ [{apply, K, increment} || K <- new_elems(N, 2)],
+    delta_group(Ops, actor(1), S, {state_gmap, {state_gcounter, []}});
+delta(awmap, {state_awmap, {_, {DM, _}}} = S, N) ->
+    %% From replica A: adds of a new element to two existing keys and of
+    %% an element under a new key, and the removal of two keys.
+    New = new_elems(N, 3),
+    Adds = [{apply, K, {add, E}} || {{K, _}, E} <- lists:zip(pick(DM, 2), lists:sublist(New, 2))]
+        ++ [{apply, lists:last(New), {add, elem(1)}}],
+    Rmvs = [{rmv, K} || {K, _} <- pick(DM, 2)],
+    delta_group(Adds ++ Rmvs, ?ACT_A, S, {state_awmap, {state_awset, {[], {[], []}}}}).
+
+%% Apply each op's delta_mutate/3 to the state in turn and join the deltas.
+delta_group([], _, _, Group) ->
+    Group;
+delta_group([Op | Ops], Actor, S, Group) ->
+    {ok, D} = lasp_converge_crdt:delta_mutate(Op, Actor, S),
+    delta_group(Ops, Actor, base_merge(S, D), base_merge(Group, D)).
