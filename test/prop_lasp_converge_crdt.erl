@@ -45,7 +45,8 @@ laws() ->
      {inflates, "merge inflates both arguments", fun prop_merge_is_inflation_of_both/1},
      {inflation, "is_inflation(A, B) =:= equal(merge(A, B), B)",
       fun prop_inflation_is_merge_order/1},
-     {strict, "is_strict_inflation(A, B) is is_inflation andalso not equal (pair, bcounter: by parts)",
+     {strict, "is_strict_inflation(A, B) =:= is_inflation(A, B) andalso not equal(A, B)"
+              " (pair, bcounter: by parts)",
       fun prop_strict_inflation_is_inflation_and_not_equal/1},
      {equal, "equal/2 is reflexive and symmetric", fun prop_equal_is_reflexive_and_symmetric/1},
      {delta, "delta law: equal(merge(delta(A, B), B), merge(A, B))", fun prop_delta_law/1},
@@ -666,7 +667,8 @@ instantiate(_Type, Op, Step, _Pool, _S, Actors) ->
     nested(Op, Step, Actors).
 
 nested({set, timestamp, V}, Step, _Actors) -> {set, Step, V};
-nested({move, N, {replica, I}}, _Step, Actors) -> {move, N, lists:nth(min(I, length(Actors)), Actors)};
+nested({move, N, {replica, I}}, _Step, Actors) ->
+    {move, N, lists:nth(min(I, length(Actors)), Actors)};
 nested({apply, K, Op}, Step, Actors) -> {apply, K, nested(Op, Step, Actors)};
 nested({fst, Op}, Step, Actors) -> {fst, nested(Op, Step, Actors)};
 nested({snd, Op}, Step, Actors) -> {snd, nested(Op, Step, Actors)};
@@ -843,7 +845,8 @@ seeds() ->
 seed_scenario(Type) ->
     Pool = [1, <<"b">>, {tag, [1, {sub, <<"v">>}]}, apple],
     Ops = [{op, R, Op} || R <- [1, 2, 1], Op <- seed_ops(Type, Pool)],
-    #sc{type = Type, bottom = ?M:new(Type), actors = ['node1@127.0.0.1', <<"actor-2">>], pool = Pool,
+    #sc{type = Type, bottom = ?M:new(Type), actors = ['node1@127.0.0.1', <<"actor-2">>],
+        pool = Pool,
         cmds = Ops ++ [{merge, 1, 2, true}] ++ Ops, picks = {0, 0, 0}}.
 
 seed_ops(Type, Pool) ->
