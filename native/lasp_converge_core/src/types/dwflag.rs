@@ -1,4 +1,4 @@
-//! `state_dwflag`: an disable-wins flag.
+//! `state_dwflag`: a disable-wins flag.
 //!
 //! Payload: `{DotSet, CC}`, where `DotSet` is an ordset of dots and
 //! `CC = {Compressed, Cloud}` is a causal context (see [`crate::causal`]).
@@ -21,15 +21,9 @@
 //! Reference: Paulo Sérgio Almeida, Ali Shoker, Carlos Baquero, *Delta State
 //! Replicated Data Types* (2016).
 
-use crate::causal::{Causal, Kind};
-use crate::decode::Decoder;
-use crate::error::{BadCrdt, MutateError, Result};
-use crate::lattice::{Lattice, Merged, MutateCx};
-use crate::term::{Atom, Builder, Term};
+use crate::types::flag::Flag;
 
-const TAG: Atom = Atom::StateDwflag;
-
-/// An disable-wins flag.
+/// A disable-wins flag: `Flag<T, false>`.
 ///
 /// # Examples
 ///
@@ -57,93 +51,16 @@ const TAG: Atom = Atom::StateDwflag;
 /// let m = carol.merge(&alice).unwrap().into_state(&carol, &alice);
 /// assert_eq!(m.query(&b).unwrap(), b.bool(false));
 /// ```
-#[derive(Debug, Clone)]
-pub struct DWFlag<T> {
-    state: Causal<T>,
-}
-
-impl<T: Term> DWFlag<T> {
-    /// The causal state.
-    pub fn causal(&self) -> &Causal<T> {
-        &self.state
-    }
-
-    /// The flag's value: `dot_set:is_empty(Dots)`.
-    pub fn value(&self) -> bool {
-        let empty = self.state.store().value_len(0) == 0;
-        empty
-    }
-}
-
-impl<T: Term> Lattice<T> for DWFlag<T> {
-    const TAG: Atom = TAG;
-
-    fn decode(payload: &T, d: &mut Decoder) -> Result<Self> {
-        Ok(DWFlag {
-            state: Causal::decode(payload, &Kind::Set, d, TAG)?,
-        })
-    }
-
-    fn encode<B: Builder<T = T>>(&self, b: &B) -> T {
-        self.state.encode(b)
-    }
-
-    fn bottom() -> Self {
-        DWFlag {
-            state: Causal::bottom(&Kind::Set),
-        }
-    }
-
-    fn merge(&self, other: &Self) -> Result<Merged<Self>> {
-        Ok(match self.state.merge(&other.state, TAG)? {
-            Merged::Left => Merged::Left,
-            Merged::Right => Merged::Right,
-            Merged::New(state) => Merged::New(DWFlag { state }),
-        })
-    }
-
-    fn equal(&self, other: &Self) -> Result<bool> {
-        Ok(self.state.equal(&other.state))
-    }
-
-    fn is_inflation(&self, other: &Self) -> Result<bool> {
-        self.state.is_inflation(&other.state, TAG)
-    }
-
-    fn is_bottom(&self) -> bool {
-        self.state.is_bottom()
-    }
-
-    fn query<B: Builder<T = T>>(&self, b: &B) -> Result<T> {
-        Ok(b.bool(self.value()))
-    }
-
-    fn delta(&self, other: &Self) -> Result<Self> {
-        Ok(DWFlag {
-            state: self.state.delta(&other.state, TAG)?,
-        })
-    }
-
-    fn delta_mutate<C: MutateCx<T>>(
-        &self,
-        op: &T,
-        actor: &T,
-        _cx: &mut C,
-    ) -> std::result::Result<Self, MutateError<T>> {
-        let state = if op.is_atom(Atom::Disable) {
-            self.state.set_add_dot(actor)?
-        } else if op.is_atom(Atom::Enable) {
-            self.state.set_cover(actor)
-        } else {
-            return Err(BadCrdt::UnknownOp(TAG).into());
-        };
-        Ok(DWFlag { state })
-    }
-}
+pub type DWFlag<T> = Flag<T, false>;
 
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::error::{BadCrdt, MutateError};
+    use crate::lattice::{Lattice, Merged};
+    use crate::term::Atom;
+
+    const TAG: Atom = Atom::StateDwflag;
     use crate::causal::testing::{dec, enc, merged, same, t, Cx, Rng, TB, TT};
 
     fn f(p: &str) -> DWFlag<TT> {

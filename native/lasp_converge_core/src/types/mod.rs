@@ -9,6 +9,7 @@ pub mod bcounter;
 pub mod boolean;
 pub mod dwflag;
 pub mod ewflag;
+pub mod flag;
 pub mod gcounter;
 pub mod gmap;
 pub mod gset;
