@@ -1,6 +1,5 @@
 //! One module per CRDT type.
 
-mod stub;
 
 pub mod awmap;
 pub mod awset;
