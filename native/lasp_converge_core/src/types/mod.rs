@@ -1,6 +1,5 @@
 //! One module per CRDT type.
 
-
 pub mod awmap;
 pub mod awset;
 pub mod awset_ps;
