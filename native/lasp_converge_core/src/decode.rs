@@ -161,37 +161,46 @@ impl Decoder {
 /// soon as the limit is passed, so it costs at most `limit` steps.
 pub fn too_heavy<T: Term>(terms: &[&T], limit: usize) -> bool {
     let mut left = limit;
-    let mut stack: Vec<T> = terms.iter().map(|t| (*t).clone()).collect();
-    while let Some(t) = stack.pop() {
-        let w = match t.kind() {
-            Kind::List => match t.cell() {
-                Cell::Cons(h, tl) => {
-                    stack.push(tl);
-                    stack.push(h);
+    let mut stack: Vec<T> = Vec::with_capacity(16);
+    stack.extend(terms.iter().map(|t| (*t).clone()));
+    while let Some(mut t) = stack.pop() {
+        // Walk a list's spine in place; its elements go on the stack.
+        loop {
+            let w = match t.kind() {
+                Kind::List => match t.cell() {
+                    Cell::Cons(h, tl) => {
+                        stack.push(h);
+                        if left == 0 {
+                            return true;
+                        }
+                        left -= 1;
+                        t = tl;
+                        continue;
+                    }
+                    _ => 1,
+                },
+                Kind::Tuple => {
+                    let n = t.tuple_arity().unwrap_or(0);
+                    for i in 0..n {
+                        if let Some(e) = t.tuple_elem(i) {
+                            stack.push(e);
+                        }
+                    }
                     1
                 }
+                Kind::Binary => match t.binary_size() {
+                    Some(n) => 1 + n / 64,
+                    None => return true,
+                },
+                Kind::Map => return true,
                 _ => 1,
-            },
-            Kind::Tuple => {
-                let n = t.tuple_arity().unwrap_or(0);
-                for i in 0..n {
-                    if let Some(e) = t.tuple_elem(i) {
-                        stack.push(e);
-                    }
-                }
-                1
+            };
+            if w > left {
+                return true;
             }
-            Kind::Binary => match t.binary_size() {
-                Some(n) => 1 + n / 64,
-                None => return true,
-            },
-            Kind::Map => return true,
-            _ => 1,
-        };
-        if w > left {
-            return true;
+            left -= w;
+            break;
         }
-        left -= w;
     }
     false
 }

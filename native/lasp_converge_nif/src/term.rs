@@ -40,6 +40,8 @@ const TAG_PRIMARY_LIST: u64 = 0b01;
 const TAG_PRIMARY_BOXED: u64 = 0b10;
 const HEADER_ARITYVAL_MASK: u64 = 0x3F;
 const NIL_WORD: u64 = 0x3B;
+const TAG_IMMED2_MASK: u64 = 0x3F;
+const TAG_IMMED2_ATOM: u64 = 0x0B;
 
 static RAW_LAYOUT: AtomicBool = AtomicBool::new(false);
 
@@ -111,6 +113,26 @@ pub fn check_layout(env: Env) -> bool {
         big,
     ];
     let mut ok = word(rustler::Term::list_new_empty(env)) == NIL_WORD;
+    for a in [
+        rustler::types::atom::ok(),
+        rustler::types::atom::undefined(),
+        rustler::types::atom::true_(),
+    ] {
+        ok &= word(a.to_term(env)) & TAG_IMMED2_MASK == TAG_IMMED2_ATOM;
+    }
+    // No integer, list, tuple or [] looks like an atom.
+    for t in [
+        ints[0],
+        ints[3],
+        list,
+        nested,
+        rustler::Term::list_new_empty(env),
+        big,
+    ] {
+        let w = word(t);
+        ok &=
+            !(w & TAG_PRIMARY_MASK == TAG_PRIMARY_IMMED1 && w & TAG_IMMED2_MASK == TAG_IMMED2_ATOM);
+    }
     for t in tuples.iter().chain(ints.iter()) {
         let w = word(*t);
         // SAFETY: `t` is a live term of this environment; the raw readers
@@ -216,7 +238,22 @@ impl<'a> ExTerm<'a> {
 }
 
 impl<'a> Term for ExTerm<'a> {
+    #[inline]
     fn kind(&self) -> Kind {
+        if raw_layout() {
+            // The common classes straight from the tag bits (verified on
+            // load); the rest through enif_term_type.
+            let w = self.raw_word();
+            match w & TAG_PRIMARY_MASK {
+                TAG_PRIMARY_LIST => return Kind::List,
+                TAG_PRIMARY_IMMED1 if is_small(w) => return Kind::Integer,
+                TAG_PRIMARY_IMMED1 if w == NIL_WORD => return Kind::Nil,
+                TAG_PRIMARY_IMMED1 if w & TAG_IMMED2_MASK == TAG_IMMED2_ATOM => return Kind::Atom,
+                // SAFETY: a live term; layout verified on load.
+                TAG_PRIMARY_BOXED if unsafe { raw_tuple(w) }.is_some() => return Kind::Tuple,
+                _ => {}
+            }
+        }
         use rustler::TermType as T;
         match self.0.get_type() {
             T::Atom => Kind::Atom,
