@@ -85,7 +85,7 @@ fn conflict() -> BadCrdt {
 
 impl<T: Term> BCounter<T> {
     fn pn(&self) -> Result<&PNCounter<T>> {
-        match &self.pn.crdt {
+        match &*self.pn.crdt {
             Crdt::PNCounter(p) => Ok(p),
             _ => Err(BadCrdt::Malformed(TAG)),
         }
@@ -177,7 +177,7 @@ impl<T: Term> Lattice<T> for BCounter<T> {
         let moved = d.orddict(TAG, &list, |_, v| decode::int(TAG, &v))?;
         Ok(BCounter {
             pn: Box::new(Value {
-                crdt: Crdt::PNCounter(pn),
+                crdt: std::sync::Arc::new(Crdt::PNCounter(pn)),
                 term: Some(pn_t),
             }),
             ctype: CType::Term(ct),

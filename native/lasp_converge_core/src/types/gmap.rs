@@ -30,6 +30,8 @@
 //!
 //! Reference: Carlos Baquero, *delta-enabled-crdts* (C++ library).
 
+use std::sync::Arc;
+
 use crate::crdt::Crdt;
 use crate::decode::Decoder;
 use crate::error::{BadCrdt, MutateError, Result};
@@ -45,8 +47,8 @@ const TAG: Atom = Atom::StateGmap;
 /// unchanged) so encoding reuses it.
 #[derive(Debug, Clone)]
 pub struct Value<T: Term> {
-    /// The decoded state.
-    pub crdt: Crdt<T>,
+    /// The decoded state, shared: merges copy entries, not states.
+    pub crdt: Arc<Crdt<T>>,
     /// The `{Type, Payload}` term, when the state is exactly it.
     pub term: Option<T>,
 }
@@ -54,7 +56,10 @@ pub struct Value<T: Term> {
 impl<T: Term> Value<T> {
     /// A value with no term yet.
     pub fn new(crdt: Crdt<T>) -> Self {
-        Value { crdt, term: None }
+        Value {
+            crdt: Arc::new(crdt),
+            term: None,
+        }
     }
 
     /// Encode `{Type, Payload}`.
@@ -207,7 +212,7 @@ impl<T: Term> Lattice<T> for GMap<T> {
         let entries = d.orddict(TAG, &list, |d, v| {
             let crdt = d.nested(|d| Crdt::decode(&v, d))?;
             Ok(Value {
-                crdt,
+                crdt: Arc::new(crdt),
                 term: Some(v),
             })
         })?;
@@ -358,7 +363,7 @@ impl<T: Term> Lattice<T> for GMap<T> {
             Some(v) if v.crdt.tag() != bottom.tag() => {
                 return Err(BadCrdt::TypeMismatch(bottom.tag(), v.crdt.tag()).into())
             }
-            Some(v) => v.crdt.clone(),
+            Some(v) => (*v.crdt).clone(),
             None => bottom,
         };
         let delta = current.delta_mutate(&kop, actor, cx)?;

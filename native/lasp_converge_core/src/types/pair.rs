@@ -96,7 +96,7 @@ impl<T: Term> Lattice<T> for Pair<T> {
                 e => e,
             })?;
             Ok(Value {
-                crdt,
+                crdt: std::sync::Arc::new(crdt),
                 term: Some(t),
             })
         };
