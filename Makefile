@@ -110,8 +110,9 @@ bench: toolchain nif
 	fi
 	$(REBAR3) compile
 	@mkdir -p $(BENCH_OUT)
-	$(ERLC) -o $(BENCH_OUT) -I include -pa _build/default/lib/lasp_converge/ebin $(BENCH_SRC)
+	$(ERLC) -o $(BENCH_OUT) -I include -pa _build/default/lib/lasp_converge/ebin $(BENCH_SRC) bench/lasp_converge_tracker_bench.erl
 	$(call erl_run,lasp_converge_bench:main(),-pa $(BENCH_OUT))
+	$(call erl_run,lasp_converge_tracker_bench:main(),-pa $(BENCH_OUT))
 
 lint: toolchain
 	$(CARGO) fmt --all --check
