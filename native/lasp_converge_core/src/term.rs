@@ -55,206 +55,94 @@ pub enum Cell<T> {
     NotList,
 }
 
-/// The atoms the core needs to recognise or to produce.
-///
-/// These are the only atoms the core ever asks for: it never creates an atom
-/// from caller data.
-#[allow(missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Atom {
-    True,
-    False,
-    Undefined,
-    Ok,
-    Error,
-    Vclock,
-    // CRDT type tags.
-    StateGcounter,
-    StatePncounter,
-    StateGset,
-    StateTwopset,
-    StateOrset,
-    StateAwset,
-    StateLwwregister,
-    StateBoolean,
-    StateIvar,
-    StateMaxInt,
-    StateMvregister,
-    StateEwflag,
-    StateDwflag,
-    StateLexcounter,
-    StateBcounter,
-    StateGmap,
-    StatePair,
-    StateAwmap,
-    StateAwsetPs,
-    // Mutation operation names.
-    Increment,
-    Decrement,
-    Add,
-    AddAll,
-    AddByToken,
-    Rmv,
-    RmvAll,
-    Set,
-    Enable,
-    Disable,
-    Apply,
-    AddBy,
-    RmvBy,
-    Move,
-    Fst,
-    Snd,
-    // Error reasons.
-    Badcrdt,
-    NotACrdt,
-    UnknownType,
-    TypeMismatch,
-    Malformed,
-    Unsorted,
-    ImproperList,
-    TooDeep,
-    TooLarge,
-    Conflict,
-    NotIdentical,
-    UnknownOp,
-    BadActor,
-    Precondition,
-    NonEnoughPermissions,
-    NotPresent,
-    NotImplemented,
+/// Defines [`Atom`], its text and the list of all of them from one table,
+/// so the three cannot drift apart (the NIF indexes its atom table by
+/// discriminant, in this order).
+macro_rules! known_atoms {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The atoms the core needs to recognise or to produce.
+        ///
+        /// These are the only atoms the core ever asks for: it never creates
+        /// an atom from caller data.
+        #[allow(missing_docs)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Atom {
+            $($variant),*
+        }
+
+        impl Atom {
+            /// The atom's text, as Erlang prints it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Atom::$variant => $name),*
+                }
+            }
+
+            /// Every atom, in declaration (discriminant) order.
+            pub const ALL: &'static [Atom] = &[$(Atom::$variant),*];
+        }
+    };
 }
 
-impl Atom {
-    /// The atom's text, as Erlang prints it.
-    pub fn name(self) -> &'static str {
-        use Atom::*;
-        match self {
-            True => "true",
-            False => "false",
-            Undefined => "undefined",
-            Ok => "ok",
-            Error => "error",
-            Vclock => "vclock",
-            StateGcounter => "state_gcounter",
-            StatePncounter => "state_pncounter",
-            StateGset => "state_gset",
-            StateTwopset => "state_twopset",
-            StateOrset => "state_orset",
-            StateAwset => "state_awset",
-            StateLwwregister => "state_lwwregister",
-            StateBoolean => "state_boolean",
-            StateIvar => "state_ivar",
-            StateMaxInt => "state_max_int",
-            StateMvregister => "state_mvregister",
-            StateEwflag => "state_ewflag",
-            StateDwflag => "state_dwflag",
-            StateLexcounter => "state_lexcounter",
-            StateBcounter => "state_bcounter",
-            StateGmap => "state_gmap",
-            StatePair => "state_pair",
-            StateAwmap => "state_awmap",
-            StateAwsetPs => "state_awset_ps",
-            Increment => "increment",
-            Decrement => "decrement",
-            Add => "add",
-            AddAll => "add_all",
-            AddByToken => "add_by_token",
-            Rmv => "rmv",
-            RmvAll => "rmv_all",
-            Set => "set",
-            Enable => "enable",
-            Disable => "disable",
-            Apply => "apply",
-            AddBy => "add_by",
-            RmvBy => "rmv_by",
-            Move => "move",
-            Fst => "fst",
-            Snd => "snd",
-            Badcrdt => "badcrdt",
-            NotACrdt => "not_a_crdt",
-            UnknownType => "unknown_type",
-            TypeMismatch => "type_mismatch",
-            Malformed => "malformed",
-            Unsorted => "unsorted",
-            ImproperList => "improper_list",
-            TooDeep => "too_deep",
-            TooLarge => "too_large",
-            Conflict => "conflict",
-            NotIdentical => "not_identical",
-            UnknownOp => "unknown_op",
-            BadActor => "bad_actor",
-            Precondition => "precondition",
-            NonEnoughPermissions => "non_enough_permissions",
-            NotPresent => "not_present",
-            NotImplemented => "not_implemented",
-        }
-    }
-
-    /// Every atom, for building lookup tables.
-    pub const ALL: &'static [Atom] = {
-        use Atom::*;
-        &[
-            True,
-            False,
-            Undefined,
-            Ok,
-            Error,
-            Vclock,
-            StateGcounter,
-            StatePncounter,
-            StateGset,
-            StateTwopset,
-            StateOrset,
-            StateAwset,
-            StateLwwregister,
-            StateBoolean,
-            StateIvar,
-            StateMaxInt,
-            StateMvregister,
-            StateEwflag,
-            StateDwflag,
-            StateLexcounter,
-            StateBcounter,
-            StateGmap,
-            StatePair,
-            StateAwmap,
-            StateAwsetPs,
-            Increment,
-            Decrement,
-            Add,
-            AddAll,
-            AddByToken,
-            Rmv,
-            RmvAll,
-            Set,
-            Enable,
-            Disable,
-            Apply,
-            AddBy,
-            RmvBy,
-            Move,
-            Fst,
-            Snd,
-            Badcrdt,
-            NotACrdt,
-            UnknownType,
-            TypeMismatch,
-            Malformed,
-            Unsorted,
-            ImproperList,
-            TooDeep,
-            TooLarge,
-            Conflict,
-            NotIdentical,
-            UnknownOp,
-            BadActor,
-            Precondition,
-            NonEnoughPermissions,
-            NotPresent,
-            NotImplemented,
-        ]
-    };
+known_atoms! {
+    True => "true",
+    False => "false",
+    Undefined => "undefined",
+    Ok => "ok",
+    Error => "error",
+    Vclock => "vclock",
+    StateGcounter => "state_gcounter",
+    StatePncounter => "state_pncounter",
+    StateGset => "state_gset",
+    StateTwopset => "state_twopset",
+    StateOrset => "state_orset",
+    StateAwset => "state_awset",
+    StateLwwregister => "state_lwwregister",
+    StateBoolean => "state_boolean",
+    StateIvar => "state_ivar",
+    StateMaxInt => "state_max_int",
+    StateMvregister => "state_mvregister",
+    StateEwflag => "state_ewflag",
+    StateDwflag => "state_dwflag",
+    StateLexcounter => "state_lexcounter",
+    StateBcounter => "state_bcounter",
+    StateGmap => "state_gmap",
+    StatePair => "state_pair",
+    StateAwmap => "state_awmap",
+    StateAwsetPs => "state_awset_ps",
+    Increment => "increment",
+    Decrement => "decrement",
+    Add => "add",
+    AddAll => "add_all",
+    AddByToken => "add_by_token",
+    Rmv => "rmv",
+    RmvAll => "rmv_all",
+    Set => "set",
+    Enable => "enable",
+    Disable => "disable",
+    Apply => "apply",
+    AddBy => "add_by",
+    RmvBy => "rmv_by",
+    Move => "move",
+    Fst => "fst",
+    Snd => "snd",
+    Badcrdt => "badcrdt",
+    NotACrdt => "not_a_crdt",
+    UnknownType => "unknown_type",
+    TypeMismatch => "type_mismatch",
+    Malformed => "malformed",
+    Unsorted => "unsorted",
+    ImproperList => "improper_list",
+    TooDeep => "too_deep",
+    TooLarge => "too_large",
+    Conflict => "conflict",
+    NotIdentical => "not_identical",
+    UnknownOp => "unknown_op",
+    BadActor => "bad_actor",
+    Precondition => "precondition",
+    NonEnoughPermissions => "non_enough_permissions",
+    NotPresent => "not_present",
+    NotImplemented => "not_implemented",
 }
 
 /// A read-only handle to an Erlang term.
