@@ -910,6 +910,22 @@ ivar_conflict_test_() ->
               end}]
     end.
 
+%% CRDTs nested in CRDTs past the documented depth (32) are refused, not
+%% walked on the native stack; shallower ones merge.
+nested_crdts_past_the_depth_limit_test() ->
+    Nest = fun(N) ->
+                   lists:foldl(fun(_, Acc) -> {state_gmap, {state_gmap, [{k, Acc}]}} end,
+                               {state_gcounter, [{a, 1}]}, lists:seq(1, N))
+           end,
+    Ok = Nest(20),
+    ?assertEqual(Ok, ?M:merge(Ok, Ok)),
+    ?assert(?M:equal(Ok, Ok)),
+    Deep = Nest(40),
+    ?assertError({badcrdt, too_deep}, ?M:merge(Deep, Deep)),
+    ?assertError({badcrdt, too_deep}, ?M:query(Deep)),
+    Deeper = Nest(100000),
+    ?assertError({badcrdt, too_deep}, ?M:merge(Deeper, Deeper)).
+
 too_deep_and_too_large_are_badcrdt_test() ->
     Deep = lists:foldl(fun(_, Acc) -> {Acc} end, x, lists:seq(1, 100000)),
     DeepList = lists:foldl(fun(_, Acc) -> [Acc] end, x, lists:seq(1, 100000)),
