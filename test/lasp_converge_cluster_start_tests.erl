@@ -1,0 +1,74 @@
+%% @doc `lasp_converge_cluster': three peer nodes start connected to each
+%% other and to this node, load the project's code and NIF, run the app, and
+%% are gone after `stop/1', also when the fun given to `with_cluster/3'
+%% raises.
+-module(lasp_converge_cluster_start_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(CL, lasp_converge_cluster).
+
+cluster_start_test_() ->
+    {timeout, 60, fun start_stop/0}.
+
+start_stop() ->
+    WasAlive = is_alive(),
+    try
+        three_nodes(),
+        failing_fun_still_stops(),
+        ?assertEqual({error, {bad_size, 0}}, ?CL:start(0)),
+        ?assertEqual({error, {bad_size, -1}}, ?CL:start(-1, #{})),
+        bad_app_stops_started_nodes()
+    after
+        WasAlive orelse net_kernel:stop()
+    end.
+
+three_nodes() ->
+    {ok, C} = ?CL:start(3, #{prefix => lc_start}),
+    Ns = ?CL:nodes(C),
+    try
+        ?assertEqual(3, length(Ns)),
+        ?assertEqual(3, length(lists:usort(Ns))),
+        ?assert(is_alive()),
+        %% Connected to the caller and to each other.
+        [?assert(lists:member(N, nodes())) || N <- Ns],
+        [?assertEqual(lists:sort([node() | Ns -- [N]]),
+                      lists:sort(?CL:call(C, N, erlang, nodes, [])))
+         || N <- Ns],
+        %% The NIF answers on each node as it does here.
+        A = {state_orset, [{a, [{<<"t1">>, true}]}]},
+        B = {state_orset, [{b, [{<<"t2">>, true}]}]},
+        Local = lasp_converge_crdt:merge(A, B),
+        [?assertEqual(Local, ?CL:call(C, N, lasp_converge_crdt, merge, [A, B])) || N <- Ns],
+        %% The app runs there.
+        [?assert(lists:keymember(lasp_converge, 1,
+                                 ?CL:call(C, N, application, which_applications, [])))
+         || N <- Ns],
+        ?assertError({not_a_member, nope@nowhere},
+                     ?CL:call(C, nope@nowhere, erlang, node, []))
+    after
+        ?assertEqual(ok, ?CL:stop(C))
+    end,
+    [?assertNot(lists:member(N, nodes())) || N <- Ns],
+    %% Stopping again (every peer already gone) is still ok.
+    ?assertEqual(ok, ?CL:stop(C)).
+
+failing_fun_still_stops() ->
+    Self = self(),
+    ?assertError(boom,
+                 ?CL:with_cluster(2, #{prefix => lc_fail, apps => []},
+                                  fun(C) ->
+                                          Self ! {nodes, ?CL:nodes(C)},
+                                          erlang:error(boom)
+                                  end)),
+    Ns = receive {nodes, X} -> X after 0 -> error(no_nodes) end,
+    ?assertEqual(2, length(Ns)),
+    [?assertNot(lists:member(N, nodes())) || N <- Ns],
+    ?assertEqual(42, ?CL:with_cluster(1, #{apps => []}, fun(_) -> 42 end)).
+
+%% Node 2 fails (an application that does not exist): node 1 is stopped.
+bad_app_stops_started_nodes() ->
+    Before = nodes(),
+    ?assertMatch({error, {start_failed, 1, {app, no_such_app, _}}},
+                 ?CL:start(2, #{prefix => lc_bad, apps => [no_such_app]})),
+    ?assertEqual(Before, nodes()).
