@@ -459,6 +459,18 @@ fn upd_args<'a>(
     Ok(UpdArgs { r, origin, seq, ts })
 }
 
+// Copy a witness out of the caller's heap, decode it and register update
+// `a` with it.
+fn register_witness<'a>(env: Env<'a>, a: &UpdArgs, w: Term<'a>) -> Reply<'a> {
+    let Some(o) = owned(w) else {
+        return error(env, atoms::unsupported_term());
+    };
+    match decode_owned(&o) {
+        Ok(w) => register(env, &a.r, a.origin, a.seq, a.ts, w),
+        Err(e) => bad(env, e),
+    }
+}
+
 fn updated<'a>(env: Env<'a>, limits: Limits, args: [Term<'a>; 6]) -> Reply<'a> {
     let [r, o, s, t, pre, post] = args;
     let a = match upd_args(env, r, o, s, t) {
@@ -477,13 +489,7 @@ fn updated<'a>(env: Env<'a>, limits: Limits, args: [Term<'a>; 6]) -> Reply<'a> {
         Err(BadCrdt::Yield) => return Err(crate::error::raise(BadCrdt::Yield)),
         Err(e) => return bad(env, e),
     };
-    let Some(o) = owned(d.0) else {
-        return error(env, atoms::unsupported_term());
-    };
-    match decode_owned(&o) {
-        Ok(w) => register(env, &a.r, a.origin, a.seq, a.ts, w),
-        Err(e) => bad(env, e),
-    }
+    register_witness(env, &a, d.0)
 }
 
 // `tracker_updated(Ref, Origin, Seq, TsUs, Pre, Post)`: update `(Origin,
@@ -533,13 +539,7 @@ fn tracker_witness<'a>(
         Ok(a) => a,
         Err(reply) => return reply,
     };
-    let Some(o) = owned(w) else {
-        return error(env, atoms::unsupported_term());
-    };
-    match decode_owned(&o) {
-        Ok(w) => register(env, &a.r, a.origin, a.seq, a.ts, w),
-        Err(e) => bad(env, e),
-    }
+    register_witness(env, &a, w)
 }
 
 // `tracker_observed(Ref, NodeId, TsUs, State)`: node held `State` at `TsUs`
