@@ -113,6 +113,25 @@ pub fn is_subset<T: Term>(x: &[T], y: &[T]) -> bool {
     true
 }
 
+/// Whether every entry `(K, VY)` of `y` has a `==` key in `x` whose value
+/// `dominates(VX, VY)` (and, with `exact_keys`, whose key term is `=:=` to
+/// K). With `dominates` meaning "the value merge keeps VX", `covers(x, y,
+/// false)` says `orddict:merge(F, X, Y)` gives X back; the counters use it to
+/// return an input unchanged.
+pub fn covers<T: Term, V>(
+    x: &[(T, V)],
+    y: &[(T, V)],
+    exact_keys: bool,
+    dominates: impl Fn(&V, &V) -> bool,
+) -> bool {
+    y.iter().all(
+        |(k, vy)| match x.binary_search_by(|(kx, _)| kx.compare(k)) {
+            Ok(i) => dominates(&x[i].1, vy) && (!exact_keys || x[i].0.identical(k)),
+            Err(_) => false,
+        },
+    )
+}
+
 /// `orddict:find(K, D)` / `ordsets:is_element`: binary search by `==`.
 pub fn find<'a, T: Term, V>(d: &'a [(T, V)], k: &T) -> Option<&'a V> {
     d.binary_search_by(|(key, _)| key.compare(k))

@@ -67,20 +67,12 @@ impl<T: Term> Lattice<T> for GCounter<T> {
     fn merge(&self, other: &Self) -> Result<Merged<Self>> {
         // Left when every entry of `other` is matched by a count at least as
         // large; `max/2` keeps the first argument on a tie.
-        let covers = |x: &Self, y: &Self, exact_keys: bool| {
-            y.entries.iter().all(|(k, v)| {
-                match x.entries.binary_search_by(|(kx, _)| kx.compare(k)) {
-                    Ok(i) => x.entries[i].1 >= *v && (!exact_keys || x.entries[i].0.identical(k)),
-                    Err(_) => false,
-                }
-            })
-        };
-        if covers(self, other, false) {
+        if ord::covers(&self.entries, &other.entries, false, |a, b| a >= b) {
             return Ok(Merged::Left);
         }
         // Right when `other` covers `self` strictly (a tie keeps our value,
         // equal as an integer) with identical actor terms.
-        if covers(other, self, true) {
+        if ord::covers(&other.entries, &self.entries, true, |a, b| a >= b) {
             return Ok(Merged::Right);
         }
         let entries = ord::orddict_merge(&self.entries, &other.entries, |_, a, b| {

@@ -75,17 +75,6 @@ impl<T: Term> LexCounter<T> {
     }
 }
 
-/// Whether every entry of `y` is matched in `x` by a pair the join keeps
-/// (and, with `exact_keys`, by an identical actor term).
-fn covers<T: Term>(x: &[(T, (i64, i64))], y: &[(T, (i64, i64))], exact_keys: bool) -> bool {
-    y.iter().all(
-        |(k, vy)| match x.binary_search_by(|(kx, _)| kx.compare(k)) {
-            Ok(i) => lex_ge(x[i].1, *vy) && (!exact_keys || x[i].0.identical(k)),
-            Err(_) => false,
-        },
-    )
-}
-
 impl<T: Term> Lattice<T> for LexCounter<T> {
     const TAG: Atom = TAG;
 
@@ -116,10 +105,10 @@ impl<T: Term> Lattice<T> for LexCounter<T> {
         // When our pair is lexicographically at least theirs the join gives
         // our pair back (`{LeftA, max(R, R)}` on a tie is the same integers);
         // `orddict:merge/3` keeps our key terms.
-        if covers(&self.entries, &other.entries, false) {
+        if ord::covers(&self.entries, &other.entries, false, |a, b| lex_ge(*a, *b)) {
             return Ok(Merged::Left);
         }
-        if covers(&other.entries, &self.entries, true) {
+        if ord::covers(&other.entries, &self.entries, true, |a, b| lex_ge(*a, *b)) {
             return Ok(Merged::Right);
         }
         let entries = ord::orddict_merge(&self.entries, &other.entries, |_, a, b| {

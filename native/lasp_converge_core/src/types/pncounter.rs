@@ -59,20 +59,6 @@ impl<T: Term> PNCounter<T> {
     }
 }
 
-/// Whether every entry of `y` is matched in `x` by counts at least as large
-/// (and, with `exact_keys`, by an identical actor term).
-fn covers<T: Term>(x: &[(T, (i64, i64))], y: &[(T, (i64, i64))], exact_keys: bool) -> bool {
-    y.iter().all(
-        |(k, (iy, dy))| match x.binary_search_by(|(kx, _)| kx.compare(k)) {
-            Ok(i) => {
-                let (kx, (ix, dx)) = &x[i];
-                ix >= iy && dx >= dy && (!exact_keys || kx.identical(k))
-            }
-            Err(_) => false,
-        },
-    )
-}
-
 impl<T: Term> Lattice<T> for PNCounter<T> {
     const TAG: Atom = TAG;
 
@@ -105,10 +91,17 @@ impl<T: Term> Lattice<T> for PNCounter<T> {
         // our key terms are identical to its own, so nothing of ours shows.
         // Counts are integers, so `max/2` keeping its first argument on a tie
         // gives an `=:=` value either way.
-        if covers(&self.entries, &other.entries, false) {
+        if ord::covers(
+            &self.entries,
+            &other.entries,
+            false,
+            |(ix, dx), (iy, dy)| ix >= iy && dx >= dy,
+        ) {
             return Ok(Merged::Left);
         }
-        if covers(&other.entries, &self.entries, true) {
+        if ord::covers(&other.entries, &self.entries, true, |(ix, dx), (iy, dy)| {
+            ix >= iy && dx >= dy
+        }) {
             return Ok(Merged::Right);
         }
         let entries = ord::orddict_merge(&self.entries, &other.entries, |_, a, b| {
