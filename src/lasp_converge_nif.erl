@@ -60,8 +60,9 @@ priv_dir() ->
             Dir
     end.
 
-%% @doc Facts about the loaded library: `[{raw_layout, boolean()}]', whether
-%% list and tuple reads use the term layout verified when it loaded.
+%% @doc Facts about the loaded library: `[{raw_layout, boolean()}, {raw_binary, boolean()}]':
+%% whether list and tuple reads, and binary reads in comparisons, use the
+%% term layout verified when the library loaded.
 -spec nif_info() -> [{atom(), boolean()}].
 nif_info() -> ?NOT_LOADED.
 -spec crdt_new(atom()) -> term().

@@ -39,6 +39,48 @@ no_long_schedule_on_large_elements_test_() ->
      {"no call holds a normal scheduler >= 5 ms on few but large elements",
       fun() -> check_no_long_schedule(large_element_pairs()) end}}.
 
+%% The normal-scheduler NIF hands a call to its dirty twin exactly when the
+%% inputs weigh more than 4,000 units (`Limits::NORMAL_WEIGHT'): a list cell,
+%% a tuple, an immediate or any other term 1; a binary 1 plus 1 per 64 bytes
+%% (heap, refc and sub-binaries alike); a bitstring or a map always too
+%% heavy. Inputs here stay far below the decoder's cell budget, so the
+%% weight alone decides.
+weight_decides_the_dirty_hop_test() ->
+    Refc = binary:copy(<<"r">>, 5000),
+    Bins = [binary:copy(<<"h">>, 60), binary:copy(<<"h">>, 64),
+            binary:copy(<<"k">>, 1000), Refc, binary:part(Refc, 10, 3000),
+            binary:part(Refc, 1, 9)],
+    Elems = fun(K, S) -> lists:usort([{I, binary:part(B, 0, min(S, byte_size(B)))}
+                                      || I <- lists:seq(1, K), B <- Bins]) end,
+    Cases = [{{state_gset, Elems(K, S)}, {state_gset, Elems(K2, S2)}}
+             || {K, S} <- [{1, 10}, {3, 1000}, {5, 3000}, {9, 5000}, {14, 5000}],
+                {K2, S2} <- [{1, 64}, {2, 2999}, {6, 5000}, {13, 5000}]]
+        %% At the limit: 8 + Size div 64 units with one binary.
+        ++ [{{state_gset, [Bin]}, {state_gset, []}}
+            || Size <- [3992 * 64 - 1, 3992 * 64, 3992 * 64 + 63, 3993 * 64],
+               Bin <- [binary:copy(<<"b">>, Size),
+                       binary:part(binary:copy(<<"b">>, Size + 5), 5, Size)]]
+        ++ [{{state_gset, [{<<1:3>>}]}, {state_gset, []}},
+            {{state_gset, [#{}]}, {state_gset, []}}],
+    Outcomes = [{weight(A) + weight(B) > 4000, hopped(A, B)} || {A, B} <- Cases],
+    %% Both outcomes occur, and they match the model every time.
+    ?assert(lists:member({true, true}, Outcomes)),
+    ?assert(lists:member({false, false}, Outcomes)),
+    ?assertEqual([Heavy || {Heavy, _} <- Outcomes], [H || {_, H} <- Outcomes]).
+
+hopped(A, B) ->
+    try lasp_converge_nif:crdt_merge(A, B) of
+        _ -> false
+    catch error:lasp_converge_dirty -> true
+    end.
+
+weight([H | T]) -> 1 + weight(H) + weight(T);
+weight(T) when is_tuple(T) -> 1 + lists:sum([weight(E) || E <- tuple_to_list(T)]);
+weight(B) when is_binary(B) -> 1 + byte_size(B) div 64;
+weight(B) when is_bitstring(B) -> 1000000;
+weight(M) when is_map(M) -> 1000000;
+weight(_) -> 1.
+
 %% ===================================================================
 %% The check
 %% ===================================================================

@@ -96,6 +96,79 @@ garbage_test_() ->
        ?_assert(proper:quickcheck(prop_garbage_returns_or_raises_badcrdt(),
                                   ?OPTS(?GARBAGE_TESTS)))}}].
 
+term_order_test_() ->
+    [{"the NIF orders terms as Erlang does (merge of one-element gsets, "
+      "the order check of a two-element gset)",
+      {timeout, 120,
+       ?_assert(proper:quickcheck(prop_term_order_is_erlangs(),
+                                  [{numtests, 3000}, {to_file, user}, {max_size, 20}]))}},
+     {"tuples nested past the native comparison's depth still compare right",
+      fun deep_terms_compare_right/0}].
+
+%% ===================================================================
+%% Term order: the NIF's comparisons against the VM's
+%% ===================================================================
+
+%% Merging `[A]' with `[B]' is `ordsets:union/2' (which keeps A on `=='), and
+%% `[A, B]' is a valid gset exactly when `A < B'.
+prop_term_order_is_erlangs() ->
+    ?FORALL({A, B}, {order_term(), order_term()},
+            begin
+                Union = ?M:merge({state_gset, [A]}, {state_gset, [B]}),
+                Valid = try ?M:is_bottom({state_gset, [A, B]}) of
+                            false -> true
+                        catch error:{badcrdt, _} -> false
+                        end,
+                ?WHENFAIL(show([{a, A}, {b, B}, {union, Union}, {valid, Valid}]),
+                          Union =:= {state_gset, ordsets:union([A], [B])}
+                          andalso Valid =:= (A < B))
+            end).
+
+%% Terms that meet often and differ late: a small pool of leaves of every
+%% kind the NIF reads itself (small integers, atoms, heap and refc binaries,
+%% tuples, lists) or hands to the VM (floats equal to integers, bignums,
+%% sub-binaries, bitstrings, pids, references, maps), nested in tuples and
+%% proper and improper lists.
+order_term() ->
+    ?SIZED(S, order_term(S)).
+
+order_term(S) when S =< 1 ->
+    order_leaf();
+order_term(S) ->
+    Sub = order_term(S div 3),
+    frequency([{3, order_leaf()},
+               {2, ?LET(L, list(Sub), list_to_tuple(L))},
+               {2, list(Sub)},
+               {1, ?LET({L, T}, {non_empty(list(Sub)), order_leaf()}, improper_of(L, T))}]).
+
+order_leaf() ->
+    Long = binary:copy(<<"x">>, 200),
+    oneof([integer(-3, 3),
+           elements([-1.0, 0.0, 1.0, 2.5]),
+           elements([1 bsl 64, -(1 bsl 64), (1 bsl 64) + 1]),
+           elements([a, b, item, 'lasp@host', '']),
+           ?LET(N, integer(0, 3), binary:copy(<<"b">>, N)),
+           ?LET(N, integer(62, 66), <<(binary:copy(<<"k">>, N))/binary, N>>),
+           ?LET(N, integer(0, 2), <<Long/binary, N>>),
+           ?LET(N, integer(0, 4), binary:part(Long, N, 3)),
+           elements([<<1:3>>, <<"b", 1:1>>]),
+           elements([self(), make_ref(), #{}, #{a => 1}, []])]).
+
+improper_of([X], T) -> [X | T];
+improper_of([X | Xs], T) -> [X | improper_of(Xs, T)].
+
+deep_terms_compare_right() ->
+    Nest = fun(Leaf) -> lists:foldl(fun(_, Acc) -> {x, Acc} end, Leaf, lists:seq(1, 60)) end,
+    NestL = fun(Leaf) -> lists:foldl(fun(_, Acc) -> [Acc, y] end, Leaf, lists:seq(1, 60)) end,
+    Pairs = [{Nest(1), Nest(2)}, {Nest(<<"b">>), Nest(<<"a">>)}, {Nest(1), Nest(1.0)},
+             {NestL(a), NestL(b)}, {NestL(2), NestL(2)}],
+    [begin
+         ?assertEqual({state_gset, ordsets:union([A], [B])},
+                      ?M:merge({state_gset, [A]}, {state_gset, [B]})),
+         ?assertEqual({state_gset, ordsets:union([B], [A])},
+                      ?M:merge({state_gset, [B]}, {state_gset, [A]}))
+     end || {A, B} <- Pairs].
+
 %% ===================================================================
 %% Lattice laws
 %% ===================================================================

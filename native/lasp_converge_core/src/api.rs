@@ -5,15 +5,15 @@
 //! back the caller's own input term.
 
 use crate::crdt::Crdt;
-use crate::decode::{self, Decoder, Limits};
+use crate::decode::{Decoder, Limits};
 use crate::error::{BadCrdt, MutateError, Result};
 use crate::lattice::{Merged, MutateCx};
 use crate::term::{Atom, Builder, Cell, Term};
 
 /// On a normal scheduler, refuse up front (`Yield`) inputs too heavy to
-/// finish in about a hundred microseconds; see [`decode::too_heavy`].
+/// finish in about a hundred microseconds; see [`crate::decode::too_heavy`].
 fn precheck<T: Term>(limits: &Limits, terms: &[&T]) -> Result<()> {
-    if limits.on_exhaust == BadCrdt::Yield && decode::too_heavy(terms, Limits::NORMAL_WEIGHT) {
+    if limits.on_exhaust == BadCrdt::Yield && T::too_heavy(terms, Limits::NORMAL_WEIGHT) {
         return Err(BadCrdt::Yield);
     }
     Ok(())

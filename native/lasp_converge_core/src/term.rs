@@ -195,6 +195,17 @@ pub trait Term: Clone + std::fmt::Debug {
         self.compare(other) == Ordering::Equal
     }
 
+    /// Whether `terms` weigh more than `limit` (see
+    /// [`crate::decode::too_heavy`], which is the default). An
+    /// implementation may answer faster from its own representation, with
+    /// the same weights.
+    fn too_heavy(terms: &[&Self], limit: usize) -> bool
+    where
+        Self: Sized,
+    {
+        crate::decode::too_heavy(terms, limit)
+    }
+
     /// Which known atom this is, if any. Linear in the number of known atoms.
     fn known_atom(&self) -> Option<Atom> {
         if self.kind() != Kind::Atom {

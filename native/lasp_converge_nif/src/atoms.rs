@@ -35,4 +35,5 @@ pub fn get(a: Atom) -> rustler::Atom {
 
 rustler::atoms! {
     raw_layout,
+    raw_binary,
 }

@@ -127,12 +127,19 @@ fn crdt_types<'a>(env: Env<'a>) -> Vec<Term<'a>> {
         .collect()
 }
 
-// Facts about the loaded library, for tests and support: whether list and
-// tuple reads use the verified raw layout (see term::check_layout).
+// Facts about the loaded library, for tests and support: whether list,
+// tuple and binary reads use the verified raw layout (see
+// term::check_layout).
 #[rustler::nif]
 fn nif_info() -> Vec<(rustler::Atom, bool)> {
-    vec![(
-        crate::atoms::raw_layout(),
-        crate::term::raw_layout_enabled(),
-    )]
+    vec![
+        (
+            crate::atoms::raw_layout(),
+            crate::term::raw_layout_enabled(),
+        ),
+        (
+            crate::atoms::raw_binary(),
+            crate::term::raw_binary_enabled(),
+        ),
+    ]
 }

@@ -45,6 +45,27 @@ const TAG_IMMED2_ATOM: u64 = 0x0B;
 
 static RAW_LAYOUT: AtomicBool = AtomicBool::new(false);
 
+// Binaries read straight from their words too (erl_binary.h, OTP 21 to 26):
+// - a heap binary: header (subtag 0x24), byte size, the bytes;
+// - a refc binary (ProcBin): header (subtag 0x20), byte size, two words,
+//   a pointer to the bytes;
+// - a sub-binary: header (subtag 0x28), byte size, byte offset, a word whose
+//   two low bytes are its bit size and bit offset, the original binary.
+// Anything else, or a sub-binary with bits, goes through enif_compare.
+// Enabled only when `check_binaries` finds that these reads agree with
+// enif_inspect_binary (OTP 27 lays binaries out differently and fails it).
+const HEADER_SUBTAG_MASK: u64 = 0x3F;
+const REFC_BINARY_SUBTAG: u64 = 0x8 << 2;
+const HEAP_BINARY_SUBTAG: u64 = 0x9 << 2;
+const SUB_BINARY_SUBTAG: u64 = 0xA << 2;
+
+static RAW_BINARY: AtomicBool = AtomicBool::new(false);
+
+// How deep `cmp_words` follows tuples and lists before handing the pair to
+// enif_compare, which compares at any depth without recursing on the C
+// stack.
+const CMP_DEPTH: u32 = 24;
+
 #[inline]
 fn raw_layout() -> bool {
     RAW_LAYOUT.load(AtomicOrdering::Relaxed)
@@ -87,6 +108,259 @@ unsafe fn raw_tuple<'t>(w: u64) -> Option<&'t [ErlNifTerm]> {
         p.add(1) as *const ErlNifTerm,
         arity,
     ))
+}
+
+/// The bytes of a heap, refc or byte-aligned sub-binary.
+///
+/// # Safety
+/// `w` must be a live term and `check_binaries` must have passed; the
+/// slice lives as long as the term.
+#[inline]
+unsafe fn raw_binary<'t>(w: u64) -> Option<&'t [u8]> {
+    if w & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED {
+        return None;
+    }
+    let p = (w - TAG_PRIMARY_BOXED) as *const u64;
+    match *p & HEADER_SUBTAG_MASK {
+        SUB_BINARY_SUBTAG if *p.add(3) & 0xFFFF == 0 => {
+            let (size, offs) = (*p.add(1) as usize, *p.add(2) as usize);
+            // The original is always a heap or refc binary.
+            let orig = *p.add(4);
+            if orig & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED {
+                return None;
+            }
+            let (ptr, len) = raw_whole_binary((orig - TAG_PRIMARY_BOXED) as *const u64)?;
+            std::slice::from_raw_parts(ptr, len).get(offs..offs.checked_add(size)?)
+        }
+        _ => {
+            let (ptr, len) = raw_whole_binary(p)?;
+            Some(std::slice::from_raw_parts(ptr, len))
+        }
+    }
+}
+
+/// Where the bytes of a heap or refc binary are, from its header pointer.
+///
+/// # Safety
+/// `p` must point to the header of a live boxed term.
+#[inline]
+unsafe fn raw_whole_binary(p: *const u64) -> Option<(*const u8, usize)> {
+    match *p & HEADER_SUBTAG_MASK {
+        HEAP_BINARY_SUBTAG => Some((p.add(2) as *const u8, *p.add(1) as usize)),
+        REFC_BINARY_SUBTAG => Some((*p.add(4) as *const u8, *p.add(1) as usize)),
+        _ => None,
+    }
+}
+
+/// Byte-wise order of two binaries (shorter first on a common prefix), eight
+/// bytes a step: most keys differ in their first word.
+#[inline]
+fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_be_bytes(a[i..i + 8].try_into().unwrap_or([0; 8]));
+        let y = u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    // The last 0-7 bytes of each, zero-padded: zeros order below any byte,
+    // so padded values order as the bytes do, and a tie is a common prefix.
+    let tail = |s: &[u8]| {
+        let mut w = [0u8; 8];
+        let r = &s[i..(i + 8).min(s.len())];
+        w[..r.len()].copy_from_slice(r);
+        u64::from_be_bytes(w)
+    };
+    tail(a).cmp(&tail(b)).then(a.len().cmp(&b.len()))
+}
+
+// The classes of the standard term order that `cmp_words` tells apart by
+// their tags: number < atom < ... < tuple < ... < [] < list < bitstring.
+const CLASS_NUMBER: u8 = 0;
+const CLASS_ATOM: u8 = 1;
+const CLASS_TUPLE: u8 = 6;
+const CLASS_NIL: u8 = 8;
+const CLASS_LIST: u8 = 9;
+const CLASS_BINARY: u8 = 10;
+
+/// The order class of a term, for the shapes read without enif calls;
+/// `None` for the rest (floats, bignums, pids, maps, ...).
+///
+/// # Safety
+/// As for `raw_cell`.
+#[inline]
+unsafe fn class(w: u64) -> Option<u8> {
+    match w & TAG_PRIMARY_MASK {
+        TAG_PRIMARY_LIST => Some(CLASS_LIST),
+        TAG_PRIMARY_IMMED1 if is_small(w) => Some(CLASS_NUMBER),
+        TAG_PRIMARY_IMMED1 if w == NIL_WORD => Some(CLASS_NIL),
+        TAG_PRIMARY_IMMED1 if w & TAG_IMMED2_MASK == TAG_IMMED2_ATOM => Some(CLASS_ATOM),
+        TAG_PRIMARY_BOXED => {
+            let h = *((w - TAG_PRIMARY_BOXED) as *const u64) & HEADER_SUBTAG_MASK;
+            if h == 0 {
+                Some(CLASS_TUPLE)
+            } else if (h == HEAP_BINARY_SUBTAG || h == REFC_BINARY_SUBTAG || h == SUB_BINARY_SUBTAG)
+                && RAW_BINARY.load(AtomicOrdering::Relaxed)
+            {
+                Some(CLASS_BINARY)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The standard term order (with `==` for numbers), as enif_compare gives
+/// it, reading small integers, tuples, lists and whole binaries from their
+/// words and asking enif_compare only for the pairs it cannot order so
+/// (two different atoms, floats, bignums, pids, maps, sub-binaries, ...).
+/// Tuples order by arity, then element by element; lists element by
+/// element, `[]` first; binaries byte by byte, a prefix first.
+///
+/// # Safety
+/// `a` and `b` must be live terms and the layout check must have passed.
+unsafe fn cmp_words(a: u64, b: u64, depth: u32) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    if is_small(a) && is_small(b) {
+        return (a as i64).cmp(&(b as i64));
+    }
+    if depth > 0 {
+        match (class(a), class(b)) {
+            (Some(x), Some(y)) if x != y => return x.cmp(&y),
+            (Some(CLASS_TUPLE), Some(CLASS_TUPLE)) => {
+                if let (Some(ta), Some(tb)) = (raw_tuple(a), raw_tuple(b)) {
+                    let by_arity = ta.len().cmp(&tb.len());
+                    if by_arity != Ordering::Equal {
+                        return by_arity;
+                    }
+                    for (x, y) in ta.iter().zip(tb) {
+                        let o = cmp_words(term_word(*x), term_word(*y), depth - 1);
+                        if o != Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    return Ordering::Equal;
+                }
+            }
+            (Some(CLASS_BINARY), Some(CLASS_BINARY)) => {
+                if let (Some(x), Some(y)) = (raw_binary(a), raw_binary(b)) {
+                    return cmp_bytes(x, y);
+                }
+            }
+            (Some(CLASS_LIST), Some(CLASS_LIST)) => {
+                let (mut a, mut b) = (a, b);
+                loop {
+                    match (raw_cell(a), raw_cell(b)) {
+                        (Some((ha, ta)), Some((hb, tb))) => {
+                            let o = cmp_words(ha, hb, depth - 1);
+                            if o != Ordering::Equal {
+                                return o;
+                            }
+                            if ta == tb {
+                                return Ordering::Equal;
+                            }
+                            (a, b) = (ta, tb);
+                        }
+                        // A tail that is not a cons cell: [] or an
+                        // improper tail, ordered as any other pair.
+                        _ => return cmp_words(a, b, depth - 1),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    sys::enif_compare(word_term(a), word_term(b)).cmp(&0)
+}
+
+/// `decode::too_heavy` read from the words: the same weights (a list cell,
+/// a tuple, an immediate or any other term 1; a binary 1 per 64 bytes, plus
+/// 1; a map or a bitstring too heavy), with immediates counted where they
+/// are met rather than stacked.
+///
+/// # Safety
+/// Live terms; list, tuple and binary layouts verified on load.
+unsafe fn raw_too_heavy(terms: &[&ExTerm], limit: usize) -> bool {
+    let mut left = limit;
+    let mut stack: Vec<u64> = Vec::with_capacity(32);
+    stack.extend(terms.iter().map(|t| t.raw_word()));
+    while let Some(mut w) = stack.pop() {
+        loop {
+            if left == 0 {
+                return true;
+            }
+            left -= 1;
+            match w & TAG_PRIMARY_MASK {
+                TAG_PRIMARY_LIST => {
+                    let p = (w - TAG_PRIMARY_LIST) as *const u64;
+                    let h = *p;
+                    if h & TAG_PRIMARY_MASK != TAG_PRIMARY_IMMED1 {
+                        stack.push(h);
+                    } else if left == 0 {
+                        return true;
+                    } else {
+                        left -= 1;
+                    }
+                    w = *p.add(1);
+                    continue;
+                }
+                TAG_PRIMARY_BOXED => {
+                    let p = (w - TAG_PRIMARY_BOXED) as *const u64;
+                    let header = *p;
+                    match header & HEADER_SUBTAG_MASK {
+                        0 => {
+                            let arity = (header >> 6) as usize;
+                            for i in 1..=arity {
+                                let e = *p.add(i);
+                                if e & TAG_PRIMARY_MASK != TAG_PRIMARY_IMMED1 {
+                                    stack.push(e);
+                                } else if left == 0 {
+                                    return true;
+                                } else {
+                                    left -= 1;
+                                }
+                            }
+                        }
+                        REFC_BINARY_SUBTAG | HEAP_BINARY_SUBTAG | SUB_BINARY_SUBTAG => {
+                            match raw_binary(w) {
+                                Some(b) if b.len() / 64 <= left => left -= b.len() / 64,
+                                _ => return true,
+                            }
+                        }
+                        // Maps (and anything else boxed) as the generic walk
+                        // classes them.
+                        _ => {
+                            let t = ExTerm(rustler::Term::new(terms[0].env(), word_term(w)));
+                            if t.kind() == Kind::Map {
+                                return true;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            break;
+        }
+    }
+    false
+}
+
+#[inline]
+fn term_word(t: ErlNifTerm) -> u64 {
+    // SAFETY: ERL_NIF_TERM is a word-sized integer newtype.
+    unsafe { std::mem::transmute::<ErlNifTerm, u64>(t) }
+}
+
+#[inline]
+fn word_term(w: u64) -> ErlNifTerm {
+    // SAFETY: as above.
+    unsafe { std::mem::transmute::<u64, ErlNifTerm>(w) }
 }
 
 fn word(t: rustler::Term) -> u64 {
@@ -172,7 +446,83 @@ pub fn check_layout(env: Env) -> bool {
     }
     ok &= w == NIL_WORD;
     RAW_LAYOUT.store(ok, AtomicOrdering::Relaxed);
+    RAW_BINARY.store(ok && check_binaries(env), AtomicOrdering::Relaxed);
     ok
+}
+
+/// Whether `raw_binary` reads the same bytes as enif_inspect_binary, for
+/// small binaries (kept on the process heap), large ones (reference
+/// counted) and sub-binaries of both, and recognises neither an integer nor
+/// a tuple as a binary. Each word is checked against what it must hold
+/// before any pointer read from it is followed.
+fn check_binaries(env: Env) -> bool {
+    let mut ok = true;
+    let mut whole = 0;
+    let mut subs = 0;
+    for size in [0usize, 5, 40, 64, 65, 300] {
+        let mut b = NewBinary::new(env, size);
+        for (i, x) in b.as_mut_slice().iter_mut().enumerate() {
+            *x = (i * 7 + size) as u8;
+        }
+        let t: rustler::Term = b.into();
+        let Ok(want) = t.decode_as_binary() else {
+            return false;
+        };
+        let p = (word(t) - TAG_PRIMARY_BOXED) as *const u64;
+        if word(t) & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED {
+            return false;
+        }
+        // SAFETY: `p` points to the header of this live binary.
+        if let Some((ptr, len)) = unsafe { raw_whole_binary(p) } {
+            if ptr != want.as_slice().as_ptr() || len != want.len() {
+                return false;
+            }
+            whole += 1;
+        }
+        if size < 10 {
+            continue;
+        }
+        let (off, len) = (3usize, 7usize);
+        let Ok(sub) = want.make_subbinary(off, len) else {
+            return false;
+        };
+        let sub: rustler::Term = sub.to_term(env);
+        let Ok(want_sub) = sub.decode_as_binary() else {
+            return false;
+        };
+        let w = word(sub);
+        if w & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED {
+            return false;
+        }
+        let q = (w - TAG_PRIMARY_BOXED) as *const u64;
+        // SAFETY: `q` points to the header of this live sub-binary; the
+        // words after it are read only once the header says it is one of
+        // the five-word layout above.
+        unsafe {
+            if *q & HEADER_SUBTAG_MASK == SUB_BINARY_SUBTAG {
+                ok &= *q.add(1) == len as u64
+                    && *q.add(2) == off as u64
+                    && *q.add(3) & 0xFFFF == 0
+                    && *q.add(4) == word(t);
+                if !ok {
+                    return false;
+                }
+                ok &= raw_binary(w).map(|s| (s.as_ptr(), s.len()))
+                    == Some((want_sub.as_slice().as_ptr(), want_sub.len()));
+                subs += 1;
+            }
+        }
+    }
+    for t in [1i64.encode(env), (1, 2).encode(env)] {
+        // SAFETY: as above; the reader checks the tag first.
+        ok &= unsafe { raw_binary(word(t)) }.is_none();
+    }
+    ok && whole > 0 && subs > 0
+}
+
+/// Whether binaries are read from their words (see `check_binaries`).
+pub fn raw_binary_enabled() -> bool {
+    RAW_BINARY.load(AtomicOrdering::Relaxed)
 }
 
 #[inline]
@@ -251,6 +601,10 @@ impl<'a> Term for ExTerm<'a> {
                 TAG_PRIMARY_IMMED1 if w & TAG_IMMED2_MASK == TAG_IMMED2_ATOM => return Kind::Atom,
                 // SAFETY: a live term; layout verified on load.
                 TAG_PRIMARY_BOXED if unsafe { raw_tuple(w) }.is_some() => return Kind::Tuple,
+                // SAFETY: as above.
+                TAG_PRIMARY_BOXED if unsafe { class(w) } == Some(CLASS_BINARY) => {
+                    return Kind::Binary
+                }
                 _ => {}
             }
         }
@@ -288,6 +642,10 @@ impl<'a> Term for ExTerm<'a> {
             // Two small integers: equal tags, so the tagged words order as
             // the integers do.
             return (a as i64).cmp(&(b as i64));
+        }
+        if raw_layout() {
+            // SAFETY: live terms; layout verified on load.
+            return unsafe { cmp_words(a, b, CMP_DEPTH) };
         }
         // enif_compare: standard term order, arithmetic equality.
         self.0.cmp(&other.0)
@@ -331,9 +689,22 @@ impl<'a> Term for ExTerm<'a> {
         }
     }
     fn binary_size(&self) -> Option<usize> {
+        if raw_layout() && raw_binary_enabled() {
+            // SAFETY: a live term; binary layout verified on load.
+            if let Some(b) = unsafe { raw_binary(self.raw_word()) } {
+                return Some(b.len());
+            }
+        }
         // Inspecting a binary reads its size without copying it; a bitstring
         // that is not whole bytes answers None.
         self.0.decode_as_binary().ok().map(|b| b.len())
+    }
+    fn too_heavy(terms: &[&Self], limit: usize) -> bool {
+        if !(raw_layout() && raw_binary_enabled()) {
+            return lasp_converge_core::decode::too_heavy(terms, limit);
+        }
+        // SAFETY: live terms; layouts verified on load.
+        unsafe { raw_too_heavy(terms, limit) }
     }
     #[inline]
     fn is_atom(&self, atom: Atom) -> bool {
