@@ -13,6 +13,9 @@
 %% <ul>
 %% <li>`updated': one `tracker_updated' call (witness `delta(Post, Pre)'
 %%   computed natively over the two states, then registered);</li>
+%% <li>`updated_delta': one `tracker_witness' call with the update's delta
+%%   from `delta_mutate/3' as the witness (what `updated_delta/3' does on
+%%   the aggregating node);</li>
 %% <li>`observed +1': an observation by a node whose state gained one entry
 %%   since its previous observation (the witness index checks one
 %%   witness);</li>
@@ -32,8 +35,9 @@
 
 -spec main() -> ok.
 main() ->
-    io:format("~-16s ~8s ~12s ~14s ~16s~n",
-              ["type", "pending", "updated us", "observed+1 us", "observed all us"]),
+    io:format("~-16s ~8s ~12s ~18s ~14s ~16s~n",
+              ["type", "pending", "updated us", "updated_delta us", "observed+1 us",
+               "observed all us"]),
     [row(Type, P) || Type <- [state_orset, state_gcounter], P <- [0, 1000, 10000]],
     rate(),
     ok.
@@ -55,6 +59,12 @@ row(Type, P) ->
                       {T, {ok, _}} = timer:tc(fun() -> updated(R, P + I, P + I, Sp, S1) end),
                       T
                   end || I <- lists:seq(1, ?RUNS)]),
+    Seq0 = P + ?RUNS,
+    UpdD = median([begin
+                       D = delta_mutate(Type, Seq0 + I, Sp),
+                       {T, {ok, _}} = timer:tc(fun() -> witness(R, Seq0 + I, D) end),
+                       T
+                   end || I <- lists:seq(1, ?RUNS)]),
     %% One more entry per observation (for a gcounter, one more increment).
     Plus = median([begin
                        Si = mutate(Type, 100000 + I, S0),
@@ -62,7 +72,20 @@ row(Type, P) ->
                        T
                    end || I <- lists:seq(1, ?RUNS)]),
     {All, {ok, _}} = timer:tc(fun() -> ?N:tracker_observed(R, 2, P + 3, Sp) end),
-    io:format("~-16s ~8b ~12.1f ~14.1f ~16.1f~n", [Type, P, Upd, Plus, float(All)]).
+    io:format("~-16s ~8b ~12.1f ~18.1f ~14.1f ~16.1f~n",
+              [Type, P, Upd, UpdD, Plus, float(All)]).
+
+witness(R, Seq, D) ->
+    try ?N:tracker_witness(R, 0, Seq, Seq, D)
+    catch error:lasp_converge_dirty -> ?N:tracker_witness_dirty(R, 0, Seq, Seq, D)
+    end.
+
+delta_mutate(state_orset, I, S) ->
+    {ok, D} = ?C:delta_mutate({add, I}, bench, S),
+    D;
+delta_mutate(state_gcounter, I, S) ->
+    {ok, D} = ?C:delta_mutate(increment, {actor, I rem 8}, S),
+    D.
 
 updated(R, Seq, Ts, Pre, Post) ->
     try ?N:tracker_updated(R, 0, Seq, Ts, Pre, Post)
@@ -79,7 +102,8 @@ mutate(state_gcounter, I, S) ->
 median(Xs) ->
     lists:nth((length(Xs) + 1) div 2, lists:sort(Xs)) * 1.0.
 
-%% Sustained lasp_converge:updated/3 on one node (a gcounter, one member).
+%% Sustained lasp_converge:updated/3 and updated_delta/2 on one node (a
+%% gcounter, one member).
 rate() ->
     {ok, _} = application:ensure_all_started(lasp_converge),
     V = {<<"bench">>, state_gcounter},
@@ -90,9 +114,20 @@ rate() ->
     {T, ok} = timer:tc(fun() -> loop(V, G0, G1, N) end),
     ok = lasp_converge:untrack(V),
     io:format("lasp_converge:updated/3 sustained: ~b updates/s (~.2f us each)~n",
-              [round(N / (T / 1.0e6)), T / N]).
+              [round(N / (T / 1.0e6)), T / N]),
+    ok = lasp_converge:track(V, #{nodes => []}),
+    {ok, D} = ?C:delta_mutate(increment, a, G0),
+    {TD, ok} = timer:tc(fun() -> loop_delta(V, D, N) end),
+    ok = lasp_converge:untrack(V),
+    io:format("lasp_converge:updated_delta/2 sustained: ~b updates/s (~.2f us each)~n",
+              [round(N / (TD / 1.0e6)), TD / N]).
 
 loop(_, _, _, 0) -> ok;
 loop(V, Pre, Post, N) ->
     ok = lasp_converge:updated(V, Pre, Post),
     loop(V, Pre, Post, N - 1).
+
+loop_delta(_, _, 0) -> ok;
+loop_delta(V, D, N) ->
+    ok = lasp_converge:updated_delta(V, D),
+    loop_delta(V, D, N - 1).

@@ -84,6 +84,20 @@ defmodule LaspConverge do
     do: :lasp_converge.updated(var, pre, post, to_map(opts))
 
   @doc """
+  Records that this node just made an update to `var` whose delta is
+  `delta` (what `LaspConverge.CRDT.delta_mutate/3` returned; the new state
+  is the merge of the old one and `delta`). The delta is the update's
+  witness, so the call costs what the delta weighs, not what the state
+  weighs, unlike `updated/4`, which reads both states.
+
+      iex> LaspConverge.updated_delta({"never", :state_gset}, {:state_gset, [:a]})
+      {:error, :not_tracked}
+  """
+  @spec updated_delta(variable(), crdt(), event_opts()) :: :ok | error()
+  def updated_delta(var, delta, opts \\ []),
+    do: :lasp_converge.updated_delta(var, delta, to_map(opts))
+
+  @doc """
   Records that this node's replica of `var` now holds `state`.
 
       iex> LaspConverge.observed({"never", :state_gset}, {:state_gset, []})
@@ -132,6 +146,10 @@ defmodule LaspConverge do
   @doc "`updated/4`, raising `LaspConverge.Error` on error."
   @spec updated!(variable(), crdt(), crdt(), event_opts()) :: :ok
   def updated!(var, pre, post, opts \\ []), do: bang(updated(var, pre, post, opts))
+
+  @doc "`updated_delta/3`, raising `LaspConverge.Error` on error."
+  @spec updated_delta!(variable(), crdt(), event_opts()) :: :ok
+  def updated_delta!(var, delta, opts \\ []), do: bang(updated_delta(var, delta, opts))
 
   @doc "`observed/3`, raising `LaspConverge.Error` on error."
   @spec observed!(variable(), crdt(), event_opts()) :: :ok

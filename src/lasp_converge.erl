@@ -10,6 +10,10 @@
 %% the update gets an id (node, sequence number) and a timestamp from the
 %% writer's clock, and its witness is `delta(Post, Pre)', computed natively
 %% on the writer's node; only the witness travels to the aggregating node.
+%% A writer that already has the update's delta (from
+%% `lasp_converge_crdt:delta_mutate/3', as a delta-based replica does) calls
+%% `updated_delta(Var, Delta)' instead: the delta is the witness, and the
+%% call costs what the delta weighs, not what the state weighs.
 %% Every replica calls `observed(Var, State)' when its local state changes:
 %% a replica has seen an update once its state inflates the update's witness
 %% (`is_inflation(Witness, State)'). An update converges when every live
@@ -33,7 +37,8 @@
 -module(lasp_converge).
 
 -export([track/1, track/2, untrack/1,
-         updated/3, updated/4, observed/2, observed/3,
+         updated/3, updated/4, updated_delta/2, updated_delta/3,
+         observed/2, observed/3,
          stats/1, divergence/1, export/2, reset/1]).
 
 -type var() :: term().
@@ -67,6 +72,9 @@
                                              atom() => term()}},
                    atom() => term()}.
 -export_type([var/0, track_opts/0, event_opts/0, stats/0]).
+
+%% For lasp_converge_tracker.
+-export([witness/5]).
 
 %% @equiv track(Var, #{})
 -spec track(var()) -> ok | {error, term()}.
@@ -150,6 +158,63 @@ updated_at(Var, Pre, Post, Ts) ->
             end;
         {error, _} = E ->
             E
+    end.
+
+%% @equiv updated_delta(Var, Delta, #{})
+-spec updated_delta(var(), crdt()) -> ok | {error, term()}.
+updated_delta(Var, Delta) ->
+    updated_delta(Var, Delta, #{}).
+
+%% @doc This node just made an update to `Var' whose delta is `Delta' (what
+%% `lasp_converge_crdt:delta_mutate/3' returned; the new state is
+%% `merge(Pre, Delta)'). The delta is the update's witness: a replica has
+%% seen the update once its state inflates it. Costs what the delta weighs,
+%% so it stays cheap on a large state, where `updated/4' reads both states.
+%% `ts' as for `updated/4'. A delta that is not a state of the variable's
+%% type gives `{error, _}'.
+-spec updated_delta(var(), crdt(), event_opts()) -> ok | {error, term()}.
+updated_delta(Var, Delta, Opts) ->
+    with_ts(Opts, fun(Ts) -> updated_delta_at(Var, Delta, Ts) end).
+
+updated_delta_at(Var, Delta, Ts) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, {aggregator, _, Res, Id}} ->
+            Seq = lasp_converge_tracker:next_seq(Var),
+            case witness(Res, Id, Seq, Ts, Delta) of
+                {ok, _} -> ok;
+                {error, _} = E -> E
+            end;
+        {ok, {member, Agg, _, _}} ->
+            case is_crdt(Delta) andalso
+                lasp_converge_tracker:check_type(Var, element(1, Delta)) of
+                ok ->
+                    %% Checked here, so that a bad delta is the caller's
+                    %% error and not a message the aggregator drops.
+                    try lasp_converge_crdt:is_bottom(Delta) of
+                        _ ->
+                            Seq = lasp_converge_tracker:next_seq(Var),
+                            Agg ! {lc_updated, node(), Seq, Ts, Delta},
+                            ok
+                    catch error:{badcrdt, Why} ->
+                            {error, {badcrdt, Why}}
+                    end;
+                {error, _} = E ->
+                    E;
+                false ->
+                    {error, {badcrdt, not_a_crdt}}
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+%% @private Register a witness: on the normal scheduler when it is light,
+%% on a dirty one otherwise.
+-spec witness(reference(), non_neg_integer(), non_neg_integer(), integer(), term()) ->
+          {ok, atom()} | {error, term()}.
+witness(Res, Id, Seq, Ts, W) ->
+    try lasp_converge_nif:tracker_witness(Res, Id, Seq, Ts, W)
+    catch error:lasp_converge_dirty ->
+            lasp_converge_nif:tracker_witness_dirty(Res, Id, Seq, Ts, W)
     end.
 
 %% @equiv observed(Var, State, #{})

@@ -247,7 +247,7 @@ handle_info({lc_ping, From, T0}, St) ->
     From ! {lc_pong, node(), T0, now_us()},
     {noreply, St};
 handle_info({lc_updated, Node, Seq, Ts, W}, St = #st{role = aggregator, res = Res}) ->
-    _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_witness(Res, Id, Seq, Ts, W) end),
+    _ = with_id(Node, St, fun(Id) -> lasp_converge:witness(Res, Id, Seq, Ts, W) end),
     {noreply, St};
 handle_info({lc_observed_delta, Node, Ts, D}, St = #st{role = aggregator, res = Res}) ->
     _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_observed_delta(Res, Id, Ts, D) end),

@@ -330,7 +330,8 @@ api_test_() ->
     {setup,
      fun() -> {ok, Apps} = application:ensure_all_started(lasp_converge), Apps end,
      fun(Apps) -> [application:stop(A) || A <- lists:reverse(Apps)] end,
-     [fun api_lifecycle/0, fun api_figures/0, fun api_bad_input/0]}.
+     [fun api_lifecycle/0, fun api_figures/0, fun api_bad_input/0,
+      fun api_updated_delta/0]}.
 
 api_lifecycle() ->
     V = {<<"life">>, state_gset},
@@ -379,6 +380,60 @@ api_bad_input() ->
         ?assertEqual({error, bad_format}, lasp_converge:export(V, xml)),
         ?assertEqual({error, bad_opts}, lasp_converge:track(other, [])),
         ?assertEqual({error, not_tracked}, lasp_converge:observed(other, gset([])))
+    after
+        lasp_converge:untrack(V)
+    end.
+
+%% A delta from delta_mutate/3 as the witness (what updated_delta/3
+%% registers): on a 2,000-element orset an add is seen by a state holding
+%% its token and by no state without it; a remove once its tombstones
+%% arrive.
+delta_witness_test() ->
+    R = tracker(),
+    Big = big_orset(2000),
+    {ok, D1} = ?C:delta_mutate({add, x}, w, Big),
+    S1 = ?C:merge(Big, D1),
+    {ok, new} = ?N:tracker_witness(R, 0, 1, 1000, D1),
+    %% Another add of x, with its own token: not this update.
+    {ok, Other} = ?C:mutate({add, x}, w, Big),
+    {ok, #{newly_seen := 0}} = ?N:tracker_observed(R, 1, 1500, Other),
+    {ok, #{newly_seen := 1}} = ?N:tracker_observed(R, 1, 2000, S1),
+    {ok, #{converged := 1}} = ?N:tracker_observed(R, 2, 2500, S1),
+    {ok, D2} = ?C:delta_mutate({rmv, x}, w, S1),
+    S2 = ?C:merge(S1, D2),
+    {ok, new} = ?N:tracker_witness(R, 0, 2, 3000, D2),
+    {ok, #{newly_seen := 0}} = ?N:tracker_observed(R, 1, 3100, S1),
+    {ok, #{newly_seen := 1}} = ?N:tracker_observed(R, 1, 3500, S2),
+    {ok, #{converged := 1}} = ?N:tracker_observed(R, 2, 4000, S2),
+    ?assertMatch(#{updates := 2, converged := 2, max := 1500}, stats(R)).
+
+big_orset(N) ->
+    lists:foldl(fun(I, S) -> {ok, S1} = ?C:mutate({add, I}, w, S), S1 end,
+                ?C:new(state_orset), lists:seq(1, N)).
+
+%% updated_delta/3 through the API (one member, the writer: an update
+%% converges at once). A delta as large as a state weighs too much for the
+%% normal scheduler and registers through the dirty twin.
+api_updated_delta() ->
+    V = {<<"delta">>, state_orset},
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    try
+        Big = big_orset(2000),
+        {ok, D1} = ?C:delta_mutate({add, x}, w, Big),
+        ok = lasp_converge:updated_delta(V, D1, #{ts => 1000}),
+        ?assertMatch(#{updates := 1, converged := 1}, lasp_converge:stats(V)),
+        {ok, R} = lasp_converge_nif:tracker_new(#{exact => [0]}),
+        ?assertError(lasp_converge_dirty, lasp_converge_nif:tracker_witness(R, 0, 1, 0, Big)),
+        ok = lasp_converge:updated_delta(V, Big, #{ts => 5000}),
+        ?assertMatch(#{updates := 2}, lasp_converge:stats(V)),
+        ?assertEqual({error, {badcrdt, not_a_crdt}}, lasp_converge:updated_delta(V, nope)),
+        ?assertMatch({error, {badcrdt, {type_mismatch, _, _}}},
+                     lasp_converge:updated_delta(V, {state_gset, []})),
+        ?assertMatch({error, {badcrdt, _}},
+                     lasp_converge:updated_delta(V, {state_orset, [{b, []}, {a, []}]})),
+        ?assertEqual({error, bad_ts}, lasp_converge:updated_delta(V, D1, #{ts => soon})),
+        ?assertEqual({error, not_tracked}, lasp_converge:updated_delta(other, D1)),
+        ?assertMatch(#{updates := 2}, lasp_converge:stats(V))
     after
         lasp_converge:untrack(V)
     end.

@@ -38,6 +38,27 @@ defmodule LaspConverge.TrackerTest do
     assert %{updates: 0} = LaspConverge.stats(v)
   end
 
+  test "updated_delta/3: the delta from delta_mutate is the witness" do
+    v = var(:delta)
+    :ok = LaspConverge.track(v, nodes: [], tick: false, clock: false)
+    on_exit(fn -> LaspConverge.untrack(v) end)
+
+    s0 =
+      Enum.reduce(1..500, CRDT.new(:state_orset), fn i, s -> CRDT.mutate!({:add, i}, :w, s) end)
+
+    # The only member is the writer, which holds its own update at once.
+    d = CRDT.delta_mutate!({:add, :x}, :w, s0)
+    assert :ok = LaspConverge.updated_delta(v, d, ts: 1_000)
+    assert %{updates: 1, converged: 1, pending: 0} = LaspConverge.stats(v)
+    assert :ok = LaspConverge.updated_delta!(v, CRDT.delta_mutate!({:rmv, 7}, :w, s0))
+    assert %{updates: 2, converged: 2} = LaspConverge.stats(v)
+
+    assert {:error, {:badcrdt, {:type_mismatch, :state_orset, :state_gset}}} =
+             LaspConverge.updated_delta(v, {:state_gset, []})
+
+    assert_raise LaspConverge.Error, fn -> LaspConverge.updated_delta!(v, :nope) end
+  end
+
   test "bad input gives {:error, reason}" do
     v = var(:bad)
     :ok = LaspConverge.track(v, nodes: [])

@@ -26,7 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 use lasp_converge_core::decode::Decoder;
 use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm};
 use lasp_converge_core::tracker::{Config, Filter, NodeId, Registered, Tracker, Witness};
-use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged, Term as _};
+use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged, Term as CoreTerm};
 use rustler::types::map::map_new;
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -525,8 +525,23 @@ fn tracker_updated_dirty<'a>(
 
 // `tracker_witness(Ref, Origin, Seq, TsUs, Witness)`: as `tracker_updated`,
 // with the witness already computed (by the origin node, which sends it to
-// the aggregating node instead of two states).
-#[rustler::nif(schedule = "DirtyCpu")]
+// the aggregating node instead of two states, or by a writer that has the
+// update's delta). A witness is usually a small delta, registered on the
+// normal scheduler; one that weighs more than `Limits::NORMAL_WEIGHT`
+// raises `lasp_converge_dirty` and goes to `tracker_witness_dirty`.
+fn witness<'a>(env: Env<'a>, args: [Term<'a>; 5], dirty: bool) -> Reply<'a> {
+    let [r, o, s, t, w] = args;
+    if !dirty && <ExTerm as CoreTerm>::too_heavy(&[&ExTerm(w)], Limits::NORMAL_WEIGHT) {
+        return Err(crate::error::raise(BadCrdt::Yield));
+    }
+    let a = match upd_args(env, r, o, s, t) {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    register_witness(env, &a, w)
+}
+
+#[rustler::nif]
 fn tracker_witness<'a>(
     env: Env<'a>,
     r: Term<'a>,
@@ -535,11 +550,19 @@ fn tracker_witness<'a>(
     t: Term<'a>,
     w: Term<'a>,
 ) -> Reply<'a> {
-    let a = match upd_args(env, r, o, s, t) {
-        Ok(a) => a,
-        Err(reply) => return reply,
-    };
-    register_witness(env, &a, w)
+    witness(env, [r, o, s, t, w], false)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_witness_dirty<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    o: Term<'a>,
+    s: Term<'a>,
+    t: Term<'a>,
+    w: Term<'a>,
+) -> Reply<'a> {
+    witness(env, [r, o, s, t, w], true)
 }
 
 // `tracker_observed(Ref, NodeId, TsUs, State)`: node held `State` at `TsUs`
