@@ -384,6 +384,71 @@ api_bad_input() ->
         lasp_converge:untrack(V)
     end.
 
+%% A million updates through the NIF (gcounter increments by 8 actors,
+%% registered as their deltas, 10 us of tracker time apart; a batch of 100
+%% spans 1 ms). Node 1 sees each batch right after it; node 2 too, except
+%% for 300 batches (300 ms, past the 200 ms horizon) when it is silent: its
+%% pending updates run into `max_pending' and the horizon, and are counted
+%% unconverged. What the tracker holds stays within its configuration the
+%% whole time, and every update is accounted for.
+a_million_updates_keep_memory_bounded_test_() ->
+    {timeout, 300, fun a_million_updates/0}.
+
+a_million_updates() ->
+    {ok, R} = ?N:tracker_new(#{exact => [0, 1, 2], horizon_us => 200000, max_pending => 5000,
+                               record_window => 1000, sample_every_us => 1000,
+                               max_samples => 2000}),
+    ok = ?N:tracker_set_members(R, 0, [0, 1, 2]),
+    Bottom = {state_gcounter, []},
+    {ok, _} = ?N:tracker_observed(R, 1, 0, Bottom),
+    {ok, _} = ?N:tracker_observed(R, 2, 0, Bottom),
+    N = 1000000,
+    Batch = 100,
+    Peak = lists:foldl(
+             fun(B, Peak0) ->
+                     Base = B * Batch,
+                     Counts = million_batch(R, Base, Batch),
+                     Ts = (Base + Batch) * 10,
+                     {ok, _} = ?N:tracker_observed_delta(R, 1, Ts + 5, Counts),
+                     (B >= 3000 andalso B < 3300) orelse
+                         ({ok, _} = ?N:tracker_observed_delta(R, 2, Ts + 7, Counts)),
+                     {ok, K} = ?N:tracker_retained(R),
+                     maps:fold(fun(Key, V, Acc) -> Acc#{Key => max(V, maps:get(Key, Acc, 0))} end,
+                               Peak0, K)
+             end, #{}, lists:seq(0, N div Batch - 1)),
+    {ok, S} = ?N:tracker_stats(R),
+    ?debugFmt("a million updates: ~p~npeak retained: ~p",
+              [maps:with([converged, unconverged, unconverged_capacity, pending, orphaned], S),
+               Peak]),
+    ?assertMatch(#{updates := N}, S),
+    #{converged := Conv, unconverged := Unconv, pending := Pend, orphaned := Orph} = S,
+    ?assertEqual(N, Conv + Unconv + Pend + Orph),
+    %% The 30,000 updates of the silence, less the 5,000 the cap keeps.
+    ?assert(Unconv >= 25000),
+    ?assert(Conv >= 960000),
+    ?assert(maps:get(pending, Peak) =< 5000),
+    ?assert(maps:get(index_entries, Peak) =< 5000 * 6),
+    ?assert(maps:get(records, Peak) =< 1000),
+    ?assert(maps:get(samples, Peak) =< 2000),
+    ?assert(maps:get(seq_entries, Peak) =< 4096),   %% the default seq_window
+    ?assertMatch(#{nodes := 3, last_states := 2}, Peak).
+
+%% Register updates Base+1..Base+Batch, each an increment of actor
+%% I rem 8 with its delta as witness; the counter after the batch.
+million_batch(R, Base, Batch) ->
+    lists:foreach(fun(I) ->
+                          A = I rem 8,
+                          {ok, new} = ?N:tracker_witness(R, 0, I, I * 10,
+                                                         {state_gcounter, [{A, count(A, I)}]})
+                  end, lists:seq(Base + 1, Base + Batch)),
+    {state_gcounter, [{A, count(A, Base + Batch)} || A <- lists:seq(0, 7),
+                                                     count(A, Base + Batch) > 0]}.
+
+%% Actor A's count once updates 1..I are made (update I increments I rem 8).
+count(0, I) -> I div 8;
+count(A, I) when I < A -> 0;
+count(A, I) -> (I - A) div 8 + 1.
+
 %% A delta from delta_mutate/3 as the witness (what updated_delta/3
 %% registers): on a 2,000-element orset an add is seen by a state holding
 %% its token and by no state without it; a remove once its tombstones

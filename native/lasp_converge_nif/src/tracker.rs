@@ -78,6 +78,12 @@ mod atoms {
         nodes,
         unseen,
         oldest_unseen_age_us,
+        index_entries,
+        records,
+        samples,
+        seq_entries,
+        clock_samples,
+        last_states,
         offset_us,
         uncertainty_us,
         rtt_us,
@@ -663,6 +669,30 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
 }
 
 // ---- queries ----
+
+// `tracker_retained(Ref)`: what the tracker holds, in entries, to show that
+// it is bounded by its configuration (`max_pending`, `record_window`,
+// `max_samples`, `seq_window`, `clock_window`) whatever the number of
+// updates; `last_states` is the number of members whose latest state is
+// kept (one state per member, the size of the variable itself).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_retained<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let inner = r.lock();
+    let k = inner.tracker.retained();
+    let m = map_new(env);
+    let m = put(m, atoms::pending(), k.pending.encode(env));
+    let m = put(m, atoms::index_entries(), k.index_entries.encode(env));
+    let m = put(m, atoms::records(), k.records.encode(env));
+    let m = put(m, atoms::samples(), k.samples.encode(env));
+    let m = put(m, atoms::seq_entries(), k.seq_entries.encode(env));
+    let m = put(m, atoms::clock_samples(), k.clock_samples.encode(env));
+    let m = put(m, atoms::nodes(), k.nodes.encode(env));
+    let m = put(m, atoms::last_states(), inner.last.len().encode(env));
+    Ok((atoms::ok(), m).encode(env))
+}
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn tracker_stats<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
