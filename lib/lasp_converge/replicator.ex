@@ -1,8 +1,8 @@
 defmodule LaspConverge.Replicator do
   @moduledoc """
-  State-based replication of declared variables between the nodes of a
-  cluster, modelled on Lasp's state-based backend, with Lasp's knobs and
-  defaults.
+  Replication of declared variables between the nodes of a cluster,
+  modelled on Lasp's state-based and delta-based backends, with Lasp's knobs
+  and defaults.
 
   A thin façade over `:lasp_converge_replicator`; see its module doc for the
   details. One replicator runs per node (started on demand under the
@@ -10,7 +10,9 @@ defmodule LaspConverge.Replicator do
   Every `:state_interval` ms (default 10000, Lasp's default) it sends the
   full state of each variable to `:fanout` random other members (default
   `:all`), and with `:propagate_on_update` also right after each local
-  update; receivers merge natively. Local updates and state changes are
+  update; receivers merge natively. With `mode: :delta_based` each peer
+  gets only the deltas it has not acknowledged (the full state when it is
+  too far behind). Local updates and state changes are
   reported to the convergence tracker (`LaspConverge`) when the variable is
   tracked. Settings are per node.
 
@@ -28,6 +30,8 @@ defmodule LaspConverge.Replicator do
     * `:fanout` - peers per round, a count or `:all` (default `:all`)
     * `:propagate_on_update` - send right after each local update (default `false`)
     * `:jitter_percent` - stretch or shorten each interval randomly by up to this % (default 0)
+    * `:mode` - `:state_based` (default) or `:delta_based`
+    * `:delta_buffer` - most deltas kept per variable in delta-based mode (default 1000)
   """
   @type settings :: map() | keyword()
 
@@ -57,7 +61,11 @@ defmodule LaspConverge.Replicator do
   @spec set(settings()) :: {:ok, map()} | {:error, term()}
   def set(settings), do: :lasp_converge_replicator.set(Map.new(settings))
 
-  @doc "Messages and bytes sent, messages received, per node and per variable."
+  @doc """
+  Messages and bytes sent (`:sent_messages`, `:sent_bytes`; of which
+  `:full_states`, `:deltas`, `:acks`, and `:dropped` by injected faults),
+  messages received, per node and per variable.
+  """
   @spec stats() :: map()
   def stats, do: :lasp_converge_replicator.stats()
 end
