@@ -135,6 +135,32 @@ defmodule LaspConverge do
   @spec reset(variable()) :: :ok | error()
   def reset(var), do: :lasp_converge.reset(var)
 
+  @doc """
+  Records `mark` (any term) on every variable aggregated on this node, to
+  show in reports when something happened during a measurement;
+  `LaspConverge.Fault` marks each fault it injects with
+  `%{at_us:, fault:, args:}`. Asynchronous.
+  """
+  @spec mark(term()) :: :ok
+  def mark(mark), do: :lasp_converge.mark(mark)
+
+  @doc """
+  The marks recorded on `var` since tracking started or the last `reset/1`,
+  oldest first.
+
+      iex> var = {"marks", :state_gset}
+      iex> LaspConverge.track(var, nodes: [])
+      :ok
+      iex> LaspConverge.mark(:hello)
+      :ok
+      iex> :hello in LaspConverge.marks(var)
+      true
+      iex> LaspConverge.untrack(var)
+      :ok
+  """
+  @spec marks(variable()) :: [term()] | error()
+  def marks(var), do: :lasp_converge.marks(var)
+
   @doc "`track/2`, raising `LaspConverge.Error` on error."
   @spec track!(variable(), track_opts()) :: :ok
   def track!(var, opts \\ []), do: bang(track(var, opts))

@@ -39,7 +39,7 @@
 -export([track/1, track/2, untrack/1,
          updated/3, updated/4, updated_delta/2, updated_delta/3,
          observed/2, observed/3,
-         stats/1, divergence/1, export/2, reset/1]).
+         stats/1, divergence/1, export/2, reset/1, mark/1, marks/1]).
 
 -type var() :: term().
 -type crdt() :: lasp_converge_crdt:crdt().
@@ -290,6 +290,21 @@ export(_Var, _Format) ->
 -spec reset(var()) -> ok | {error, term()}.
 reset(Var) ->
     query(Var, reset).
+
+%% @doc Record `Mark' (any term) on every variable aggregated on this node,
+%% to show in reports when something happened during a measurement:
+%% `lasp_converge_fault' marks each fault it injects with
+%% `#{at_us, fault, args}'. Asynchronous; marks from one process keep their
+%% order. `marks/1' returns them.
+-spec mark(term()) -> ok.
+mark(Mark) ->
+    lasp_converge_tracker:mark_all(Mark).
+
+%% @doc The marks recorded on `Var' since tracking started or the last
+%% `reset/1', oldest first (the newest 1000).
+-spec marks(var()) -> [term()] | {error, term()}.
+marks(Var) ->
+    query(Var, marks).
 
 %% ---- internals ----
 

@@ -34,7 +34,8 @@
 -module(lasp_converge_tracker).
 -behaviour(gen_server).
 
--export([start_link/2, now_us/0, lookup/1, next_seq/1, swap_last_sent/2, check_type/2]).
+-export([start_link/2, now_us/0, lookup/1, next_seq/1, swap_last_sent/2, check_type/2,
+         mark_all/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SYNC_ROUNDS, 8).
@@ -46,8 +47,13 @@
 %% start its member this many times, ?JOIN_RETRY_MS apart.
 -define(JOIN_ATTEMPTS, 25).
 -define(JOIN_RETRY_MS, 200).
+%% Marks kept per variable (the newest).
+-define(MAX_MARKS, 1000).
 
--type role() :: {aggregator, map()} | {member, pid()}.
+%% A member may be given the first sequence number for its updates: a node
+%% that comes back after a crash must not reuse the numbers of its earlier
+%% incarnation.
+-type role() :: {aggregator, map()} | {member, pid()} | {member, pid(), non_neg_integer()}.
 -type entry() :: {aggregator, pid(), lasp_converge_nif:tracker(), non_neg_integer()}
                | {member, pid(), undefined, undefined}.
 -export_type([role/0, entry/0]).
@@ -65,7 +71,9 @@
              %% option) or the `nodes' given.
              joinable = [] :: any | [node()],
              tick :: pos_integer() | false,
-             clock :: pos_integer() | false}).
+             clock :: pos_integer() | false,
+             %% Marks (lasp_converge:mark/1), newest first.
+             marks = [] :: [term()]}).
 
 %% @doc Start the tracker of `Var' on this node (through `lasp_converge_sup').
 %% `ignore' when the variable is already tracked here.
@@ -129,6 +137,16 @@ check_type(Var, Type) ->
         [] -> ok
     end.
 
+%% @doc Hand `Mark' to the aggregator of every variable aggregated on this
+%% node (none when the application does not run here).
+-spec mark_all(term()) -> ok.
+mark_all(Mark) ->
+    try ets:match(lasp_converge_sup:registry(), {{var, '_'}, '$1', aggregator, '_', '_', '_'}) of
+        Pids -> lists:foreach(fun([Pid]) -> gen_server:cast(Pid, {mark, Mark}) end, Pids)
+    catch error:badarg ->
+            ok
+    end.
+
 %% ---- gen_server ----
 
 %% @private
@@ -147,19 +165,22 @@ init({Var, {aggregator, Opts}}) ->
             {stop, E}
     end;
 init({Var, {member, Agg}}) ->
+    init({Var, {member, Agg, 0}});
+init({Var, {member, Agg, SeqBase}}) ->
     process_flag(trap_exit, true),
     Reg = lasp_converge_sup:registry(),
     case ets:insert_new(Reg, {{var, Var}, self(), member, Agg, undefined, undefined}) of
         false ->
             ignore;
         true ->
+            _ = SeqBase > 0 andalso ets:insert(Reg, {{seq, Var}, SeqBase}),
             _ = erlang:monitor(process, Agg),
             {ok, #st{var = Var, role = member, agg = Agg, tick = false, clock = false}}
     end.
 
 start_aggregator(Var, Res, Opts) ->
     Wanted = lists:usort(maps:get(nodes, Opts, nodes())) -- [node()],
-    Members = start_members(Var, Wanted),
+    Members = start_members(Var, Wanted, 0),
     Order = [node() | [N || N <- maps:get(nodes, Opts, nodes()), N =/= node()]],
     Ids = maps:from_list(lists:zip(Order, lists:seq(0, length(Order) - 1))),
     Names = maps:from_list([{I, N} || {N, I} <- maps:to_list(Ids)]),
@@ -182,9 +203,9 @@ start_aggregator(Var, Res, Opts) ->
 
 %% Start a member on each node; a node that cannot run one (not reachable,
 %% application not running, variable already tracked there) is left out.
-start_members(Var, Nodes) ->
-    Started = [{N, rpc:call(N, lasp_converge_sup, start_tracker, [Var, {member, self()}],
-                            ?RPC_TIMEOUT)}
+start_members(Var, Nodes, SeqBase) ->
+    Started = [{N, rpc:call(N, lasp_converge_sup, start_tracker,
+                            [Var, {member, self(), SeqBase}], ?RPC_TIMEOUT)}
                || N <- Nodes],
     Members = maps:from_list([{N, Pid} || {N, {ok, Pid}} <- Started, is_pid(Pid)]),
     maps:foreach(fun(_, Pid) -> erlang:monitor(process, Pid) end, Members),
@@ -231,6 +252,10 @@ schedule(_, _) -> ok.
 handle_call(untrack, _From, St = #st{role = aggregator, members = Members}) ->
     maps:foreach(fun(_, Pid) -> gen_server:cast(Pid, stop) end, Members),
     {stop, normal, ok, St};
+handle_call({query, marks}, _From, St = #st{role = aggregator, marks = Marks}) ->
+    {reply, lists:reverse(Marks), St};
+handle_call({query, reset}, _From, St = #st{role = aggregator}) ->
+    {reply, query(reset, St), St#st{marks = []}};
 handle_call({query, Q}, _From, St = #st{role = aggregator}) ->
     {reply, query(Q, St), St};
 handle_call(_, _From, St) ->
@@ -239,6 +264,8 @@ handle_call(_, _From, St) ->
 %% @private
 handle_cast(stop, St) ->
     {stop, normal, St};
+handle_cast({mark, Mark}, St = #st{role = aggregator, marks = Marks}) ->
+    {noreply, St#st{marks = lists:sublist([Mark | Marks], ?MAX_MARKS)}};
 handle_cast(_, St) ->
     {noreply, St}.
 
@@ -321,7 +348,13 @@ join(Node, N, St = #st{var = Var, res = Res, live = Live, ids = Ids, names = Nam
         true ->
             St;
         false ->
-            case start_members(Var, [Node]) of
+            %% A node seen before is back from a crash: its sequence numbers
+            %% start past any it can have used (fewer than one a microsecond).
+            SeqBase = case maps:is_key(Node, Ids) of
+                          true -> max(0, now_us());
+                          false -> 0
+                      end,
+            case start_members(Var, [Node], SeqBase) of
                 #{Node := Pid} ->
                     Id = maps:get(Node, Ids, maps:size(Ids)),
                     sync_clock(Res, Id, Node, Pid, ?SYNC_ROUNDS),
