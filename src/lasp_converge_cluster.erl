@@ -5,11 +5,13 @@
 %%
 %% == Model ==
 %%
-%% `start(N, Opts)' starts N peer nodes one after the other with
-%% `peer:start_link/1' (Erlang distribution as the control connection), so
-%% each peer is linked to the calling process: if the caller exits, its peers
-%% are halted with it. Each peer gets every directory of the caller's code
-%% path that exists and is not part of the OTP installation (`-pa'), so
+%% `start(N, Opts)' starts an owner process, which starts N peer nodes one
+%% after the other with `peer:start_link/1' (Erlang distribution as the
+%% control connection), so each peer is linked to the owner; the owner
+%% watches the calling process: if the caller exits, the owner stops the
+%% peers and exits too, and if the owner is killed its peers halt with it.
+%% Each peer gets every directory of the caller's code path that exists and
+%% is not part of the OTP installation (`-pa'), so
 %% `code:priv_dir(lasp_converge)' on the peer finds the same NIF. Then the
 %% applications in `apps' are started on every peer, and the peers are
 %% connected to each other (full mesh) unless `connect => false'. If any
@@ -17,7 +19,15 @@
 %% `{error, {start_failed, K, Reason}}' is returned.
 %%
 %% Peers are named `<prefix>_<OS pid>_<counter>_<k>', so clusters started by
-%% concurrent test runs (or twice in one run) never clash.
+%% concurrent test runs (or twice in one run) never clash. They run with
+%% `-kernel prevent_overlapping_partitions false': when one node goes down,
+%% `global' on the others must not cut the connections between the
+%% survivors.
+%%
+%% The cluster value names the owner, so it stays valid when
+%% `lasp_converge_fault' crashes a node and restarts it under the same name:
+%% `nodes/1' keeps listing every member in start order, `live_nodes/1' only
+%% those running, and `stop/1' stops whatever runs.
 %%
 %% == Distribution ==
 %%
@@ -32,15 +42,31 @@
 %% other; each is still connected to the caller, and `global' may mesh them
 %% anyway unless `args' contains `"-connect_all", "false"'.
 -module(lasp_converge_cluster).
+-behaviour(gen_server).
 
 -compile({no_auto_import, [nodes/1]}).
 
--export([start/1, start/2, stop/1, nodes/1, call/5, with_cluster/3,
+-export([start/1, start/2, stop/1, nodes/1, live_nodes/1, call/5, with_cluster/3,
          started_distribution/1]).
+-export([stop_node/2, start_node/2, faults/1, update_faults/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--record(cluster, {peers :: [{pid(), node()}],
+-record(cluster, {owner :: pid(),
+                  nodes :: [node()],
                   timeout :: timeout(),
                   started_distribution :: boolean()}).
+
+%% The owner's state.
+-record(own, {caller :: reference(),
+              %% Each member's control process, `down' while it is crashed.
+              peers :: #{node() => pid() | down},
+              order :: [node()],
+              args :: [string()],
+              apps :: [atom()],
+              timeout :: pos_integer(),
+              %% Kept for lasp_converge_fault (faults in force, snapshots of
+              %% crashed nodes, events).
+              faults = #{} :: map()}).
 
 -opaque cluster() :: #cluster{}.
 -type opts() :: #{prefix => atom() | string() | binary(),
@@ -53,6 +79,11 @@
 
 -define(DEFAULT_TIMEOUT, 30000).
 -define(STOP_TIMEOUT, 5000).
+%% A restarted node reuses its name: epmd may hold it for a moment after the
+%% old node went down.
+-define(RESTART_ATTEMPTS, 25).
+-define(RESTART_RETRY_MS, 200).
+-define(PEER_ARGS, ["-kernel", "prevent_overlapping_partitions", "false"]).
 
 %% @equiv start(N, #{})
 -spec start(pos_integer()) -> {ok, cluster()} | {error, term()}.
@@ -85,20 +116,11 @@ start(N, Opts) when is_map(Opts) ->
     case ensure_distributed() of
         {ok, Started} ->
             Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
-            Prefix = to_list(maps:get(prefix, Opts, lasp_converge)),
-            Base = lists:concat([Prefix, "_", os:getpid(), "_",
-                                 erlang:unique_integer([positive])]),
-            Args = ["-pa" | code_paths(maps:get(code_paths, Opts, []))]
-                ++ [to_list(A) || A <- maps:get(args, Opts, [])],
-            Apps = maps:get(apps, Opts, [lasp_converge]),
-            C0 = #cluster{peers = [], timeout = Timeout, started_distribution = Started},
-            case start_peers(1, N, Base, Args, Apps, Timeout, []) of
-                {ok, Peers} ->
-                    C = C0#cluster{peers = Peers},
-                    case maps:get(connect, Opts, true) of
-                        true -> mesh(C);
-                        false -> {ok, C}
-                    end;
+            {ok, Owner} = gen_server:start(?MODULE, self(), []),
+            case gen_server:call(Owner, {boot, N, Opts, Timeout}, infinity) of
+                {ok, Nodes} ->
+                    {ok, #cluster{owner = Owner, nodes = Nodes, timeout = Timeout,
+                                  started_distribution = Started}};
                 {error, _} = E ->
                     E
             end;
@@ -106,22 +128,34 @@ start(N, Opts) when is_map(Opts) ->
             {error, {distribution, Why}}
     end.
 
-%% @doc Stop every peer of the cluster and wait (up to 5 s each) until it is
-%% disconnected. Returns `ok' also when some peers had already stopped.
+%% @doc Stop every running peer of the cluster and wait (up to 5 s each)
+%% until it is disconnected. Returns `ok' also when some peers, or the whole
+%% cluster, had already stopped.
 -spec stop(cluster()) -> ok.
-stop(#cluster{peers = Peers}) ->
-    stop_peers(Peers).
+stop(#cluster{owner = Owner}) ->
+    try gen_server:call(Owner, stop, infinity)
+    catch exit:_ -> ok
+    end.
 
-%% @doc The peers' node names, in start order.
+%% @doc The members' node names, in start order (a crashed member too: it
+%% keeps its name when restarted).
 -spec nodes(cluster()) -> [node()].
-nodes(#cluster{peers = Peers}) ->
-    [Node || {_, Node} <- Peers].
+nodes(#cluster{nodes = Nodes}) ->
+    Nodes.
+
+%% @doc The members running now (not crashed), in start order; `[]' once the
+%% cluster is stopped.
+-spec live_nodes(cluster()) -> [node()].
+live_nodes(#cluster{owner = Owner}) ->
+    try gen_server:call(Owner, live_nodes, infinity)
+    catch exit:_ -> []
+    end.
 
 %% @doc `erpc:call(Node, M, F, A, Timeout)' with the cluster's timeout.
 %% Raises `error:{not_a_member, Node}' when `Node' is not one of the peers.
 -spec call(cluster(), node(), module(), atom(), [term()]) -> term().
-call(#cluster{peers = Peers, timeout = Timeout}, Node, M, F, A) ->
-    case lists:keymember(Node, 2, Peers) of
+call(#cluster{nodes = Nodes, timeout = Timeout}, Node, M, F, A) ->
+    case lists:member(Node, Nodes) of
         true -> erpc:call(Node, M, F, A, Timeout);
         false -> erlang:error({not_a_member, Node})
     end.
@@ -146,6 +180,151 @@ with_cluster(N, Opts, Fun) when is_function(Fun, 1) ->
 -spec started_distribution(cluster()) -> boolean().
 started_distribution(#cluster{started_distribution = S}) ->
     S.
+
+%% @private Halt `Node' at once (`erlang:halt/0' on it: its state is lost)
+%% and wait until it is down. For `lasp_converge_fault:crash/2'.
+-spec stop_node(cluster(), node()) -> ok | {error, term()}.
+stop_node(C, Node) ->
+    owner_call(C, {stop_node, Node}).
+
+%% @private Start a crashed member again under its name, with the cluster's
+%% code path, arguments and applications, connected to the running members.
+%% For `lasp_converge_fault:restart/3'.
+-spec start_node(cluster(), node()) -> ok | {error, term()}.
+start_node(C, Node) ->
+    owner_call(C, {start_node, Node}).
+
+%% @private The map `lasp_converge_fault' keeps with the cluster.
+-spec faults(cluster()) -> map().
+faults(C) ->
+    case owner_call(C, faults) of
+        {error, not_running} -> #{};
+        F -> F
+    end.
+
+%% @private Run `Fun(Faults, LiveNodes)' in the owner, one at a time, and
+%% keep the map it returns: `{Reply, Faults1}'. For `lasp_converge_fault'.
+-spec update_faults(cluster(), fun((map(), [node()]) -> {T, map()})) -> T | {error, not_running}.
+update_faults(C, Fun) when is_function(Fun, 2) ->
+    owner_call(C, {update_faults, Fun}).
+
+owner_call(#cluster{owner = Owner}, Msg) ->
+    try gen_server:call(Owner, Msg, infinity)
+    catch exit:_ -> {error, not_running}
+    end.
+
+%% ---- owner ----
+
+%% @private
+init(Caller) ->
+    process_flag(trap_exit, true),
+    {ok, #own{caller = erlang:monitor(process, Caller), peers = #{}, order = [],
+              args = [], apps = [], timeout = ?DEFAULT_TIMEOUT}}.
+
+%% Start the peers; on failure the owner stops (the peers it started first).
+boot(N, Opts, Timeout, Own) ->
+    Prefix = to_list(maps:get(prefix, Opts, lasp_converge)),
+    Base = lists:concat([Prefix, "_", os:getpid(), "_",
+                         erlang:unique_integer([positive])]),
+    Args = ["-pa" | code_paths(maps:get(code_paths, Opts, []))]
+        ++ ?PEER_ARGS ++ [to_list(A) || A <- maps:get(args, Opts, [])],
+    Apps = maps:get(apps, Opts, [lasp_converge]),
+    case start_peers(1, N, Base, Args, Apps, Timeout, []) of
+        {ok, Peers} ->
+            Order = [Node || {_, Node} <- Peers],
+            Own1 = Own#own{peers = maps:from_list([{Nd, P} || {P, Nd} <- Peers]),
+                           order = Order, args = Args, apps = Apps, timeout = Timeout},
+            case maps:get(connect, Opts, true) of
+                true ->
+                    case mesh(Order, Timeout) of
+                        ok ->
+                            {ok, Own1};
+                        {error, {A, B, R}} ->
+                            stop_peers(Peers),
+                            K = length(lists:takewhile(fun(Nd) -> Nd =/= A end, Order)) + 1,
+                            {error, {start_failed, K, {connect, B, R}}}
+                    end;
+                false ->
+                    {ok, Own1}
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+%% @private
+handle_call({boot, N, Opts, Timeout}, _From, Own) ->
+    case boot(N, Opts, Timeout, Own) of
+        {ok, Own1} -> {reply, {ok, Own1#own.order}, Own1};
+        {error, _} = E -> {stop, normal, E, Own}
+    end;
+handle_call(live_nodes, _From, Own) ->
+    {reply, live(Own), Own};
+handle_call(stop, _From, Own) ->
+    stop_all(Own),
+    {stop, normal, ok, Own#own{peers = #{}}};
+handle_call({stop_node, Node}, _From, #own{peers = Peers} = Own) ->
+    case maps:find(Node, Peers) of
+        error ->
+            {reply, {error, {not_a_member, Node}}, Own};
+        {ok, down} ->
+            {reply, ok, Own};
+        {ok, Pid} ->
+            halt_node(Pid, Node),
+            %% The survivors stay connected to each other.
+            Live = [N || N <- live(Own), N =/= Node],
+            _ = mesh(Live, Own#own.timeout),
+            {reply, ok, Own#own{peers = Peers#{Node := down}}}
+    end;
+handle_call({start_node, Node}, _From, #own{peers = Peers} = Own) ->
+    case maps:find(Node, Peers) of
+        error ->
+            {reply, {error, {not_a_member, Node}}, Own};
+        {ok, down} ->
+            case restart_peer(Node, Own, ?RESTART_ATTEMPTS) of
+                {ok, Pid} ->
+                    Own1 = Own#own{peers = Peers#{Node := Pid}},
+                    case mesh(live(Own1), Own#own.timeout) of
+                        ok -> {reply, ok, Own1};
+                        {error, R} -> {reply, {error, {connect, R}}, Own1}
+                    end;
+                {error, R} ->
+                    {reply, {error, R}, Own}
+            end;
+        {ok, _} ->
+            {reply, {error, {already_running, Node}}, Own}
+    end;
+handle_call(faults, _From, Own) ->
+    {reply, Own#own.faults, Own};
+handle_call({update_faults, Fun}, _From, Own) ->
+    {Reply, F} = Fun(Own#own.faults, live(Own)),
+    {reply, Reply, Own#own{faults = F}};
+handle_call(_, _From, Own) ->
+    {reply, {error, bad_call}, Own}.
+
+%% @private
+handle_cast(_, Own) ->
+    {noreply, Own}.
+
+%% @private
+handle_info({'DOWN', Ref, process, _, _}, #own{caller = Ref} = Own) ->
+    stop_all(Own),
+    {stop, normal, Own#own{peers = #{}}};
+handle_info({'EXIT', Pid, _}, #own{peers = Peers} = Own) ->
+    %% A control process ended: its node is gone.
+    Gone = [N || {N, P} <- maps:to_list(Peers), P =:= Pid],
+    {noreply, Own#own{peers = maps:merge(Peers, maps:from_list([{N, down} || N <- Gone]))}};
+handle_info(_, Own) ->
+    {noreply, Own}.
+
+%% @private
+terminate(_Reason, Own) ->
+    stop_all(Own).
+
+live(#own{order = Order, peers = Peers}) ->
+    [N || N <- Order, maps:get(N, Peers) =/= down].
+
+stop_all(#own{peers = Peers}) ->
+    stop_peers([{P, N} || {N, P} <- maps:to_list(Peers), P =/= down]).
 
 %% Internal.
 
@@ -216,6 +395,21 @@ start_peer(Name, Args, Apps, Timeout) ->
             {error, {Class, Why}}
     end.
 
+restart_peer(Node, #own{args = Args, apps = Apps, timeout = Timeout} = Own, N) ->
+    [Name | _] = string:split(atom_to_list(Node), "@"),
+    case start_peer(list_to_atom(Name), Args, Apps, Timeout) of
+        {ok, {Pid, Node}} ->
+            {ok, Pid};
+        {ok, {Pid, Other}} ->
+            stop_peers([{Pid, Other}]),
+            {error, {wrong_name, Other}};
+        {error, _} when N > 1 ->
+            timer:sleep(?RESTART_RETRY_MS),
+            restart_peer(Node, Own, N - 1);
+        {error, _} = E ->
+            E
+    end.
+
 start_apps(_Node, [], _Timeout) ->
     ok;
 start_apps(Node, [App | Apps], Timeout) ->
@@ -226,18 +420,13 @@ start_apps(Node, [App | Apps], Timeout) ->
         Class:Why -> {error, {app, App, {Class, Why}}}
     end.
 
-mesh(#cluster{peers = Peers, timeout = Timeout} = C) ->
-    Nodes = nodes(C),
+mesh(Nodes, Timeout) ->
     Pairs = [{A, B} || {K, A} <- lists:enumerate(Nodes), B <- lists:nthtail(K, Nodes)],
     Failed = [{A, B, R} || {A, B} <- Pairs,
                            (R = connect(A, B, Timeout)) =/= true],
     case Failed of
-        [] ->
-            {ok, C};
-        [{A, B, R} | _] ->
-            stop(C),
-            K = length(lists:takewhile(fun({_, Nd}) -> Nd =/= A end, Peers)) + 1,
-            {error, {start_failed, K, {connect, B, R}}}
+        [] -> ok;
+        [F | _] -> {error, F}
     end.
 
 connect(A, B, Timeout) ->
@@ -246,6 +435,21 @@ connect(A, B, Timeout) ->
     catch
         Class:Why -> {Class, Why}
     end.
+
+%% Halt one node abruptly and wait until it is down and its control process
+%% has ended.
+halt_node(Pid, Node) ->
+    monitor_node(Node, true),
+    erpc:cast(Node, erlang, halt, []),
+    receive {nodedown, Node} -> ok
+    after ?STOP_TIMEOUT -> _ = erlang:disconnect_node(Node)
+    end,
+    receive {'EXIT', Pid, _} -> ok
+    after ?STOP_TIMEOUT -> catch peer:stop(Pid)
+    end,
+    unlink(Pid),
+    receive {'EXIT', Pid, _} -> ok after 0 -> ok end,
+    monitor_node(Node, false).
 
 %% Stop the peers at once (each from its own process, then wait for every
 %% nodedown): stopped one by one, the survivors' `global' would report the

@@ -1,7 +1,9 @@
 %% @doc `lasp_converge_replicator' on three peer nodes, state-based: updates
 %% made on different nodes reach every replica (no add is lost), the tracker
 %% sees every update converge, `propagate_on_update' propagates without a
-%% tick, and the message counters grow with the ticks.
+%% tick, and the message counters grow with the ticks. Delta-based: deltas
+%% and acknowledgements, nothing sent once every peer has acknowledged, and
+%% the full state for a peer further behind than the delta buffer reaches.
 -module(lasp_converge_replicator_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -18,6 +20,7 @@ three_nodes() ->
         ?CL:with_cluster(3, #{prefix => lc_rep}, fun(C) ->
                                                          interval_run(C),
                                                          on_update_run(C),
+                                                         delta_run(C),
                                                          errors(C)
                                                  end)
     after
@@ -78,6 +81,40 @@ on_update_run(C) ->
                end, 5000),
     %% One message to each of the two peers per update, none from ticks.
     ?assertEqual([2, 0, 6], [msgs(C, N, Var) || N <- Ns]).
+
+%% Delta-based, 30 ms ticks, a buffer of 3 deltas.
+delta_run(C) ->
+    Ns = [N1, N2, N3] = ?CL:nodes(C),
+    Var = {<<"delta">>, state_awset},
+    [{ok, _} = ?CL:call(C, N, ?R, set, [#{state_interval => 30, propagate_on_update => false,
+                                          mode => delta_based, delta_buffer => 3}])
+     || N <- Ns],
+    {ok, _} = ?CL:call(C, N1, ?R, declare, [Var, state_awset, #{nodes => Ns}]),
+    [{ok, _} = ?CL:call(C, N, ?R, update, [Var, {add, N}, N]) || N <- Ns],
+    wait_agree(C, Ns, Var, lists:sort(Ns)),
+    %% Every peer acknowledges: the senders go quiet (within a few ticks).
+    Counters = fun() -> [counters(C, N, Var) || N <- Ns] end,
+    wait_until(fun() ->
+                       A = Counters(),
+                       timer:sleep(150),
+                       A =:= Counters()
+               end, 5000),
+    [#{deltas := D1, acks := A1, full_states := F1} | _] = Counters(),
+    ?assert(D1 > 0 andalso A1 > 0),
+    %% N3 cut off while N1 makes more updates than the buffer holds: after
+    %% the heal N1 sends it the full state.
+    ok = lasp_converge_fault:partition(C, [[N1, N2], [N3]]),
+    Adds = lists:seq(1, 6),
+    [{ok, _} = ?CL:call(C, N1, ?R, update, [Var, {add, K}, N1]) || K <- Adds],
+    wait_agree(C, [N1, N2], Var, lists:sort(Ns ++ Adds)),
+    ok = lasp_converge_fault:heal(C),
+    wait_agree(C, Ns, Var, lists:sort(Ns ++ Adds)),
+    #{full_states := F2} = counters(C, N1, Var),
+    ?assert(F2 > F1).
+
+counters(C, N, Var) ->
+    #{vars := #{Var := Counters}} = ?CL:call(C, N, ?R, stats, []),
+    Counters.
 
 errors(C) ->
     [N1 | _] = ?CL:nodes(C),

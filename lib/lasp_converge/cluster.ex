@@ -5,8 +5,9 @@ defmodule LaspConverge.Cluster do
   and its NIF load there) and the `:lasp_converge` application running.
 
   A thin façade over `:lasp_converge_cluster`; see its module doc for the
-  details. The peers are linked to the process that starts them: if it
-  exits, they are halted. If this node is not distributed yet, `start/2`
+  details. The peers belong to an owner process that watches the process
+  that starts them: if it exits, they are halted. The cluster value stays
+  valid when `LaspConverge.Fault` crashes and restarts a node. If this node is not distributed yet, `start/2`
   starts `epmd` and makes it distributed under a unique short name (and
   leaves distribution running after `stop/1`).
 
@@ -47,9 +48,13 @@ defmodule LaspConverge.Cluster do
   @spec stop(t()) :: :ok
   def stop(cluster), do: :lasp_converge_cluster.stop(cluster)
 
-  @doc "The peers' node names, in start order."
+  @doc "The members' node names, in start order (a crashed member too: it keeps its name when restarted)."
   @spec nodes(t()) :: [node()]
   def nodes(cluster), do: :lasp_converge_cluster.nodes(cluster)
+
+  @doc "The members running now (not crashed by `LaspConverge.Fault.crash/2`), in start order."
+  @spec live_nodes(t()) :: [node()]
+  def live_nodes(cluster), do: :lasp_converge_cluster.live_nodes(cluster)
 
   @doc "`:erpc.call/5` on one of the cluster's nodes, with the cluster's timeout."
   @spec call(t(), node(), module(), atom(), [term()]) :: term()

@@ -1,0 +1,94 @@
+defmodule LaspConverge.Fault do
+  @moduledoc """
+  Faults on the replication traffic of a local cluster
+  (`LaspConverge.Cluster`), undone cleanly: partitions, slow links, message
+  loss, paused nodes, crashed and restarted nodes.
+
+  A thin façade over `:lasp_converge_fault`; see its module doc for the
+  details. Traffic faults act only on the messages `LaspConverge.Replicator`
+  sends (full states, deltas, acknowledgements), applied by each sender:
+
+    * `partition/2` drops messages between nodes of different groups (a
+      member in no group is alone); `heal/1` undoes it;
+    * `delay/4` delivers messages on one link late;
+    * `drop/2` loses each message with a probability;
+    * `pause/2` freezes a node's replicator (it neither sends nor processes
+      replication messages; those that arrive meanwhile are processed at
+      `resume/2`);
+    * `clear/1` undoes all of them.
+
+  The Erlang distribution stays up: the tracker's messages (`LaspConverge`),
+  `LaspConverge.Cluster.call/5` and local calls on a paused node are not
+  affected, so the measurement plane keeps working under a partition.
+  `crash/2` halts a node (its state is lost) and `restart/3` starts it
+  again under the same name, restores its replicator settings and
+  variables, from bottom or, with `recover: true`, from a running member's
+  state.
+
+  Every fault is an event `%{at_us:, fault:, args:}` (`events/1`, in time
+  order), also handed to the trackers with `LaspConverge.mark/1`.
+
+      LaspConverge.Cluster.with_cluster(5, [], fn cluster ->
+        [a, b, c, d, e] = LaspConverge.Cluster.nodes(cluster)
+        :ok = LaspConverge.Fault.partition(cluster, [[a, b], [c, d, e]])
+        :ok = LaspConverge.Fault.heal(cluster)
+        :ok = LaspConverge.Fault.crash(cluster, c)
+        :ok = LaspConverge.Fault.restart(cluster, c, recover: true)
+        LaspConverge.Fault.events(cluster)
+      end)
+  """
+
+  alias LaspConverge.Cluster
+
+  @typedoc "A fault event: when it was in force (`:at_us`, this node's clock), which, and its arguments."
+  @type event :: %{at_us: integer(), fault: atom(), args: term()}
+
+  @doc """
+  Splits the cluster into `groups` (lists of member nodes): replication
+  messages between groups are dropped. Returns `{:error, reason}` for groups
+  that are not lists of distinct members.
+  """
+  @spec partition(Cluster.t(), [[node()]]) :: :ok | {:error, term()}
+  def partition(cluster, groups), do: :lasp_converge_fault.partition(cluster, groups)
+
+  @doc "Undoes the partition."
+  @spec heal(Cluster.t()) :: :ok
+  def heal(cluster), do: :lasp_converge_fault.heal(cluster)
+
+  @doc "Delivers replication messages from `from` to `to` `ms` milliseconds late (0 removes the delay)."
+  @spec delay(Cluster.t(), node(), node(), non_neg_integer()) :: :ok
+  def delay(cluster, from, to, ms), do: :lasp_converge_fault.delay(cluster, from, to, ms)
+
+  @doc "Loses each replication message with `probability` (0.0 removes the loss)."
+  @spec drop(Cluster.t(), float()) :: :ok
+  def drop(cluster, probability), do: :lasp_converge_fault.drop(cluster, probability)
+
+  @doc "Halts `node`; its state is lost until `restart/3`."
+  @spec crash(Cluster.t(), node()) :: :ok
+  def crash(cluster, node), do: :lasp_converge_fault.crash(cluster, node)
+
+  @doc """
+  Starts a crashed `node` again under its name, with its replicator settings
+  and variables. Options: `recover: true` fetches each variable's state
+  from a running member first; `false` (the default) starts from bottom.
+  """
+  @spec restart(Cluster.t(), node(), keyword() | map()) :: :ok
+  def restart(cluster, node, opts \\ []),
+    do: :lasp_converge_fault.restart(cluster, node, Map.new(opts))
+
+  @doc "Freezes `node`'s replicator until `resume/2`."
+  @spec pause(Cluster.t(), node()) :: :ok
+  def pause(cluster, node), do: :lasp_converge_fault.pause(cluster, node)
+
+  @doc "Unfreezes `node`'s replicator; it processes what arrived meanwhile."
+  @spec resume(Cluster.t(), node()) :: :ok
+  def resume(cluster, node), do: :lasp_converge_fault.resume(cluster, node)
+
+  @doc "Undoes every traffic fault (partition, delays, loss, pauses)."
+  @spec clear(Cluster.t()) :: :ok
+  def clear(cluster), do: :lasp_converge_fault.clear(cluster)
+
+  @doc "The faults applied so far, in time order."
+  @spec events(Cluster.t()) :: [event()]
+  def events(cluster), do: :lasp_converge_fault.events(cluster)
+end
