@@ -56,7 +56,8 @@
 %% == Reporting and counting ==
 %%
 %% Every local update is reported to the tracker with
-%% `lasp_converge:updated/3', and every change of a replica (a local update,
+%% `lasp_converge:updated/3' (`updated_delta/2' with the update's delta in
+%% `delta_based' mode, which costs what the delta weighs), and every change of a replica (a local update,
 %% or a merge that changed the state) with `lasp_converge:observed/2'; a
 %% variable that is not tracked is not an error.
 %%
@@ -334,8 +335,13 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
             {reply, {error, not_declared}, St};
         {ok, #var{state = Pre} = V} ->
             case local_update(Op, Actor, V, S) of
-                {ok, #var{state = Post} = V1} ->
-                    report(fun() -> lasp_converge:updated(Var, Pre, Post) end),
+                {ok, Delta, #var{state = Post} = V1} ->
+                    report(fun() ->
+                                   case Delta of
+                                       undefined -> lasp_converge:updated(Var, Pre, Post);
+                                       _ -> lasp_converge:updated_delta(Var, Delta)
+                                   end
+                           end),
                     report(fun() -> lasp_converge:observed(Var, Post) end),
                     V2 = case maps:get(propagate_on_update, S) of
                              true -> send_round(Var, V1, St);
@@ -461,7 +467,7 @@ with_var(Var, #st{vars = Vs} = St, F) ->
 
 local_update(Op, Actor, #var{state = Pre} = V, #{mode := state_based}) ->
     try lasp_converge_crdt:mutate(Op, Actor, Pre) of
-        {ok, Post} -> {ok, V#var{state = Post}};
+        {ok, Post} -> {ok, undefined, V#var{state = Post}};
         {error, _} = E -> E
     catch error:{badcrdt, Why} -> {error, {badcrdt, Why}}
     end;
@@ -469,7 +475,7 @@ local_update(Op, Actor, #var{state = Pre} = V, #{mode := delta_based} = S) ->
     try lasp_converge_crdt:delta_mutate(Op, Actor, Pre) of
         {ok, D} ->
             Post = lasp_converge_crdt:merge(Pre, D),
-            {ok, buffer(node(), D, V#var{state = Post}, S)};
+            {ok, D, buffer(node(), D, V#var{state = Post}, S)};
         {error, _} = E -> E
     catch error:{badcrdt, Why} -> {error, {badcrdt, Why}}
     end.
