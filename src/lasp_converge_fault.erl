@@ -39,6 +39,12 @@
 %% returned by `events/1' in time order, and handed to the tracker with
 %% `lasp_converge:mark/1' on every running member and on this node, so
 %% `lasp_converge:marks(Var)' shows them next to the figures.
+%%
+%% Once the cluster is stopped, `heal/1', `resume/2' and `clear/1' return
+%% `ok' (there is nothing left to undo), `partition/2' returns
+%% `{error, not_running}', `events/1' returns `[]', `crash/2' does nothing,
+%% `delay/4', `drop/2' and `pause/2' raise `cluster_not_running', and
+%% `restart/3' raises `{restart_failed, Node, not_running}'.
 -module(lasp_converge_fault).
 
 -export([partition/2, heal/1, delay/4, drop/2, crash/2, restart/3,
@@ -73,7 +79,7 @@ heal(C) ->
     ok.
 
 %% @doc Deliver replication messages from `From' to `To' `Ms' milliseconds
-%% late (one direction; 0 removes the delay). Raises `badarg' for a
+%% late (one direction; 0 removes the delay). Raises `{badarg, Ms}' for a
 %% negative or non-integer `Ms' and `{not_a_member, N}' for a node outside
 %% the cluster.
 -spec delay(cluster(), node(), node(), non_neg_integer()) -> ok.
@@ -86,15 +92,15 @@ delay(C, From, To, Ms) when is_integer(Ms), Ms >= 0 ->
                                       _ -> D#{{From, To} => Ms}
                                   end}
              end,
-    ok = traffic(C, delay, [From, To, Ms], Change);
+    applied(traffic(C, delay, [From, To, Ms], Change));
 delay(_C, _From, _To, Ms) ->
     erlang:error({badarg, Ms}).
 
 %% @doc Lose each replication message with probability `P' (0.0 removes
-%% the loss). Raises `badarg' unless `0 =< P =< 1'.
+%% the loss). Raises `{badarg, P}' unless `0 =< P =< 1'.
 -spec drop(cluster(), float()) -> ok.
 drop(C, P) when is_number(P), P >= 0, P =< 1 ->
-    ok = traffic(C, drop, [P], fun(T) -> T#{drop := float(P)} end);
+    applied(traffic(C, drop, [P], fun(T) -> T#{drop := float(P)} end));
 drop(_C, P) ->
     erlang:error({badarg, P}).
 
@@ -158,8 +164,8 @@ restart(C, Node, Opts) when is_map(Opts) ->
 -spec pause(cluster(), node()) -> ok.
 pause(C, Node) ->
     member(C, Node),
-    ok = traffic(C, pause, [Node],
-                 fun(#{paused := P} = T) -> T#{paused := lists:usort([Node | P])} end).
+    applied(traffic(C, pause, [Node],
+                    fun(#{paused := P} = T) -> T#{paused := lists:usort([Node | P])} end)).
 
 %% @doc Unfreeze `Node''s replicator; it processes what arrived meanwhile.
 -spec resume(cluster(), node()) -> ok.
@@ -181,6 +187,9 @@ events(C) ->
     lists:reverse(maps:get(events, ensure(lasp_converge_cluster:faults(C)))).
 
 %% ---- internals ----
+
+applied(ok) -> ok;
+applied({error, not_running}) -> erlang:error(cluster_not_running).
 
 member(C, Node) ->
     case lists:member(Node, lasp_converge_cluster:nodes(C)) of

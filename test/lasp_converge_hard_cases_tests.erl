@@ -104,7 +104,7 @@ fast_updates() ->
     end).
 
 %% 10 ms interval, one update per 500 ms (50 intervals): each update reaches
-%% every node long before the next one.
+%% every node before the next one is made.
 slow_updates() ->
     cluster(4, fun(C) ->
         Ns = [N1 | _] = ?CL:nodes(C),
@@ -115,7 +115,7 @@ slow_updates() ->
                             T0 = erlang:monotonic_time(millisecond),
                             upd(C, N, Var, Op),
                             Done1 = Done ++ [{N, Op}],
-                            wait_values(C, Ns, Var, expected(Done1), 500),
+                            wait_values(C, Ns, Var, expected(Done1)),
                             sleep_until(T0 + 500),
                             Done1
                     end, [], Ops),

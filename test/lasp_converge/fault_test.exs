@@ -72,6 +72,11 @@ defmodule LaspConverge.FaultTest do
 
     refute Enum.any?(nodes, &(&1 in Node.list()))
     assert Cluster.live_nodes(cluster) == []
+    # A stopped cluster: nothing to undo, nothing to inject.
+    assert :ok = Fault.clear(cluster)
+    assert Fault.events(cluster) == []
+    assert {:error, :not_running} = Fault.partition(cluster, [nodes])
+    assert_raise ErlangError, fn -> Fault.drop(cluster, 0.1) end
   end
 
   defp add(cluster, node, var, e),
