@@ -1,7 +1,8 @@
 %% @doc `lasp_converge_cluster': three peer nodes start connected to each
 %% other and to this node, load the project's code and NIF, run the app, and
 %% are gone after `stop/1', also when the fun given to `with_cluster/3'
-%% raises.
+%% raises (after a crash and restart too) and when the process that started
+%% them exits.
 -module(lasp_converge_cluster_start_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -18,7 +19,9 @@ start_stop() ->
         failing_fun_still_stops(),
         ?assertEqual({error, {bad_size, 0}}, ?CL:start(0)),
         ?assertEqual({error, {bad_size, -1}}, ?CL:start(-1, #{})),
-        bad_app_stops_started_nodes()
+        bad_app_stops_started_nodes(),
+        caller_exit_stops_peers(),
+        failure_after_crash_and_restart_stops_all()
     after
         WasAlive orelse net_kernel:stop()
     end.
@@ -72,3 +75,42 @@ bad_app_stops_started_nodes() ->
     ?assertMatch({error, {start_failed, 1, {app, no_such_app, _}}},
                  ?CL:start(2, #{prefix => lc_bad, apps => [no_such_app]})),
     ?assertEqual(Before, nodes()).
+
+%% The process that started the cluster exits: its peers are halted.
+caller_exit_stops_peers() ->
+    Self = self(),
+    {_, Ref} = spawn_monitor(fun() ->
+                                     {ok, C} = ?CL:start(2, #{prefix => lc_orphan, apps => []}),
+                                     Self ! {nodes, ?CL:nodes(C)}
+                             end),
+    receive {'DOWN', Ref, process, _, _} -> ok end,
+    Ns = receive {nodes, X} -> X after 0 -> error(no_nodes) end,
+    ?assertEqual(2, length(Ns)),
+    wait_gone(Ns, 5000).
+
+%% A node crashed and restarted, then the fun fails: every node is stopped,
+%% the restarted one too.
+failure_after_crash_and_restart_stops_all() ->
+    Self = self(),
+    ?assertError(boom,
+                 ?CL:with_cluster(2, #{prefix => lc_crash},
+                                  fun(C) ->
+                                          [_, N2] = Ns = ?CL:nodes(C),
+                                          Self ! {nodes, Ns},
+                                          ok = lasp_converge_fault:crash(C, N2),
+                                          ?assertNot(lists:member(N2, nodes())),
+                                          ok = lasp_converge_fault:restart(C, N2, #{}),
+                                          ?assertEqual(Ns, ?CL:live_nodes(C)),
+                                          ?assertEqual(N2, ?CL:call(C, N2, erlang, node, [])),
+                                          erlang:error(boom)
+                                  end)),
+    Ns = receive {nodes, X} -> X after 0 -> error(no_nodes) end,
+    [?assertNot(lists:member(N, nodes())) || N <- Ns].
+
+wait_gone(Ns, Ms) when Ms > 0 ->
+    case [N || N <- Ns, lists:member(N, nodes())] of
+        [] -> ok;
+        _ -> timer:sleep(20), wait_gone(Ns, Ms - 20)
+    end;
+wait_gone(Ns, _) ->
+    ?assertEqual([], [N || N <- Ns, lists:member(N, nodes())]).
