@@ -136,6 +136,23 @@ defmodule LaspConverge do
   def reset(var), do: :lasp_converge.reset(var)
 
   @doc """
+  The raw records of the most recent finished updates, oldest first: per
+  update `:origin`, `:seq`, `:ts_us`, `:outcome` (`:converged`,
+  `:unconverged` or `:orphaned`), `:convergence_us`, `:missing`, `:reason`
+  and `:seen` (`%{node => ts_us}`, when each node first held it).
+  """
+  @spec records(variable()) :: [map()] | error()
+  def records(var), do: :lasp_converge.records(var)
+
+  @doc """
+  Prints a summary of `var` to the terminal: its figures, a sparkline of
+  divergence over time and a histogram of recent convergence times.
+  `LaspConverge.Report.write/2` draws the same as an HTML page.
+  """
+  @spec print(variable()) :: :ok | error()
+  def print(var), do: :lasp_converge.print(var)
+
+  @doc """
   Records `mark` (any term) on every variable aggregated on this node, to
   show in reports when something happened during a measurement;
   `LaspConverge.Fault` marks each fault it injects with

@@ -39,7 +39,8 @@
 -export([track/1, track/2, untrack/1,
          updated/3, updated/4, updated_delta/2, updated_delta/3,
          observed/2, observed/3,
-         stats/1, divergence/1, export/2, reset/1, mark/1, marks/1]).
+         stats/1, divergence/1, records/1, export/2, reset/1, mark/1, marks/1,
+         print/1]).
 
 -type var() :: term().
 -type crdt() :: lasp_converge_crdt:crdt().
@@ -277,6 +278,24 @@ stats(Var) ->
 -spec divergence(var()) -> [map()] | {error, term()}.
 divergence(Var) ->
     query(Var, divergence).
+
+%% @doc The raw records of the most recent finished updates (at most
+%% `record_window'), oldest first: per update `origin' (node), `seq',
+%% `ts_us', `outcome' (`converged' | `unconverged' | `orphaned'),
+%% `convergence_us' (`undefined' unless converged), `missing' (nodes that
+%% had not seen an unconverged one) and `reason' (`horizon' | `capacity' |
+%% `undefined'), and `seen' => #{Node => TsUs}, when each node first held
+%% it (aggregator's clock).
+-spec records(var()) -> [map()] | {error, term()}.
+records(Var) ->
+    query(Var, records).
+
+%% @doc Print a summary of `Var' to the terminal: its figures, a sparkline
+%% of divergence and a histogram of recent convergence times (see
+%% `lasp_converge_report').
+-spec print(var()) -> ok | {error, term()}.
+print(Var) ->
+    lasp_converge_report:print(Var).
 
 %% @doc Everything the tracker knows as JSON: `{"nodes": {Id: Node},
 %% "report": Report}', nodes named by their number in `report'.

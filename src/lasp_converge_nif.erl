@@ -20,7 +20,7 @@
          crdt_delta_mutate/3, crdt_delta_mutate_dirty/3,
          tracker_new/1, tracker_set_members/3, tracker_clock_exact/2,
          tracker_clock_sample/5, tracker_tick/2,
-         tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5, tracker_witness_dirty/5, tracker_retained/1,
+         tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5, tracker_witness_dirty/5, tracker_retained/1, tracker_records/1,
          tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
          tracker_json/1, tracker_reset/1, tracker_live/0]).
 
@@ -135,6 +135,8 @@ tracker_witness(_, _, _, _, _) -> ?NOT_LOADED.
 -spec tracker_witness_dirty(tracker(), non_neg_integer(), non_neg_integer(), integer(), term()) ->
           {ok, new | finished | duplicate} | {error, term()}.
 tracker_witness_dirty(_, _, _, _, _) -> ?NOT_LOADED.
+-spec tracker_records(tracker()) -> {ok, [map()]} | {error, term()}.
+tracker_records(_) -> ?NOT_LOADED.
 -spec tracker_retained(tracker()) -> {ok, #{atom() => non_neg_integer()}} | {error, term()}.
 tracker_retained(_) -> ?NOT_LOADED.
 -spec tracker_observed(tracker(), non_neg_integer(), integer(), term()) ->

@@ -391,6 +391,16 @@ query(divergence, #st{res = Res, names = Names}) ->
         {error, _} = E ->
             E
     end;
+query(records, #st{res = Res, names = Names}) ->
+    Name = fun(I) -> maps:get(I, Names, I) end,
+    case lasp_converge_nif:tracker_records(Res) of
+        {ok, Recs} ->
+            [R#{origin := Name(O), missing := [Name(I) || I <- Missing],
+                seen := maps:from_list([{Name(I), T} || {I, T} <- maps:to_list(Seen)])}
+             || R = #{origin := O, missing := Missing, seen := Seen} <- Recs];
+        {error, _} = E ->
+            E
+    end;
 query(json, #st{res = Res, names = Names}) ->
     case lasp_converge_nif:tracker_json(Res) of
         {ok, Report} ->

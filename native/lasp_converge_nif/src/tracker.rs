@@ -84,6 +84,16 @@ mod atoms {
         seq_entries,
         clock_samples,
         last_states,
+        origin,
+        seq,
+        ts_us,
+        outcome,
+        convergence_us,
+        missing,
+        seen,
+        reason,
+        horizon,
+        capacity,
         offset_us,
         uncertainty_us,
         rtt_us,
@@ -770,6 +780,53 @@ fn tracker_divergence<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
         let m = put(m, atoms::t_us(), s.t_us.encode(env));
         let m = put(m, atoms::up_to_date(), s.up_to_date.encode(env));
         let m = put(m, atoms::nodes(), nodes);
+        out.push(m);
+    }
+    Ok((atoms::ok(), out).encode(env))
+}
+
+// `tracker_records(Ref)`: `{ok, [#{origin, seq, ts_us, outcome,
+// convergence_us, missing, reason, seen => #{NodeId => TsUs}}]}`, the raw
+// records of the most recent finished updates, oldest first (at most
+// `record_window`). `convergence_us` is `undefined` unless converged;
+// `missing` and `reason` (`horizon` | `capacity`) only for unconverged.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_records<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
+    use lasp_converge_core::tracker::{Expiry, Outcome};
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let inner = r.lock();
+    let mut out = Vec::with_capacity(inner.tracker.records().len());
+    for rec in inner.tracker.records() {
+        let mut seen = map_new(env);
+        for s in &rec.seen {
+            seen = seen.map_put(s.node.0, s.ts_us).unwrap_or(seen);
+        }
+        let m = map_new(env);
+        let m = put(m, atoms::origin(), rec.id.origin.0.encode(env));
+        let m = put(m, atoms::seq(), rec.id.seq.encode(env));
+        let m = put(m, atoms::ts_us(), rec.ts_us.encode(env));
+        let m = put(m, atoms::seen(), seen);
+        let (outcome, conv, missing, reason) = match &rec.outcome {
+            Outcome::Converged { convergence_us } => {
+                (atoms::converged(), Some(*convergence_us), Vec::new(), None)
+            }
+            Outcome::Unconverged { reason, missing } => (
+                atoms::unconverged(),
+                None,
+                missing.iter().map(|n| n.0).collect(),
+                Some(match reason {
+                    Expiry::Horizon => atoms::horizon(),
+                    Expiry::Capacity => atoms::capacity(),
+                }),
+            ),
+            Outcome::Orphaned => (atoms::orphaned(), None, Vec::new(), None),
+        };
+        let m = put(m, atoms::outcome(), outcome.encode(env));
+        let m = put(m, atoms::convergence_us(), opt_or_undefined(env, conv));
+        let m = put(m, atoms::missing(), missing.encode(env));
+        let m = put(m, atoms::reason(), opt_or_undefined(env, reason));
         out.push(m);
     }
     Ok((atoms::ok(), out).encode(env))
