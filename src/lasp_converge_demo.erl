@@ -1,26 +1,193 @@
-%% @doc `make demo': two replicas diverge, merge natively, and show it.
+%% @doc `make demo': a local cluster replicating a variable, with a burst,
+%% a partition and its heal, measured while it runs and drawn at the end.
 %%
-%% Two replicas of a `state_orset' and of a `state_awset' take concurrent
-%% adds and removes of the same elements (each through `mutate/3'), are
-%% merged both ways, and the terminal shows their values, that both merge
-%% orders agree, and what the merge cost next to the same merge written in
-%% plain Erlang (`orddict'/`ordsets', as lasp-lang/types does it).
+%% `main/0' starts 5 peer nodes (`lasp_converge_cluster'), declares an awset
+%% replicated state-based every 250 ms (`lasp_converge_replicator'), tracks
+%% it from the first node (`lasp_converge'), and runs four phases: steady
+%% updates (5/s), a burst (100/s), a 2+3 partition with concurrent adds and
+%% removes of the same elements on both sides (10/s, `lasp_converge_fault'),
+%% then the heal and a quiet spell. Once a second it prints what the tracker
+%% measures (updates, pending, p50/p99, how many updates each node misses);
+%% at the end the summary (`lasp_converge:print/1'), the messages sent, the
+%% final values (equal on every node, every update accounted for), and the
+%% path of the HTML report (`lasp_converge_report'). About a minute.
+%%
+%% `merge/0,1' is the single-node demo: two replicas of an orset and of an
+%% awset diverge through `mutate/3', merge natively, and the terminal shows
+%% their values and the merge time next to plain Erlang.
 -module(lasp_converge_demo).
 
--export([main/0, main/1]).
+-export([main/0, main/1, merge/0, merge/1]).
 
 -define(ELEMENTS, 10000).
+-define(CL, lasp_converge_cluster).
+-define(REP, lasp_converge_replicator).
+-define(VAR, {<<"demo">>, state_awset}).
 
-%% @doc Run the demo with 10,000 elements per replica.
+%% @equiv main(#{})
 -spec main() -> ok.
 main() ->
-    main(?ELEMENTS).
+    main(#{}).
 
-%% @doc Run the demo with `N' elements per replica.
--spec main(pos_integer()) -> ok.
-main(N) ->
-    io:format("~nlasp_converge demo: two replicas diverge, then merge~n"
-              "====================================================~n~n"),
+%% @doc The cluster demo. Options: `nodes' (default 5), `state_interval'
+%% (ms, default 250), `report' (the HTML file, default
+%% `_build/demo/lasp_converge_report.html'), `scale' (multiplies every
+%% phase's duration, default 1.0).
+-spec main(map()) -> ok.
+main(Opts) when is_map(Opts) ->
+    N = maps:get(nodes, Opts, 5),
+    Interval = maps:get(state_interval, Opts, 250),
+    Path = filename:absname(maps:get(report, Opts, "_build/demo/lasp_converge_report.html")),
+    Scale = maps:get(scale, Opts, 1.0),
+    %% Sparklines and units print as UTF-8.
+    ok = io:setopts([{encoding, unicode}]),
+    io:format("~nlasp_converge demo: ~b local nodes, an awset replicated state-based "
+              "every ~b ms~n~n", [N, Interval]),
+    {ok, C} = ?CL:start(N, #{prefix => lc_demo}),
+    try
+        run_cluster(C, Interval, Path, Scale)
+    after
+        ?CL:stop(C)
+    end.
+
+run_cluster(C, Interval, Path, Scale) ->
+    Ns = [N1 | _] = ?CL:nodes(C),
+    io:format("nodes: ~p~n", [Ns]),
+    [{ok, _} = ?CL:call(C, Nd, ?REP, set, [#{state_interval => Interval}]) || Nd <- Ns],
+    ok = ?CL:call(C, N1, lasp_converge, track, [?VAR, #{nodes => Ns}]),
+    {ok, _} = ?CL:call(C, N1, ?REP, declare, [?VAR, state_awset, #{nodes => Ns}]),
+    {A, B} = lists:split(2, Ns),
+    Ms = fun(S) -> round(S * 1000 * Scale) end,
+    Phases = [{"steady, 5 updates/s", Ms(8), 5, Ns, fun() -> ok end},
+              {"burst, 100 updates/s", Ms(4), 100, Ns, fun() -> ok end},
+              {"partition 2+3, 10 updates/s on both sides", Ms(5), 10, Ns,
+               fun() -> ok = lasp_converge_fault:partition(C, [A, B]) end},
+              {"healed, 5 updates/s", Ms(5), 5, Ns,
+               fun() -> ok = lasp_converge_fault:heal(C) end},
+              {"quiet", Ms(3), 0, Ns, fun() -> ok end}],
+    T0 = erlang:monotonic_time(millisecond),
+    io:format("~n~6s  ~-42s ~8s ~9s ~9s ~9s  ~s~n",
+              ["time", "phase", "updates", "pending", "p50", "p99", "unseen per node"]),
+    Log = lists:foldl(fun(Phase, Acc) -> phase(C, N1, Phase, T0, Acc) end,
+                      #{made => 0, ops => []}, Phases),
+    #{made := Made, ops := Ops} = Log,
+    io:format("~nwaiting for every update to converge...~n"),
+    _ = wait_converged(C, N1, Made, 20000),
+    finish(C, Ns, N1, Made, lists:reverse(Ops), Path).
+
+%% Run one phase: its fault (if any), then `Rate' updates a second spread
+%% over the nodes, printing a line every second.
+phase(C, N1, {Name, Ms, Rate, Ns, Start}, T0, Log0) ->
+    ok = Start(),
+    End = erlang:monotonic_time(millisecond) + Ms,
+    loop(C, N1, Name, Rate, Ns, End, T0, Log0, erlang:monotonic_time(millisecond)).
+
+loop(C, N1, Name, Rate, Ns, End, T0, Log, NextPrint) ->
+    Now = erlang:monotonic_time(millisecond),
+    case Now >= End of
+        true ->
+            progress(C, N1, Name, T0, Log),
+            Log;
+        false ->
+            Log1 = case Rate of
+                       0 -> Log;
+                       _ -> update(C, Ns, Log)
+                   end,
+            NextPrint1 = case Now >= NextPrint of
+                             true -> progress(C, N1, Name, T0, Log1), Now + 1000;
+                             false -> NextPrint
+                         end,
+            Sleep = case Rate of
+                        0 -> min(100, End - Now);
+                        _ -> max(0, 1000 div Rate - 1)
+                    end,
+            timer:sleep(Sleep),
+            loop(C, N1, Name, Rate, Ns, End, T0, Log1, NextPrint1)
+    end.
+
+%% Adds of fresh elements round the nodes; every 4th update removes an
+%% element added two rounds earlier, and every 7th re-adds one removed, so
+%% both sides of a partition touch the same elements.
+update(C, Ns, Log = #{made := K, ops := Ops}) ->
+    Node = lists:nth(K rem length(Ns) + 1, Ns),
+    Op = if K rem 4 =:= 3, K > 10 -> {rmv, K - 2 * length(Ns)};
+            K rem 7 =:= 6, K > 20 -> {add, K - 9};
+            true -> {add, K}
+         end,
+    case ?CL:call(C, Node, ?REP, update, [?VAR, Op, Node]) of
+        {ok, _} -> Log#{made := K + 1, ops := [Op | Ops]};
+        {error, _} -> Log#{made := K + 1}
+    end.
+
+progress(C, N1, Name, T0, #{made := Made}) ->
+    S = ?CL:call(C, N1, lasp_converge, stats, [?VAR]),
+    Unseen = case ?CL:call(C, N1, lasp_converge, divergence, [?VAR]) of
+                 [_ | _] = Div ->
+                     #{nodes := Nodes} = lists:last(Div),
+                     [maps:get(unseen, maps:get(Nd, Nodes, #{}), 0)
+                      || Nd <- lists:sort(maps:keys(Nodes))];
+                 _ -> []
+             end,
+    io:format("~5.1fs  ~-42s ~8b ~9b ~9ts ~9ts  ~w~n",
+              [(erlang:monotonic_time(millisecond) - T0) / 1000, Name, Made,
+               maps:get(pending, S, 0), us(maps:get(p50, S, undefined)),
+               us(maps:get(p99, S, undefined)), Unseen]).
+
+us(undefined) -> "-";
+us(U) -> lasp_converge_svg:fmt_us(U).
+
+wait_converged(C, N1, Made, Ms) when Ms > 0 ->
+    S = ?CL:call(C, N1, lasp_converge, stats, [?VAR]),
+    case maps:get(updates, S) >= Made andalso maps:get(pending, S) =:= 0 of
+        true -> ok;
+        false -> timer:sleep(200), wait_converged(C, N1, Made, Ms - 200)
+    end;
+wait_converged(_, _, _, _) ->
+    timeout.
+
+finish(C, Ns, N1, Made, Ops, Path) ->
+    {ok, Data} = ?CL:call(C, N1, lasp_converge_report, collect, [?VAR]),
+    io:format("~n"),
+    io:put_chars(lasp_converge_report:format(Data)),
+    Stats = [?CL:call(C, Nd, ?REP, stats, []) || Nd <- Ns],
+    Msgs = lists:sum([maps:get(sent_messages, S) || S <- Stats]),
+    Bytes = lists:sum([maps:get(sent_bytes, S) || S <- Stats]),
+    io:format("replication: ~b messages, ~.1f MB sent for ~b updates (~.1f messages an update)~n",
+              [Msgs, Bytes / 1.0e6, Made, Msgs / max(1, Made)]),
+    Values = [begin {ok, V} = ?CL:call(C, Nd, ?REP, value, [?VAR]),
+                    lists:sort(sets:to_list(V)) end || Nd <- Ns],
+    {MustHave, MayHave} = expected(Ops),
+    Same = lists:usort(Values) =:= [hd(Values)],
+    V = hd(Values),
+    Kept = MustHave -- V =:= [] andalso V -- MayHave =:= [],
+    io:format("final value: ~b elements, equal on all ~b nodes: ~p; every element added and "
+              "never removed is there (~b), and nothing never added: ~p~n",
+              [length(V), length(Ns), Same, length(MustHave), Kept]),
+    io:format("faults: ~p~n", [[{F, A} || #{fault := F, args := A} <- lasp_converge_fault:events(C)]]),
+    {ok, Written} = ?CL:call(C, N1, lasp_converge_report, write,
+                             [Path, [?VAR], #{title => "lasp_converge demo"}]),
+    io:format("~nreport: ~ts~n~n", [Written]),
+    ok.
+
+%% What the updates imply for the final value: every element added and
+%% never removed must be there, and nothing that was never added. (A remove
+%% that runs where the add has not arrived yet, as during the partition,
+%% removes nothing: add-wins.)
+expected(Ops) ->
+    Added = lists:usort([E || {add, E} <- Ops]),
+    Removed = lists:usort([E || {rmv, E} <- Ops]),
+    {Added -- Removed, Added}.
+
+%% @doc Run the merge demo with 10,000 elements per replica.
+-spec merge() -> ok.
+merge() ->
+    merge(?ELEMENTS).
+
+%% @doc Run the merge demo with `N' elements per replica.
+-spec merge(pos_integer()) -> ok.
+merge(N) ->
+    io:format("~nlasp_converge merge demo: two replicas diverge, then merge~n"
+              "==========================================================~n~n"),
     lists:foreach(fun(Type) -> run(Type, N) end, [state_orset, state_awset]),
     ok.
 

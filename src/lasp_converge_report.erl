@@ -399,5 +399,5 @@ text_histogram(Conv) ->
     Max = lists:max([C || {_, _, C} <- Bins]),
     ["convergence time (recent updates):\n",
      [io_lib:format("  ~10ts ~-40ts ~b~n",
-                    [?S:fmt_us(round(Lo)), lists:duplicate(round(C / Max * 40), $#), C])
-      || {Lo, _, C} <- Bins]].
+                    [?S:fmt_us(round(Lo)), lists:duplicate(max(1, round(C / Max * 40)), $#), C])
+      || {Lo, _, C} <- Bins, C > 0]].

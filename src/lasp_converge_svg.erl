@@ -71,7 +71,7 @@ line(Series0, Opts) ->
     svg(Opts, Frame, "line",
         [axes(Frame, XS, XR, YS, YR, Opts),
          Paths,
-         [vline(Frame, Fx(X), L, C, X) || {X, L, C} <- maps:get(vlines, Opts, []), in(XS, XR, X)],
+         vlines(Frame, Fx, XS, XR, Opts),
          [hline(Frame, Fy(Y), L, C, Y) || {Y, L, C} <- maps:get(hlines, Opts, []), in(YS, YR, Y)],
          legend(Frame, Series)]).
 
@@ -126,7 +126,7 @@ bars(Bins0, Opts) ->
     svg(Opts#{y_label => maps:get(y_label, Opts, "updates")}, Frame, "bars",
         [axes(Frame, XS, XR, linear, YR, Opts#{y_format => fun fmt_num/1}),
          ["<g data-bins=\"", integer_to_list(length(Bins)), "\">", Rects, "</g>"],
-         [vline(Frame, Fx(X), L, C, X) || {X, L, C} <- maps:get(vlines, Opts, []), in(XS, XR, X)]]).
+         vlines(Frame, Fx, XS, XR, Opts)]).
 
 %% @doc A heatmap: one row per label, one column per `{Lo, Hi}' bin of the
 %% x axis (log when `x_scale => log'); `Counts' is a list (one per row) of
@@ -316,13 +316,20 @@ y_axis(Frame, YS, {Lo, Hi} = YR, Opts) ->
                    " text-anchor=\"middle\">~ts</text>\n",
                    [(T + B) div 2, esc(maps:get(y_label, Opts, ""))])].
 
-vline(Frame, X, Label0, Class, Value) ->
-    {_, T, _, B} = plot_box(Frame),
+%% Vertical markers, their labels staggered over three lines so that
+%% close ones stay readable.
+vlines(Frame, Fx, XS, XR, Opts) ->
+    Vs = [V || {X, _, _} = V <- maps:get(vlines, Opts, []), in(XS, XR, X)],
+    [vline(Frame, Fx(X), L, C, X, I rem 3) || {I, {X, L, C}} <- enumerate(Vs)].
+
+vline(Frame, X, Label0, Class, Value, Row) ->
+    {_, T0, _, B} = plot_box(Frame),
+    T = T0 + 12 * Row,
     Label = short(Label0, 48),
     io_lib:format("<g class=\"lc-mark ~ts\" data-value=\"~ts\" data-label=\"~ts\">"
                   "<line x1=\"~.1f\" y1=\"~b\" x2=\"~.1f\" y2=\"~b\"/>"
                   "<text x=\"~.1f\" y=\"~b\">~ts</text></g>\n",
-                  [Class, fmt_num(Value), esc(Label0), X, T, X, B, X + 3, T + 10, esc(Label)]).
+                  [Class, fmt_num(Value), esc(Label0), X, T0, X, B, X + 3, T + 10, esc(Label)]).
 
 hline(Frame, Y, Label, Class, Value) ->
     {L, _, R, _} = plot_box(Frame),
