@@ -24,8 +24,12 @@
 -define(REP, lasp_converge_replicator).
 -define(VAR, {<<"demo">>, state_awset}).
 
+-type result() :: #{updates := non_neg_integer(), agree := boolean(), kept := boolean(),
+                    converged := non_neg_integer(), report := file:filename_all()}.
+-export_type([result/0]).
+
 %% @equiv main(#{})
--spec main() -> ok.
+-spec main() -> result().
 main() ->
     main(#{}).
 
@@ -167,7 +171,8 @@ finish(C, Ns, N1, Made, Ops, Path) ->
     {ok, Written} = ?CL:call(C, N1, lasp_converge_report, write,
                              [Path, [?VAR], #{title => "lasp_converge demo"}]),
     io:format("~nreport: ~ts~n~n", [Written]),
-    ok.
+    #{updates => Made, converged => maps:get(converged, maps:get(stats, Data)),
+      agree => Same, kept => Kept, report => Written}.
 
 %% What the updates imply for the final value: every element added and
 %% never removed must be there, and nothing that was never added. (A remove
