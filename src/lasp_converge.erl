@@ -40,7 +40,7 @@
          updated/3, updated/4, updated_delta/2, updated_delta/3,
          observed/2, observed/3,
          stats/1, divergence/1, records/1, export/2, reset/1, mark/1, marks/1,
-         print/1]).
+         print/1, tracked/0]).
 
 -type var() :: term().
 -type crdt() :: lasp_converge_crdt:crdt().
@@ -289,6 +289,11 @@ divergence(Var) ->
 -spec records(var()) -> [map()] | {error, term()}.
 records(Var) ->
     query(Var, records).
+
+%% @doc The variables tracked with this node as the aggregating node.
+-spec tracked() -> [var()].
+tracked() ->
+    lasp_converge_tracker:aggregated().
 
 %% @doc Print a summary of `Var' to the terminal: its figures, a sparkline
 %% of divergence and a histogram of recent convergence times (see

@@ -27,8 +27,8 @@
 %% a text histogram to the terminal.
 -module(lasp_converge_report).
 
--export([write/2, write/3, render/1, render/2, collect/1, print/1, format/1,
-         hist_bins/1, windows/2, sparkline/1]).
+-export([write/2, write/3, render/1, render/2, section/1, css/0, collect/1, print/1,
+         format/1, hist_bins/1, windows/2, sparkline/1]).
 
 -type data() :: #{var := term(), stats := map(), divergence := [map()],
                   records := [map()], marks := [term()]}.
@@ -125,6 +125,9 @@ print(Var) ->
 %% One variable
 %% ===================================================================
 
+%% @doc The part of the page about one variable (a `<section>'), as the
+%% live dashboard also shows it.
+-spec section(data()) -> iodata().
 section(D = #{var := Var, stats := S, divergence := Div, records := Recs, marks := Marks0}) ->
     T0 = t0(D),
     Marks = [M || M <- Marks0, mark_time(M) =/= undefined],
@@ -315,6 +318,8 @@ note(Id, Text) ->
 atom_label(A) when is_atom(A) -> atom_to_list(A);
 atom_label(X) -> io_lib:format("~0tp", [X]).
 
+%% @doc The page's stylesheet.
+-spec css() -> iodata().
 css() ->
     ":root{--fg:#1d2330;--bg:#ffffff;--muted:#5b6475;--grid:#e3e6ec;--axis:#8a93a5;"
     "--c0:#2f6fdb;--c1:#d9480f;--c2:#2b8a3e;--c3:#9c36b5;--c4:#e67700;--c5:#0b7285;"

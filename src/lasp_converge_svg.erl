@@ -234,6 +234,7 @@ range(linear, undefined, []) ->
 range(linear, undefined, Vs) ->
     {Lo, Hi} = {lists:min(Vs), lists:max(Vs)},
     case Hi - Lo of
+        D when D == 0, Lo >= 0 -> {0, Hi + 1};
         D when D == 0 -> {Lo - 1, Hi + 1};
         D -> {Lo, Hi + D * 0.04}
     end;

@@ -35,7 +35,7 @@
 -behaviour(gen_server).
 
 -export([start_link/2, now_us/0, lookup/1, next_seq/1, swap_last_sent/2, check_type/2,
-         mark_all/1]).
+         mark_all/1, aggregated/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SYNC_ROUNDS, 8).
@@ -145,6 +145,15 @@ mark_all(Mark) ->
         Pids -> lists:foreach(fun([Pid]) -> gen_server:cast(Pid, {mark, Mark}) end, Pids)
     catch error:badarg ->
             ok
+    end.
+
+%% @doc The variables aggregated on this node, in term order.
+-spec aggregated() -> [term()].
+aggregated() ->
+    try ets:match(lasp_converge_sup:registry(), {{var, '$1'}, '_', aggregator, '_', '_', '_'}) of
+        Vars -> lists:sort([V || [V] <- Vars])
+    catch error:badarg ->
+            []
     end.
 
 %% ---- gen_server ----

@@ -7,6 +7,9 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+%% For lasp_converge_browser_tests.
+-export([synthetic/0]).
+
 -define(S, lasp_converge_svg).
 -define(R, lasp_converge_report).
 -define(CL, lasp_converge_cluster).

@@ -1,0 +1,46 @@
+defmodule LaspConverge.HTTP do
+  @moduledoc """
+  A live dashboard on OTP's inets httpd: the report's charts
+  (`LaspConverge.Report`) for every variable this node aggregates,
+  redrawn as the measurement goes on.
+
+  The page at `/` polls `/api/vars` (the variables, as JSON) and
+  `/api/var?id=N` (one variable's figures and its charts) every
+  `:refresh_ms`. It binds to 127.0.0.1 unless told otherwise; port 0 (the
+  default) takes any free port and returns it. Unknown paths answer 404,
+  a bad `id` 400, other methods than GET and HEAD 405; the server reads no
+  file. The Erlang module is `:lasp_converge_http`.
+
+      iex> {:ok, %{port: port, url: url}} = LaspConverge.HTTP.start(refresh_ms: 500)
+      iex> port > 0 and String.starts_with?(url, "http://127.0.0.1:")
+      true
+      iex> LaspConverge.HTTP.stop()
+      :ok
+  """
+
+  @doc """
+  Starts the dashboard. Options: `:port` (default 0, any free one),
+  `:ip` (default `{127, 0, 0, 1}`), `:refresh_ms` (default 1000).
+  """
+  @spec start(keyword()) ::
+          {:ok, %{port: :inet.port_number(), url: String.t()}} | {:error, term()}
+  def start(opts \\ []) when is_list(opts) do
+    case :lasp_converge_http.start(Map.new(opts)) do
+      {:ok, %{url: url} = m} -> {:ok, %{m | url: List.to_string(url)}}
+      {:error, _} = e -> e
+    end
+  end
+
+  @doc "Stops this node's dashboard."
+  @spec stop() :: :ok | {:error, :not_started}
+  def stop, do: :lasp_converge_http.stop()
+
+  @doc "The running dashboard's address."
+  @spec url() :: {:ok, String.t()} | {:error, :not_started}
+  def url do
+    case :lasp_converge_http.url() do
+      {:ok, u} -> {:ok, List.to_string(u)}
+      e -> e
+    end
+  end
+end

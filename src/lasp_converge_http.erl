@@ -1,0 +1,249 @@
+%% @doc A live dashboard on OTP's inets httpd: the report's charts, redrawn
+%% as the measurement goes on.
+%%
+%% `start(Opts)' serves, on 127.0.0.1 by default:
+%%
+%% <ul>
+%% <li>`GET /': the dashboard page (inline CSS and script, nothing fetched
+%%     from elsewhere). Every `refresh_ms' it polls the endpoints below and
+%%     redraws each tracked variable's section;</li>
+%% <li>`GET /api/vars': `[{"id": N, "name": "..."}]', the variables this
+%%     node aggregates;</li>
+%% <li>`GET /api/var?id=N': `{"id", "name", "stats", "samples", "records",
+%%     "html"}', the variable's figures and its section of the report
+%%     (`lasp_converge_report:section/1') as HTML.</li>
+%% </ul>
+%%
+%% Anything else is 404; a missing or malformed `id', 400; a method other
+%% than GET or HEAD, 405. Every answer is generated: the server reads no
+%% file, so it cannot serve one from outside its own. One server per node.
+-module(lasp_converge_http).
+
+-export([start/0, start/1, stop/0, url/0, do/1, json/1]).
+
+-include_lib("inets/include/httpd.hrl").
+
+-define(KEY, {?MODULE, server}).
+
+-type opts() :: #{port => inet:port_number(), ip => inet:ip_address(),
+                  refresh_ms => pos_integer()}.
+-export_type([opts/0]).
+
+%% @equiv start(#{})
+-spec start() -> {ok, #{port := inet:port_number(), url := string()}} | {error, term()}.
+start() ->
+    start(#{}).
+
+%% @doc Start the dashboard. Options: `port' (default 0: any free port, the
+%% one taken is returned), `ip' (default `{127, 0, 0, 1}'), `refresh_ms'
+%% (how often the page polls, default 1000). `{error, already_started}' if
+%% one runs on this node.
+-spec start(opts()) -> {ok, #{port := inet:port_number(), url := string()}} | {error, term()}.
+start(Opts) when is_map(Opts) ->
+    case persistent_term:get(?KEY, undefined) of
+        undefined ->
+            Port = maps:get(port, Opts, 0),
+            Ip = maps:get(ip, Opts, {127, 0, 0, 1}),
+            Refresh = maps:get(refresh_ms, Opts, 1000),
+            case valid(Port, Ip, Refresh) of
+                true -> start_httpd(Port, Ip, Refresh);
+                false -> {error, bad_opts}
+            end;
+        _ ->
+            {error, already_started}
+    end;
+start(_) ->
+    {error, bad_opts}.
+
+valid(Port, Ip, Refresh) ->
+    is_integer(Port) andalso Port >= 0 andalso Port < 65536
+        andalso (is_tuple(Ip) andalso (tuple_size(Ip) =:= 4 orelse tuple_size(Ip) =:= 8))
+        andalso is_integer(Refresh) andalso Refresh > 0.
+
+start_httpd(Port, Ip, Refresh) ->
+    {ok, _} = application:ensure_all_started(inets),
+    %% httpd wants a server root and a document root; it reads no file from
+    %% them (no module here serves files), so an empty directory will do.
+    Root = filename:join(filename:basedir(user_cache, "lasp_converge"), "httpd"),
+    ok = filelib:ensure_path(Root),
+    Family = case tuple_size(Ip) of 4 -> inet; 8 -> inet6 end,
+    Config = [{port, Port}, {bind_address, Ip}, {ipfamily, Family},
+              {server_name, "lasp_converge"}, {server_root, Root}, {document_root, Root},
+              {modules, [?MODULE]}, {max_body_size, 1}, {keep_alive, true}],
+    case inets:start(httpd, Config) of
+        {ok, Pid} ->
+            [{port, P}] = httpd:info(Pid, [port]),
+            Url = url(Ip, P),
+            persistent_term:put(?KEY, #{pid => Pid, port => P, url => Url, refresh => Refresh}),
+            {ok, #{port => P, url => Url}};
+        {error, _} = E ->
+            E
+    end.
+
+url({A, B, C, D}, P) -> lists:flatten(io_lib:format("http://~b.~b.~b.~b:~b/", [A, B, C, D, P]));
+url(Ip, P) -> lists:flatten(io_lib:format("http://[~s]:~b/", [inet:ntoa(Ip), P])).
+
+%% @doc Stop this node's dashboard.
+-spec stop() -> ok | {error, not_started}.
+stop() ->
+    case persistent_term:get(?KEY, undefined) of
+        undefined ->
+            {error, not_started};
+        #{pid := Pid} ->
+            persistent_term:erase(?KEY),
+            _ = inets:stop(httpd, Pid),
+            ok
+    end.
+
+%% @doc The running dashboard's address.
+-spec url() -> {ok, string()} | {error, not_started}.
+url() ->
+    case persistent_term:get(?KEY, undefined) of
+        undefined -> {error, not_started};
+        #{url := U} -> {ok, U}
+    end.
+
+%% ===================================================================
+%% httpd callback
+%% ===================================================================
+
+%% @private
+do(#mod{method = Method, request_uri = Uri}) ->
+    {Status, Type, Body} =
+        case lists:member(Method, ["GET", "HEAD"]) of
+            false -> {405, "text/plain", <<"method not allowed\n">>};
+            true -> route(uri_string:parse(Uri))
+        end,
+    Bin = unicode:characters_to_binary(Body),
+    Headers = [{code, Status}, {content_type, Type ++ "; charset=utf-8"},
+               {content_length, integer_to_list(byte_size(Bin))},
+               {cache_control, "no-store"}, {x_content_type_options, "nosniff"}],
+    Out = case Method of
+              "HEAD" -> [];
+              _ -> [Bin]
+          end,
+    {proceed, [{response, {response, Headers, Out}}]}.
+
+route(#{path := "/"} = U) when not is_map_key(query, U) ->
+    {200, "text/html", page()};
+route(#{path := "/api/vars"}) ->
+    {200, "application/json", json([#{id => I, name => name(V)} || {I, V} <- vars()])};
+route(#{path := "/api/var"} = U) ->
+    Q = uri_string:dissect_query(maps:get(query, U, "")),
+    case [X || {"id", X} <- Q] of
+        [Id] ->
+            case string:to_integer(Id) of
+                {I, ""} when I >= 0 -> var(I);
+                _ -> {400, "text/plain", <<"id must be a non-negative integer\n">>}
+            end;
+        _ ->
+            {400, "text/plain", <<"one id=N is required\n">>}
+    end;
+route(#{}) ->
+    {404, "text/plain", <<"not found\n">>};
+route(_) ->
+    {400, "text/plain", <<"bad request\n">>}.
+
+vars() ->
+    lists:zip(lists:seq(0, length(lasp_converge:tracked()) - 1), lasp_converge:tracked()).
+
+var(I) ->
+    case lists:keyfind(I, 1, vars()) of
+        false ->
+            {404, "text/plain", <<"no such variable\n">>};
+        {I, V} ->
+            case lasp_converge_report:collect(V) of
+                {ok, D = #{stats := S, divergence := Div, records := Recs}} ->
+                    {200, "application/json",
+                     json(#{id => I, name => name(V), stats => S, samples => length(Div),
+                            records => length(Recs),
+                            html => unicode:characters_to_binary(
+                                      lasp_converge_report:section(D))})};
+                {error, _} ->
+                    {404, "text/plain", <<"no such variable\n">>}
+            end
+    end.
+
+name(V) -> unicode:characters_to_binary(io_lib:format("~0tp", [V])).
+
+%% ===================================================================
+%% The page
+%% ===================================================================
+
+page() ->
+    #{refresh := R} = persistent_term:get(?KEY, #{refresh => 1000}),
+    ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+     "<title>lasp_converge live</title>\n<style>", lasp_converge_report:css(),
+     "#status{color:var(--muted)}</style></head>\n<body>\n"
+     "<h1>lasp_converge live</h1>\n<p id=\"status\">connecting…</p>\n<div id=\"vars\"></div>\n"
+     "<script>\n"
+     "const REFRESH = ", integer_to_list(R), ";\n"
+     "let polls = 0;\n"
+     "async function poll() {\n"
+     "  try {\n"
+     "    const vars = await (await fetch('/api/vars')).json();\n"
+     "    const box = document.getElementById('vars');\n"
+     "    for (const v of vars) {\n"
+     "      let el = document.getElementById('var-' + v.id);\n"
+     "      if (!el) { el = document.createElement('div'); el.id = 'var-' + v.id; box.appendChild(el); }\n"
+     "      const d = await (await fetch('/api/var?id=' + v.id)).json();\n"
+     "      el.dataset.samples = d.samples; el.dataset.records = d.records;\n"
+     "      el.innerHTML = d.html;\n"
+     "    }\n"
+     "    polls += 1;\n"
+     "    document.body.dataset.polls = polls;\n"
+     "    document.getElementById('status').textContent =\n"
+     "      vars.length + ' variable(s), updated ' + new Date().toLocaleTimeString();\n"
+     "  } catch (e) {\n"
+     "    document.getElementById('status').textContent = 'not reachable: ' + e.message;\n"
+     "  }\n"
+     "  setTimeout(poll, REFRESH);\n"
+     "}\n"
+     "poll();\n"
+     "</script>\n</body></html>\n"].
+
+%% ===================================================================
+%% JSON
+%% ===================================================================
+
+%% @doc JSON for maps (atom, binary or string keys), lists, binaries (as
+%% strings), numbers, booleans and `undefined' (null); any other term as
+%% its printed form.
+-spec json(term()) -> iodata().
+json(undefined) -> "null";
+json(null) -> "null";
+json(true) -> "true";
+json(false) -> "false";
+json(N) when is_integer(N) -> integer_to_list(N);
+json(F) when is_float(F) -> float_to_list(F, [short]);
+json(A) when is_atom(A) -> string(atom_to_list(A));
+json(B) when is_binary(B) -> string(B);
+json(M) when is_map(M) ->
+    ["{", lists:join($,, [[string(key(K)), $:, json(V)] || {K, V} <- lists:sort(maps:to_list(M))]),
+     "}"];
+json(L) when is_list(L) ->
+    case io_lib:printable_unicode_list(L) andalso L =/= [] of
+        true -> string(L);
+        false -> ["[", lists:join($,, [json(X) || X <- L]), "]"]
+    end;
+json(T) ->
+    string(io_lib:format("~0tp", [T])).
+
+key(K) when is_atom(K) -> atom_to_list(K);
+key(K) when is_binary(K) -> K;
+key(K) when is_integer(K) -> integer_to_list(K);
+key(K) -> io_lib:format("~0tp", [K]).
+
+string(S) ->
+    L = case unicode:characters_to_list(S) of
+            L0 when is_list(L0) -> L0;
+            _ -> io_lib:format("~0tp", [S])
+        end,
+    [$", [esc(C) || C <- L], $"].
+
+esc($") -> "\\\"";
+esc($\\) -> "\\\\";
+esc($\n) -> "\\n";
+esc($<) -> "\\u003c";
+esc(C) when C < 16#20 -> io_lib:format("\\u~4.16.0b", [C]);
+esc(C) -> C.

@@ -1,0 +1,46 @@
+defmodule LaspConverge.HTTPTest do
+  # One dashboard per node: not async.
+  use ExUnit.Case, async: false
+  doctest LaspConverge.HTTP
+
+  setup do
+    {:ok, _} = Application.ensure_all_started(:lasp_converge)
+    :ok
+  end
+
+  defp get(url) do
+    {:ok, {{_, code, _}, headers, body}} =
+      :httpc.request(:get, {String.to_charlist(url), []}, [], body_format: :binary)
+
+    {code, to_string(:proplists.get_value(~c"content-type", headers)), body}
+  end
+
+  test "serves the variables, one variable's figures, and rejects the rest" do
+    var = {"http-#{System.unique_integer([:positive])}", :state_gset}
+    :ok = LaspConverge.track(var, nodes: [])
+    :ok = LaspConverge.updated(var, {:state_gset, []}, {:state_gset, [:a]})
+    {:ok, %{url: url}} = LaspConverge.HTTP.start()
+
+    on_exit(fn ->
+      LaspConverge.HTTP.stop()
+      LaspConverge.untrack(var)
+    end)
+
+    assert {:error, :already_started} = LaspConverge.HTTP.start()
+    assert {200, "text/html" <> _, page} = get(url)
+    assert page =~ "lasp_converge live"
+    assert {200, "application/json" <> _, vars} = get(url <> "api/vars")
+    assert vars =~ ~s("name":)
+    [_, id] = Regex.run(~r/"id":(\d+),"name":"[^}]*#{elem(var, 0)}/, vars)
+    assert {200, _, one} = get(url <> "api/var?id=" <> id)
+    assert one =~ ~s("updates":1)
+    assert one =~ "convergence-cdf"
+    assert {404, _, _} = get(url <> "api/var?id=99")
+    assert {400, _, _} = get(url <> "api/var?id=-1")
+    assert {400, _, _} = get(url <> "api/var")
+    assert {404, _, _} = get(url <> "nothing/here")
+    assert {404, _, _} = get(url <> "..%2F..%2Fetc%2Fpasswd")
+    assert :ok = LaspConverge.HTTP.stop()
+    assert {:error, :not_started} = LaspConverge.HTTP.url()
+  end
+end
