@@ -1,0 +1,915 @@
+%% @doc Propagation control: one call to set how fast state propagates on
+%% every node of a cluster, and a controller per variable that sets it from
+%% what it measures.
+%%
+%% == Settings ==
+%%
+%% `set(Settings)' applies `state_interval', `delta_interval' (ms),
+%% `propagate_on_update', `jitter' (booleans) and `jitter_percent' (0..100)
+%% on every member node. A node where Lasp runs (its `lasp' application is
+%% started and `lasp_config' is loaded) gets them through
+%% `lasp_config:set/2', one call per key, as Lasp reads them. Any other node
+%% where the `lasp_converge' application runs gets them through
+%% `lasp_converge_replicator:set/1', mapped onto the replicator's knobs:
+%% the replicator runs one timer, for the mode in force, so `state_interval'
+%% sets it in `state_based' mode and `delta_interval' in `delta_based' mode
+%% (the other interval is kept on the node and takes over when it is set
+%% again after a mode change); `jitter => false' sets the replicator's
+%% `jitter_percent' to 0, `jitter => true' to the node's `jitter_percent'.
+%% `get()' reads the five settings back from every member and says whether
+%% they agree. Where a node has no value, Lasp's defaults are assumed:
+%% 10 000 ms for both intervals, no propagation on update, no jitter, 1 %.
+%%
+%% == Controllers ==
+%%
+%% `start(Var, Policy, Opts)' runs a controller for the variable `Var' (a
+%% `temporary' child of `lasp_converge_sup' on the calling node) that sets
+%% the propagation interval of every member: `state_interval', or
+%% `delta_interval' when the calling node's replicator runs `delta_based'
+%% (option `key'). Policies:
+%%
+%% <ul>
+%% <li>`{fixed, Ms}': the interval is `Ms'.</li>
+%% <li>`{rate_proportional, #{updates_per_interval := K, min := Ms, max :=
+%%     Ms}}': the interval is the time the variable takes to receive `K'
+%%     updates at the measured rate (smoothed), within the bounds; `max'
+%%     when nothing is updated.</li>
+%% <li>`{target_p99, Ms}': the slowest propagation (the longest interval,
+%%     the fewest messages) whose measured p99 convergence time stays under
+%%     `Ms'. A window whose p99 is over the target shortens the interval at
+%%     once, aiming at `aim' (default 0.7) times the target; the interval
+%%     is lengthened, aiming at the same point, only after `calm' (default
+%%     2) windows in a row under `low' (default 0.5) times the target.
+%%     Between the two the interval stays.</li>
+%% <li>`{budget, MessagesPerSecond}': the fastest convergence (the
+%%     shortest interval) whose replication messages for the variable,
+%%     summed over the members (`lasp_converge_replicator:stats/0'), stay
+%%     within the budget: over it the interval grows at once, under `low'
+%%     times it for `calm' windows it shrinks, aiming at `aim' times the
+%%     budget. Lasp nodes count no messages here.</li>
+%% </ul>
+%%
+%% Against oscillation: the interval stays within `min'..`max' (default 5
+%% to 60 000 ms; `rate_proportional' brings its own); a change smaller than
+%% `hysteresis' (default 0.2, relative) is not made unless the target or
+%% budget is exceeded; no change is made within `dwell' ms (default 2
+%% windows) of the previous one; one change at most halves or doubles the
+%% interval (quarters or quadruples it when the target or budget is
+%% exceeded); the update rate is smoothed over windows.
+%%
+%% The first value comes from a model: a push gossip round reaches
+%% `fanout + 1' times as many nodes, so an update needs about
+%% `ceil(log(N) / log(fanout + 1))' rounds (one with `fanout => all'), each
+%% waiting up to an interval, so p99 ≈ rounds × interval + latency
+%% (`latency_ms', default 2); a round sends `peers' messages from each of
+%% the `N' members (twice that in `delta_based' mode, with the
+%% acknowledgements). Later values correct the model from measurements:
+%% the measured p99 (or message rate) is taken as proportional to the
+%% interval (inversely for messages) beyond the latency, and the interval
+%% is scaled to bring it to the aim.
+%%
+%% == Measurements ==
+%%
+%% Every `window' ms (default 1000) the controller reads the tracker's
+%% counters (`lasp_converge:stats/1', from the variable's aggregating node)
+%% and the members' message counters, and takes the difference with the
+%% previous reading: updates, update rate, finished updates, messages and
+%% message rate over the window. The tracker's figures are cumulative and
+%% are not reset: its percentiles cover the whole measurement, which other
+%% readers (scenarios, reports) need, and `reset/1' would also clear its
+%% marks. The window's p50/p99/max are computed from the raw records of
+%% the updates that finished in the window and were made after the
+%% interval in force was set (the newest of the tracker's `record_window'
+%% records, `lasp_converge:records/1'), an unconverged update
+%% counting as infinitely slow: an update made under the previous interval
+%% says nothing about this one. `target_p99' reads them, the other
+%% policies only the counters. A window with fewer than `min_samples'
+%% (default 10) such updates is extended until it has them or lasts
+%% `max_window' ms (default 10 windows).
+%%
+%% The decision logic is pure: `decide(Policy, State, Measurement)' returns
+%% the new interval or `keep', and the next state; `initial/2' the model's
+%% first value. Every change is logged with its time, the old and new
+%% value, the reason and the measurement that caused it (`log/1'), and
+%% recorded as a tracker mark `#{at_us, tuner, key, old, new, why}' on the
+%% variable's aggregating node (`lasp_converge:mark/1'), so reports can
+%% draw interval changes next to convergence.
+%%
+%% The gossip model: Demers et al., "Epidemic Algorithms for Replicated
+%% Database Maintenance", PODC 1987 (push rumour spreading reaches all N
+%% nodes in O(log N) rounds).
+-module(lasp_converge_tuner).
+-behaviour(gen_server).
+
+-compile({no_auto_import, [get/0, get/1]}).
+
+-export([set/1, set/2, get/0, get/1,
+         start/2, start/3, stop/1, log/1, status/1, running/0]).
+-export([init_state/2, initial/2, decide/3, rounds/2, window_figures/1]).
+%% Called on each member by set/2 and get/1.
+-export([set_local/1, get_local/0]).
+-export([start_link/3]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-type var() :: term().
+-type key() :: state_interval | delta_interval.
+-type settings() :: #{state_interval => pos_integer(),
+                      delta_interval => pos_integer(),
+                      propagate_on_update => boolean(),
+                      jitter => boolean(),
+                      jitter_percent => 0..100}.
+-type backend() :: lasp | replicator.
+-type set_opts() :: #{nodes => [node()]}.
+-type report() :: #{settings := settings(),
+                    per_node := #{node() => settings() | {error, term()}},
+                    backends := #{node() => backend() | none},
+                    agree := boolean(),
+                    disagree := [atom()]}.
+-type policy() :: {fixed, pos_integer()}
+                | {rate_proportional, #{updates_per_interval := number(),
+                                        min := pos_integer(),
+                                        max := pos_integer()}}
+                | {target_p99, pos_integer()}
+                | {budget, number()}.
+-type opts() :: #{nodes => [node()],
+                  key => key(),
+                  window => pos_integer(),
+                  max_window => pos_integer(),
+                  min_samples => non_neg_integer(),
+                  min => pos_integer(),
+                  max => pos_integer(),
+                  dwell => non_neg_integer(),
+                  hysteresis => float(),
+                  aim => float(),
+                  low => float(),
+                  calm => pos_integer(),
+                  latency_ms => number(),
+                  fanout => pos_integer() | all,
+                  mark => boolean()}.
+-type measurement() :: #{at_ms := integer(),
+                         window_ms := non_neg_integer(),
+                         updates => non_neg_integer(),
+                         rate => float(),
+                         finished => non_neg_integer(),
+                         samples => non_neg_integer(),
+                         unconverged => non_neg_integer(),
+                         p50 => non_neg_integer() | infinity | undefined,
+                         p99 => non_neg_integer() | infinity | undefined,
+                         max => non_neg_integer() | infinity | undefined,
+                         messages => non_neg_integer(),
+                         message_rate => float()}.
+-type state() :: #{interval := pos_integer(),
+                   min := pos_integer(),
+                   max := pos_integer(),
+                   dwell_ms := non_neg_integer(),
+                   hysteresis := float(),
+                   aim := float(),
+                   low := float(),
+                   calm := pos_integer(),
+                   nodes := pos_integer(),
+                   fanout := pos_integer() | all,
+                   mode := state_based | delta_based,
+                   latency_ms := number(),
+                   last_change_ms := integer() | undefined,
+                   below := non_neg_integer(),
+                   rate := float() | undefined,
+                   gain := float() | undefined,
+                   why := term()}.
+-type log_entry() :: #{at_ms := integer(),
+                       at_us := integer(),
+                       key := key(),
+                       old := pos_integer(),
+                       new := pos_integer(),
+                       why := term(),
+                       measurement := measurement() | none,
+                       result := ok | {error, term()}}.
+-export_type([settings/0, report/0, policy/0, opts/0, measurement/0, state/0,
+              log_entry/0, key/0]).
+
+-define(KEYS, [state_interval, delta_interval, propagate_on_update, jitter, jitter_percent]).
+-define(LASP_DEFAULTS, #{state_interval => 10000, delta_interval => 10000,
+                         propagate_on_update => false, jitter => false,
+                         jitter_percent => 1}).
+-define(ENV, tuner_settings).
+-define(TIMEOUT, 15000).
+-define(SUP, lasp_converge_sup).
+%% Rate smoothing (exponentially weighted, weight of the newest window).
+-define(ALPHA, 0.3).
+
+%% ---- settings ----
+
+%% @equiv set(Settings, #{})
+-spec set(settings()) -> {ok, #{node() => backend()}} | {error, term()}.
+set(Settings) ->
+    set(Settings, #{}).
+
+%% @doc Apply `Settings' on every member: `nodes' (default this node and
+%% every connected node where Lasp or the `lasp_converge' application
+%% runs). Returns where each node took them (`lasp' or `replicator'), or
+%% `{error, {set_failed, [{Node, Reason}]}}' naming the nodes that did not
+%% take them (the others did).
+-spec set(settings(), set_opts()) -> {ok, #{node() => backend()}} | {error, term()}.
+set(Settings, Opts) when is_map(Settings), is_map(Opts) ->
+    case valid(Settings) of
+        ok ->
+            Rs = [{N, set_on(N, Settings)} || N <- members(Opts)],
+            case [{N, E} || {N, {error, E}} <- Rs] of
+                [] -> {ok, maps:from_list(Rs)};
+                Bad -> {error, {set_failed, Bad}}
+            end;
+        E ->
+            E
+    end;
+set(_, _) ->
+    {error, bad_settings}.
+
+%% @equiv get(#{})
+-spec get() -> report().
+get() ->
+    get(#{}).
+
+%% @doc Read the settings back from every member (`nodes' as for
+%% `set/2'): `per_node' holds each node's five settings, `settings' those
+%% on which every node agrees, `disagree' the keys on which they do not,
+%% `agree' whether that list is empty and every node answered.
+-spec get(set_opts()) -> report().
+get(Opts) when is_map(Opts) ->
+    Ns = members(Opts),
+    Per = [{N, B, get_on(N, B)} || N <- Ns, B <- [backend(N)]],
+    Good = [S || {_, _, S} <- Per, is_map(S)],
+    Disagree = [K || K <- ?KEYS,
+                     length(lists:usort([maps:get(K, S) || S <- Good])) > 1],
+    Agreed = case Good of
+                 [] -> #{};
+                 [S0 | _] -> maps:without(Disagree, S0)
+             end,
+    #{settings => Agreed,
+      per_node => maps:from_list([{N, S} || {N, _, S} <- Per]),
+      backends => maps:from_list([{N, B} || {N, B, _} <- Per]),
+      agree => Disagree =:= [] andalso length(Good) =:= length(Per),
+      disagree => Disagree}.
+
+%% @private Apply `Settings' to this node's replicator (see the module doc
+%% for the mapping).
+-spec set_local(settings()) -> ok | {error, term()}.
+set_local(Settings) ->
+    Stored0 = application:get_env(lasp_converge, ?ENV, #{}),
+    Cur = lasp_converge_replicator:settings(),
+    Mode = maps:get(mode, Cur, state_based),
+    Interval = [{state_interval, V} || {ok, V} <- [maps:find(interval_key(Mode), Settings)]],
+    Propagate = [{propagate_on_update, V}
+                 || {ok, V} <- [maps:find(propagate_on_update, Settings)]],
+    #{jitter := J0, jitter_percent := P0} = read_local(Cur, Stored0),
+    J = maps:get(jitter, Settings, J0),
+    P = maps:get(jitter_percent, Settings, P0),
+    {Jitter, Stored} =
+        case maps:is_key(jitter, Settings) orelse maps:is_key(jitter_percent, Settings) of
+            true ->
+                {[{jitter_percent, case J of true -> P; false -> 0 end}],
+                 maps:merge(Stored0, Settings#{jitter => J, jitter_percent => P})};
+            false ->
+                {[], maps:merge(Stored0, Settings)}
+        end,
+    case lasp_converge_replicator:set(maps:from_list(Interval ++ Propagate ++ Jitter)) of
+        {ok, _} ->
+            application:set_env(lasp_converge, ?ENV, Stored);
+        {error, _} = E ->
+            E
+    end.
+
+%% @private This node's settings as the replicator runs them.
+-spec get_local() -> settings().
+get_local() ->
+    read_local(lasp_converge_replicator:settings(),
+               application:get_env(lasp_converge, ?ENV, #{})).
+
+read_local(Cur, Stored) ->
+    Mode = maps:get(mode, Cur, state_based),
+    Interval = maps:get(state_interval, Cur),
+    Ints = maps:from_list([{K, case interval_key(Mode) of
+                                   K -> Interval;
+                                   _ -> maps:get(K, Stored, maps:get(K, ?LASP_DEFAULTS))
+                               end} || K <- [state_interval, delta_interval]]),
+    P = maps:get(jitter_percent, Cur, 0),
+    %% The stored jitter flag wins when the replicator runs none, so that
+    %% `jitter => true' with `jitter_percent => 0' reads back as set.
+    Jitter = case P of
+                 0 -> maps:get(jitter, Stored, false)
+                          andalso maps:get(jitter_percent, Stored, 1) =:= 0;
+                 _ -> true
+             end,
+    Ints#{propagate_on_update => maps:get(propagate_on_update, Cur, false),
+          jitter => Jitter,
+          jitter_percent => case P of
+                                0 -> maps:get(jitter_percent, Stored,
+                                              maps:get(jitter_percent, ?LASP_DEFAULTS));
+                                _ -> P
+                            end}.
+
+interval_key(delta_based) -> delta_interval;
+interval_key(_) -> state_interval.
+
+set_on(N, Settings) ->
+    try
+        case backend(N) of
+            lasp ->
+                lists:foreach(fun({K, V}) -> erpc:call(N, lasp_config, set, [K, V], ?TIMEOUT) end,
+                              lists:sort(maps:to_list(Settings))),
+                lasp;
+            replicator ->
+                case erpc:call(N, ?MODULE, set_local, [Settings], ?TIMEOUT) of
+                    ok -> replicator;
+                    {error, _} = E -> E
+                end;
+            none ->
+                {error, not_running}
+        end
+    catch C:R ->
+            {error, {C, R}}
+    end.
+
+get_on(N, B) ->
+    try
+        case B of
+            lasp ->
+                maps:map(fun(K, D) -> erpc:call(N, lasp_config, get, [K, D], ?TIMEOUT) end,
+                         ?LASP_DEFAULTS);
+            replicator ->
+                erpc:call(N, ?MODULE, get_local, [], ?TIMEOUT);
+            none ->
+                {error, not_running}
+        end
+    catch C:R ->
+            {error, {C, R}}
+    end.
+
+members(#{nodes := Ns}) ->
+    lists:usort(Ns);
+members(_) ->
+    [N || N <- lists:usort([node() | nodes()]), backend(N) =/= none].
+
+%% Lasp when its application runs there and `lasp_config' loads; else the
+%% replicator when the lasp_converge application runs.
+backend(N) ->
+    try
+        Lasp = lists:keymember(lasp, 1, erpc:call(N, application, which_applications,
+                                                  [], ?TIMEOUT))
+            andalso element(1, erpc:call(N, code, ensure_loaded, [lasp_config], ?TIMEOUT))
+                =:= module,
+        case Lasp of
+            true ->
+                lasp;
+            false ->
+                case erpc:call(N, erlang, whereis, [?SUP], ?TIMEOUT) of
+                    P when is_pid(P) -> replicator;
+                    _ -> none
+                end
+        end
+    catch _:_ ->
+            none
+    end.
+
+valid(Settings) ->
+    case [K || {K, V} <- maps:to_list(Settings), not valid(K, V)] of
+        [] -> ok;
+        Bad -> {error, {bad_settings, lists:sort(Bad)}}
+    end.
+
+valid(state_interval, I) -> is_integer(I) andalso I > 0;
+valid(delta_interval, I) -> is_integer(I) andalso I > 0;
+valid(propagate_on_update, B) -> is_boolean(B);
+valid(jitter, B) -> is_boolean(B);
+valid(jitter_percent, P) -> is_integer(P) andalso P >= 0 andalso P =< 100;
+valid(_, _) -> false.
+
+%% ---- decisions (pure) ----
+
+%% @doc The controller's initial state for `Policy'. `Ctx' gives the
+%% interval in force (`interval'), the cluster (`nodes': how many,
+%% `fanout', `mode') and any of the options `min', `max', `dwell',
+%% `hysteresis', `aim', `low', `calm', `latency_ms'.
+-spec init_state(policy(), map()) -> state().
+init_state(Policy, Ctx) ->
+    {Min0, Max0} = case Policy of
+                       {fixed, Ms} -> {min(Ms, 5), max(Ms, 60000)};
+                       {rate_proportional, #{min := Lo, max := Hi}} -> {Lo, Hi};
+                       _ -> {5, 60000}
+                   end,
+    Min = maps:get(min, Ctx, Min0),
+    Max = max(Min, maps:get(max, Ctx, Max0)),
+    #{interval => clamp(maps:get(interval, Ctx, 10000), Min, Max),
+      min => Min,
+      max => Max,
+      dwell_ms => maps:get(dwell, Ctx, 2000),
+      hysteresis => maps:get(hysteresis, Ctx, 0.2),
+      aim => maps:get(aim, Ctx, 0.7),
+      low => maps:get(low, Ctx, 0.5),
+      calm => maps:get(calm, Ctx, 2),
+      nodes => max(1, maps:get(nodes, Ctx, 1)),
+      fanout => maps:get(fanout, Ctx, all),
+      mode => maps:get(mode, Ctx, state_based),
+      latency_ms => maps:get(latency_ms, Ctx, 2),
+      last_change_ms => undefined,
+      below => 0,
+      rate => undefined,
+      gain => undefined,
+      why => init}.
+
+%% @doc The model's first interval for `Policy' (see the module doc), or
+%% `keep' when the policy needs a measurement first (`rate_proportional')
+%% or the interval in force is already it.
+-spec initial(policy(), state()) -> {pos_integer() | keep, state()}.
+initial({fixed, Ms}, S) ->
+    change(Ms, fixed, S);
+initial({rate_proportional, _}, S) ->
+    {keep, S#{why := no_rate_yet}};
+initial({target_p99, T}, #{aim := Aim, latency_ms := L, nodes := N, fanout := F} = S) ->
+    R = rounds(N, F),
+    change((Aim * T - L) / R, {model, #{rounds => R, latency_ms => L}}, S);
+initial({budget, B}, #{aim := Aim, nodes := N, fanout := F, mode := Mode} = S) ->
+    PerRound = N * peers(N, F) * case Mode of delta_based -> 2; _ -> 1 end,
+    change(PerRound * 1000 / (Aim * B), {model, #{messages_per_round => PerRound}}, S).
+
+%% @doc Gossip rounds for an update to reach `N' nodes with `Fanout' peers
+%% per round: 1 with `all' (or a fanout of `N - 1' or more), else
+%% `ceil(log(N) / log(Fanout + 1))'.
+-spec rounds(pos_integer(), pos_integer() | all) -> pos_integer().
+rounds(N, F) ->
+    case F =:= all orelse F >= N - 1 of
+        true -> 1;
+        false -> max(1, ceil(math:log(N) / math:log(F + 1)))
+    end.
+
+peers(N, all) -> max(0, N - 1);
+peers(N, F) -> min(F, max(0, N - 1)).
+
+%% @doc Decide, from the window's `Measurement', whether to change the
+%% interval: `{NewInterval, NewState}' or `{keep, NewState}'. The reason
+%% is in the new state's `why'.
+-spec decide(policy(), state(), measurement()) -> {pos_integer() | keep, state()}.
+decide({fixed, Ms}, S, _M) ->
+    change(Ms, fixed, S);
+decide({rate_proportional, #{updates_per_interval := K}}, #{rate := R0, max := Max} = S, M) ->
+    case maps:find(rate, M) of
+        {ok, R1} ->
+            R = smooth(R1, R0),
+            Want = case R > 0 of
+                       true -> K * 1000 / R;
+                       false -> Max
+                   end,
+            gate(Want, {rate, R}, S#{rate := R}, M, direct);
+        error ->
+            {keep, S#{why := no_rate}}
+    end;
+decide({target_p99, T}, #{interval := I, aim := Aim, low := Low, latency_ms := L,
+                          gain := G0} = S, M) ->
+    case maps:get(p99, M, undefined) of
+        undefined ->
+            {keep, S#{why := no_samples}};
+        infinity ->
+            gate(I / 4, {over_target, infinity}, S#{below := 0}, M, urgent);
+        P99 ->
+            %% The model: p99 = gain * interval + latency; the gain is
+            %% measured (smoothed), starting from the model's rounds.
+            P = P99 / 1000,
+            G = max(P - L, 0.0) / I,
+            Gs = smooth(G, G0),
+            Goal = max(0.0, Aim * T - L),
+            if
+                P > T ->
+                    %% Over: the higher of this window's gain and the
+                    %% smoothed one.
+                    Gu = max(G, Gs),
+                    gate(Goal / Gu, {over_target, P}, S#{below := 0, gain := Gu}, M, urgent);
+                P < Low * T ->
+                    Want = case Gs > 0 of
+                               true -> max(I, Goal / Gs);
+                               false -> 2 * I
+                           end,
+                    calm(Want, {under_target, P}, S#{gain := Gs}, M);
+                true ->
+                    {keep, S#{below := 0, gain := Gs, why := {in_band, P}}}
+            end
+    end;
+decide({budget, B}, #{interval := I, aim := Aim, low := Low, gain := C0} = S, M) ->
+    case maps:find(message_rate, M) of
+        error ->
+            {keep, S#{why := no_messages}};
+        {ok, R} ->
+            %% The model: messages a second = gain / interval.
+            C = R * I,
+            Cs = smooth(C, C0),
+            if
+                R > B ->
+                    Cu = max(C, Cs),
+                    gate(Cu / (Aim * B), {over_budget, R}, S#{below := 0, gain := Cu}, M, urgent);
+                R < Low * B ->
+                    Want = case Cs > 0 of
+                               true -> min(I, Cs / (Aim * B));
+                               false -> I / 2
+                           end,
+                    calm(Want, {under_budget, R}, S#{gain := Cs}, M);
+                true ->
+                    {keep, S#{below := 0, gain := Cs, why := {in_band, R}}}
+            end
+    end.
+
+smooth(X, undefined) -> float(X);
+smooth(X, Prev) -> ?ALPHA * X + (1 - ?ALPHA) * Prev.
+
+%% A move away from the target (lengthening for target_p99, shortening
+%% for budget) waits for `calm' windows in a row.
+calm(Want, Why, #{below := B0, calm := Calm} = S, M) ->
+    case B0 + 1 of
+        B when B >= Calm -> gate(Want, Why, S#{below := B}, M, normal);
+        B -> {keep, S#{below := B, why := {calming, B, Why}}}
+    end.
+
+%% Bounds, step limits, dwell time and hysteresis. `urgent': the target or
+%% budget is exceeded (no hysteresis; a step up to a quarter or four
+%% times); `normal': a correction from measurements (a step up to half or
+%% double); `direct': a value computed from the smoothed rate (no step
+%% limit).
+gate(Want0, Why, #{interval := I, min := Min, max := Max, dwell_ms := Dwell,
+                   hysteresis := H, last_change_ms := Last} = S, M, Urgency) ->
+    Now = maps:get(at_ms, M),
+    {Lo, Hi} = case Urgency of
+                   urgent -> {I / 4, I * 4};
+                   normal -> {I / 2, I * 2};
+                   direct -> {Min, Max}
+               end,
+    Want = clamp(round(clamp(Want0, Lo, Hi)), Min, Max),
+    if
+        Want =:= I ->
+            {keep, S#{why := {no_change, Why}}};
+        Last =/= undefined andalso Now - Last < Dwell ->
+            {keep, S#{why := {dwell, Why}}};
+        Urgency =/= urgent andalso abs(Want - I) < H * I ->
+            {keep, S#{why := {hysteresis, Why}}};
+        true ->
+            {Want, S#{interval := Want, last_change_ms := Now, below := 0, why := Why}}
+    end.
+
+%% A change without dwell or hysteresis (the first value).
+change(Want0, Why, #{interval := I, min := Min, max := Max} = S) ->
+    case clamp(round(Want0), Min, Max) of
+        I -> {keep, S#{why := {no_change, Why}}};
+        Want -> {Want, S#{interval := Want, why := Why}}
+    end.
+
+clamp(X, Lo, Hi) -> max(Lo, min(Hi, X)).
+
+%% @doc p50, p99 and max (µs) of a window's finished updates, given as
+%% convergence times in µs or `unconverged' (infinitely slow); `undefined'
+%% for an empty window. Nearest rank.
+-spec window_figures([non_neg_integer() | unconverged]) ->
+          #{p50 := non_neg_integer() | infinity | undefined,
+            p99 := non_neg_integer() | infinity | undefined,
+            max := non_neg_integer() | infinity | undefined}.
+window_figures([]) ->
+    #{p50 => undefined, p99 => undefined, max => undefined};
+window_figures(Vs) ->
+    %% Integers sort before atoms: unconverged ones come last.
+    Sorted = list_to_tuple(lists:sort(Vs)),
+    N = tuple_size(Sorted),
+    Rank = fun(Q) ->
+                   case element(max(1, ceil(Q * N)), Sorted) of
+                       unconverged -> infinity;
+                       V -> V
+                   end
+           end,
+    #{p50 => Rank(0.5), p99 => Rank(0.99), max => Rank(1.0)}.
+
+%% ---- controllers ----
+
+%% @equiv start(Var, Policy, #{})
+-spec start(var(), policy()) -> {ok, pid()} | {error, term()}.
+start(Var, Policy) ->
+    start(Var, Policy, #{}).
+
+%% @doc Start a controller for `Var' with `Policy' on this node (see the
+%% module doc for the policies and options). `Var' must be tracked
+%% (`lasp_converge:track/2') for `target_p99' and `rate_proportional'.
+%% One controller per variable: `{error, already_started}'.
+-spec start(var(), policy(), opts()) -> {ok, pid()} | {error, term()}.
+start(Var, Policy, Opts) when is_map(Opts) ->
+    case valid_policy(Policy) of
+        false ->
+            {error, {bad_policy, Policy}};
+        true ->
+            Spec = #{id => {?MODULE, Var},
+                     start => {?MODULE, start_link, [Var, Policy, Opts]},
+                     restart => temporary, shutdown => 5000, type => worker,
+                     modules => [?MODULE]},
+            try supervisor:start_child(?SUP, Spec) of
+                {ok, Pid} -> {ok, Pid};
+                {error, {already_started, _}} -> {error, already_started};
+                {error, already_present} -> {error, already_started};
+                {error, {Reason, _Child}} when not is_tuple(Reason) -> {error, Reason};
+                {error, {{error, Reason}, _}} -> {error, Reason};
+                {error, Reason} -> {error, Reason}
+            catch exit:{noproc, _} ->
+                    {error, not_started}
+            end
+    end;
+start(_, _, _) ->
+    {error, bad_opts}.
+
+%% @doc Stop `Var''s controller on this node. The settings stay as they are.
+-spec stop(var()) -> ok | {error, not_running}.
+stop(Var) ->
+    case supervisor:terminate_child(?SUP, {?MODULE, Var}) of
+        ok ->
+            _ = supervisor:delete_child(?SUP, {?MODULE, Var}),
+            ok;
+        {error, not_found} ->
+            {error, not_running}
+    end.
+
+%% @doc The changes `Var''s controller made, oldest first: `at_ms' (system
+%% time), `at_us' (the tracker's clock, as marks), `key', `old', `new',
+%% `why', the `measurement' that caused it (`none' for the model's first
+%% value) and the `result' of applying it (`{error, {set_failed, Bad}}'
+%% names the nodes that did not take it; the others did, and the
+%% controller goes on from the new value unless none took it).
+-spec log(var()) -> [log_entry()] | {error, not_running}.
+log(Var) ->
+    case pid(Var) of
+        {ok, Pid} ->
+            try gen_server:call(Pid, log, ?TIMEOUT)
+            catch exit:_ -> {error, not_running}
+            end;
+        error ->
+            {error, not_running}
+    end.
+
+%% @doc What `Var''s controller runs on: its `policy', `key', `nodes', the
+%% decision `state' (the interval in force, and in `why' the reason of the
+%% last decision) and the `last' window's measurement (`none' before the
+%% first).
+-spec status(var()) -> #{policy := policy(), key := key(), nodes := [node()],
+                         state := state(), last := measurement() | none}
+                     | {error, not_running}.
+status(Var) ->
+    case pid(Var) of
+        {ok, Pid} ->
+            try gen_server:call(Pid, status, ?TIMEOUT)
+            catch exit:_ -> {error, not_running}
+            end;
+        error ->
+            {error, not_running}
+    end.
+
+%% @doc The variables with a controller on this node.
+-spec running() -> [var()].
+running() ->
+    try supervisor:which_children(?SUP) of
+        Cs -> [V || {{?MODULE, V}, P, _, _} <- Cs, is_pid(P)]
+    catch exit:_ -> []
+    end.
+
+pid(Var) ->
+    try supervisor:which_children(?SUP) of
+        Cs ->
+            case [P || {{?MODULE, V}, P, _, _} <- Cs, V =:= Var, is_pid(P)] of
+                [P | _] -> {ok, P};
+                [] -> error
+            end
+    catch exit:_ -> error
+    end.
+
+valid_policy({fixed, Ms}) -> is_integer(Ms) andalso Ms > 0;
+valid_policy({rate_proportional, #{updates_per_interval := K, min := Lo, max := Hi}}) ->
+    is_number(K) andalso K > 0 andalso is_integer(Lo) andalso Lo > 0
+        andalso is_integer(Hi) andalso Hi >= Lo;
+valid_policy({target_p99, Ms}) -> is_integer(Ms) andalso Ms > 0;
+valid_policy({budget, R}) -> is_number(R) andalso R > 0;
+valid_policy(_) -> false.
+
+%% @private
+-spec start_link(var(), policy(), opts()) -> {ok, pid()} | {error, term()}.
+start_link(Var, Policy, Opts) ->
+    gen_server:start_link(?MODULE, {Var, Policy, Opts}, []).
+
+-record(c, {var :: var(),
+            policy :: policy(),
+            nodes :: [node()],
+            key :: key(),
+            window :: pos_integer(),
+            max_window :: pos_integer(),
+            min_samples :: non_neg_integer(),
+            records :: boolean(),
+            mark :: boolean(),
+            dstate :: state(),
+            prev :: map() | undefined,
+            last = none :: measurement() | none,
+            %% When the interval in force was set (the aggregating node's
+            %% clock): updates made earlier are not measured.
+            since_us = 0 :: integer(),
+            log = [] :: [log_entry()]}).
+
+%% @private
+init({Var, Policy, Opts}) ->
+    Nodes = members(Opts),
+    Needs = element(1, Policy) =:= target_p99 orelse element(1, Policy) =:= rate_proportional,
+    case Needs andalso not is_map(lasp_converge:stats(Var)) of
+        true ->
+            {stop, {error, not_tracked}};
+        false ->
+            Local = local_settings(),
+            Mode = maps:get(mode, Local, state_based),
+            Key = maps:get(key, Opts, interval_key(Mode)),
+            Report = get(#{nodes => Nodes}),
+            Cur = case Report of
+                      #{settings := #{Key := I}} -> I;
+                      #{per_node := Per} ->
+                          hd([maps:get(Key, S) || S <- maps:values(Per), is_map(S)]
+                             ++ [maps:get(Key, ?LASP_DEFAULTS)])
+                  end,
+            Window = maps:get(window, Opts, 1000),
+            Ctx = maps:merge(#{dwell => 2 * Window}, Opts),
+            S0 = init_state(Policy, maps:merge(#{fanout => maps:get(fanout, Local, all),
+                                                 mode => Mode},
+                                               Ctx#{interval => Cur, nodes => length(Nodes)})),
+            C0 = #c{var = Var, policy = Policy, nodes = Nodes, key = Key, window = Window,
+                    max_window = maps:get(max_window, Opts, 10 * Window),
+                    min_samples = case Policy of
+                                      {target_p99, _} -> maps:get(min_samples, Opts, 10);
+                                      _ -> 0
+                                  end,
+                    records = element(1, Policy) =:= target_p99,
+                    mark = maps:get(mark, Opts, true),
+                    dstate = S0#{interval := Cur}},
+            {D, S1} = initial(Policy, C0#c.dstate),
+            C1 = act(D, S1, none, C0),
+            erlang:send_after(Window, self(), tick),
+            {ok, C1#c{prev = snapshot(C1)}}
+    end.
+
+%% @private
+handle_call(log, _From, C) ->
+    {reply, lists:reverse(C#c.log), C};
+handle_call(status, _From, C) ->
+    {reply, #{policy => C#c.policy, key => C#c.key, nodes => C#c.nodes,
+              state => C#c.dstate, last => C#c.last}, C};
+handle_call(_, _From, C) ->
+    {reply, {error, bad_call}, C}.
+
+%% @private
+handle_cast(_, C) ->
+    {noreply, C}.
+
+%% @private
+handle_info(tick, #c{prev = Prev, window = W} = C) ->
+    erlang:send_after(W, self(), tick),
+    Now = snapshot(C),
+    case measure(Prev, Now, C) of
+        wait ->
+            {noreply, C};
+        restart ->
+            {noreply, C#c{prev = Now}};
+        M ->
+            {D, S} = decide(C#c.policy, C#c.dstate, M),
+            {noreply, (act(D, S, M, C))#c{prev = Now, last = M}}
+    end;
+handle_info(_, C) ->
+    {noreply, C}.
+
+%% Apply and log a decision.
+act(keep, S, _M, C) ->
+    C#c{dstate = S};
+act(New, #{why := Why} = S, M, #c{dstate = #{interval := Old}, key = Key, nodes = Ns} = C) ->
+    {Result, Applied} = case set(#{Key => New}, #{nodes => Ns}) of
+                            {ok, _} -> {ok, true};
+                            %% Taken where the node answered.
+                            {error, {set_failed, Bad}} = E -> {E, length(Bad) < length(Ns)};
+                            {error, _} = E -> {E, false}
+                        end,
+    Entry = #{at_ms => erlang:system_time(millisecond),
+              at_us => agg_now(C#c.var),
+              key => Key, old => Old, new => New, why => Why,
+              measurement => M, result => Result},
+    _ = C#c.mark andalso Applied andalso mark(C#c.var, Entry),
+    case Applied of
+        true -> C#c{dstate = S, log = [Entry | C#c.log], since_us = maps:get(at_us, Entry)};
+        false -> C#c{dstate = S#{interval := Old}, log = [Entry | C#c.log]}
+    end.
+
+%% Now on the clock of the variable's aggregating node, which timestamps
+%% the tracker's records and marks.
+agg_now(Var) ->
+    try lasp_converge_tracker:lookup(Var) of
+        {ok, {_, Agg, _, _}} when node(Agg) =/= node() ->
+            erpc:call(node(Agg), lasp_converge_tracker, now_us, [], ?TIMEOUT);
+        _ ->
+            lasp_converge_tracker:now_us()
+    catch _:_ ->
+            lasp_converge_tracker:now_us()
+    end.
+
+mark(Var, #{at_us := T, key := K, old := O, new := N, why := Why}) ->
+    Mark = #{at_us => T, tuner => Var, key => K, old => O, new => N, why => Why},
+    try lasp_converge_tracker:lookup(Var) of
+        {ok, {_, Agg, _, _}} -> erpc:cast(node(Agg), lasp_converge, mark, [Mark]);
+        _ -> ok
+    catch _:_ -> ok
+    end.
+
+local_settings() ->
+    try lasp_converge_replicator:settings()
+    catch _:_ -> #{}
+    end.
+
+%% Counters now: the tracker's (with its records for target_p99) and the
+%% members' messages for the variable.
+snapshot(#c{var = Var, nodes = Ns, records = Records}) ->
+    Counts = tracker_counts(Var),
+    Tracker = case Records of
+                  true -> Counts#{records => tracker_records(Var)};
+                  false -> Counts
+              end,
+    Msgs = lists:sum([node_messages(N, Var) || N <- Ns]),
+    Tracker#{at_ms => erlang:monotonic_time(millisecond), messages => Msgs}.
+
+tracker_counts(Var) ->
+    case lasp_converge:stats(Var) of
+        #{updates := U, converged := Cv, unconverged := Un} = St ->
+            #{updates => U, finished => Cv + Un + maps:get(orphaned, St, 0)};
+        _ ->
+            #{}
+    end.
+
+%% Oldest first: `{Id, TsUs, Outcome}', the update, its time (the
+%% aggregating node's clock) and its convergence time (µs), `unconverged'
+%% or `orphaned'.
+tracker_records(Var) ->
+    case lasp_converge:records(Var) of
+        Rs when is_list(Rs) ->
+            [{{O, Sq}, Ts, case R of
+                               #{outcome := converged, convergence_us := Us} -> Us;
+                               #{outcome := unconverged} -> unconverged;
+                               _ -> orphaned
+                           end}
+             || #{origin := O, seq := Sq, ts_us := Ts} = R <- Rs];
+        _ ->
+            []
+    end.
+
+%% The records in `New' that follow the last one in `Old' (all of them
+%% when it is gone: the window is longer than the tracker keeps).
+after_last([], New) ->
+    New;
+after_last(Old, New) ->
+    {Last, _, _} = lists:last(Old),
+    case lists:splitwith(fun({Id, _, _}) -> Id =/= Last end, New) of
+        {_, [_ | After]} -> After;
+        {All, []} -> All
+    end.
+
+node_messages(N, Var) ->
+    try erpc:call(N, lasp_converge_replicator, stats, [], ?TIMEOUT) of
+        #{vars := #{Var := #{sent_messages := M}}} -> M;
+        _ -> 0
+    catch _:_ -> 0
+    end.
+
+%% The window from `A' to `B': `wait' to extend it (too few finished
+%% updates for target_p99), `restart' when the tracker's counters went
+%% back (reset).
+measure(A, B, #c{min_samples = MinS, max_window = MaxW, since_us = Since}) ->
+    W = maps:get(at_ms, B) - maps:get(at_ms, A),
+    Base = #{at_ms => maps:get(at_ms, B), window_ms => W},
+    M1 = case {A, B} of
+             {#{updates := U0, finished := F0}, #{updates := U1, finished := F1}}
+               when U1 >= U0, F1 >= F0 ->
+                 Base#{updates => U1 - U0, rate => (U1 - U0) * 1000 / max(1, W),
+                       finished => F1 - F0};
+             {#{updates := _}, #{updates := _}} ->
+                 restart;
+             _ ->
+                 Base
+         end,
+    case M1 of
+        restart ->
+            restart;
+        _ ->
+            Msgs = max(0, maps:get(messages, B) - maps:get(messages, A)),
+            M2 = M1#{messages => Msgs, message_rate => Msgs * 1000 / max(1, W)},
+            case maps:find(records, B) of
+                {ok, Rs} ->
+                    %% The updates that finished in the window and were
+                    %% made under the interval in force.
+                    Recent = after_last(maps:get(records, A, []), Rs),
+                    New = [V || {_, Ts, V} <- Recent, Ts >= Since, V =/= orphaned],
+                    case length(New) < MinS andalso W < MaxW of
+                        true ->
+                            wait;
+                        false ->
+                            maps:merge(M2#{samples => length(New),
+                                           unconverged => length([u || unconverged <- New])},
+                                       window_figures(New))
+                    end;
+                error ->
+                    M2
+            end
+    end.

@@ -1,0 +1,415 @@
+%% @doc `lasp_converge_tuner': the controller's decisions on synthetic
+%% measurements for every policy (the direction of each move, bounds,
+%% dwell time, no oscillation under noisy measurements), `set/2' and
+%% `get/1' on three peers (one of them running a stand-in for Lasp's
+%% `lasp_config'), and a short real run in which `{target_p99, Ms}' sets
+%% the interval of a replicated variable from what it measures.
+-module(lasp_converge_tuner_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(T, lasp_converge_tuner).
+-define(CL, lasp_converge_cluster).
+-define(R, lasp_converge_replicator).
+
+%% ---- the model ----
+
+rounds_test() ->
+    ?assertEqual(1, ?T:rounds(5, all)),
+    ?assertEqual(1, ?T:rounds(3, 2)),
+    ?assertEqual(3, ?T:rounds(5, 1)),
+    ?assertEqual(2, ?T:rounds(9, 2)),
+    ?assertEqual(1, ?T:rounds(1, 1)).
+
+window_figures_test() ->
+    ?assertEqual(#{p50 => undefined, p99 => undefined, max => undefined},
+                 ?T:window_figures([])),
+    ?assertEqual(#{p50 => 50, p99 => 99, max => 100},
+                 ?T:window_figures(lists:reverse(lists:seq(1, 100)))),
+    %% An unconverged update is the slowest.
+    ?assertEqual(#{p50 => 2, p99 => infinity, max => infinity},
+                 ?T:window_figures([3, unconverged, 1, 2])).
+
+%% ---- fixed ----
+
+fixed_test() ->
+    S0 = ?T:init_state({fixed, 250}, #{interval => 10000}),
+    {250, S1} = ?T:initial({fixed, 250}, S0),
+    ?assertMatch({keep, _}, ?T:decide({fixed, 250}, S1, m(1000, #{}))),
+    %% Changed behind its back: set again, without waiting for the dwell time.
+    ?assertMatch({250, _}, ?T:decide({fixed, 250}, S1#{interval := 40}, m(1001, #{}))).
+
+%% ---- rate_proportional ----
+
+-define(RP, {rate_proportional, #{updates_per_interval => 5, min => 20, max => 5000}}).
+
+rate_direction_test() ->
+    S0 = ?T:init_state(?RP, #{interval => 1000}),
+    ?assertMatch({keep, #{why := no_rate_yet}}, ?T:initial(?RP, S0)),
+    %% 50 updates/s: 5 updates every 100 ms.
+    {100, S1} = ?T:decide(?RP, S0, m(1000, #{rate => 50.0})),
+    %% Faster updates, shorter interval (smoothed: 0.3 of the new rate, 80/s).
+    {I2, S2} = ?T:decide(?RP, S1, m(4000, #{rate => 150.0})),
+    ?assertEqual(63, I2),
+    %% Idle: longer (smoothed: 56/s).
+    {I3, _} = ?T:decide(?RP, S2, m(7000, #{rate => 0.0})),
+    ?assertEqual(89, I3).
+
+rate_bounds_test() ->
+    S0 = ?T:init_state(?RP, #{interval => 30}),
+    %% 10,000 updates/s would want 0.5 ms: the minimum.
+    {20, S1} = ?T:decide(?RP, S0, m(1000, #{rate => 10000.0})),
+    ?assertMatch({keep, #{why := {no_change, _}}},
+                 ?T:decide(?RP, S1, m(4000, #{rate => 10000.0}))),
+    %% Nothing at all, for long: up to the maximum, never past it.
+    Is = run(?RP, S1#{rate := 0.0}, [#{rate => 0.0} || _ <- lists:seq(1, 40)]),
+    ?assertEqual(5000, lists:last(Is)),
+    ?assert(lists:all(fun(I) -> I =< 5000 andalso I >= 20 end, Is)).
+
+rate_noise_test() ->
+    rand:seed(exsss, {1, 2, 3}),
+    S0 = ?T:init_state(?RP, #{interval => 1000}),
+    %% 50 updates/s, each window's rate off by up to 20 %.
+    Ms = [#{rate => 50 * (0.8 + 0.4 * rand:uniform())} || _ <- lists:seq(1, 200)],
+    Is = run(?RP, S0, Ms),
+    Changes = changes(Is),
+    ?assert(length(Changes) =< 3),
+    ?assert(lists:all(fun(I) -> I >= 80 andalso I =< 125 end, lists:nthtail(2, Is))).
+
+%% ---- target_p99 ----
+
+-define(TP, {target_p99, 200}).
+
+%% A plant: p99 = Gain * interval + 5 ms, each window off by up to Noise.
+plant(Gain, Noise) ->
+    fun(I) -> #{p99 => round(1000 * (Gain * I + 5) * (1 - Noise + 2 * Noise * rand:uniform()))} end.
+
+target_model_test() ->
+    S0 = ?T:init_state(?TP, #{interval => 10000, nodes => 5, fanout => all}),
+    %% One round: 0.7 * 200 - 2 ms latency.
+    ?assertMatch({138, _}, ?T:initial(?TP, S0)),
+    %% Fanout 1 of 5: three rounds.
+    S1 = ?T:init_state(?TP, #{interval => 10000, nodes => 5, fanout => 1}),
+    ?assertMatch({46, _}, ?T:initial(?TP, S1)).
+
+target_direction_test() ->
+    S0 = ?T:init_state(?TP, #{interval => 100}),
+    %% Over the target: shorter, at once.
+    {I1, S1} = ?T:decide(?TP, S0, m(1000, #{p99 => 400000})),
+    ?assert(I1 < 100),
+    ?assertMatch(#{why := {over_target, _}}, S1),
+    %% Well under it: longer, but only after two windows in a row.
+    S2 = S0,
+    {keep, S3} = ?T:decide(?TP, S2, m(10000, #{p99 => 20000})),
+    ?assertMatch(#{why := {calming, 1, _}}, S3),
+    {I4, _} = ?T:decide(?TP, S3, m(11000, #{p99 => 20000})),
+    ?assertEqual(200, I4),
+    %% In the band: stays.
+    ?assertMatch({keep, #{why := {in_band, _}}}, ?T:decide(?TP, S2, m(10000, #{p99 => 150000}))),
+    %% No finished update in the window: no evidence, stays.
+    ?assertMatch({keep, #{why := no_samples}}, ?T:decide(?TP, S2, m(10000, #{}))),
+    %% An unconverged update: a quarter.
+    ?assertMatch({25, _}, ?T:decide(?TP, S2, m(10000, #{p99 => infinity}))).
+
+target_bounds_test() ->
+    S0 = ?T:init_state(?TP, #{interval => 100, min => 60, max => 150}),
+    {60, S1} = ?T:decide(?TP, S0, m(1000, #{p99 => 900000})),
+    ?assertMatch({keep, #{why := {no_change, _}}},
+                 ?T:decide(?TP, S1, m(5000, #{p99 => 900000}))),
+    Is = run(?TP, S1, [#{p99 => 1000} || _ <- lists:seq(1, 20)]),
+    ?assertEqual(150, lists:max(Is)),
+    ?assertEqual(60, lists:min(Is)).
+
+target_dwell_test() ->
+    S0 = ?T:init_state(?TP, #{interval => 1000, dwell => 2000}),
+    {I1, S1} = ?T:decide(?TP, S0, m(1000, #{p99 => 1500000})),
+    ?assert(I1 < 1000),
+    %% Still over, 500 ms later: waits for the dwell time.
+    ?assertMatch({keep, #{why := {dwell, _}}}, ?T:decide(?TP, S1, m(1500, #{p99 => 1500000}))),
+    ?assertMatch({I, _} when I < I1, ?T:decide(?TP, S1, m(3000, #{p99 => 1500000}))).
+
+%% From Lasp's 10 s default, the model's first value and then the
+%% measurements bring the p99 under the target, where it stays, with a
+%% plant that matches the model and one three times slower; 20 % noise.
+target_converges_test() ->
+    rand:seed(exsss, {4, 5, 6}),
+    lists:foreach(
+      fun(Gain) ->
+              S0 = ?T:init_state(?TP, #{interval => 10000, nodes => 3}),
+              {I0, S1} = ?T:initial(?TP, S0),
+              Plant = plant(Gain, 0.2),
+              {Is, Fs} = closed_loop(?TP, S1#{interval := I0}, Plant, 100),
+              Late = lists:nthtail(10, Fs),
+              ?assert(lists:all(fun(#{p99 := P}) -> P =< 200000 end, Late)),
+              ?assert(length(changes(Is)) =< 3),
+              %% The slowest that meets it: within a factor two of the
+              %% interval whose p99 is the target.
+              Best = (200 - 5) / Gain,
+              ?assert(lists:last(Is) >= Best / 2 andalso lists:last(Is) =< Best)
+      end, [1.0, 3.0]).
+
+%% 35 % noise on the plant: a few moves, no swinging back and forth, and
+%% at least 95 % of the windows under the target.
+target_noise_closed_loop_test() ->
+    rand:seed(exsss, {13, 14, 15}),
+    S0 = ?T:init_state(?TP, #{interval => 10000, nodes => 3}),
+    {I0, S1} = ?T:initial(?TP, S0),
+    {Is, Fs} = closed_loop(?TP, S1#{interval := I0}, plant(2.0, 0.35), 200),
+    Over = length([P || #{p99 := P} <- lists:nthtail(10, Fs), P > 200000]),
+    ?assert(Over =< 190 * 5 div 100),
+    ?assert(reversals(changes([I0 | Is])) =< 2).
+
+%% Measurements anywhere in the band leave the interval alone.
+target_noise_test() ->
+    rand:seed(exsss, {7, 8, 9}),
+    S0 = ?T:init_state(?TP, #{interval => 130}),
+    Ms = [#{p99 => round(1000 * (100 + 99 * rand:uniform()))} || _ <- lists:seq(1, 200)],
+    ?assertEqual([], changes(run(?TP, S0, Ms))).
+
+%% ---- budget ----
+
+-define(BU, {budget, 100}).
+
+budget_model_test() ->
+    S0 = ?T:init_state(?BU, #{interval => 10000, nodes => 5, fanout => all}),
+    %% 5 nodes sending to 4 peers each round: 20 messages a round.
+    ?assertMatch({286, _}, ?T:initial(?BU, S0)),
+    S1 = S0#{mode := delta_based},
+    ?assertMatch({571, _}, ?T:initial(?BU, S1)).
+
+budget_direction_test() ->
+    S0 = ?T:init_state(?BU, #{interval => 100}),
+    {I1, _} = ?T:decide(?BU, S0, m(1000, #{message_rate => 300.0})),
+    ?assert(I1 > 100),
+    %% Silence (delta-based, nothing to send): faster, after two windows.
+    {keep, S2} = ?T:decide(?BU, S0, m(1000, #{message_rate => 0.0})),
+    ?assertMatch({50, _}, ?T:decide(?BU, S2, m(2000, #{message_rate => 0.0}))),
+    ?assertMatch({keep, #{why := {in_band, _}}},
+                 ?T:decide(?BU, S0, m(1000, #{message_rate => 80.0}))).
+
+%% Messages proportional to 1/interval, 20 % noise: within the budget after
+%% the first corrections, and steady.
+budget_converges_test() ->
+    rand:seed(exsss, {10, 11, 12}),
+    Plant = fun(I) -> #{message_rate => 30000 / I * (0.8 + 0.4 * rand:uniform())} end,
+    S0 = ?T:init_state(?BU, #{interval => 10000, nodes => 5}),
+    {I0, S1} = ?T:initial(?BU, S0),
+    {Is, Fs} = closed_loop(?BU, S1#{interval := I0}, Plant, 100),
+    Over = length([R || #{message_rate := R} <- lists:nthtail(10, Fs), R > 100]),
+    ?assert(Over =< 90 * 5 div 100),
+    ?assert(reversals(changes([I0 | Is])) =< 2),
+    ?assert(length(changes(Is)) =< 4).
+
+%% ---- helpers for the synthetic runs ----
+
+m(At, Fields) ->
+    maps:merge(#{at_ms => At, window_ms => 1000}, Fields).
+
+%% Feed measurements a second apart; the interval after each.
+run(Policy, S0, Ms) ->
+    {Is, _} = lists:foldl(fun(F, {Acc, S}) ->
+                                  At = 1000 * (length(Acc) + 1) + 100000,
+                                  {_, S1} = ?T:decide(Policy, S, m(At, F)),
+                                  {[maps:get(interval, S1) | Acc], S1}
+                          end, {[], S0}, Ms),
+    lists:reverse(Is).
+
+%% The plant answers each interval with a measurement; the intervals after
+%% each decision, and the measurements.
+closed_loop(Policy, S0, Plant, N) ->
+    {Is, Fs, _} = lists:foldl(
+                    fun(K, {Is, Fs, S}) ->
+                            F = Plant(maps:get(interval, S)),
+                            {_, S1} = ?T:decide(Policy, S, m(1000 * K, F)),
+                            {[maps:get(interval, S1) | Is], [F | Fs], S1}
+                    end, {[], [], S0}, lists:seq(1, N)),
+    {lists:reverse(Is), lists:reverse(Fs)}.
+
+%% How many times a sequence of values turns from rising to falling or back.
+reversals(Vs) when length(Vs) < 3 ->
+    0;
+reversals(Vs) ->
+    Signs = [sign(B - A) || {A, B} <- lists:zip(lists:droplast(Vs), tl(Vs))],
+    length([x || {X, Y} <- lists:zip(lists:droplast(Signs), tl(Signs)), X =/= Y]).
+
+sign(D) when D > 0 -> 1;
+sign(_) -> -1.
+
+changes([]) -> [];
+changes([H | T]) ->
+    {Cs, _} = lists:foldl(fun(I, {Acc, Prev}) when I =:= Prev -> {Acc, Prev};
+                             (I, {Acc, _}) -> {[I | Acc], I}
+                          end, {[], H}, T),
+    lists:reverse(Cs).
+
+%% ---- on a cluster ----
+
+cluster_test_() ->
+    {timeout, 90, fun three_nodes/0}.
+
+three_nodes() ->
+    WasAlive = is_alive(),
+    try
+        ?CL:with_cluster(3, #{prefix => lc_tun}, fun(C) ->
+                                                         set_get(C),
+                                                         real_run(C)
+                                                 end)
+    after
+        WasAlive orelse net_kernel:stop()
+    end.
+
+%% N3 runs a stand-in for Lasp: an application named `lasp' and a
+%% `lasp_config' keeping what it is given in the application's env, as
+%% Lasp's does.
+fake_lasp(C, N) ->
+    Forms = [{attribute, 1, module, lasp_config},
+             {attribute, 2, export, [{set, 2}, {get, 2}]},
+             {function, 3, set, 2,
+              [{clause, 3, [{var, 3, 'K'}, {var, 3, 'V'}], [],
+                [{call, 3, {remote, 3, {atom, 3, application}, {atom, 3, set_env}},
+                  [{atom, 3, lasp}, {var, 3, 'K'}, {var, 3, 'V'}]}]}]},
+             {function, 4, get, 2,
+              [{clause, 4, [{var, 4, 'K'}, {var, 4, 'D'}], [],
+                [{call, 4, {remote, 4, {atom, 4, application}, {atom, 4, get_env}},
+                  [{atom, 4, lasp}, {var, 4, 'K'}, {var, 4, 'D'}]}]}]}],
+    {ok, lasp_config, Bin} = compile:forms(Forms, []),
+    {module, lasp_config} = ?CL:call(C, N, code, load_binary, [lasp_config, "lasp_config.erl", Bin]),
+    App = {application, lasp, [{description, "stand-in"}, {vsn, "0"}, {modules, []},
+                               {registered, []}, {applications, [kernel, stdlib]}]},
+    ok = ?CL:call(C, N, application, load, [App]),
+    ok = ?CL:call(C, N, application, start, [lasp]).
+
+set_get(C) ->
+    Ns = [N1, N2, N3] = ?CL:nodes(C),
+    fake_lasp(C, N3),
+    All = #{state_interval => 120, delta_interval => 300, propagate_on_update => true,
+            jitter => true, jitter_percent => 7},
+    ?assertEqual({ok, #{N1 => replicator, N2 => replicator, N3 => lasp}},
+                 ?T:set(All, #{nodes => Ns})),
+    ?assertMatch(#{agree := true, disagree := [], settings := All,
+                   backends := #{N1 := replicator, N3 := lasp}},
+                 ?T:get(#{nodes => Ns})),
+    %% Where it went: the replicator's own knobs, and Lasp's config.
+    ?assertMatch(#{state_interval := 120, propagate_on_update := true, jitter_percent := 7},
+                 ?CL:call(C, N2, ?R, settings, [])),
+    ?assertEqual({ok, 300}, ?CL:call(C, N3, application, get_env, [lasp, delta_interval])),
+    %% Every node running the application, or Lasp, by default.
+    ?assertEqual(lists:sort(Ns), lists:sort(maps:keys(maps:get(per_node, ?T:get()))) -- [node()]),
+    %% One node differs: reported.
+    {ok, _} = ?T:set(#{state_interval => 500, jitter => false}, #{nodes => [N2]}),
+    G = ?T:get(#{nodes => Ns}),
+    ?assertMatch(#{agree := false, disagree := [state_interval, jitter]}, G),
+    ?assertEqual(#{delta_interval => 300, propagate_on_update => true, jitter_percent => 7},
+                 maps:get(settings, G)),
+    ?assertMatch(#{N2 := #{state_interval := 500, jitter := false, jitter_percent := 7}},
+                 maps:get(per_node, G)),
+    ?assertMatch(#{jitter_percent := 0}, ?CL:call(C, N2, ?R, settings, [])),
+    %% Delta-based: delta_interval drives the replicator's timer.
+    {ok, _} = ?CL:call(C, N1, ?R, set, [#{mode => delta_based}]),
+    {ok, _} = ?T:set(#{delta_interval => 80}, #{nodes => [N1]}),
+    ?assertMatch(#{state_interval := 80}, ?CL:call(C, N1, ?R, settings, [])),
+    ?assertMatch(#{N1 := #{state_interval := 120, delta_interval := 80}},
+                 maps:get(per_node, ?T:get(#{nodes => Ns}))),
+    {ok, _} = ?CL:call(C, N1, ?R, set, [#{mode => state_based, state_interval => 120}]),
+    %% Bad settings change nothing.
+    ?assertEqual({error, {bad_settings, [fanout, state_interval]}},
+                 ?T:set(#{state_interval => 0, fanout => 2}, #{nodes => Ns})),
+    [_, Host] = string:split(atom_to_list(N1), "@"),
+    Gone = list_to_atom("lc_tun_gone@" ++ Host),
+    ?assertEqual({error, {set_failed, [{Gone, not_running}]}},
+                 ?T:set(#{state_interval => 100}, #{nodes => [Gone]})),
+    %% Lasp stops on N3: the replicator takes the settings again.
+    ok = ?CL:call(C, N3, application, stop, [lasp]),
+    ?assertMatch(#{backends := #{N3 := replicator}}, ?T:get(#{nodes => Ns})).
+
+%% A replicated orset on three nodes, 2 s rounds, about 25 updates a
+%% second; the controller on N1 with a 300 ms p99 target.
+real_run(C) ->
+    Ns = [N1 | _] = ?CL:nodes(C),
+    Var = {<<"tuned">>, state_orset},
+    {ok, _} = ?T:set(#{state_interval => 2000, propagate_on_update => false, jitter => false},
+                     #{nodes => Ns}),
+    ok = ?CL:call(C, N1, lasp_converge, track, [Var, #{nodes => Ns}]),
+    {ok, _} = ?CL:call(C, N1, ?R, declare, [Var, state_orset, #{nodes => Ns}]),
+    Writer = spawn_link(fun() -> write(C, Ns, Var, 0) end),
+    try
+        %% Fanout 1: the model counts two gossip rounds for three nodes,
+        %% where the replicator's rounds overlap; the measurements correct it.
+        Opts = #{nodes => Ns, window => 500, dwell => 1000, min_samples => 5, fanout => 1},
+        ?assertEqual({error, {bad_policy, {target_p99, 0}}},
+                     ?CL:call(C, N1, ?T, start, [Var, {target_p99, 0}, Opts])),
+        {ok, _} = ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, Opts]),
+        ?assertEqual({error, already_started},
+                     ?CL:call(C, N1, ?T, start, [Var, {fixed, 10}, Opts])),
+        %% The model's first value, at once: two rounds, under the target.
+        [First | _] = ?CL:call(C, N1, ?T, log, [Var]),
+        ?assertMatch(#{key := state_interval, old := 2000, new := 104, measurement := none,
+                       why := {model, #{rounds := 2}}, result := ok},
+                     First),
+        ?assertEqual([104], intervals(Ns)),
+        %% Then it measures, and moves from what it measures (or finds the
+        %% p99 between half the target and the target, and stays).
+        wait_until(fun() ->
+                           case ?CL:call(C, N1, ?T, status, [Var]) of
+                               #{last := #{p99 := P}, state := #{why := Why}}
+                                 when is_integer(P) ->
+                                   length(?CL:call(C, N1, ?T, log, [Var])) >= 2
+                                       orelse element(1, Why) =:= in_band;
+                               _ ->
+                                   false
+                           end
+                   end, 15000),
+        %% Every move it made from a measurement went the right way.
+        [?assert(if
+                     P > 300000 -> New < Old;
+                     P < 150000 -> New > Old;
+                     true -> false
+                 end)
+         || #{measurement := #{p99 := P}, old := Old, new := New}
+                <- ?CL:call(C, N1, ?T, log, [Var])],
+        %% Whatever it did since, every node runs its interval, and each
+        %% change was recorded as a mark.
+        wait_until(fun() ->
+                           #{state := #{interval := I}} = ?CL:call(C, N1, ?T, status, [Var]),
+                           intervals(Ns) =:= [I]
+                   end, 5000),
+        Log = ?CL:call(C, N1, ?T, log, [Var]),
+        wait_until(fun() ->
+                           Marks = [M || #{tuner := V} = M <- ?CL:call(C, N1, lasp_converge,
+                                                                       marks, [Var]),
+                                         V =:= Var],
+                           length(Marks) >= length(Log)
+                   end, 5000),
+        ?assertEqual(ok, ?CL:call(C, N1, ?T, stop, [Var])),
+        ?assertEqual({error, not_running}, ?CL:call(C, N1, ?T, log, [Var])),
+        ?assertEqual({error, not_running}, ?CL:call(C, N1, ?T, stop, [Var]))
+    after
+        unlink(Writer),
+        exit(Writer, kill)
+    end.
+
+%% The state intervals in force on the nodes, without duplicates.
+intervals(Ns) ->
+    #{per_node := Per} = ?T:get(#{nodes => Ns}),
+    lists:usort([maps:get(state_interval, S) || S <- maps:values(Per)]).
+
+write(C, Ns, Var, K) ->
+    N = lists:nth(K rem length(Ns) + 1, Ns),
+    {ok, _} = ?CL:call(C, N, ?R, update, [Var, {add, K}, N]),
+    timer:sleep(40),
+    write(C, Ns, Var, K + 1).
+
+wait_until(F, Ms) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    wait_until(F, Deadline, Ms).
+
+wait_until(F, Deadline, Ms) ->
+    case F() of
+        true ->
+            ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> error({timeout, Ms});
+                false -> timer:sleep(50), wait_until(F, Deadline, Ms)
+            end
+    end.
