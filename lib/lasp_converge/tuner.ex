@@ -1,0 +1,123 @@
+defmodule LaspConverge.Tuner do
+  @moduledoc """
+  Propagation control: set how fast state propagates on every node of a
+  cluster, and let a controller per variable set it from what it measures.
+
+  A thin façade over `:lasp_converge_tuner`; see its module doc for the
+  details.
+
+  `set/2` applies `:state_interval`, `:delta_interval` (ms),
+  `:propagate_on_update`, `:jitter` and `:jitter_percent` on every member
+  node: through Lasp's `lasp_config:set/2` where Lasp runs, otherwise
+  through `LaspConverge.Replicator.set/1` (in `:delta_based` mode
+  `:delta_interval` drives the replicator's timer, in `:state_based` mode
+  `:state_interval`). `get/1` reads them back from every node and reports
+  disagreement.
+
+  `start/3` runs a controller for one variable with a policy:
+
+    * `{:fixed, ms}`
+    * `{:rate_proportional, %{updates_per_interval: k, min: ms, max: ms}}` -
+      the interval in which `k` updates arrive at the measured rate
+    * `{:target_p99, ms}` - the slowest propagation whose measured p99
+      convergence time stays under `ms`
+    * `{:budget, messages_per_second}` - the fastest propagation whose
+      replication messages stay within the budget
+
+  Bounds (`:min`, `:max`), hysteresis, a dwell time between changes and
+  step limits keep it from oscillating. Every change is logged with its
+  time, old and new value, reason and the measurement that caused it
+  (`log/1`), and recorded as a tracker mark (`LaspConverge.marks/1`).
+
+  The decisions are pure functions of a state and a measurement:
+
+      iex> policy = {:target_p99, 200}
+      iex> s = LaspConverge.Tuner.init_state(policy, %{interval: 10_000, nodes: 3})
+      iex> {first, s} = LaspConverge.Tuner.initial(policy, s)
+      iex> first
+      138
+      iex> {shorter, _} = LaspConverge.Tuner.decide(policy, s, %{at_ms: 5000, window_ms: 1000, p99: 400_000})
+      iex> shorter < first
+      true
+  """
+
+  @typedoc "A variable: any term, such as a Lasp id `{name, type}`."
+  @type variable :: term()
+
+  @typedoc """
+  Settings (a map or keyword list): `:state_interval`, `:delta_interval`
+  (ms), `:propagate_on_update`, `:jitter` (booleans), `:jitter_percent`
+  (0..100).
+  """
+  @type settings :: map() | keyword()
+
+  @typedoc "A controller policy (see the module doc)."
+  @type policy ::
+          {:fixed, pos_integer()}
+          | {:rate_proportional, map() | keyword()}
+          | {:target_p99, pos_integer()}
+          | {:budget, number()}
+
+  @doc """
+  Applies `settings` on every member (`nodes: [...]`, default this node and
+  every connected node where Lasp or `:lasp_converge` runs). Returns
+  `{:ok, %{node => :lasp | :replicator}}`.
+  """
+  @spec set(settings(), keyword() | map()) :: {:ok, map()} | {:error, term()}
+  def set(settings, opts \\ []),
+    do: :lasp_converge_tuner.set(Map.new(settings), Map.new(opts))
+
+  @doc """
+  Reads the settings back from every member: `%{settings: agreed,
+  per_node: %{node => settings}, backends: ..., agree: boolean(),
+  disagree: [key]}`.
+  """
+  @spec get(keyword() | map()) :: map()
+  def get(opts \\ []), do: :lasp_converge_tuner.get(Map.new(opts))
+
+  @doc """
+  Starts a controller for `var` on this node. Options: `:nodes`, `:key`
+  (`:state_interval` or `:delta_interval`), `:window` (ms, default 1000),
+  `:max_window`, `:min_samples`, `:min`, `:max`, `:dwell`, `:hysteresis`,
+  `:aim`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:mark`.
+  """
+  @spec start(variable(), policy(), keyword() | map()) :: {:ok, pid()} | {:error, term()}
+  def start(var, policy, opts \\ []),
+    do: :lasp_converge_tuner.start(var, policy(policy), Map.new(opts))
+
+  @doc "Stops the controller of `var` on this node; the settings stay."
+  @spec stop(variable()) :: :ok | {:error, :not_running}
+  def stop(var), do: :lasp_converge_tuner.stop(var)
+
+  @doc """
+  The changes the controller of `var` made, oldest first: maps with
+  `:at_ms`, `:at_us`, `:key`, `:old`, `:new`, `:why`, `:measurement`,
+  `:result`.
+  """
+  @spec log(variable()) :: [map()] | {:error, :not_running}
+  def log(var), do: :lasp_converge_tuner.log(var)
+
+  @doc "The controller's policy, key, nodes, decision state and last measurement."
+  @spec status(variable()) :: map() | {:error, :not_running}
+  def status(var), do: :lasp_converge_tuner.status(var)
+
+  @doc "The variables with a controller on this node."
+  @spec running() :: [variable()]
+  def running, do: :lasp_converge_tuner.running()
+
+  @doc "The initial decision state for `policy` (see `:lasp_converge_tuner.init_state/2`)."
+  @spec init_state(policy(), map() | keyword()) :: map()
+  def init_state(policy, ctx), do: :lasp_converge_tuner.init_state(policy(policy), Map.new(ctx))
+
+  @doc "The model's first interval, or `:keep`, and the next state."
+  @spec initial(policy(), map()) :: {pos_integer() | :keep, map()}
+  def initial(policy, state), do: :lasp_converge_tuner.initial(policy(policy), state)
+
+  @doc "One decision from a window's measurement: `{interval | :keep, state}`."
+  @spec decide(policy(), map(), map()) :: {pos_integer() | :keep, map()}
+  def decide(policy, state, measurement),
+    do: :lasp_converge_tuner.decide(policy(policy), state, measurement)
+
+  defp policy({:rate_proportional, params}), do: {:rate_proportional, Map.new(params)}
+  defp policy(policy), do: policy
+end
