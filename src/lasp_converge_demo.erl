@@ -37,7 +37,7 @@ main() ->
 %% (ms, default 250), `report' (the HTML file, default
 %% `_build/demo/lasp_converge_report.html'), `scale' (multiplies every
 %% phase's duration, default 1.0).
--spec main(map()) -> ok.
+-spec main(map()) -> result().
 main(Opts) when is_map(Opts) ->
     N = maps:get(nodes, Opts, 5),
     Interval = maps:get(state_interval, Opts, 250),
@@ -57,7 +57,7 @@ main(Opts) when is_map(Opts) ->
 run_cluster(C, Interval, Path, Scale) ->
     Ns = [N1 | _] = ?CL:nodes(C),
     io:format("nodes: ~p~n", [Ns]),
-    [{ok, _} = ?CL:call(C, Nd, ?REP, set, [#{state_interval => Interval}]) || Nd <- Ns],
+    _ = [{ok, _} = ?CL:call(C, Nd, ?REP, set, [#{state_interval => Interval}]) || Nd <- Ns],
     ok = ?CL:call(C, N1, lasp_converge, track, [?VAR, #{nodes => Ns}]),
     {ok, _} = ?CL:call(C, N1, ?REP, declare, [?VAR, state_awset, #{nodes => Ns}]),
     {A, B} = lists:split(2, Ns),
