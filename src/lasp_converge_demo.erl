@@ -2,15 +2,18 @@
 %% a partition and its heal, measured while it runs and drawn at the end.
 %%
 %% `main/0' starts 5 peer nodes (`lasp_converge_cluster'), declares an awset
-%% replicated state-based every 250 ms (`lasp_converge_replicator'), tracks
-%% it from the first node (`lasp_converge'), and runs four phases: steady
-%% updates (5/s), a burst (100/s), a 2+3 partition with concurrent adds and
-%% removes of the same elements on both sides (10/s, `lasp_converge_fault'),
-%% then the heal and a quiet spell. Once a second it prints what the tracker
-%% measures (updates, pending, p50/p99, how many updates each node misses);
-%% at the end the summary (`lasp_converge:print/1'), the messages sent, the
-%% final values (equal on every node, every update accounted for), and the
-%% path of the HTML report (`lasp_converge_report'). About a minute.
+%% replicated state-based, starting every 250 ms (`lasp_converge_replicator'),
+%% tracks it from the first node (`lasp_converge'), puts the tuner on it
+%% (`lasp_converge_tuner', `{target_p99, 400}' ms, intervals 50 ms to 2 s),
+%% and runs four phases: steady updates (5/s), a burst (100/s), a 2+3
+%% partition with concurrent adds and removes of the same elements on both
+%% sides (10/s, `lasp_converge_fault'), then the heal and a quiet spell.
+%% Once a second it prints what the tracker measures (updates, pending,
+%% p50/p99, how many updates each node misses) and the interval in force; at
+%% the end the summary (`lasp_converge:print/1'), the tuner's changes, the
+%% messages sent, the final values (equal on every node, every update
+%% accounted for), and the path of the HTML report (`lasp_converge_report').
+%% About 30 seconds.
 %%
 %% `merge/0,1' is the single-node demo: two replicas of an orset and of an
 %% awset diverge through `mutate/3', merge natively, and the terminal shows
@@ -34,7 +37,8 @@ main() ->
     main(#{}).
 
 %% @doc The cluster demo. Options: `nodes' (default 5), `state_interval'
-%% (ms, default 250), `report' (the HTML file, default
+%% (ms, the starting one, default 250), `tuner' (a `lasp_converge_tuner'
+%% policy, default `{target_p99, 400}', or `none'), `report' (the HTML file, default
 %% `_build/demo/lasp_converge_report.html'), `scale' (multiplies every
 %% phase's duration, default 1.0).
 -spec main(map()) -> result().
@@ -43,23 +47,33 @@ main(Opts) when is_map(Opts) ->
     Interval = maps:get(state_interval, Opts, 250),
     Path = filename:absname(maps:get(report, Opts, "_build/demo/lasp_converge_report.html")),
     Scale = maps:get(scale, Opts, 1.0),
+    Tuner = maps:get(tuner, Opts, {target_p99, 400}),
     %% Sparklines and units print as UTF-8.
     ok = io:setopts([{encoding, unicode}]),
     io:format("~nlasp_converge demo: ~b local nodes, an awset replicated state-based "
               "every ~b ms~n~n", [N, Interval]),
     {ok, C} = ?CL:start(N, #{prefix => lc_demo}),
     try
-        run_cluster(C, Interval, Path, Scale)
+        run_cluster(C, Interval, Path, Scale, Tuner)
     after
         ?CL:stop(C)
     end.
 
-run_cluster(C, Interval, Path, Scale) ->
+run_cluster(C, Interval, Path, Scale, Tuner) ->
     Ns = [N1 | _] = ?CL:nodes(C),
     io:format("nodes: ~p~n", [Ns]),
     _ = [{ok, _} = ?CL:call(C, Nd, ?REP, set, [#{state_interval => Interval}]) || Nd <- Ns],
     ok = ?CL:call(C, N1, lasp_converge, track, [?VAR, #{nodes => Ns}]),
     {ok, _} = ?CL:call(C, N1, ?REP, declare, [?VAR, state_awset, #{nodes => Ns}]),
+    _ = case Tuner of
+            none ->
+                ok;
+            Policy ->
+                {ok, _} = ?CL:call(C, N1, lasp_converge_tuner, start,
+                                   [?VAR, Policy, #{nodes => Ns, min => 50, max => 2000,
+                                                    window => 1000}]),
+                io:format("tuner: ~p on ~p~n", [Policy, ?VAR])
+        end,
     {A, B} = lists:split(2, Ns),
     Ms = fun(S) -> round(S * 1000 * Scale) end,
     Phases = [{"steady, 5 updates/s", Ms(8), 5, Ns, fun() -> ok end},
@@ -70,8 +84,9 @@ run_cluster(C, Interval, Path, Scale) ->
                fun() -> ok = lasp_converge_fault:heal(C) end},
               {"quiet", Ms(3), 0, Ns, fun() -> ok end}],
     T0 = erlang:monotonic_time(millisecond),
-    io:format("~n~6s  ~-42s ~8s ~9s ~9s ~9s  ~s~n",
-              ["time", "phase", "updates", "pending", "p50", "p99", "unseen per node"]),
+    io:format("~n~6s  ~-42s ~8s ~9s ~9s ~9s ~9s  ~s~n",
+              ["time", "phase", "updates", "pending", "p50", "p99", "interval",
+               "unseen per node"]),
     Log = lists:foldl(fun(Phase, Acc) -> phase(C, N1, Phase, T0, Acc) end,
                       #{made => 0, ops => []}, Phases),
     #{made := Made, ops := Ops} = Log,
@@ -132,10 +147,14 @@ progress(C, N1, Name, T0, #{made := Made}) ->
                       || Nd <- lists:sort(maps:keys(Nodes))];
                  _ -> []
              end,
-    io:format("~5.1fs  ~-42s ~8b ~9b ~9ts ~9ts  ~w~n",
+    Interval = case ?CL:call(C, N1, ?REP, settings, []) of
+                   #{state_interval := I} -> io_lib:format("~b ms", [I]);
+                   _ -> "-"
+               end,
+    io:format("~5.1fs  ~-42s ~8b ~9b ~9ts ~9ts ~9ts  ~w~n",
               [(erlang:monotonic_time(millisecond) - T0) / 1000, Name, Made,
                maps:get(pending, S, 0), us(maps:get(p50, S, undefined)),
-               us(maps:get(p99, S, undefined)), Unseen]).
+               us(maps:get(p99, S, undefined)), Interval, Unseen]).
 
 us(undefined) -> "-";
 us(U) -> lasp_converge_svg:fmt_us(U).
@@ -153,6 +172,15 @@ finish(C, Ns, N1, Made, Ops, Path) ->
     {ok, Data} = ?CL:call(C, N1, lasp_converge_report, collect, [?VAR]),
     io:format("~n"),
     io:put_chars(lasp_converge_report:format(Data)),
+    case ?CL:call(C, N1, lasp_converge_tuner, log, [?VAR]) of
+        Log when is_list(Log) ->
+            io:format("tuner changes: ~ts~n",
+                      [lists:join(", ", [io_lib:format("~b→~b ms (~0tp)", [O, N, W])
+                                         || #{old := O, new := N, why := W} <- Log])]),
+            _ = ?CL:call(C, N1, lasp_converge_tuner, stop, [?VAR]);
+        _ ->
+            ok
+    end,
     Stats = [?CL:call(C, Nd, ?REP, stats, []) || Nd <- Ns],
     Msgs = lists:sum([maps:get(sent_messages, S) || S <- Stats]),
     Bytes = lists:sum([maps:get(sent_bytes, S) || S <- Stats]),

@@ -143,7 +143,7 @@ section(D = #{var := Var, stats := S, divergence := Div, records := Recs, marks 
      divergence_charts(Div, Nodes, T0, VLines),
      distribution_charts(Conv, S),
      latency_heatmap(Recs, S),
-     rate_charts(Recs, T0, VLines),
+     rate_charts(Recs, T0, VLines, intervals(Marks, T0)),
      "</div>\n",
      marks_table(Marks, T0),
      "</section>\n"].
@@ -160,6 +160,8 @@ t0(#{divergence := Div, records := Recs, marks := Marks}) ->
 mark_time(#{at_us := T}) when is_integer(T) -> T;
 mark_time(_) -> undefined.
 
+mark_label(#{tuner := _, key := K, old := O, new := N}) ->
+    io_lib:format("~ts ~0tp → ~0tp ms", [K, O, N]);
 mark_label(M = #{}) ->
     Kind = hd([V || K <- [fault, kind, event, tuner, label], (V = maps:get(K, M, undefined)) =/= undefined]
               ++ [mark]),
@@ -268,16 +270,34 @@ latency_heatmap(Recs, S) ->
                          x_format => fun ?S:fmt_us/1})
     end.
 
-rate_charts([], _, _) ->
+%% The propagation interval over time, from the tuner's marks: its old
+%% value from the start, then each new one (in µs, to share the p99 axis).
+intervals(Marks, T0) ->
+    case [{(T - T0) / 1.0e6, O, N} || #{tuner := _, at_us := T, old := O, new := N} <- Marks,
+                                     is_number(O), is_number(N)] of
+        [] -> [];
+        [{_, O0, _} | _] = Changes -> [{0.0, O0 * 1000} | [{X, N * 1000} || {X, _, N} <- Changes]]
+    end.
+
+rate_charts([], _, _, _) ->
     [];
-rate_charts(Recs, T0, VLines) ->
+rate_charts(Recs, T0, VLines, Intervals) ->
     Ws = windows(Recs, T0),
+    Interval = case Intervals of
+                   [] -> [];
+                   _ -> [#{label => "propagation interval", points => Intervals}]
+               end,
     [?S:line([#{label => "updates/s", points => [{T, R} || {T, R, _} <- Ws]}],
              #{id => "update-rate", title => "Update rate", x_label => "time (s)",
                y_label => "updates/s", vlines => VLines, height => 200,
                y_format => fun ?S:fmt_num/1}),
-     ?S:line([#{label => "p99 convergence", points => [{T, P} || {T, _, P} <- Ws, P > 0]}],
-             #{id => "window-p99", title => "p99 convergence time per window",
+     ?S:line([#{label => "p99 convergence", points => [{T, P} || {T, _, P} <- Ws, P > 0]}
+              | Interval],
+             #{id => "window-p99", step_series => ["propagation interval"],
+               title => case Interval of
+                            [] -> "p99 convergence time per window";
+                            _ -> "p99 convergence time per window, and the propagation interval"
+                        end,
                x_label => "time (s)", y_label => "p99", y_scale => log,
                y_format => fun ?S:fmt_us/1, vlines => VLines, height => 200})].
 

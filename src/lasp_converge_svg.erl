@@ -31,7 +31,8 @@
                   y_format => fun((number()) -> iodata()),
                   x_range => {number(), number()}, y_range => {number(), number()},
                   width => pos_integer(), height => pos_integer(),
-                  step => boolean(), max_points => pos_integer(),
+                  step => boolean(), step_series => [iodata()],
+                  max_points => pos_integer(),
                   vlines => [{number(), iodata(), iodata()}],
                   hlines => [{number(), iodata(), iodata()}]}.
 -export_type([point/0, series/0, opts/0]).
@@ -48,7 +49,8 @@
 %% ===================================================================
 
 %% @doc A line chart of `Series'. With `step => true' each series holds its
-%% value until the next point (counts over time). `vlines' are vertical
+%% value until the next point (counts over time); `step_series' names the
+%% series drawn so when the others are not. `vlines' are vertical
 %% markers `{X, Label, Class}' (faults, interval changes), `hlines'
 %% horizontal ones. Points outside a log axis's positive range are left out.
 -spec line([series()], opts()) -> iodata().
@@ -67,7 +69,10 @@ line(Series0, Opts) ->
     Frame = frame(Opts),
     {Fx, Fy} = mappers(Frame, XS, XR, YS, YR),
     Step = maps:get(step, Opts, false),
-    Paths = [series_path(I, S, Fx, Fy, Step, XR, XS) || {I, S} <- enumerate(Series)],
+    Steps = [unicode:characters_to_binary(L) || L <- maps:get(step_series, Opts, [])],
+    Paths = [series_path(I, S, Fx, Fy, Step orelse lists:member(unicode:characters_to_binary(L), Steps),
+                         XR, XS)
+             || {I, S = #{label := L}} <- enumerate(Series)],
     svg(Opts, Frame, "line",
         [axes(Frame, XS, XR, YS, YR, Opts),
          Paths,
@@ -136,8 +141,10 @@ heatmap({Rows, Cols, Counts}, Opts) ->
     XS = maps:get(x_scale, Opts, linear),
     NR = max(1, length(Rows)),
     Frame0 = frame(Opts),
+    %% Room on the left for the longest row label (about 6.5 px a character).
+    Left = min(300, max(80, 12 + round(6.5 * lists:max([0 | [string:length(R) || R <- Rows]])))),
     Frame = Frame0#{height => max(maps:get(height, Frame0), ?MT + ?MB + 22 * NR),
-                    left => 150},
+                    left => Left},
     XR = range(XS, undefined, lists:append([[Lo, Hi] || {Lo, Hi} <- Cols])),
     {Fx, _} = mappers(Frame, XS, XR, linear, {0, 1}),
     {_, Top, _, Bottom} = plot_box(Frame),
@@ -153,7 +160,7 @@ heatmap({Rows, Cols, Counts}, Opts) ->
               || {{Lo, Hi}, C} <- lists:zip(Cols, Cs)]
              || {I, R, Cs} <- lists:zip3(lists:seq(1, length(Rows)), Rows, Counts)],
     Labels = [io_lib:format("<text class=\"lc-tick\" x=\"~.1f\" y=\"~.1f\" text-anchor=\"end\">~ts</text>\n",
-                            [150 - 6.0, Top + (I - 0.5) * RowH + 4, esc(R)])
+                            [Left - 6.0, Top + (I - 0.5) * RowH + 4, esc(R)])
               || {I, R} <- enumerate1(Rows)],
     svg(Opts, Frame, "heatmap",
         [x_axis(Frame, XS, XR, Opts), Cells, Labels]).

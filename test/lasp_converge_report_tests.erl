@@ -188,6 +188,20 @@ page_draws_every_chart_from_the_data_test() ->
     nomatch = re:run(Html, "(src=|href=|<script|@import|url\\()"),
     ok.
 
+%% The tuner's marks draw the propagation interval next to p99 and label
+%% each change.
+tuner_marks_draw_the_interval_test() ->
+    D0 = #{marks := Marks} = synthetic(),
+    T0 = 1700000000000000,
+    Tuner = [#{at_us => T0 + 200000, tuner => v, key => state_interval, old => 250, new => 120,
+               why => over_target},
+             #{at_us => T0 + 500000, tuner => v, key => state_interval, old => 120, new => 60,
+               why => over_target}],
+    Html = unicode:characters_to_binary(?R:render([D0#{marks := Marks ++ Tuner}])),
+    ?assertMatch({match, _}, re:run(Html, "data-label=\"propagation interval\" data-n=\"3\"")),
+    ?assertMatch({match, _}, re:run(Html, "state_interval 250 → 120 ms", [unicode])),
+    ?assertMatch({match, _}, re:run(Html, "and the propagation interval")).
+
 page_with_no_data_says_so_test() ->
     D = #{var => v, stats => #{updates => 0}, divergence => [], records => [], marks => []},
     Html = unicode:characters_to_binary(?R:render([D])),
