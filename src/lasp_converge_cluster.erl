@@ -83,6 +83,8 @@
 %% old node went down.
 -define(RESTART_ATTEMPTS, 25).
 -define(RESTART_RETRY_MS, 200).
+-define(MESH_ATTEMPTS, 5).
+-define(MESH_RETRY_MS, 50).
 -define(PEER_ARGS, ["-kernel", "prevent_overlapping_partitions", "false"]).
 
 %% @equiv start(N, #{})
@@ -420,13 +422,30 @@ start_apps(Node, [App | Apps], Timeout) ->
         Class:Why -> {error, {app, App, {Class, Why}}}
     end.
 
+%% Connect every pair, then check that every node sees every other one
+%% (a connection can be dropped while `global' syncs the new ones) and
+%% connect again what is missing, a few times.
 mesh(Nodes, Timeout) ->
+    mesh(Nodes, Timeout, ?MESH_ATTEMPTS).
+
+mesh(Nodes, Timeout, N) ->
     Pairs = [{A, B} || {K, A} <- lists:enumerate(Nodes), B <- lists:nthtail(K, Nodes)],
     Failed = [{A, B, R} || {A, B} <- Pairs,
                            (R = connect(A, B, Timeout)) =/= true],
     case Failed of
-        [] -> ok;
-        [F | _] -> {error, F}
+        [] ->
+            case [{A, B} || {A, B} <- Pairs, not lists:member(B, peers_of(A, Timeout))] of
+                [] -> ok;
+                _ when N > 1 -> timer:sleep(?MESH_RETRY_MS), mesh(Nodes, Timeout, N - 1);
+                [{A, B} | _] -> {error, {A, B, not_connected}}
+            end;
+        [F | _] ->
+            {error, F}
+    end.
+
+peers_of(A, Timeout) ->
+    try erpc:call(A, erlang, nodes, [], Timeout)
+    catch _:_ -> []
     end.
 
 connect(A, B, Timeout) ->
