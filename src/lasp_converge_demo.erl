@@ -91,7 +91,7 @@ run_cluster(C, Interval, Path, Scale, Tuner) ->
                       #{made => 0, ops => []}, Phases),
     #{made := Made, ops := Ops} = Log,
     io:format("~nwaiting for every update to converge...~n"),
-    _ = wait_converged(C, N1, Made, 20000),
+    _ = wait_converged(C, N1, Made, 60000),
     finish(C, Ns, N1, Made, lists:reverse(Ops), Path).
 
 %% Run one phase: its fault (if any), then `Rate' updates a second spread
