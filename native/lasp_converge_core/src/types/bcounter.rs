@@ -179,6 +179,7 @@ impl<T: Term> Lattice<T> for BCounter<T> {
             pn: Box::new(Value {
                 crdt: std::sync::Arc::new(Crdt::PNCounter(pn)),
                 term: Some(pn_t),
+                entry: None,
             }),
             ctype: CType::Term(ct),
             moved,

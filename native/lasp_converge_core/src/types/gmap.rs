@@ -51,6 +51,9 @@ pub struct Value<T: Term> {
     pub crdt: Arc<Crdt<T>>,
     /// The `{Type, Payload}` term, when the state is exactly it.
     pub term: Option<T>,
+    /// In a map, the `{Key, Value}` entry term this value came with, when
+    /// the entry is exactly it (encoding reuses it instead of a new tuple).
+    pub entry: Option<T>,
 }
 
 impl<T: Term> Value<T> {
@@ -59,6 +62,7 @@ impl<T: Term> Value<T> {
         Value {
             crdt: Arc::new(crdt),
             term: None,
+            entry: None,
         }
     }
 
@@ -209,13 +213,19 @@ impl<T: Term> Lattice<T> for GMap<T> {
 
     fn decode(payload: &T, d: &mut Decoder) -> Result<Self> {
         let (ct, list) = payload.as_pair().ok_or(BadCrdt::Malformed(TAG))?;
-        let entries = d.orddict(TAG, &list, |d, v| {
+        let entries = d.list(TAG, &list, |d, e| {
+            let (k, v) = e.as_pair().ok_or(BadCrdt::Malformed(TAG))?;
             let crdt = d.nested(|d| Crdt::decode(&v, d))?;
-            Ok(Value {
-                crdt: Arc::new(crdt),
-                term: Some(v),
-            })
+            Ok((
+                k,
+                Value {
+                    crdt: Arc::new(crdt),
+                    term: Some(v),
+                    entry: Some(e),
+                },
+            ))
         })?;
+        crate::decode::check_ascending(TAG, entries.iter().map(|(k, _)| k))?;
         Ok(GMap {
             ctype: CType::Term(ct),
             entries,
@@ -226,7 +236,10 @@ impl<T: Term> Lattice<T> for GMap<T> {
         let items: Vec<T> = self
             .entries
             .iter()
-            .map(|(k, v)| b.pair(k.clone(), v.encode(b)))
+            .map(|(k, v)| match &v.entry {
+                Some(e) => e.clone(),
+                None => b.pair(k.clone(), v.encode(b)),
+            })
             .collect();
         b.pair(self.ctype.encode(b), b.list(&items))
     }
@@ -247,7 +260,12 @@ impl<T: Term> Lattice<T> for GMap<T> {
         let mut shared = 0usize;
         let entries = ord::orddict_merge(&self.entries, &other.entries, |_, va, vb| {
             shared += 1;
-            let (v, a, b) = va.merge(vb)?;
+            let (mut v, a, b) = va.merge(vb)?;
+            if !a {
+                // The entry keeps A's key: B's entry term may hold another
+                // (`==`) key term.
+                v.entry = None;
+            }
             is_a &= a;
             is_b &= b;
             Ok::<_, BadCrdt>(v)

@@ -98,6 +98,7 @@ impl<T: Term> Lattice<T> for Pair<T> {
             Ok(Value {
                 crdt: std::sync::Arc::new(crdt),
                 term: Some(t),
+                entry: None,
             })
         };
         let fst = comp(d, f)?;
