@@ -64,9 +64,11 @@
 %% (`latency_ms', default 2); a round sends `peers' messages from each of
 %% the `N' members (twice that in `delta_based' mode, with the
 %% acknowledgements). Later values correct the model from measurements:
-%% the measured p99 (or message rate) is taken as proportional to the
-%% interval (inversely for messages) beyond the latency, and the interval
-%% is scaled to bring it to the aim.
+%% the measured p99 is taken as proportional to the interval beyond the
+%% latency (the message rate as inversely proportional to it); the factor,
+%% the gain, is measured each window and smoothed, and the interval is set
+%% to bring the figure to the aim. Over the target or budget the higher
+%% of the window's gain and the smoothed one is used.
 %%
 %% == Measurements ==
 %%
