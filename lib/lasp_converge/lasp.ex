@@ -1,0 +1,101 @@
+defmodule LaspConverge.Lasp do
+  @moduledoc """
+  Convergence tracking on a running Lasp 0.8 cluster, with no change to
+  Lasp: Lasp's own variables, replicated by Lasp's own backends, timed by
+  `LaspConverge`.
+
+  A thin façade over `:lasp_converge_lasp`; see its module doc for the
+  details. In short:
+
+    * The cluster is Lasp's (`lasp_peer_service:members()`); a member is
+      *instrumented* when the `:lasp_converge` application runs there.
+      `members/0` and `status/1` tell them apart.
+    * `track/2`, on an instrumented member, starts `LaspConverge.track/2`
+      aggregated there and, on every instrumented member, declares the id
+      with `lasp:declare/2` (a stream on an undeclared id makes a Lasp
+      process exit), subscribes with `lasp:stream/2`, and on each change
+      reads the state with `lasp:read(id, :undefined)` and hands it to
+      `LaspConverge.observed/2`. Lasp has no unsubscribe: `untrack/1`
+      leaves the streams in place, doing nothing.
+    * `update/3` is `lasp:update/3` timed with `LaspConverge.updated/3`
+      from the state read just before to the state Lasp returns. A remote
+      merge landing between the two is counted as part of the update, so
+      its convergence time may be over-estimated, never under-estimated.
+    * `set/1` and `get/0` reach `lasp_config` on every Lasp member (through
+      `LaspConverge.Tuner` for five of the six keys).
+
+  Without Lasp on this node every call returns `{:error, :lasp_not_running}`:
+
+      iex> LaspConverge.Lasp.members()
+      {:error, :lasp_not_running}
+      iex> LaspConverge.Lasp.update({"x", :state_orset}, {:add, 1}, self())
+      {:error, {:bad_actor, self()}}
+  """
+
+  @typedoc "A Lasp id, such as `{\"x\", :state_orset}` (the type second)."
+  @type id :: term()
+
+  @typedoc "A Lasp actor: a binary, a list or an atom."
+  @type actor :: binary() | list() | atom()
+
+  @typedoc """
+  Lasp settings (a map or keyword list): `:state_interval`,
+  `:delta_interval` (ms), `:propagate_on_update`, `:jitter` (booleans),
+  `:jitter_percent` (0..100), `:mode` (`:state_based` or `:delta_based`).
+  """
+  @type settings :: map() | keyword()
+
+  @typedoc "`%{members: [node], instrumented: [node], not_instrumented: [node]}`."
+  @type membership :: %{
+          members: [node()],
+          instrumented: [node()],
+          not_instrumented: [node()]
+        }
+
+  @doc """
+  Starts timing the Lasp variable `id` on every instrumented Lasp member,
+  aggregated on this node. Options: those of `LaspConverge.track/2` but
+  `:nodes`, and `:type` (the type to declare; default the second element of
+  `id`). Returns which members are instrumented and which are not.
+  """
+  @spec track(id(), keyword() | map()) :: {:ok, membership()} | {:error, term()}
+  def track(id, opts \\ []), do: :lasp_converge_lasp.track(id, Map.new(opts))
+
+  @doc "Stops timing `id` (from any member); the streams stay, idle."
+  @spec untrack(id()) :: :ok | {:error, term()}
+  def untrack(id), do: :lasp_converge_lasp.untrack(id)
+
+  @doc """
+  `lasp:update(id, op, actor)` on this node, timed. Returns what Lasp
+  returns, `{:ok, {id, type, metadata, state}}`.
+  """
+  @spec update(id(), term(), actor()) :: {:ok, {id(), term(), term(), term()}} | {:error, term()}
+  def update(id, op, actor), do: :lasp_converge_lasp.update(id, op, actor)
+
+  @doc "The Lasp members, instrumented (running `:lasp_converge`) or not."
+  @spec members() :: {:ok, membership()} | {:error, term()}
+  def members, do: :lasp_converge_lasp.members()
+
+  @doc """
+  Where `id` stands: `:tracked` (aggregated on this node), the members,
+  and under `:nodes` each instrumented member's stream (`:none`, `:active`
+  or `:inactive`), states observed and callback failures.
+  """
+  @spec status(id()) :: {:ok, map()} | {:error, term()}
+  def status(id), do: :lasp_converge_lasp.status(id)
+
+  @doc """
+  Applies `settings` with `lasp_config:set/2` on every Lasp member; returns
+  `{:ok, members}`.
+  """
+  @spec set(settings()) :: {:ok, [node()]} | {:error, term()}
+  def set(settings), do: :lasp_converge_lasp.set(Map.new(settings))
+
+  @doc """
+  Reads the six settings back from every Lasp member: `{:ok, %{settings:
+  agreed, per_node: %{node => settings}, agree: boolean(), disagree:
+  [key]}}`.
+  """
+  @spec get() :: {:ok, map()} | {:error, term()}
+  def get, do: :lasp_converge_lasp.get()
+end
