@@ -26,7 +26,17 @@
 %%     the counters, sets for the registers, enable/disable for the flags;
 %%     `remove_ratio' (default 0.25) of them remove, decrement or
 %%     disable.</li>
-%% <li>`duration' (ms): the run's length, at least the phases'.</li>
+%% <li>`faults': `[{AtMs, Fault} | {AtMs, Fault, Args}]', applied at
+%%     `AtMs' from the start with `lasp_converge_fault', nodes given by
+%%     their 1-based index: `{1000, partition, [[1, 2], [3, 4, 5]]}',
+%%     `{3000, heal}', `{500, delay, [1, 2, 200]}', `{0, drop, [0.3]}',
+%%     `{1000, crash, [3]}', `{2000, restart, [3, #{recover => false}]}',
+%%     `{_, pause, [2]}', `{_, resume, [2]}', `{_, clear}'. The aggregating
+%%     node cannot be crashed. A crashed node not restarted is left out of
+%%     the convergence check; updates sent to it fail. On a cluster given as
+%%     `cluster', the traffic faults are cleared at the end.</li>
+%% <li>`duration' (ms): the run's length, at least the phases' and the
+%%     last fault's time.</li>
 %% <li>`converge_timeout' (ms, default 5000 + 2 `state_interval'): how long
 %%     to wait for convergence after the run.</li>
 %% <li>`aggregator' (default 1): the index of the node that tracks.</li>
@@ -39,6 +49,9 @@
 %% == Result ==
 %%
 %% `{ok, #{nodes, duration_ms, faults, vars => #{Var => VarResult}}}',
+%% `faults' listing every fault applied as `#{at_us, fault, args, result}'
+%% (`at_us' from the start of the run, `result' what `lasp_converge_fault'
+%% returned, or `{error, {Class, Reason}}' when it raised),
 %% each `VarResult' with the tracker's `stats' and `divergence', the
 %% update counts (`updates' attempted, `acknowledged', `failed'), the
 %% replicators' `messages' and `bytes' sent for the variable during the run
@@ -142,12 +155,20 @@ run(Spec, C, Started, Nodes, Vars, Agg) ->
             try
                 measure(Spec, C, Nodes, Vars, Agg)
             after
-                Started orelse [catch erpc:call(Agg, lasp_converge, untrack, [V], 5000)
-                                || #{var := V} <- Vars]
+                %% A cluster we did not start is left without traffic faults
+                %% and without our trackers.
+                leave(Started, maps:get(faults, Spec, []) =/= [], C, Agg, Vars)
             end;
         {error, _} = E ->
             E
     end.
+
+leave(true, _Faults, _C, _Agg, _Vars) ->
+    ok;
+leave(false, Faults, C, Agg, Vars) ->
+    _ = Faults andalso (catch lasp_converge_fault:clear(C)) =:= ok,
+    _ = [catch erpc:call(Agg, lasp_converge, untrack, [V], 5000) || #{var := V} <- Vars],
+    ok.
 
 setup(C, Nodes, Vars, Agg, Prop, TrackOpts) ->
     Steps = [fun() -> each(Nodes, fun(N) -> ok_tuple(call(C, N, lasp_converge_replicator, set, [Prop])) end) end,
@@ -194,18 +215,19 @@ measure(Spec, C, Nodes, Vars, Agg) ->
                            ++ [{At * 1000, {fault, F, A}} || {At, F, A} <- Faults]),
     T0 = erlang:monotonic_time(microsecond),
     St0 = #{c => C, nodes => Nodes, t0 => T0, rand => Rand, pending => #{},
-            done => [], down => [], fault_log => [], seq => #{}},
+            done => [], down => [], fault_log => [], seq => #{},
+            base => Before, acc => #{}},
     St1 = drive(Events, St0),
     St2 = wait_time(T0 + Total * 1000, St1),
     RunMs = (erlang:monotonic_time(microsecond) - T0) div 1000,
     Interval = maps:get(state_interval, maps:get(propagation, Spec, #{}), ?DEFAULT_INTERVAL),
     ConvTimeout = maps:get(converge_timeout, Spec, 5000 + 2 * Interval),
-    Live = Nodes -- maps:get(down, St2),
+    Live = live(C, Nodes -- maps:get(down, St2)),
     Conv = [{V, converge(V, Live, Agg, ConvTimeout)} || #{var := V} <- Vars],
     St3 = collect_all(St2, erlang:monotonic_time(millisecond) + 1000),
     After = counters(C, Nodes),
     Results = maps:from_list(
-                [{V, var_result(VS, Agg, Live, Before, After, maps:get(V, Initial),
+                [{V, var_result(VS, Agg, Live, St3, After, maps:get(V, Initial),
                                 proplists:get_value(V, Conv), maps:get(done, St3),
                                 maps:get(pending, St3))}
                  || #{var := V} = VS <- Vars]),
@@ -286,7 +308,7 @@ event({update, #{var := V} = VS, Ix, Ratio}, #{nodes := Nodes, rand := R0, seq :
     Seq = maps:get(V, Seqs, 0) + 1,
     Node = lists:nth(Ix, Nodes),
     {M, F, A} = case VS of
-                    #{op := OpFun} -> {lasp_converge_replicator, update, [V, OpFun(Seq), Node]};
+                    #{op := OpFun} -> {?MODULE, apply_update, [V, {op, OpFun(Seq)}, Kind, Seq]};
                     #{type := T} -> {?MODULE, apply_update, [V, T, Kind, Seq]}
                 end,
     Self = self(),
@@ -299,10 +321,22 @@ event({update, #{var := V} = VS, Ix, Ratio}, #{nodes := Nodes, rand := R0, seq :
               end),
     St#{rand := R1, seq := Seqs#{V => Seq}, pending := P#{Ref => {V, Node, Kind, Seq}}}.
 
-%% @private Run on the writing node: build the operation for `Type' and
-%% apply it with `lasp_converge_replicator:update/3' as this node. Returns
-%% `{ok, Op}' (the operation applied) or `{error, Reason}'.
--spec apply_update(var(), atom(), add | remove, pos_integer()) -> {ok, term()} | {error, term()}.
+%% @private Run on the writing node: build the operation for `Type' (or
+%% take `{op, Op}') and apply it with `lasp_converge_replicator:update/3'.
+%% Returns `{ok, Op}' (the operation applied) or `{error, Reason}'.
+%%
+%% The actor is `{node(), Creation}', Creation being this incarnation's
+%% distribution creation: a node restarted without its state must not write
+%% under its earlier incarnation's actor, or its new dots (awset, flags,
+%% registers) and counter entries would repeat ones the others already hold
+%% and be lost in the merge.
+-spec apply_update(var(), atom() | {op, term()}, add | remove, pos_integer()) ->
+          {ok, term()} | {error, term()}.
+apply_update(Var, {op, Op}, _Kind, _Seq) ->
+    case lasp_converge_replicator:update(Var, Op, actor()) of
+        {ok, _} -> {ok, Op};
+        {error, _} = E -> E
+    end;
 apply_update(Var, Type, Kind, Seq) ->
     Op = case op(Type, Kind, Seq) of
              {pick, Make, Fallback} ->
@@ -319,11 +353,11 @@ apply_update(Var, Type, Kind, Seq) ->
     case Op of
         {error, _} = Err -> Err;
         _ ->
-            case lasp_converge_replicator:update(Var, Op, node()) of
-                {ok, _} -> {ok, Op};
-                {error, _} = E2 -> E2
-            end
+            apply_update(Var, {op, Op}, Kind, Seq)
     end.
+
+actor() ->
+    {node(), erlang:system_info(creation)}.
 
 elements(V) ->
     case sets:is_set(V) of
@@ -361,20 +395,29 @@ initial(C, Agg, V) ->
         _ -> undefined
     end.
 
+%% The members still up (a node crashed by hand is left out too).
+live(C, Nodes) ->
+    Up = try lasp_converge_cluster:live_nodes(C)
+         catch _:_ -> Nodes
+         end,
+    [N || N <- Nodes, lists:member(N, Up)].
+
 counters(C, Nodes) ->
     maps:from_list([{N, case call(C, N, lasp_converge_replicator, stats, []) of
                             #{vars := Vs} -> Vs;
                             _ -> #{}
                         end} || N <- Nodes]).
 
-var_result(#{var := V, type := T}, Agg, Live, Before, After, Initial,
+var_result(#{var := V, type := T}, Agg, Live, #{base := Base, acc := Acc}, After, Initial,
            {{Verdict, Info}, WaitMs}, Done, Pending) ->
     Mine = [R || {{V1, _, _, _}, R} <- Done, V1 =:= V],
     Acked = [ack(R) || R <- Mine, is_ok(R)],
     NFailed = length(Mine) - length(Acked),
     NLost = length([x || {_, {V1, _, _, _}} <- maps:to_list(Pending), V1 =:= V]),
-    PerNode = maps:map(fun(N, Vs) -> sent(maps:get(V, Vs, #{}),
-                                          maps:get(V, maps:get(N, Before, #{}), #{}))
+    PerNode = maps:map(fun(N, Vs) ->
+                               add(maps:get(V, maps:get(N, Acc, #{}), #{}),
+                                   sent(maps:get(V, Vs, #{}),
+                                        maps:get(V, maps:get(N, Base, #{}), #{})))
                        end, After),
     Msgs = lists:sum([M || #{sent_messages := M} <- maps:values(PerNode)]),
     Bytes = lists:sum([B || #{sent_bytes := B} <- maps:values(PerNode)]),
@@ -403,11 +446,14 @@ var_result(#{var := V, type := T}, Agg, Live, Before, After, Initial,
       expected => Expected,
       lost => lost(Expected, T, Acked, Live, Values)}.
 
-%% A built-in update answers {ok, Op}; a custom one {ok, Value}.
+%% An update answers {ok, Op} (the operation applied) or an error.
 is_ok({ok, _}) -> true;
 is_ok(_) -> false.
 
 ack({ok, Op}) -> Op.
+
+add(A, B) ->
+    maps:fold(fun(K, X, M) -> maps:update_with(K, fun(Y) -> X + Y end, X, M) end, B, A).
 
 sent(Now, Then) ->
     #{sent_messages => maps:get(sent_messages, Now, 0) - maps:get(sent_messages, Then, 0),
@@ -475,10 +521,14 @@ validate(Spec) ->
               {track, fun is_map/1},
               {seed, fun is_integer/1}],
     Bad = [K || {K, F} <- Checks, maps:is_key(K, Spec), not F(maps:get(K, Spec))],
-    case {maps:is_key(vars, Spec), Bad} of
-        {false, _} -> {error, {bad_spec, [vars]}};
-        {true, []} -> ok;
-        {true, _} -> {error, {bad_spec, Bad}}
+    AggIx = maps:get(aggregator, Spec, 1),
+    OnAgg = [F || [] =:= Bad, {_, F, [I | _]} <- [fault_spec(X) || X <- maps:get(faults, Spec, [])],
+                  lists:member(F, [crash, restart]), I =:= AggIx],
+    case {maps:is_key(vars, Spec), Bad, OnAgg} of
+        {false, _, _} -> {error, {bad_spec, [vars]}};
+        {true, [], []} -> ok;
+        {true, [], _} -> {error, {fault_on_aggregator, AggIx}};
+        {true, _, _} -> {error, {bad_spec, Bad}}
     end.
 
 non_neg(X) -> is_integer(X) andalso X >= 0.
@@ -513,14 +563,65 @@ var_spec(#{} = V) -> V.
 fault_spec({At, F}) -> {At, F, []};
 fault_spec({At, F, A}) -> {At, F, A}.
 
-%% Faults come with lasp_converge_fault; until then a spec with faults is
-%% refused by validate/1.
-known_fault(_) -> false.
+known_fault(F) ->
+    lists:member(F, [partition, heal, delay, drop, crash, restart, pause, resume, clear]).
 
-fault(F, A, #{t0 := T0, fault_log := Log} = St) ->
+%% Apply a fault through `lasp_converge_fault', nodes named by their index.
+%% The outcome is logged (a fault that fails does not stop the run).
+fault(crash, [I] = A, #{c := C, nodes := Nodes, base := Base, acc := Acc} = St)
+  when is_integer(I), I >= 1, I =< length(Nodes) ->
+    %% The node's counters die with it: bank what it sent so far.
+    N = node_at(Nodes, I),
+    #{N := Vs} = counters(C, [N]),
+    Mine = maps:get(N, Acc, #{}),
+    Old = maps:get(N, Base, #{}),
+    Banked = maps:fold(fun(V, Cs, M) ->
+                               M#{V => add(maps:get(V, M, #{}), sent(Cs, maps:get(V, Old, #{})))}
+                       end, Mine, Vs),
+    fault_apply(crash, A, St#{base := Base#{N => #{}}, acc := Acc#{N => Banked}});
+fault(F, A, St) ->
+    fault_apply(F, A, St).
+
+fault_apply(F, A, #{c := C, nodes := Nodes, t0 := T0, fault_log := Log, down := Down} = St) ->
     At = erlang:monotonic_time(microsecond) - T0,
-    St#{fault_log := [#{at_us => At, fault => F, args => A, result => {error, unsupported}}
-                      | Log]}.
+    Result = try apply_fault(C, F, [resolve(Nodes, F, X) || X <- args(F, A)])
+             catch Class:Why -> {error, {Class, Why}}
+             end,
+    Down1 = case {F, Result} of
+                {crash, ok} -> lists:usort([node_at(Nodes, hd(A)) | Down]);
+                {restart, ok} -> Down -- [node_at(Nodes, hd(A))];
+                _ -> Down
+            end,
+    St#{fault_log := [#{at_us => At, fault => F, args => A, result => Result} | Log],
+        down := Down1}.
+
+args(partition, Groups) -> [Groups];
+args(restart, [I]) -> [I, #{}];
+args(_, A) -> A.
+
+%% Which arguments are node indexes.
+resolve(Nodes, partition, Groups) when is_list(Groups) ->
+    [[node_at(Nodes, I) || I <- G] || G <- Groups];
+resolve(Nodes, F, I) when is_integer(I), F =/= drop ->
+    node_at(Nodes, I);
+resolve(_Nodes, _F, X) ->
+    X.
+
+node_at(Nodes, I) when is_integer(I), I >= 1, I =< length(Nodes) -> lists:nth(I, Nodes);
+node_at(_Nodes, I) -> erlang:error({no_such_node, I}).
+
+apply_fault(C, partition, [Groups]) -> lasp_converge_fault:partition(C, Groups);
+apply_fault(C, heal, []) -> lasp_converge_fault:heal(C);
+apply_fault(C, delay, [From, To, Ms]) -> lasp_converge_fault:delay(C, From, To, Ms);
+apply_fault(C, drop, [P]) -> lasp_converge_fault:drop(C, float(P));
+apply_fault(C, crash, [N]) -> lasp_converge_fault:crash(C, N);
+apply_fault(C, restart, [N, Opts]) when is_list(Opts) ->
+    lasp_converge_fault:restart(C, N, maps:from_list(Opts));
+apply_fault(C, restart, [N, Opts]) -> lasp_converge_fault:restart(C, N, Opts);
+apply_fault(C, pause, [N]) -> lasp_converge_fault:pause(C, N);
+apply_fault(C, resume, [N]) -> lasp_converge_fault:resume(C, N);
+apply_fault(C, clear, []) -> lasp_converge_fault:clear(C);
+apply_fault(_C, F, A) -> {error, {bad_fault, F, A}}.
 
 %% ---- sweep ----
 

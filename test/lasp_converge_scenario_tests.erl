@@ -16,6 +16,8 @@ scenario_test_() ->
      fun(WasAlive) -> WasAlive orelse net_kernel:stop() end,
      [{timeout, 60, fun run_converges/0},
       {timeout, 60, fun existing_cluster/0},
+      {timeout, 60, fun partition_then_heal/0},
+      {timeout, 60, fun crash_and_restart/0},
       {timeout, 120, fun sweep_interval_and_rate/0}]}.
 
 run_converges() ->
@@ -71,6 +73,50 @@ existing_cluster() ->
       end),
     WasAlive orelse net_kernel:stop().
 
+%% Nodes 1+2 and 3+4 apart from 200 ms to 900 ms while both sides add and
+%% remove: nothing converges across the cut until the heal, then everything
+%% does, with no update lost.
+partition_then_heal() ->
+    Var = {<<"cut">>, state_orset},
+    {ok, R} = ?S:run(#{nodes => 4, vars => [Var],
+                       propagation => #{state_interval => 20},
+                       phases => [#{duration => 1200, rate => 40, remove_ratio => 0.3}],
+                       faults => [{200, partition, [[1, 2], [3, 4]]}, {900, heal}],
+                       seed => 11}),
+    #{faults := Faults, vars := #{Var := V}} = R,
+    ?assertMatch([#{fault := partition, args := [[1, 2], [3, 4]], result := ok},
+                  #{fault := heal, args := [], result := ok}], Faults),
+    [P, H] = [At || #{at_us := At} <- Faults],
+    ?assert(P >= 200000 andalso P < 400000),
+    ?assert(H >= 900000 andalso H < 1100000),
+    ?assertMatch(#{converged := true, agree := true, acknowledged := 48, failed := 0}, V),
+    ?assertEqual(#{}, maps:get(lost, V)),
+    %% An update made early in the partition waited for the heal.
+    #{max := Max, p50 := P50} = maps:get(stats, V),
+    ?assert(Max > 400000),
+    ?assert(P50 < Max).
+
+%% Node 3 crashes at 200 ms and comes back empty at 500 ms: the updates sent
+%% to it meanwhile fail, the others reach every node, node 3 included.
+%% Propagation on update, so that node 3 has sent every update it
+%% acknowledged before it crashes (with ticks alone, an add it took in the
+%% last interval dies with it, and the run reports it lost).
+crash_and_restart() ->
+    Var = {<<"crash">>, state_awset},
+    {ok, R} = ?S:run(#{nodes => 3, vars => [Var],
+                       propagation => #{state_interval => 20, propagate_on_update => true},
+                       phases => [#{duration => 900, rate => 30}],
+                       faults => [{200, crash, [3]}, {500, restart, [3, #{recover => false}]}],
+                       seed => 5}),
+    #{faults := Faults, vars := #{Var := V}, nodes := [_, _, N3]} = R,
+    ?assertMatch([#{fault := crash, result := ok}, #{fault := restart, result := ok}], Faults),
+    ?assertMatch(#{converged := true, agree := true}, V),
+    ?assertEqual(#{}, maps:get(lost, V)),
+    ?assertEqual(27, maps:get(acknowledged, V) + maps:get(failed, V)),
+    ?assert(maps:get(failed, V) >= 1),
+    ?assert(maps:is_key(N3, maps:get(values, V))),
+    ?assert(maps:get(sent_messages, maps:get(N3, maps:get(per_node, V))) > 0).
+
 sweep_interval_and_rate() ->
     %% Jitter, so that the writers' ticks do not keep one phase against
     %% the evenly spaced updates.
@@ -108,6 +154,10 @@ spec_errors_test() ->
     ?assertEqual({error, {bad_spec, [vars]}}, ?S:run(#{vars => [{<<"x">>, no_such_type}]})),
     ?assertEqual({error, {bad_spec, [phases]}},
                  ?S:run(#{vars => [{<<"x">>, state_gset}], phases => [#{rate => 1}]})),
+    ?assertEqual({error, {fault_on_aggregator, 1}},
+                 ?S:run(#{vars => [{<<"x">>, state_gset}], faults => [{10, crash, [1]}]})),
+    ?assertEqual({error, {bad_spec, [faults]}},
+                 ?S:run(#{vars => [{<<"x">>, state_gset}], faults => [{10, explode}]})),
     ?assertEqual({error, {bad_spec, [nodes]}},
                  ?S:run(#{vars => [{<<"x">>, state_gset}], nodes => 0})).
 

@@ -16,12 +16,20 @@ defmodule LaspConverge.Scenario do
       variable gets `rate` updates a second, spread over the nodes (adds and
       removes for sets, increments and decrements for counters, ...;
       `:remove_ratio`, default 0.25)
+    * `:faults` - `[{at_ms, fault} | {at_ms, fault, args}]`, applied with
+      `LaspConverge.Fault` at their time, nodes by their 1-based index:
+      `{1000, :partition, [[1, 2], [3, 4, 5]]}`, `{3000, :heal}`,
+      `{500, :delay, [1, 2, 200]}`, `{0, :drop, [0.3]}`, `{1000, :crash, [3]}`,
+      `{2000, :restart, [3, [recover: false]]}`, `:pause`/`:resume` `[i]`,
+      `:clear`
     * `:duration`, `:converge_timeout` (ms), `:aggregator` (node index that
-      tracks, default 1), `:track` (tracker options), `:seed`
+      tracks, default 1; it cannot be crashed), `:track` (tracker options),
+      `:seed`
 
   `run/1` returns, per variable, the tracker's stats and divergence, the
   messages and bytes sent (`:msgs_per_update`, `:bytes_per_update`), whether
-  it converged and whether every node ended with the same value.
+  it converged and whether every node ended with the same value, and the
+  faults applied (`:faults`, each with its time from the start and result).
 
       {:ok, result} =
         LaspConverge.Scenario.run(

@@ -12,17 +12,22 @@ defmodule LaspConverge.ScenarioTest do
     :ok
   end
 
-  test "a keyword spec runs on two nodes, converges and counts its messages" do
+  test "a keyword spec runs on two nodes, through a partition, converges and counts its messages" do
     var = {"ex_scn", :state_awset}
 
-    assert {:ok, %{vars: %{^var => r}, nodes: [_, _]}} =
+    assert {:ok, %{vars: %{^var => r}, nodes: [_, _], faults: faults}} =
              Scenario.run(
                nodes: 2,
                vars: [var],
                propagation: [state_interval: 20],
                phases: [[duration: 500, rate: 20]],
+               faults: [{100, :partition, [[1], [2]]}, {300, :heal}],
                seed: 3
              )
+
+    assert [%{fault: :partition, result: :ok}, %{fault: :heal, result: :ok}] = faults
+    # An update made at 125 ms waited for the heal at 300 ms.
+    assert r.stats.max > 150_000
 
     assert %{converged: true, agree: true, acknowledged: 10, failed: 0, lost: lost} = r
     assert lost == %{}
