@@ -17,6 +17,7 @@ pub mod etf;
 pub mod lattice;
 pub mod ord;
 pub mod owned;
+pub mod sim;
 pub mod term;
 pub mod tracker;
 pub mod types;
