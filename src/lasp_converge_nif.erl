@@ -23,6 +23,7 @@
          tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5, tracker_witness_dirty/5, tracker_retained/1, tracker_records/1,
          tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
          tracker_json/1, tracker_reset/1, tracker_live/0]).
+-export([sim_run/1]).
 
 -on_load(init/0).
 
@@ -156,3 +157,8 @@ tracker_reset(_) -> ?NOT_LOADED.
 %% How many tracker resources exist in this VM (for the lifetime test).
 -spec tracker_live() -> non_neg_integer().
 tracker_live() -> ?NOT_LOADED.
+
+%% Gossip simulator (native/lasp_converge_nif/src/sim.rs), on a dirty CPU
+%% scheduler. Call lasp_converge_sim:run/1.
+-spec sim_run(map()) -> {ok, map()} | {error, term()}.
+sim_run(_) -> ?NOT_LOADED.

@@ -2,6 +2,7 @@
 mod atoms;
 mod crdt;
 mod error;
+mod sim;
 mod term;
 mod tracker;
 

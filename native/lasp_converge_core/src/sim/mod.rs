@@ -281,7 +281,6 @@ pub enum Field {
     Until,
     SampleEvery,
     MaxSamples,
-    Bytes,
     Messages,
 }
 
@@ -302,7 +301,6 @@ impl Field {
             Field::Until => "until",
             Field::SampleEvery => "sample_every",
             Field::MaxSamples => "max_samples",
-            Field::Bytes => "bytes",
             Field::Messages => "messages",
         }
     }

@@ -1,0 +1,81 @@
+defmodule LaspConverge.Sim do
+  @moduledoc """
+  Predict convergence before deploying: a deterministic discrete-event
+  simulator of the anti-entropy `LaspConverge.Replicator` runs, in the
+  native core, on a dirty CPU scheduler.
+
+  A thin façade over `:lasp_converge_sim`; see its module doc for the model,
+  every key of the spec and its default, and the caps. The spec is a map or
+  keyword list with the replicator's names (`:state_interval`, `:mode`,
+  `:fanout`, `:propagate_on_update`, `:jitter_percent`, `:delta_buffer`),
+  plus `:nodes`, `:latency` (`{:constant, us}`, `{:uniform, lo, hi}`,
+  `{:normal, mean, sd}`, `{:lognormal, mu, sigma}`, `{:empirical, [us]}`),
+  `:loss`, `:partitions` (`[{start_ms, end_ms, [[node]]}]`, nodes numbered
+  from 1), `:update_rate` (per second) and `:duration` (ms) or `:updates`
+  (`[{at_ms, node}]`), `:horizon`, `:until`, `:seed`, ... Times are in ms,
+  latencies in µs. One spec with one seed always gives the same result.
+
+  The result has the keys of `LaspConverge.stats/1` (`:p50`, `:p99`, ...
+  in µs, `:per_node`), `:divergence` samples shaped as
+  `LaspConverge.divergence/1`'s, and `:messages`, `:bytes`,
+  `:messages_per_update`, `:bytes_per_update`.
+
+      iex> {:ok, r} = LaspConverge.Sim.run(nodes: 50, state_interval: 200, fanout: 3,
+      ...>   update_rate: 20, duration: 2_000, seed: 7)
+      iex> r.converged == r.updates and r.p99 < 5_000_000
+      true
+      iex> LaspConverge.Sim.run(nodes: 0)
+      {:error, {:bad_spec, :nodes}}
+  """
+
+  @typedoc "A simulation spec (see `:lasp_converge_sim`)."
+  @type spec :: map() | keyword()
+
+  @doc """
+  Runs the simulation `spec` describes; `{:ok, result}` or `{:error,
+  reason}` with `reason` one of `{:bad_spec, key}`, `{:too_large, key}`,
+  `{:unknown_key, key}`.
+  """
+  @spec run(spec()) :: {:ok, map()} | {:error, term()}
+  def run(spec) when is_list(spec) or is_map(spec), do: :lasp_converge_sim.run(to_map(spec))
+
+  @doc "Like `run/1`, raising `LaspConverge.Sim.Error` on a bad spec."
+  @spec run!(spec()) :: map()
+  def run!(spec) do
+    case run(spec) do
+      {:ok, r} -> r
+      {:error, reason} -> raise LaspConverge.Sim.Error, reason: reason
+    end
+  end
+
+  @doc """
+  The cheapest settings (`:state_interval`, `:fanout`) whose simulated p99
+  convergence meets `:target_p99` (ms), searched with the simulator; the
+  other keys are a spec (`:nodes`, `:update_rate`, `:latency`, ...) and the
+  search options `:cost` (`:bytes` or `:messages`), `:seeds`,
+  `:state_intervals`, `:fanouts`. See `:lasp_converge_sim.recommend/1`.
+
+      iex> {:ok, best} = LaspConverge.Sim.recommend(target_p99: 2_000, nodes: 30,
+      ...>   update_rate: 5, duration: 5_000, fanouts: [2, 4])
+      iex> best.p99 <= 2_000_000
+      true
+  """
+  @spec recommend(spec()) :: {:ok, map()} | {:error, term()}
+  def recommend(opts) when is_list(opts) or is_map(opts),
+    do: :lasp_converge_sim.recommend(to_map(opts))
+
+  defp to_map(spec) when is_map(spec), do: spec
+  defp to_map(spec), do: Map.new(spec)
+end
+
+defmodule LaspConverge.Sim.Error do
+  @moduledoc """
+  Raised by `LaspConverge.Sim.run!/1` when the spec is refused; the reason
+  (`{:bad_spec, key}`, `{:too_large, key}`, `{:unknown_key, key}`) is in
+  the `:reason` field.
+  """
+  defexception [:reason]
+
+  @impl true
+  def message(%__MODULE__{reason: reason}), do: "simulation refused: #{inspect(reason)}"
+end

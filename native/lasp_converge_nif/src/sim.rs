@@ -1,0 +1,477 @@
+// Gossip simulator NIF: decode the spec map, run the core's simulator once,
+// encode the report. A run is bounded by the core's caps (nodes, updates,
+// nodes x updates, estimated messages; `lasp_converge_core::sim::MAX_*`),
+// and takes up to seconds, so it runs on a dirty CPU scheduler.
+//
+// Every field is decoded by hand: bad input gives `{error, {bad_spec,
+// Key}}`, `{error, {too_large, Key}}` or `{error, {unknown_key, Key}}`
+// (Key the caller's own term), never `badarg`, never a panic, never an atom
+// made from input. Erlang numbers nodes 1..N; the core 0..N-1: the
+// conversion is here. Times in the spec are milliseconds (integers or
+// floats), latencies microseconds, as `lasp_converge_sim` documents.
+use lasp_converge_core::sim::{
+    self, Detail, Fanout, Field, LatencyDist, Mode, Partition, SimError, SimReport, Spec, Updates,
+    MAX_EMPIRICAL, MAX_PARTITIONS, MAX_TIME_US, MAX_UPDATES,
+};
+use rustler::types::map::map_new;
+use rustler::types::MapIterator;
+use rustler::{Encoder, Env, NifResult, Term};
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        undefined,
+        bad_spec,
+        too_large,
+        unknown_key,
+        // spec keys
+        nodes,
+        mode,
+        state_interval,
+        fanout,
+        propagate_on_update,
+        jitter_percent,
+        delta_buffer,
+        aligned_timers,
+        latency,
+        loss,
+        partitions,
+        update_rate,
+        duration,
+        updates,
+        horizon,
+        until,
+        sample_every,
+        max_samples,
+        divergence,
+        message_bytes,
+        update_bytes,
+        ack_bytes,
+        seed,
+        // values
+        state_based,
+        delta_based,
+        all,
+        constant,
+        uniform,
+        normal,
+        lognormal,
+        empirical,
+        full,
+        summary,
+        // report
+        converged,
+        pending,
+        unconverged,
+        p50,
+        p90,
+        p99,
+        p999,
+        max,
+        mean,
+        clock_uncertainty_us,
+        per_node,
+        count,
+        t_us,
+        up_to_date,
+        unseen,
+        oldest_unseen_age_us,
+        unseen_total,
+        unseen_max,
+        messages,
+        bytes,
+        full_states,
+        deltas,
+        acks,
+        dropped,
+        messages_per_update,
+        bytes_per_update,
+        end_us,
+        events,
+        sample_every_us,
+    }
+}
+
+type Reply<'a> = NifResult<Term<'a>>;
+
+/// Why a spec was refused.
+enum Bad<'a> {
+    NotAMap,
+    Spec(rustler::Atom),
+    // The caller's own key term, handed back.
+    Unknown(Term<'a>),
+}
+
+fn field_atom(f: Field) -> rustler::Atom {
+    match f {
+        Field::Nodes => atoms::nodes(),
+        Field::StateInterval => atoms::state_interval(),
+        Field::Fanout => atoms::fanout(),
+        Field::JitterPercent => atoms::jitter_percent(),
+        Field::DeltaBuffer => atoms::delta_buffer(),
+        Field::Latency => atoms::latency(),
+        Field::Loss => atoms::loss(),
+        Field::Partitions => atoms::partitions(),
+        Field::Updates => atoms::updates(),
+        Field::Horizon => atoms::horizon(),
+        Field::Until => atoms::until(),
+        Field::SampleEvery => atoms::sample_every(),
+        Field::MaxSamples => atoms::max_samples(),
+        Field::Messages => atoms::messages(),
+    }
+}
+
+// rustler's `Vec` decoder panics on an improper list; walk the cells, and
+// stop past `cap` cells before allocating more.
+fn list(t: Term, cap: usize) -> Option<Vec<Term>> {
+    let mut out = Vec::new();
+    let mut cur = t;
+    while !cur.is_empty_list() {
+        let (h, tail) = cur.list_get_cell().ok()?;
+        if out.len() == cap {
+            return None;
+        }
+        out.push(h);
+        cur = tail;
+    }
+    Some(out)
+}
+
+fn num(t: Term) -> Option<f64> {
+    if let Ok(i) = t.decode::<i64>() {
+        return Some(i as f64);
+    }
+    t.decode::<f64>().ok().filter(|x| x.is_finite())
+}
+
+fn uint(t: Term) -> Option<u64> {
+    t.decode::<u64>().ok()
+}
+
+// Milliseconds (integer or float, >= 0) to microseconds.
+fn ms(t: Term) -> Option<u64> {
+    let x = num(t)?;
+    (x >= 0.0 && x * 1000.0 <= MAX_TIME_US as f64).then(|| (x * 1000.0).round() as u64)
+}
+
+fn boolean(t: Term) -> Option<bool> {
+    t.decode::<bool>().ok()
+}
+
+fn tuple(t: Term) -> Option<Vec<Term>> {
+    rustler::types::tuple::get_tuple(t).ok()
+}
+
+// Erlang node number 1..=N to the core's 0..N (0 stays out of range).
+fn node(t: Term) -> Option<u32> {
+    t.decode::<u32>().ok().and_then(|n| n.checked_sub(1))
+}
+
+fn latency(t: Term) -> Option<LatencyDist> {
+    let v = tuple(t)?;
+    let tag = v.first()?;
+    let us = |x: &Term| uint(*x).filter(|&u| u <= MAX_TIME_US);
+    match v.len() {
+        2 if atoms::constant() == *tag => Some(LatencyDist::Constant(us(&v[1])?)),
+        2 if atoms::empirical() == *tag => {
+            let xs = list(v[1], MAX_EMPIRICAL + 1)?;
+            Some(LatencyDist::Empirical(
+                xs.iter().map(us).collect::<Option<Vec<u64>>>()?,
+            ))
+        }
+        3 if atoms::uniform() == *tag => Some(LatencyDist::Uniform(us(&v[1])?, us(&v[2])?)),
+        3 if atoms::normal() == *tag => Some(LatencyDist::Normal(num(v[1])?, num(v[2])?)),
+        3 if atoms::lognormal() == *tag => Some(LatencyDist::LogNormal(num(v[1])?, num(v[2])?)),
+        _ => None,
+    }
+}
+
+fn partitions(t: Term) -> Option<Vec<Partition>> {
+    let ps = list(t, MAX_PARTITIONS + 1)?;
+    let mut out = Vec::with_capacity(ps.len());
+    for p in ps {
+        let v = tuple(p)?;
+        if v.len() != 3 {
+            return None;
+        }
+        let mut groups = Vec::new();
+        for g in list(v[2], sim::MAX_NODES as usize)? {
+            groups.push(
+                list(g, sim::MAX_NODES as usize)?
+                    .into_iter()
+                    .map(node)
+                    .collect::<Option<Vec<u32>>>()?,
+            );
+        }
+        out.push(Partition {
+            start_us: ms(v[0])?,
+            end_us: ms(v[1])?,
+            groups,
+        });
+    }
+    Some(out)
+}
+
+fn update_list(t: Term) -> Option<Vec<(u64, u32)>> {
+    let us = list(t, MAX_UPDATES as usize + 1)?;
+    us.into_iter()
+        .map(|u| {
+            let v = tuple(u)?;
+            (v.len() == 2).then_some(())?;
+            Some((ms(v[0])?, node(v[1])?))
+        })
+        .collect()
+}
+
+fn spec_from<'a>(t: Term<'a>) -> Result<Spec, Bad<'a>> {
+    let mut s = Spec::default();
+    let mut rate = None;
+    let mut duration = None;
+    let mut listed = None;
+    let Some(it) = MapIterator::new(t) else {
+        return Err(Bad::NotAMap);
+    };
+    for (k, v) in it {
+        macro_rules! set {
+            ($key:ident, $e:expr) => {
+                if atoms::$key() == k {
+                    let mut f = || -> Option<_> { $e };
+                    match f() {
+                        Some(()) => continue,
+                        None => return Err(Bad::Spec(atoms::$key())),
+                    }
+                }
+            };
+        }
+        set!(nodes, {
+            s.nodes = v.decode::<u32>().ok()?;
+            Some(())
+        });
+        set!(mode, {
+            s.mode = if atoms::state_based() == v {
+                Mode::StateBased
+            } else if atoms::delta_based() == v {
+                Mode::DeltaBased
+            } else {
+                return None;
+            };
+            Some(())
+        });
+        set!(state_interval, {
+            s.state_interval_us = ms(v)?;
+            Some(())
+        });
+        set!(fanout, {
+            s.fanout = if atoms::all() == v {
+                Fanout::All
+            } else {
+                Fanout::Count(v.decode::<u32>().ok()?)
+            };
+            Some(())
+        });
+        set!(propagate_on_update, {
+            s.propagate_on_update = boolean(v)?;
+            Some(())
+        });
+        set!(jitter_percent, {
+            s.jitter_percent = v.decode::<u32>().ok()?;
+            Some(())
+        });
+        set!(delta_buffer, {
+            s.delta_buffer = v.decode::<u32>().ok()?;
+            Some(())
+        });
+        set!(aligned_timers, {
+            s.aligned_timers = boolean(v)?;
+            Some(())
+        });
+        set!(latency, {
+            s.latency = latency(v)?;
+            Some(())
+        });
+        set!(loss, {
+            s.loss = num(v)?;
+            Some(())
+        });
+        set!(partitions, {
+            s.partitions = partitions(v)?;
+            Some(())
+        });
+        set!(update_rate, {
+            rate = Some(num(v).filter(|r| *r >= 0.0)?);
+            Some(())
+        });
+        set!(duration, {
+            duration = Some(ms(v)?);
+            Some(())
+        });
+        set!(updates, {
+            listed = Some(update_list(v)?);
+            Some(())
+        });
+        set!(horizon, {
+            s.horizon_us = ms(v)?;
+            Some(())
+        });
+        set!(until, {
+            s.until_us = if atoms::undefined() == v {
+                None
+            } else {
+                Some(ms(v)?)
+            };
+            Some(())
+        });
+        set!(sample_every, {
+            s.sample_every_us = Some(ms(v)?);
+            Some(())
+        });
+        set!(max_samples, {
+            s.max_samples = v.decode::<u32>().ok()?;
+            Some(())
+        });
+        set!(divergence, {
+            s.detail = Some(if atoms::full() == v {
+                Detail::Full
+            } else if atoms::summary() == v {
+                Detail::Summary
+            } else {
+                return None;
+            });
+            Some(())
+        });
+        set!(message_bytes, {
+            s.message_bytes = uint(v)?;
+            Some(())
+        });
+        set!(update_bytes, {
+            s.update_bytes = uint(v)?;
+            Some(())
+        });
+        set!(ack_bytes, {
+            s.ack_bytes = uint(v)?;
+            Some(())
+        });
+        set!(seed, {
+            s.seed = uint(v)?;
+            Some(())
+        });
+        return Err(Bad::Unknown(k));
+    }
+    match (listed, rate, duration) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(Bad::Spec(atoms::updates())),
+        (Some(l), None, None) => s.updates = Updates::At(l),
+        (None, r, d) => {
+            let Updates::Poisson {
+                rate_per_s,
+                duration_us,
+            } = s.updates
+            else {
+                return Err(Bad::Spec(atoms::updates()));
+            };
+            s.updates = Updates::Poisson {
+                rate_per_s: r.unwrap_or(rate_per_s),
+                duration_us: d.unwrap_or(duration_us),
+            };
+        }
+    }
+    Ok(s)
+}
+
+fn opt<'a, T: Encoder>(env: Env<'a>, v: Option<T>) -> Term<'a> {
+    match v {
+        Some(v) => v.encode(env),
+        None => atoms::undefined().encode(env),
+    }
+}
+
+fn put<'a>(m: Term<'a>, k: rustler::Atom, v: Term<'a>) -> Term<'a> {
+    // Keys are distinct atoms of ours: map_put cannot fail on a map.
+    m.map_put(k, v).unwrap_or(m)
+}
+
+fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
+    let s = &r.stats;
+    let mut per_node = map_new(env);
+    for n in &s.per_node {
+        let m = map_new(env);
+        let m = put(m, atoms::p50(), opt(env, n.p50_us));
+        let m = put(m, atoms::p99(), opt(env, n.p99_us));
+        let m = put(m, atoms::max(), opt(env, n.max_us));
+        let m = put(m, atoms::pending(), n.pending.encode(env));
+        let m = put(m, atoms::count(), n.count.encode(env));
+        per_node = per_node.map_put(n.node + 1, m).unwrap_or(per_node);
+    }
+    let mut samples = Vec::with_capacity(r.divergence.len());
+    for d in &r.divergence {
+        let mut nodes = map_new(env);
+        for l in &d.nodes {
+            let m = map_new(env);
+            let m = put(m, atoms::unseen(), l.unseen.encode(env));
+            let m = put(
+                m,
+                atoms::oldest_unseen_age_us(),
+                opt(env, l.oldest_unseen_age_us),
+            );
+            nodes = nodes.map_put(l.node + 1, m).unwrap_or(nodes);
+        }
+        let m = map_new(env);
+        let m = put(m, atoms::t_us(), d.t_us.encode(env));
+        let m = put(m, atoms::up_to_date(), d.up_to_date.encode(env));
+        let m = put(m, atoms::unseen_total(), d.unseen_total.encode(env));
+        let m = put(m, atoms::unseen_max(), d.unseen_max.encode(env));
+        let m = put(
+            m,
+            atoms::oldest_unseen_age_us(),
+            opt(env, d.oldest_unseen_age_us),
+        );
+        let m = put(m, atoms::nodes(), nodes);
+        samples.push(m);
+    }
+    let m = map_new(env);
+    let m = put(m, atoms::updates(), s.updates.encode(env));
+    let m = put(m, atoms::converged(), s.converged.encode(env));
+    let m = put(m, atoms::pending(), s.pending.encode(env));
+    let m = put(m, atoms::unconverged(), s.unconverged.encode(env));
+    let m = put(m, atoms::p50(), opt(env, s.p50_us));
+    let m = put(m, atoms::p90(), opt(env, s.p90_us));
+    let m = put(m, atoms::p99(), opt(env, s.p99_us));
+    let m = put(m, atoms::p999(), opt(env, s.p999_us));
+    let m = put(m, atoms::max(), opt(env, s.max_us));
+    let m = put(m, atoms::mean(), opt(env, s.mean_us));
+    // Simulated time is exact: no clock error.
+    let m = put(m, atoms::clock_uncertainty_us(), 0u64.encode(env));
+    let m = put(m, atoms::per_node(), per_node);
+    let m = put(m, atoms::divergence(), samples.encode(env));
+    let m = put(m, atoms::sample_every_us(), r.sample_every_us.encode(env));
+    let m = put(m, atoms::messages(), r.messages.encode(env));
+    let m = put(m, atoms::bytes(), r.bytes.encode(env));
+    let m = put(m, atoms::full_states(), r.full_states.encode(env));
+    let m = put(m, atoms::deltas(), r.deltas.encode(env));
+    let m = put(m, atoms::acks(), r.acks.encode(env));
+    let m = put(m, atoms::dropped(), r.dropped.encode(env));
+    let m = put(
+        m,
+        atoms::messages_per_update(),
+        r.messages_per_update.encode(env),
+    );
+    let m = put(m, atoms::bytes_per_update(), r.bytes_per_update.encode(env));
+    let m = put(m, atoms::end_us(), r.end_us.encode(env));
+    put(m, atoms::events(), r.events.encode(env))
+}
+
+// `sim_run(Spec)`: `{ok, Report}` | `{error, Reason}`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn sim_run<'a>(env: Env<'a>, spec: Term<'a>) -> Reply<'a> {
+    let why = match spec_from(spec) {
+        Ok(s) => match sim::run(&s) {
+            Ok(r) => return Ok((atoms::ok(), encode(env, &r)).encode(env)),
+            Err(SimError::Bad(f)) => (atoms::bad_spec(), field_atom(f)).encode(env),
+            Err(SimError::TooLarge(f)) => (atoms::too_large(), field_atom(f)).encode(env),
+        },
+        Err(Bad::NotAMap) => atoms::bad_spec().encode(env),
+        Err(Bad::Spec(k)) => (atoms::bad_spec(), k).encode(env),
+        Err(Bad::Unknown(k)) => (atoms::unknown_key(), k).encode(env),
+    };
+    Ok((atoms::error(), why).encode(env))
+}

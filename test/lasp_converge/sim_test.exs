@@ -1,0 +1,71 @@
+defmodule LaspConverge.SimTest do
+  use ExUnit.Case, async: true
+  doctest LaspConverge.Sim
+
+  alias LaspConverge.Sim
+
+  @spec_kw [
+    nodes: 20,
+    state_interval: 100,
+    fanout: 3,
+    update_rate: 20,
+    duration: 2_000,
+    latency: {:lognormal, 7.0, 0.5},
+    seed: 3
+  ]
+
+  test "a keyword list and a map give the same result, with the tracker's keys" do
+    assert {:ok, r} = Sim.run(@spec_kw)
+    assert {:ok, ^r} = Sim.run(Map.new(@spec_kw))
+
+    for k <- [:updates, :converged, :pending, :unconverged, :p50, :p90, :p99, :p999, :max, :mean] do
+      assert Map.has_key?(r, k), "missing #{k}"
+    end
+
+    assert r.updates == r.converged + r.unconverged + r.pending
+    assert r.updates == r.converged
+    assert Enum.sort(Map.keys(r.per_node)) == Enum.to_list(1..20)
+    assert r.messages_per_update == r.messages / r.updates
+    assert [%{t_us: 0, nodes: %{1 => %{unseen: 0}}} | _] = r.divergence
+  end
+
+  test "one seed, one result; another seed, another" do
+    spec = Keyword.merge(@spec_kw, mode: :delta_based, loss: 0.05)
+    assert Sim.run(spec) == Sim.run(spec)
+    refute Sim.run(spec) == Sim.run(Keyword.put(spec, :seed, 4))
+  end
+
+  test "a partition holds an update back until it heals" do
+    {:ok, r} =
+      Sim.run(
+        nodes: 4,
+        state_interval: 20,
+        latency: {:constant, 100},
+        updates: [{100, 1}],
+        partitions: [{0, 500, [[1, 2], [3, 4]]}]
+      )
+
+    assert r.per_node[2].max < 100_000
+    assert r.per_node[4].max >= 400_000
+  end
+
+  test "bad specs give {:error, reason}, run! raises" do
+    assert {:error, {:bad_spec, :loss}} = Sim.run(loss: 2)
+    assert {:error, {:bad_spec, :latency}} = Sim.run(latency: {:weibull, 1, 2})
+    assert {:error, {:unknown_key, :interval}} = Sim.run(interval: 100)
+    assert {:error, {:too_large, :nodes}} = Sim.run(nodes: 1_000_000)
+
+    assert_raise LaspConverge.Sim.Error, ~r/bad_spec/, fn -> Sim.run!(nodes: -1) end
+    assert %{converged: _} = Sim.run!(@spec_kw)
+  end
+
+  test "recommend proposes settings meeting the target, cheapest first" do
+    assert {:ok, best} =
+             Sim.recommend(target_p99: 1_000, nodes: 40, update_rate: 10, duration: 5_000)
+
+    assert best.p99 <= 1_000_000
+    costs = Enum.map(best.candidates, & &1.bytes_per_update)
+    assert costs == Enum.sort(costs)
+    assert {:error, {:bad_spec, :target_p99}} = Sim.recommend(nodes: 3)
+  end
+end
