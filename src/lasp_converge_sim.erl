@@ -61,7 +61,9 @@
 %% Caps, each refused with `{error, {too_large, Key}}': 20,000 nodes,
 %% 1,000,000 updates, `nodes * updates' up to 2e9 (the seen-bitsets: 250
 %% MB), 3e8 messages by the estimate `nodes * peers * (bound / interval)',
-%% 1000 partitions, 100,000 samples, one week of simulated time.
+%% 1000 partitions, 100,000 samples, 2,000,000 per-node sample entries
+%% (`nodes * max_samples' with `divergence => full'), one week of simulated
+%% time.
 %%
 %% == Result ==
 %%

@@ -137,7 +137,7 @@ proptest! {
             // Updates only on the first side, all during the partition.
             updates: Updates::At((0..20).map(|i| (i * heal / 40, i as u32 % split)).collect()),
             sample_every_us: Some(10_000),
-            max_samples: 100_000,
+            max_samples: 20_000,
             ..spec
         };
         let r = run(&spec).unwrap();

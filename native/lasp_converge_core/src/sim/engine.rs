@@ -22,7 +22,7 @@ use super::rng::Pcg32;
 use super::{
     Detail, Fanout, Field, LatencyDist, Mode, SimError, SimLag, SimNodeStats, SimReport, SimSample,
     SimStats, Spec, Updates, MAX_EMPIRICAL, MAX_MESSAGES, MAX_NODES, MAX_NODE_UPDATES,
-    MAX_PARTITIONS, MAX_SAMPLES, MAX_TIME_US, MAX_UPDATES,
+    MAX_PARTITIONS, MAX_SAMPLES, MAX_SAMPLE_ENTRIES, MAX_TIME_US, MAX_UPDATES,
 };
 
 const PENDING: u8 = 0;
@@ -200,6 +200,9 @@ impl Plan {
         } else {
             Detail::Summary
         });
+        if detail == Detail::Full && u64::from(n) * u64::from(s.max_samples) > MAX_SAMPLE_ENTRIES {
+            return Err(SimError::TooLarge(Field::MaxSamples));
+        }
         Ok(Plan {
             updates,
             partitions,

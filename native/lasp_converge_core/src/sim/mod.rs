@@ -254,6 +254,9 @@ pub const MAX_EMPIRICAL: usize = 1_000_000;
 pub const MAX_TIME_US: u64 = 7 * 24 * 3600 * 1_000_000;
 /// Most divergence samples.
 pub const MAX_SAMPLES: u32 = 100_000;
+/// Most per-node entries over the samples kept with [`Detail::Full`]
+/// (`nodes * max_samples`).
+pub const MAX_SAMPLE_ENTRIES: u64 = 2_000_000;
 
 /// Why a spec was refused; each names the field at fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
