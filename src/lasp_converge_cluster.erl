@@ -115,6 +115,12 @@ start(N) ->
 start(N, _Opts) when not is_integer(N); N < 1 ->
     {error, {bad_size, N}};
 start(N, Opts) when is_map(Opts) ->
+    start(N, Opts, 1).
+
+%% One more try when this node stopped being distributed between the check
+%% and the first peer's start (a test that stops `net_kernel' as another
+%% starts a cluster).
+start(N, Opts, Tries) ->
     case ensure_distributed() of
         {ok, Started} ->
             Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
@@ -123,6 +129,9 @@ start(N, Opts) when is_map(Opts) ->
                 {ok, Nodes} ->
                     {ok, #cluster{owner = Owner, nodes = Nodes, timeout = Timeout,
                                   started_distribution = Started}};
+                {error, {start_failed, 1, {error, not_alive}}} when Tries > 0 ->
+                    timer:sleep(100),
+                    start(N, Opts, Tries - 1);
                 {error, _} = E ->
                     E
             end;
