@@ -160,6 +160,8 @@ t0(#{divergence := Div, records := Recs, marks := Marks}) ->
 mark_time(#{at_us := T}) when is_integer(T) -> T;
 mark_time(_) -> undefined.
 
+mark_label(#{tuner := _, key := K, old := O, new := N}) when is_boolean(N) ->
+    io_lib:format("~ts ~0tp → ~0tp", [K, O, N]);
 mark_label(#{tuner := _, key := K, old := O, new := N}) ->
     io_lib:format("~ts ~0tp → ~0tp ms", [K, O, N]);
 mark_label(M = #{}) ->

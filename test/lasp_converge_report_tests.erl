@@ -189,17 +189,20 @@ page_draws_every_chart_from_the_data_test() ->
     ok.
 
 %% The tuner's marks draw the propagation interval next to p99 and label
-%% each change.
+%% each change, propagation on update included (not an interval).
 tuner_marks_draw_the_interval_test() ->
     D0 = #{marks := Marks} = synthetic(),
     T0 = 1700000000000000,
     Tuner = [#{at_us => T0 + 200000, tuner => v, key => state_interval, old => 250, new => 120,
                why => over_target},
              #{at_us => T0 + 500000, tuner => v, key => state_interval, old => 120, new => 60,
-               why => over_target}],
+               why => over_target},
+             #{at_us => T0 + 700000, tuner => v, key => propagate_on_update, old => false,
+               new => true, why => quiet}],
     Html = unicode:characters_to_binary(?R:render([D0#{marks := Marks ++ Tuner}])),
     ?assertMatch({match, _}, re:run(Html, "data-label=\"propagation interval\" data-n=\"3\"")),
     ?assertMatch({match, _}, re:run(Html, "state_interval 250 → 120 ms", [unicode])),
+    ?assertMatch({match, _}, re:run(Html, "propagate_on_update false → true<", [unicode])),
     ?assertMatch({match, _}, re:run(Html, "and the propagation interval")).
 
 page_with_no_data_says_so_test() ->
