@@ -40,7 +40,8 @@
 %%     once, aiming at `aim' (default 0.7) times the target; the interval
 %%     is lengthened, aiming at the same point, only after `calm' (default
 %%     2) windows in a row under `low' (default 0.5) times the target.
-%%     Between the two the interval stays.</li>
+%%     Between the two the interval stays. With `push => auto' (the
+%%     default) it also drives `propagate_on_update', below.</li>
 %% <li>`{budget, MessagesPerSecond}': the fastest convergence (the
 %%     shortest interval) whose replication messages for the variable,
 %%     summed over the members (`lasp_converge_replicator:stats/0'), stay
@@ -70,6 +71,44 @@
 %% to bring the figure to the aim. Over the target or budget the higher
 %% of the window's gain and the smoothed one is used.
 %%
+%% == Propagation on update (target_p99) ==
+%%
+%% With full-state gossip the p99 follows the interval whatever the update
+%% rate, so the interval alone cannot send fewer messages than the one
+%% interval that meets the target. Pushing each update as it is made
+%% (`propagate_on_update') converges in about the latency, and costs
+%% messages per update instead of per interval: `peers' for each update,
+%% against `N × peers' each interval. The controller compares the two at
+%% the measured rate `R' (updates a second, the mean of the last `calm + 1'
+%% windows), the interval `I' the target needs and the anti-entropy
+%% interval `A' kept while pushing (`anti_entropy', default `max'):
+%%
+%% `share = R × I / (1000 × N) + I / A'
+%%
+%% the messages pushing would send over those of the interval: below 1
+%% pushing is cheaper, so pushing pays below about `N' updates per
+%% interval. That counts full-state rounds; in `delta_based' mode a round
+%% sends a peer only what it lacks, so at low rates the interval costs
+%% about what pushing does and the switch buys convergence time rather
+%% than fewer messages. Push is
+%% turned on when the share is under `1 - hysteresis' (0.8), after `calm +
+%% 1' windows of measurements and not within the dwell time of the last
+%% change; the interval the target needs is kept, and the interval goes
+%% to a quarter of it, then after two of those to `A' (anti-entropy only):
+%% the replicator restarts its timer when its settings change, so an
+%% update written before push reached its writer goes out within a
+%% quarter of the interval rather than waiting for `A'. Push is turned
+%% off, with that
+%% interval back, when the share of the mean is over `1 / (1 - hysteresis)'
+%% (1.25; after the dwell time), at once when a single window's is over
+%% twice that (a surge: pushing costs messages per update), or when the
+%% p99 measured while pushing is over the target (lost pushes, overload).
+%% While pushing, the p99 does not move the interval. It starts without
+%% push (turning it off if it finds it on), from the model's interval.
+%% `push => never' leaves `propagate_on_update' alone; so does a fanout
+%% smaller than `N - 1' (only the writer pushes, so an update would still
+%% wait for gossip rounds), and a single node.
+%%
 %% == Measurements ==
 %%
 %% Every `window' ms (default 1000) the controller reads the tracker's
@@ -83,19 +122,23 @@
 %% the updates that finished in the window and were made after the
 %% interval in force was set (the newest of the tracker's `record_window'
 %% records, `lasp_converge:records/1'), an unconverged update
-%% counting as infinitely slow: an update made under the previous interval
-%% says nothing about this one. `target_p99' reads them, the other
-%% policies only the counters. A window with fewer than `min_samples'
-%% (default 10) such updates is extended until it has them or lasts
-%% `max_window' ms (default 10 windows).
+%% counting as infinitely slow: an update made under the previous settings
+%% says nothing about these. `target_p99' reads them, the other
+%% policies only the counters. The window of samples is extended while it
+%% has fewer than `min_samples' (default 10) such updates, until it lasts
+%% `max_window' ms (default 10 windows); the counters (the rate that
+%% drives propagation on update) are still taken every window, and a
+%% window without p99 moves no interval.
 %%
 %% The decision logic is pure: `decide(Policy, State, Measurement)' returns
-%% the new interval or `keep', and the next state; `initial/2' the model's
-%% first value. Every change is logged with its time, the old and new
-%% value, the reason and the measurement that caused it (`log/1'), and
-%% recorded as a tracker mark `#{at_us, tuner, key, old, new, why}' on the
-%% variable's aggregating node (`lasp_converge:mark/1'), so reports can
-%% draw interval changes next to convergence.
+%% the new interval, `#{propagate_on_update => Bool, interval => Ms}' or
+%% `keep', and the next state; `initial/2' the model's first value. Every
+%% change is logged with its time, the key (the interval's or
+%% `propagate_on_update'), the old and new value, the reason and the
+%% measurement that caused it (`log/1'), and recorded as a tracker mark
+%% `#{at_us, tuner, key, old, new, why}' on the variable's aggregating node
+%% (`lasp_converge:mark/1'), so reports can draw interval changes next to
+%% convergence.
 %%
 %% The gossip model: Demers et al., "Epidemic Algorithms for Replicated
 %% Database Maintenance", PODC 1987 (push rumour spreading reaches all N
@@ -107,7 +150,7 @@
 
 -export([set/1, set/2, get/0, get/1,
          start/2, start/3, stop/1, log/1, status/1, running/0]).
--export([init_state/2, initial/2, decide/3, rounds/2, window_figures/1]).
+-export([init_state/2, initial/2, decide/3, rounds/2, window_figures/1, push_share/2]).
 %% Called on each member by set/2 and get/1.
 -export([set_local/1, get_local/0]).
 -export([start_link/3]).
@@ -147,6 +190,8 @@
                   calm => pos_integer(),
                   latency_ms => number(),
                   fanout => pos_integer() | all,
+                  push => auto | never,
+                  anti_entropy => pos_integer(),
                   mark => boolean()}.
 -type measurement() :: #{at_ms := integer(),
                          window_ms := non_neg_integer(),
@@ -158,6 +203,7 @@
                          p50 => non_neg_integer() | infinity | undefined,
                          p99 => non_neg_integer() | infinity | undefined,
                          max => non_neg_integer() | infinity | undefined,
+                         samples_ms => non_neg_integer(),
                          messages => non_neg_integer(),
                          message_rate => float()}.
 -type state() :: #{interval := pos_integer(),
@@ -176,17 +222,26 @@
                    below := non_neg_integer(),
                    rate := float() | undefined,
                    gain := float() | undefined,
+                   push := boolean(),
+                   push_auto := boolean(),
+                   need := pos_integer(),
+                   anti_entropy := pos_integer(),
+                   rates := [{non_neg_integer(), non_neg_integer()}],
                    why := term()}.
+%% A decision: keep everything, a new interval, or new values of the
+%% interval and `propagate_on_update' together.
+-type decision() :: keep | pos_integer()
+                  | #{interval => pos_integer(), propagate_on_update => boolean()}.
 -type log_entry() :: #{at_ms := integer(),
                        at_us := integer(),
-                       key := key(),
-                       old := pos_integer(),
-                       new := pos_integer(),
+                       key := key() | propagate_on_update,
+                       old := pos_integer() | boolean(),
+                       new := pos_integer() | boolean(),
                        why := term(),
                        measurement := measurement() | none,
                        result := ok | {error, term()}}.
 -export_type([settings/0, report/0, policy/0, opts/0, measurement/0, state/0,
-              log_entry/0, key/0]).
+              log_entry/0, key/0, decision/0]).
 
 -define(KEYS, [state_interval, delta_interval, propagate_on_update, jitter, jitter_percent]).
 -define(LASP_DEFAULTS, #{state_interval => 10000, delta_interval => 10000,
@@ -388,8 +443,9 @@ valid(_, _) -> false.
 
 %% @doc The controller's initial state for `Policy'. `Ctx' gives the
 %% interval in force (`interval'), the cluster (`nodes': how many,
-%% `fanout', `mode') and any of the options `min', `max', `dwell',
-%% `hysteresis', `aim', `low', `calm', `latency_ms'.
+%% `fanout', `mode'), whether `propagate_on_update' is in force (default
+%% `false') and any of the options `min', `max', `dwell', `hysteresis',
+%% `aim', `low', `calm', `latency_ms', `push', `anti_entropy'.
 -spec init_state(policy(), map()) -> state().
 init_state(Policy, Ctx) ->
     {Min0, Max0} = case Policy of
@@ -399,7 +455,8 @@ init_state(Policy, Ctx) ->
                    end,
     Min = maps:get(min, Ctx, Min0),
     Max = max(Min, maps:get(max, Ctx, Max0)),
-    #{interval => clamp(maps:get(interval, Ctx, 10000), Min, Max),
+    I = clamp(maps:get(interval, Ctx, 10000), Min, Max),
+    #{interval => I,
       min => Min,
       max => Max,
       dwell_ms => maps:get(dwell, Ctx, 2000),
@@ -415,19 +472,37 @@ init_state(Policy, Ctx) ->
       below => 0,
       rate => undefined,
       gain => undefined,
+      push => maps:get(propagate_on_update, Ctx, false),
+      push_auto => maps:get(push, Ctx, auto) =:= auto,
+      need => I,
+      anti_entropy => clamp(maps:get(anti_entropy, Ctx, Max), Min, Max),
+      rates => [],
       why => init}.
 
 %% @doc The model's first interval for `Policy' (see the module doc), or
 %% `keep' when the policy needs a measurement first (`rate_proportional')
-%% or the interval in force is already it.
--spec initial(policy(), state()) -> {pos_integer() | keep, state()}.
+%% or the interval in force is already it. `target_p99' starts without
+%% propagation on update: where it drives it and finds it on, it turns it
+%% off with the model's interval (`#{propagate_on_update => false,
+%% interval => Ms}').
+-spec initial(policy(), state()) -> {decision(), state()}.
 initial({fixed, Ms}, S) ->
     change(Ms, fixed, S);
 initial({rate_proportional, _}, S) ->
     {keep, S#{why := no_rate_yet}};
 initial({target_p99, T}, #{aim := Aim, latency_ms := L, nodes := N, fanout := F} = S) ->
     R = rounds(N, F),
-    change((Aim * T - L) / R, {model, #{rounds => R, latency_ms => L}}, S);
+    Why = {model, #{rounds => R, latency_ms => L}},
+    case pushable(S) andalso maps:get(push, S) of
+        true ->
+            #{min := Min, max := Max} = S,
+            Want = clamp(round((Aim * T - L) / R), Min, Max),
+            {#{propagate_on_update => false, interval => Want},
+             S#{interval := Want, need := Want, push := false, why := Why}};
+        false ->
+            {D, S1} = change((Aim * T - L) / R, Why, S),
+            {D, S1#{need := maps:get(interval, S1)}}
+    end;
 initial({budget, B}, #{aim := Aim, nodes := N, fanout := F, mode := Mode} = S) ->
     PerRound = N * peers(N, F) * case Mode of delta_based -> 2; _ -> 1 end,
     change(PerRound * 1000 / (Aim * B), {model, #{messages_per_round => PerRound}}, S).
@@ -446,9 +521,11 @@ peers(N, all) -> max(0, N - 1);
 peers(N, F) -> min(F, max(0, N - 1)).
 
 %% @doc Decide, from the window's `Measurement', whether to change the
-%% interval: `{NewInterval, NewState}' or `{keep, NewState}'. The reason
-%% is in the new state's `why'.
--spec decide(policy(), state(), measurement()) -> {pos_integer() | keep, state()}.
+%% interval: `{NewInterval, NewState}' or `{keep, NewState}'; `target_p99'
+%% may also turn propagation on update on or off, with the interval that
+%% goes with it: `{#{propagate_on_update => Bool, interval => Ms},
+%% NewState}'. The reason is in the new state's `why'.
+-spec decide(policy(), state(), measurement()) -> {decision(), state()}.
 decide({fixed, Ms}, S, _M) ->
     change(Ms, fixed, S);
 decide({rate_proportional, #{updates_per_interval := K}}, #{rate := R0, max := Max} = S, M) ->
@@ -463,8 +540,41 @@ decide({rate_proportional, #{updates_per_interval := K}}, #{rate := R0, max := M
         error ->
             {keep, S#{why := no_rate}}
     end;
-decide({target_p99, T}, #{interval := I, aim := Aim, low := Low, latency_ms := L,
-                          gain := G0} = S, M) ->
+decide({target_p99, T}, S0, M) ->
+    S = note_rate(M, S0),
+    case push_step(T, S, M) of
+        none ->
+            {D, S1} = interval_step(T, S, M),
+            {D, S1#{need := maps:get(interval, S1)}};
+        Decision ->
+            Decision
+    end;
+decide({budget, B}, #{interval := I, aim := Aim, low := Low, gain := C0} = S, M) ->
+    case maps:find(message_rate, M) of
+        error ->
+            {keep, S#{why := no_messages}};
+        {ok, R} ->
+            %% The model: messages a second = gain / interval.
+            C = R * I,
+            Cs = smooth(C, C0),
+            if
+                R > B ->
+                    Cu = max(C, Cs),
+                    gate(Cu / (Aim * B), {over_budget, R}, S#{below := 0, gain := Cu}, M, urgent);
+                R < Low * B ->
+                    Want = case Cs > 0 of
+                               true -> min(I, Cs / (Aim * B));
+                               false -> I / 2
+                           end,
+                    calm(Want, {under_budget, R}, S#{gain := Cs}, M);
+                true ->
+                    {keep, S#{below := 0, gain := Cs, why := {in_band, R}}}
+            end
+    end.
+
+%% The interval alone, propagation on update being off.
+interval_step(T, #{interval := I, aim := Aim, low := Low, latency_ms := L,
+                   gain := G0} = S, M) ->
     case maps:get(p99, M, undefined) of
         undefined ->
             {keep, S#{why := no_samples}};
@@ -492,28 +602,119 @@ decide({target_p99, T}, #{interval := I, aim := Aim, low := Low, latency_ms := L
                 true ->
                     {keep, S#{below := 0, gain := Gs, why := {in_band, P}}}
             end
-    end;
-decide({budget, B}, #{interval := I, aim := Aim, low := Low, gain := C0} = S, M) ->
-    case maps:find(message_rate, M) of
-        error ->
-            {keep, S#{why := no_messages}};
-        {ok, R} ->
-            %% The model: messages a second = gain / interval.
-            C = R * I,
-            Cs = smooth(C, C0),
-            if
-                R > B ->
-                    Cu = max(C, Cs),
-                    gate(Cu / (Aim * B), {over_budget, R}, S#{below := 0, gain := Cu}, M, urgent);
-                R < Low * B ->
-                    Want = case Cs > 0 of
-                               true -> min(I, Cs / (Aim * B));
-                               false -> I / 2
-                           end,
-                    calm(Want, {under_budget, R}, S#{gain := Cs}, M);
+    end.
+
+%% ---- propagation on update (target_p99) ----
+
+%% Driven only with `push => auto', on two nodes or more, when a push
+%% reaches every other member (fanout `all' or at least `N - 1'): an
+%% update is pushed by its writer only, so with a smaller fanout it would
+%% still wait for gossip rounds.
+pushable(#{push_auto := Auto, nodes := N, fanout := F}) ->
+    Auto andalso N >= 2 andalso (F =:= all orelse F >= N - 1).
+
+%% The last `calm + 1' windows' updates and lengths, newest first.
+note_rate(#{updates := U, window_ms := W}, #{rates := Rs, calm := Calm} = S) ->
+    S#{rates := lists:sublist([{U, W} | Rs], Calm + 1)};
+note_rate(_, S) ->
+    S.
+
+mean_rate(Rs) ->
+    case lists:sum([W || {_, W} <- Rs]) of
+        0 -> undefined;
+        Ms -> lists:sum([U || {U, _} <- Rs]) * 1000 / Ms
+    end.
+
+%% @doc The messages propagation on update would send at `Rate' updates a
+%% second, over those of the interval `Need' that meets the target (see
+%% the module doc): `Rate * Need / (1000 * N) + Need / AntiEntropy'. Below
+%% 1, pushing each update costs fewer messages.
+-spec push_share(number(), state()) -> float().
+push_share(Rate, #{push := Push, need := Need0, interval := I, nodes := N,
+                   anti_entropy := AE}) ->
+    Need = case Push of
+               true -> Need0;
+               false -> I
+           end,
+    Rate * Need / (1000 * N) + Need / AE.
+
+%% Turn propagation on update on or off (`none': the interval decides).
+push_step(T, #{push := Push} = S, M) ->
+    case pushable(S) of
+        false -> none;
+        true when Push -> push_off(T, S, M);
+        true -> push_on(S, M)
+    end.
+
+push_on(#{rates := Rs, calm := Calm, hysteresis := H, interval := I, anti_entropy := AE,
+          min := Min, dwell_ms := Dwell, last_change_ms := Last} = S, M) ->
+    Now = maps:get(at_ms, M),
+    Rate = mean_rate(Rs),
+    case length(Rs) > Calm andalso Rate =/= undefined
+        andalso (Last =:= undefined orelse Now - Last >= Dwell) of
+        true ->
+            Share = push_share(Rate, S),
+            case Share < 1 - H of
                 true ->
-                    {keep, S#{below := 0, gain := Cs, why := {in_band, R}}}
-            end
+                    %% A quarter of the interval first, so that what was
+                    %% written before push reached the writer soon goes
+                    %% out; the anti-entropy interval after two of those.
+                    Flush = clamp(round(I / 4), Min, AE),
+                    {#{propagate_on_update => true, interval => Flush},
+                     S#{push := true, need := I, interval := Flush, last_change_ms := Now,
+                        below := 0, why := {quiet, #{rate => Rate, share => Share}}}};
+                false ->
+                    none
+            end;
+        false ->
+            none
+    end.
+
+push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
+              last_change_ms := Last, interval := I, anti_entropy := AE} = S, M) ->
+    Now = maps:get(at_ms, M),
+    Dwelt = Last =:= undefined orelse Now - Last >= Dwell,
+    Window = maps:get(rate, M, undefined),
+    Mean = mean_rate(Rs),
+    Over = fun(undefined, _) -> false;
+              (R, Limit) -> push_share(R, S) > Limit
+           end,
+    P99 = maps:get(p99, M, undefined),
+    Why = if
+              %% A surge: off at once, whatever the dwell time.
+              is_number(Window) ->
+                  case Over(Window, 2 / (1 - H)) of
+                      true -> {surge, #{rate => Window, share => push_share(Window, S)}};
+                      false -> undefined
+                  end;
+              true ->
+                  undefined
+          end,
+    Why1 = case Why of
+               undefined when Dwelt ->
+                   case Over(Mean, 1 / (1 - H)) of
+                       true -> {busy, #{rate => Mean, share => push_share(Mean, S)}};
+                       false -> undefined
+                   end;
+               _ ->
+                   Why
+           end,
+    %% Pushing and still over the target (lost messages, overload): back
+    %% to the interval.
+    Why2 = case Why1 of
+               undefined when P99 =:= infinity -> {over_target, infinity};
+               undefined when is_integer(P99), P99 > T * 1000 -> {over_target, P99 / 1000};
+               _ -> Why1
+           end,
+    case Why2 of
+        undefined when I < AE, Last =/= undefined, Now - Last >= 2 * I ->
+            {AE, S#{interval := AE, why := {anti_entropy, I}}};
+        undefined ->
+            {keep, S#{why := {pushing, P99}}};
+        _ ->
+            {#{propagate_on_update => false, interval => Need},
+             S#{push := false, interval := Need, last_change_ms := Now, below := 0,
+                why := Why2}}
     end.
 
 smooth(X, undefined) -> float(X);
@@ -703,7 +904,10 @@ start_link(Var, Policy, Opts) ->
             records :: boolean(),
             mark :: boolean(),
             dstate :: state(),
+            %% The previous tick's snapshot, and the one that starts the
+            %% window of samples (target_p99 extends it).
             prev :: map() | undefined,
+            sprev :: map() | undefined,
             last = none :: measurement() | none,
             %% When the interval in force was set (the aggregating node's
             %% clock): updates made earlier are not measured.
@@ -722,17 +926,22 @@ init({Var, Policy, Opts}) ->
             Mode = maps:get(mode, Local, state_based),
             Key = maps:get(key, Opts, interval_key(Mode)),
             Report = get(#{nodes => Nodes}),
-            Cur = case Report of
-                      #{settings := #{Key := I}} -> I;
-                      #{per_node := Per} ->
-                          hd([maps:get(Key, S) || S <- maps:values(Per), is_map(S)]
-                             ++ [maps:get(Key, ?LASP_DEFAULTS)])
-                  end,
+            InForce = fun(K) ->
+                              case Report of
+                                  #{settings := #{K := V}} -> V;
+                                  #{per_node := Per} ->
+                                      hd([maps:get(K, S) || S <- maps:values(Per), is_map(S)]
+                                         ++ [maps:get(K, ?LASP_DEFAULTS)])
+                              end
+                      end,
+            Cur = InForce(Key),
             Window = maps:get(window, Opts, 1000),
             Ctx = maps:merge(#{dwell => 2 * Window}, Opts),
             S0 = init_state(Policy, maps:merge(#{fanout => maps:get(fanout, Local, all),
                                                  mode => Mode},
-                                               Ctx#{interval => Cur, nodes => length(Nodes)})),
+                                               Ctx#{interval => Cur, nodes => length(Nodes),
+                                                    propagate_on_update =>
+                                                        InForce(propagate_on_update)})),
             C0 = #c{var = Var, policy = Policy, nodes = Nodes, key = Key, window = Window,
                     max_window = maps:get(max_window, Opts, 10 * Window),
                     min_samples = case Policy of
@@ -745,7 +954,8 @@ init({Var, Policy, Opts}) ->
             {D, S1} = initial(Policy, C0#c.dstate),
             C1 = act(D, S1, none, C0),
             erlang:send_after(Window, self(), tick),
-            {ok, C1#c{prev = snapshot(C1)}}
+            Snap = snapshot(C1),
+            {ok, C1#c{prev = Snap, sprev = Snap}}
     end.
 
 %% @private
@@ -762,39 +972,74 @@ handle_cast(_, C) ->
     {noreply, C}.
 
 %% @private
-handle_info(tick, #c{prev = Prev, window = W} = C) ->
+handle_info(tick, #c{prev = Prev, sprev = SPrev, window = W} = C) ->
     erlang:send_after(W, self(), tick),
     Now = snapshot(C),
-    case measure(Prev, Now, C) of
-        wait ->
-            {noreply, C};
+    case measure(Prev, SPrev, Now, C) of
         restart ->
-            {noreply, C#c{prev = Now}};
-        M ->
+            {noreply, C#c{prev = Now, sprev = Now}};
+        {M, Closed} ->
             {D, S} = decide(C#c.policy, C#c.dstate, M),
-            {noreply, (act(D, S, M, C))#c{prev = Now, last = M}}
+            SNext = case Closed of
+                        true -> Now;
+                        false -> SPrev
+                    end,
+            {noreply, (act(D, S, M, C))#c{prev = Now, sprev = SNext, last = M}}
     end;
+handle_info(stretch, #c{dstate = #{push := true}} = C) ->
+    M = #{at_ms => erlang:monotonic_time(millisecond), window_ms => 0},
+    {D, S} = decide(C#c.policy, C#c.dstate, M),
+    {noreply, act(D, S, M, C)};
 handle_info(_, C) ->
     {noreply, C}.
 
-%% Apply and log a decision.
+%% Apply and log a decision: one call to set/2 for what changes, one log
+%% entry and mark per key (propagate_on_update first).
 act(keep, S, _M, C) ->
     C#c{dstate = S};
-act(New, #{why := Why} = S, M, #c{dstate = #{interval := Old}, key = Key, nodes = Ns} = C) ->
-    {Result, Applied} = case set(#{Key => New}, #{nodes => Ns}) of
-                            {ok, _} -> {ok, true};
-                            %% Taken where the node answered.
-                            {error, {set_failed, Bad}} = E -> {E, length(Bad) < length(Ns)};
-                            {error, _} = E -> {E, false}
-                        end,
-    Entry = #{at_ms => erlang:system_time(millisecond),
-              at_us => agg_now(C#c.var),
-              key => Key, old => Old, new => New, why => Why,
-              measurement => M, result => Result},
-    _ = C#c.mark andalso Applied andalso mark(C#c.var, Entry),
-    case Applied of
-        true -> C#c{dstate = S, log = [Entry | C#c.log], since_us = maps:get(at_us, Entry)};
-        false -> C#c{dstate = S#{interval := Old}, log = [Entry | C#c.log]}
+act(New, S, M, C) when is_integer(New) ->
+    act(#{interval => New}, S, M, C);
+act(Changes, #{why := Why} = S, M,
+    #c{dstate = #{interval := OldI} = S0, key = Key, nodes = Ns} = C) ->
+    OldP = maps:get(push, S0, false),
+    Diff = [{K, Old, New}
+            || {K, Old} <- [{propagate_on_update, OldP}, {Key, OldI}],
+               {ok, New} <- [maps:find(case K of
+                                            propagate_on_update -> K;
+                                            _ -> interval
+                                        end, Changes)],
+               New =/= Old],
+    case Diff of
+        [] ->
+            C#c{dstate = S};
+        _ ->
+            Settings = maps:from_list([{K, New} || {K, _, New} <- Diff]),
+            {Result, Applied} = case set(Settings, #{nodes => Ns}) of
+                                    {ok, _} -> {ok, true};
+                                    %% Taken where the node answered.
+                                    {error, {set_failed, Bad}} = E ->
+                                        {E, length(Bad) < length(Ns)};
+                                    {error, _} = E -> {E, false}
+                                end,
+            AtMs = erlang:system_time(millisecond),
+            AtUs = agg_now(C#c.var),
+            Entries = [#{at_ms => AtMs, at_us => AtUs, key => K, old => Old, new => New,
+                         why => Why, measurement => M, result => Result}
+                       || {K, Old, New} <- Diff],
+            _ = C#c.mark andalso Applied andalso [mark(C#c.var, E) || E <- Entries],
+            Log = lists:reverse(Entries) ++ C#c.log,
+            %% Pushing, from a flush interval: decide again after two of
+            %% them (the anti-entropy interval), not at the next window.
+            _ = case S of
+                    #{push := true, interval := F, anti_entropy := AE} when Applied, F < AE ->
+                        erlang:send_after(2 * F + 10, self(), stretch);
+                    _ ->
+                        ok
+                end,
+            case Applied of
+                true -> C#c{dstate = S, log = Log, since_us = AtUs};
+                false -> C#c{dstate = S#{interval := OldI, push := OldP}, log = Log}
+            end
     end.
 
 %% Now on the clock of the variable's aggregating node, which timestamps
@@ -875,10 +1120,11 @@ node_messages(N, Var) ->
     catch _:_ -> 0
     end.
 
-%% The window from `A' to `B': `wait' to extend it (too few finished
-%% updates for target_p99), `restart' when the tracker's counters went
-%% back (reset).
-measure(A, B, #c{min_samples = MinS, max_window = MaxW, since_us = Since}) ->
+%% The window from `A' to `B', and for target_p99 the figures of the
+%% samples window from `SA' to `B' when it closes (`{M, true}'; it stays
+%% open, `{M, false}', while it has too few finished updates); `restart'
+%% when the tracker's counters went back (reset).
+measure(A, SA, B, #c{min_samples = MinS, max_window = MaxW, since_us = Since}) ->
     W = maps:get(at_ms, B) - maps:get(at_ms, A),
     Base = #{at_ms => maps:get(at_ms, B), window_ms => W},
     M1 = case {A, B} of
@@ -901,17 +1147,19 @@ measure(A, B, #c{min_samples = MinS, max_window = MaxW, since_us = Since}) ->
                 {ok, Rs} ->
                     %% The updates that finished in the window and were
                     %% made under the interval in force.
-                    Recent = after_last(maps:get(records, A, []), Rs),
+                    SW = maps:get(at_ms, B) - maps:get(at_ms, SA),
+                    Recent = after_last(maps:get(records, SA, []), Rs),
                     New = [V || {_, Ts, V} <- Recent, Ts >= Since, V =/= orphaned],
-                    case length(New) < MinS andalso W < MaxW of
+                    case length(New) < MinS andalso SW < MaxW of
                         true ->
-                            wait;
+                            {M2, false};
                         false ->
-                            maps:merge(M2#{samples => length(New),
-                                           unconverged => length([u || unconverged <- New])},
-                                       window_figures(New))
+                            {maps:merge(M2#{samples => length(New), samples_ms => SW,
+                                            unconverged => length([u || unconverged <- New])},
+                                        window_figures(New)),
+                             true}
                     end;
                 error ->
-                    M2
+                    {M2, true}
             end
     end.

@@ -2,8 +2,9 @@
 %% measurements for every policy (the direction of each move, bounds,
 %% dwell time, no oscillation under noisy measurements), `set/2' and
 %% `get/1' on three peers (one of them running a stand-in for Lasp's
-%% `lasp_config'), and a short real run in which `{target_p99, Ms}' sets
-%% the interval of a replicated variable from what it measures.
+%% `lasp_config'), and short real runs in which `{target_p99, Ms}' sets
+%% the interval of a replicated variable from what it measures, and turns
+%% propagation on update on for a slow writer and off for a fast one.
 -module(lasp_converge_tuner_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -166,6 +167,136 @@ target_noise_test() ->
     Ms = [#{p99 => round(1000 * (100 + 99 * rand:uniform()))} || _ <- lists:seq(1, 200)],
     ?assertEqual([], changes(run(?TP, S0, Ms))).
 
+%% ---- target_p99: propagation on update ----
+
+-define(TP1, {target_p99, 1000}).
+
+%% 5 nodes, fanout all, 1 s target: the model's 698 ms, without push.
+push_state() ->
+    push_state(#{}).
+
+push_state(Ctx) ->
+    S0 = ?T:init_state(?TP1, maps:merge(#{interval => 10000, nodes => 5, fanout => all}, Ctx)),
+    {_, S1} = ?T:initial(?TP1, S0),
+    S1.
+
+%% A window of `Rate' updates a second (its p99, if any, in Fields).
+w(At, Rate, Fields) ->
+    m(At, maps:merge(#{updates => round(Rate), rate => float(round(Rate))}, Fields)).
+
+%% Feed windows of the given rates a second apart from `At0'; the push
+%% flag and interval after each, and the last state.
+push_run(S0, At0, Rates) ->
+    {Out, S} = lists:foldl(
+                 fun(R, {Acc, S}) ->
+                         At = At0 + 1000 * (length(Acc) + 1),
+                         {_, S1} = ?T:decide(?TP1, S, w(At, R, #{})),
+                         {[{maps:get(push, S1), maps:get(interval, S1)} | Acc], S1}
+                 end, {[], S0}, Rates),
+    {lists:reverse(Out), S}.
+
+push_share_test() ->
+    S = push_state(),
+    ?assertMatch(#{interval := 698, push := false, anti_entropy := 60000}, S),
+    %% Five updates a second: 20 messages a second pushed, against 5 x 4
+    %% each 698 ms (28.7 a second); plus the anti-entropy rounds.
+    ?assert(abs(?T:push_share(5, S) - (5 * 698 / 5000 + 698 / 60000)) < 1.0e-9),
+    ?assert(?T:push_share(5, S) < 0.8),
+    ?assert(?T:push_share(10, S) > 1.25).
+
+%% Quiet: on after `calm + 1' windows, with a quarter of the interval
+%% (what was written before goes out soon), then the maximum after two of
+%% those; a burst: off at once, back to the interval.
+push_on_off_test() ->
+    S0 = push_state(),
+    {[{false, 698}, {false, 698}, {true, 175}], S1a} = push_run(S0, 0, [1, 0, 0]),
+    ?assertMatch(#{need := 698, why := {quiet, #{rate := _}}}, S1a),
+    ?assertMatch({keep, _}, ?T:decide(?TP1, S1a, #{at_ms => 3300, window_ms => 0})),
+    {60000, S1} = ?T:decide(?TP1, S1a, #{at_ms => 3400, window_ms => 0}),
+    ?assertMatch(#{why := {anti_entropy, 175}, push := true}, S1),
+    ?assertMatch({#{propagate_on_update := false, interval := 698},
+                  #{push := false, why := {surge, _}}},
+                 ?T:decide(?TP1, S1, w(3500, 100, #{}))),
+    %% Within the dwell time too.
+    ?assertMatch({#{propagate_on_update := false}, _}, ?T:decide(?TP1, S1, w(3100, 100, #{}))),
+    %% Pushing, the measured p99 does not move the interval.
+    ?assertMatch({keep, #{interval := 60000, push := true, why := {pushing, 5000}}},
+                 ?T:decide(?TP1, S1, w(8000, 0, #{p99 => 5000}))),
+    %% Pushing and over the target: back to the interval.
+    ?assertMatch({#{propagate_on_update := false, interval := 698},
+                  #{why := {over_target, infinity}}},
+                 ?T:decide(?TP1, S1, w(8000, 0, #{p99 => infinity}))).
+
+%% A moderate rise: off once the mean of the last windows costs more than
+%% the interval (a 20 % hysteresis), not on one window.
+push_busy_test() ->
+    {_, S1} = push_run(push_state(), 0, [0, 0, 0]),
+    true = maps:get(push, S1),
+    %% 8/s: 1.13 times the interval's messages, within the hysteresis.
+    {Out1, S2} = push_run(S1, 10000, [8, 8, 8, 8, 8]),
+    ?assert(lists:all(fun({P, _}) -> P end, Out1)),
+    %% 10/s: off once the mean of three windows is over 1.25.
+    {Out2, _} = push_run(S2, 20000, [10, 10, 10]),
+    ?assertMatch([{true, 60000}, {false, 698}, {false, 698}], Out2).
+
+%% The interval the target needs is kept while pushing: measured before,
+%% restored after.
+push_restores_the_interval_test() ->
+    S0 = push_state(),
+    %% Well under the target for two windows: longer.
+    {keep, S1a} = ?T:decide(?TP1, S0, w(1000, 100, #{p99 => 300000})),
+    {_, S1} = ?T:decide(?TP1, S1a, w(2000, 100, #{p99 => 300000})),
+    #{interval := I1} = S1,
+    ?assert(I1 > 698),
+    {_, S2} = push_run(S1, 10000, [0, 0, 0]),
+    ?assertMatch(#{push := true, need := I1}, S2),
+    ?assertMatch({#{interval := I1}, #{interval := I1, push := false}},
+                 ?T:decide(?TP1, S2, w(20000, 100, #{}))).
+
+%% Noisy rates near either threshold: at most the one change that crosses
+%% it, never back and forth.
+push_noise_test() ->
+    rand:seed(exsss, {16, 17, 18}),
+    S0 = push_state(),
+    Rate = fun(Share) -> (Share - 698 / 60000) * 5000 / 698 end,
+    Noisy = fun(Lo, Hi) -> [Rate(Lo + (Hi - Lo) * rand:uniform()) || _ <- lists:seq(1, 200)] end,
+    Flips = fun(Out) -> length(changes([P || {P, _} <- Out])) end,
+    %% Around break-even, from either side: nothing moves.
+    {Off, _} = push_run(S0, 0, Noisy(0.85, 1.2)),
+    ?assertEqual(0, Flips([{false, 0} | Off])),
+    {_, On0} = push_run(S0, 0, [0, 0, 0]),
+    {On, _} = push_run(On0, 10000, Noisy(0.85, 1.2)),
+    ?assertEqual(0, Flips([{true, 0} | On])),
+    %% Straddling the lower threshold, then the upper one.
+    {Low, _} = push_run(S0, 0, Noisy(0.6, 1.0)),
+    ?assert(Flips([{false, 0} | Low]) =< 1),
+    {High, _} = push_run(On0, 10000, Noisy(1.0, 1.6)),
+    ?assert(Flips([{true, 0} | High]) =< 1).
+
+%% Idle, burst, steady, idle (the benchmark's schedule): push while idle
+%% and steady, the interval through the burst; four changes of push.
+push_phases_test() ->
+    Rates = lists:duplicate(20, 0) ++ [1] ++ lists:duplicate(10, 100)
+        ++ lists:duplicate(15, 5) ++ lists:duplicate(20, 0),
+    {Out, _} = push_run(push_state(), 0, Rates),
+    Ps = [P || {P, _} <- Out],
+    ?assertEqual([true, false, true], changes([false | Ps])),
+    ?assertEqual(false, lists:nth(22, Ps)),
+    ?assert(lists:all(fun(P) -> P end, lists:nthtail(35, Ps))).
+
+push_not_driven_test() ->
+    %% push => never, or a fanout that does not reach every member: never on.
+    lists:foreach(fun(Ctx) ->
+                          {Out, _} = push_run(push_state(Ctx), 0, lists:duplicate(20, 0)),
+                          ?assertNot(lists:any(fun({P, _}) -> P end, Out))
+                  end, [#{push => never}, #{fanout => 2}]),
+    %% Found on: turned off with the model's interval first.
+    S = ?T:init_state(?TP1, #{interval => 10000, nodes => 5, propagate_on_update => true}),
+    ?assertMatch({#{propagate_on_update := false, interval := 698}, #{push := false}},
+                 ?T:initial(?TP1, S)),
+    %% Left alone with push => never.
+    ?assertMatch({698, #{push := true}}, ?T:initial(?TP1, S#{push_auto := false})).
+
 %% ---- budget ----
 
 -define(BU, {budget, 100}).
@@ -252,7 +383,8 @@ three_nodes() ->
     try
         ?CL:with_cluster(3, #{prefix => lc_tun}, fun(C) ->
                                                          set_get(C),
-                                                         real_run(C)
+                                                         real_run(C),
+                                                         push_run(C)
                                                  end)
     after
         WasAlive orelse net_kernel:stop()
@@ -388,16 +520,69 @@ real_run(C) ->
         exit(Writer, kill)
     end.
 
+%% A variable updated about once a second: the controller turns
+%% propagation on update on everywhere, with the anti-entropy interval;
+%% then a fast writer: off, back to an interval.
+push_run(C) ->
+    Ns = [N1 | _] = ?CL:nodes(C),
+    Var = {<<"pushed">>, state_orset},
+    {ok, _} = ?T:set(#{state_interval => 2000, propagate_on_update => false, jitter => false},
+                     #{nodes => Ns}),
+    ok = ?CL:call(C, N1, lasp_converge, track, [Var, #{nodes => Ns}]),
+    {ok, _} = ?CL:call(C, N1, ?R, declare, [Var, state_orset, #{nodes => Ns}]),
+    Slow = spawn_link(fun() -> write(C, Ns, Var, 0, 1000) end),
+    Opts = #{nodes => Ns, window => 300, dwell => 600, max => 20000},
+    {ok, _} = ?CL:call(C, N1, ?T, start, [Var, {target_p99, 1000}, Opts]),
+    Settings = fun() -> lists:usort([{maps:get(propagate_on_update, S), maps:get(state_interval, S)}
+                                     || S <- maps:values(maps:get(per_node,
+                                                                  ?T:get(#{nodes => Ns})))])
+               end,
+    try
+        wait_until(fun() -> Settings() =:= [{true, 20000}] end, 20000),
+        ?assertMatch([#{key := propagate_on_update, old := false, new := true,
+                        why := {quiet, _}, result := ok},
+                      #{key := state_interval, new := 20000}],
+                     [E || #{key := K} = E <- ?CL:call(C, N1, ?T, log, [Var]),
+                           K =:= propagate_on_update orelse maps:get(new, E) =:= 20000]),
+        unlink(Slow),
+        exit(Slow, kill),
+        Fast = spawn_link(fun() -> write(C, Ns, Var, 100000, 0) end),
+        try
+            wait_until(fun() ->
+                               case Settings() of
+                                   [{false, I}] -> I < 20000;
+                                   _ -> false
+                               end
+                       end, 20000)
+        after
+            unlink(Fast),
+            exit(Fast, kill)
+        end,
+        wait_until(fun() ->
+                           Marks = [M || #{tuner := V, key := propagate_on_update} = M
+                                             <- ?CL:call(C, N1, lasp_converge, marks, [Var]),
+                                         V =:= Var],
+                           length(Marks) >= 2
+                   end, 5000),
+        ?assertEqual(ok, ?CL:call(C, N1, ?T, stop, [Var]))
+    after
+        unlink(Slow),
+        exit(Slow, kill)
+    end.
+
 %% The state intervals in force on the nodes, without duplicates.
 intervals(Ns) ->
     #{per_node := Per} = ?T:get(#{nodes => Ns}),
     lists:usort([maps:get(state_interval, S) || S <- maps:values(Per)]).
 
 write(C, Ns, Var, K) ->
+    write(C, Ns, Var, K, 40).
+
+write(C, Ns, Var, K, Sleep) ->
     N = lists:nth(K rem length(Ns) + 1, Ns),
     {ok, _} = ?CL:call(C, N, ?R, update, [Var, {add, K}, N]),
-    timer:sleep(40),
-    write(C, Ns, Var, K + 1).
+    _ = Sleep > 0 andalso timer:sleep(Sleep),
+    write(C, Ns, Var, K + 1, Sleep).
 
 wait_until(F, Ms) ->
     Deadline = erlang:monotonic_time(millisecond) + Ms,

@@ -20,7 +20,10 @@ defmodule LaspConverge.Tuner do
     * `{:rate_proportional, %{updates_per_interval: k, min: ms, max: ms}}` -
       the interval in which `k` updates arrive at the measured rate
     * `{:target_p99, ms}` - the slowest propagation whose measured p99
-      convergence time stays under `ms`
+      convergence time stays under `ms`; with `push: :auto` (the default)
+      it also turns `:propagate_on_update` on while pushing each update
+      costs fewer messages than the interval (the interval then goes to
+      `:anti_entropy`, default `:max`), and off when the rate rises
     * `{:budget, messages_per_second}` - the fastest propagation whose
       replication messages stay within the budget
 
@@ -79,7 +82,8 @@ defmodule LaspConverge.Tuner do
   Starts a controller for `var` on this node. Options: `:nodes`, `:key`
   (`:state_interval` or `:delta_interval`), `:window` (ms, default 1000),
   `:max_window`, `:min_samples`, `:min`, `:max`, `:dwell`, `:hysteresis`,
-  `:aim`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:mark`.
+  `:aim`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:push` (`:auto` or
+  `:never`), `:anti_entropy`, `:mark`.
   """
   @spec start(variable(), policy(), keyword() | map()) :: {:ok, pid()} | {:error, term()}
   def start(var, policy, opts \\ []),
@@ -109,12 +113,31 @@ defmodule LaspConverge.Tuner do
   @spec init_state(policy(), map() | keyword()) :: map()
   def init_state(policy, ctx), do: :lasp_converge_tuner.init_state(policy(policy), Map.new(ctx))
 
-  @doc "The model's first interval, or `:keep`, and the next state."
-  @spec initial(policy(), map()) :: {pos_integer() | :keep, map()}
+  @doc """
+  The model's first interval, or `:keep`, and the next state
+  (`%{propagate_on_update: false, interval: ms}` when `{:target_p99, ms}`
+  finds push on).
+  """
+  @spec initial(policy(), map()) :: {pos_integer() | :keep | map(), map()}
   def initial(policy, state), do: :lasp_converge_tuner.initial(policy(policy), state)
 
-  @doc "One decision from a window's measurement: `{interval | :keep, state}`."
-  @spec decide(policy(), map(), map()) :: {pos_integer() | :keep, map()}
+  @doc """
+  One decision from a window's measurement: `{interval | :keep, state}`, or
+  for `{:target_p99, ms}` `{%{propagate_on_update: bool, interval: ms}, state}`
+  when push goes on or off.
+
+      iex> policy = {:target_p99, 1000}
+      iex> s = LaspConverge.Tuner.init_state(policy, %{interval: 10_000, nodes: 5})
+      iex> {698, s} = LaspConverge.Tuner.initial(policy, s)
+      iex> quiet = fn s, at -> LaspConverge.Tuner.decide(policy, s, %{at_ms: at, window_ms: 1000, updates: 0, rate: 0.0}) end
+      iex> {:keep, s} = quiet.(s, 1000)
+      iex> {:keep, s} = quiet.(s, 2000)
+      iex> {change, s} = quiet.(s, 3000)
+      iex> change
+      %{propagate_on_update: true, interval: 175}
+      iex> {60_000, _} = LaspConverge.Tuner.decide(policy, s, %{at_ms: 3400, window_ms: 0})
+  """
+  @spec decide(policy(), map(), map()) :: {pos_integer() | :keep | map(), map()}
   def decide(policy, state, measurement),
     do: :lasp_converge_tuner.decide(policy(policy), state, measurement)
 
