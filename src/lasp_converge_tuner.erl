@@ -101,7 +101,9 @@
 %% off, with that
 %% interval back, when the share of the mean is over `1 / (1 - hysteresis)'
 %% (1.25; after the dwell time), at once when a single window's is over
-%% twice that (a surge: pushing costs messages per update), or when the
+%% twice that (a surge: pushing costs messages per update; while pushing
+%% the updates are also counted four times a window, and a part of a
+%% window with 10 updates or more whose rate is a surge counts), or when the
 %% p99 measured while pushing is over the target (lost pushes, overload).
 %% While pushing, the p99 does not move the interval. It starts without
 %% push (turning it off if it finds it on), from the model's interval.
@@ -204,6 +206,7 @@
                          p99 => non_neg_integer() | infinity | undefined,
                          max => non_neg_integer() | infinity | undefined,
                          samples_ms => non_neg_integer(),
+                         partial => true,
                          messages => non_neg_integer(),
                          message_rate => float()}.
 -type state() :: #{interval := pos_integer(),
@@ -250,6 +253,8 @@
 -define(ENV, tuner_settings).
 -define(TIMEOUT, 15000).
 -define(SUP, lasp_converge_sup).
+%% Updates in part of a window that may show a surge (push off at once).
+-define(SURGE_MIN, 10).
 %% Rate smoothing (exponentially weighted, weight of the newest window).
 -define(ALPHA, 0.3).
 
@@ -614,6 +619,8 @@ pushable(#{push_auto := Auto, nodes := N, fanout := F}) ->
     Auto andalso N >= 2 andalso (F =:= all orelse F >= N - 1).
 
 %% The last `calm + 1' windows' updates and lengths, newest first.
+note_rate(#{partial := true}, S) ->
+    S;
 note_rate(#{updates := U, window_ms := W}, #{rates := Rs, calm := Calm} = S) ->
     S#{rates := lists:sublist([{U, W} | Rs], Calm + 1)};
 note_rate(_, S) ->
@@ -681,8 +688,10 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
            end,
     P99 = maps:get(p99, M, undefined),
     Why = if
-              %% A surge: off at once, whatever the dwell time.
-              is_number(Window) ->
+              %% A surge: off at once, whatever the dwell time (from part
+              %% of a window, with ?SURGE_MIN updates at least).
+              is_number(Window), not is_map_key(partial, M)
+                  orelse map_get(updates, M) >= ?SURGE_MIN ->
                   case Over(Window, 2 / (1 - H)) of
                       true -> {surge, #{rate => Window, share => push_share(Window, S)}};
                       false -> undefined
@@ -954,6 +963,7 @@ init({Var, Policy, Opts}) ->
             {D, S1} = initial(Policy, C0#c.dstate),
             C1 = act(D, S1, none, C0),
             erlang:send_after(Window, self(), tick),
+            erlang:send_after(surge_every(Window), self(), surge_check),
             Snap = snapshot(C1),
             {ok, C1#c{prev = Snap, sprev = Snap}}
     end.
@@ -986,12 +996,31 @@ handle_info(tick, #c{prev = Prev, sprev = SPrev, window = W} = C) ->
                     end,
             {noreply, (act(D, S, M, C))#c{prev = Now, sprev = SNext, last = M}}
     end;
+handle_info(surge_check, #c{window = W, prev = Prev, dstate = #{push := Push}} = C) ->
+    %% Pushing, each update costs messages: look at the updates since the
+    %% last window four times as often.
+    erlang:send_after(surge_every(W), self(), surge_check),
+    Counts = tracker_counts(C#c.var),
+    case {Push, Prev, Counts} of
+        {true, #{updates := U0, at_ms := T0}, #{updates := U1}} when U1 >= U0 ->
+            Now = erlang:monotonic_time(millisecond),
+            Ms = max(1, Now - T0),
+            M = #{at_ms => Now, window_ms => Ms, partial => true,
+                  updates => U1 - U0, rate => (U1 - U0) * 1000 / Ms},
+            {D, S} = decide(C#c.policy, C#c.dstate, M),
+            {noreply, act(D, S, M, C)};
+        _ ->
+            {noreply, C}
+    end;
 handle_info(stretch, #c{dstate = #{push := true}} = C) ->
     M = #{at_ms => erlang:monotonic_time(millisecond), window_ms => 0},
     {D, S} = decide(C#c.policy, C#c.dstate, M),
     {noreply, act(D, S, M, C)};
 handle_info(_, C) ->
     {noreply, C}.
+
+surge_every(Window) ->
+    max(50, Window div 4).
 
 %% Apply and log a decision: one call to set/2 for what changes, one log
 %% entry and mark per key (propagate_on_update first).

@@ -227,6 +227,18 @@ push_on_off_test() ->
                   #{why := {over_target, infinity}}},
                  ?T:decide(?TP1, S1, w(8000, 0, #{p99 => infinity}))).
 
+%% Part of a window, while pushing: a surge with 10 updates or more turns
+%% push off; fewer say too little; the rates of whole windows stay as they
+%% were.
+push_partial_surge_test() ->
+    {_, S1} = push_run(push_state(), 0, [0, 0, 0]),
+    Part = fun(At, U, Ms) -> #{at_ms => At, window_ms => Ms, partial => true, updates => U,
+                               rate => U * 1000 / Ms} end,
+    {keep, S2} = ?T:decide(?TP1, S1, Part(3100, 9, 100)),
+    ?assertEqual(maps:get(rates, S1), maps:get(rates, S2)),
+    ?assertMatch({#{propagate_on_update := false, interval := 698}, #{why := {surge, _}}},
+                 ?T:decide(?TP1, S1, Part(3250, 25, 250))).
+
 %% A moderate rise: off once the mean of the last windows costs more than
 %% the interval (a 20 % hysteresis), not on one window.
 push_busy_test() ->
