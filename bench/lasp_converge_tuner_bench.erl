@@ -7,23 +7,27 @@
 %%   erl -noshell -pa _build/default/lib/*/ebin -pa _build/bench \
 %%       -eval 'lasp_converge_tuner_bench:main(), halt().'
 %%
-%% One awset replicated state-based on 5 peer nodes (fanout all, no
-%% propagation on update), its update rate changing over time: idle (one
+%% One awset replicated state-based on 5 peer nodes (fanout all), its
+%% update rate changing over time: idle (one
 %% update a minute), burst (100/s), steady (5/s), idle. The same schedule
 %% runs on a fresh cluster for each configuration:
 %%
 %% <ul>
-%% <li>Lasp's default interval, 10 s;</li>
+%% <li>Lasp's default interval, 10 s, without propagation on update;</li>
 %% <li>the best fixed interval: the longest of a few candidates (0.95, 0.8,
 %%   0.6, 0.4 times the target) whose p99 convergence meets the target in
-%%   every phase, found by running them, longest first;</li>
-%% <li>the tuner with `{target_p99, Target}', starting from 10 s.</li>
+%%   every phase, found by running them, longest first (without
+%%   propagation on update);</li>
+%% <li>the tuner with `{target_p99, Target}', starting from 10 s without
+%%   propagation on update, which it drives (`push => auto').</li>
 %% </ul>
 %%
 %% Per phase it prints the updates, the p99 convergence time of the
-%% updates made in the phase and the replication messages sent during it;
+%% updates made in the phase and the replication messages sent during it
+%% (and for the tuner the intervals and propagation on update in force);
 %% then, per configuration, the share of 1 s windows (by update time, those
-%% with updates) whose p99 meets the target, and the messages in all.
+%% with updates) whose p99 meets the target, and the messages in all; last,
+%% the tuner's changes.
 %% `LASP_CONVERGE_BENCH_QUICK=1' shortens the phases.
 -module(lasp_converge_tuner_bench).
 
@@ -125,7 +129,7 @@ run(C, Config, Phases) ->
     {TEnd, _} = End,
     #{config => Config, phases => PhaseRows,
       windows => windows([R || #{ts_us := Ts} = R <- Records, Ts >= T0, Ts < TEnd]),
-      changes => length(Log)}.
+      changes => Log, t0 => T0}.
 
 %% Updates at `Rate' a second, evenly spaced from the phase's start (so an
 %% idle phase has one), to the nodes in turn.
@@ -167,15 +171,20 @@ wait_converged(C, N1, Var, Deadline) ->
 phase_row(Records, Log, Start, {TA, MA}, {TB, MB}) ->
     Vs = [value(R) || #{ts_us := Ts} = R <- Records, Ts >= TA, Ts < TB],
     #{p99 := P} = ?T:window_figures(Vs),
-    Before = [New || #{at_us := At, new := New} <- Log, At < TA],
-    During = [New || #{at_us := At, new := New} <- Log, At >= TA, At < TB],
-    InForce = case Before of
-                  [] -> Start;
-                  _ -> lists:last(Before)
+    InForce = fun(Key, Default) ->
+                      Before = [New || #{at_us := At, key := K, new := New} <- Log,
+                                       K =:= Key, At < TA],
+                      During = [New || #{at_us := At, key := K, new := New} <- Log,
+                                       K =:= Key, At >= TA, At < TB],
+                      case Before of
+                          [] -> [Default | During];
+                          _ -> [lists:last(Before) | During]
+                      end
               end,
-    Is = [InForce | During],
+    Is = InForce(state_interval, Start),
     #{updates => length(Vs), p99 => P, messages => MB - MA,
-      intervals => {lists:min(Is), lists:max(Is)}}.
+      intervals => {lists:min(Is), lists:max(Is)},
+      push => lists:usort(InForce(propagate_on_update, false))}.
 
 value(#{outcome := converged, convergence_us := Us}) -> Us;
 value(_) -> unconverged.
@@ -200,9 +209,10 @@ windows(Records) ->
 
 print(Phases, Rows) ->
     io:format("~n~-10s ~7s", ["phase", "updates"]),
-    [io:format(" | ~26s", [L]) || {L, _} <- Rows],
+    [io:format(" | ~27s", [L]) || {L, _} <- Rows],
     io:format("~n~-10s ~7s", ["", ""]),
-    [io:format(" | ~9s ~7s ~8s", ["p99 ms", "msgs", "interval"]) || _ <- Rows],
+    [io:format(" | ~9s ~7s ~9s", ["p99 ms", "msgs", "interval"]) || _ <- Rows],
+    io:format(" ~6s", ["push"]),
     io:format("~n"),
     lists:foreach(
       fun(K) ->
@@ -212,25 +222,40 @@ print(Phases, Rows) ->
               [begin
                    #{p99 := P, messages := M, intervals := {Lo, Hi}} =
                        lists:nth(K, maps:get(phases, R)),
-                   io:format(" | ~9s ~7b ~8s", [ms(P), M, range(Lo, Hi)])
+                   io:format(" | ~9s ~7b ~9s", [ms(P), M, range(Lo, Hi)])
                end || {_, R} <- Rows],
+              #{push := Push} = lists:nth(K, maps:get(phases, element(2, lists:last(Rows)))),
+              io:format(" ~6s", [push(Push)]),
               io:format("~n")
       end, lists:seq(1, length(Phases))),
     io:format("~-18s", ["windows met"]),
     [begin
          {Met, All} = maps:get(windows, R),
-         io:format(" | ~26s", [io_lib:format("~b/~b (~.1f%)", [Met, All, pct(Met, All)])])
+         io:format(" | ~27s", [io_lib:format("~b/~b (~.1f%)", [Met, All, pct(Met, All)])])
      end || {_, R} <- Rows],
     io:format("~n~-18s", ["messages in all"]),
     Total = fun(R) -> lists:sum([M || #{messages := M} <- maps:get(phases, R)]) end,
-    [io:format(" | ~26b", [Total(R)]) || {_, R} <- Rows],
+    [io:format(" | ~27b", [Total(R)]) || {_, R} <- Rows],
     [{_, _}, {_, BestR}, {_, TunerR}] = Rows,
     io:format("~ntuner: ~b changes; messages ~.2f x the best fixed interval's~n",
-              [maps:get(changes, TunerR), Total(TunerR) / max(1, Total(BestR))]).
+              [length(maps:get(changes, TunerR)), Total(TunerR) / max(1, Total(BestR))]),
+    T0 = maps:get(t0, TunerR),
+    [io:format("  ~6.1f s  ~s ~p -> ~p  ~0p~n", [(At - T0) / 1.0e6, K, O, N, rnd(Why)])
+     || #{at_us := At, key := K, old := O, new := N, why := Why} <- maps:get(changes, TunerR)].
+
+%% Floats to two decimals, for the log.
+rnd(F) when is_float(F) -> round(F * 100) / 100;
+rnd(T) when is_tuple(T) -> list_to_tuple([rnd(E) || E <- tuple_to_list(T)]);
+rnd(M) when is_map(M) -> maps:map(fun(_, V) -> rnd(V) end, M);
+rnd(X) -> X.
 
 ms(undefined) -> "-";
 ms(infinity) -> "unconv.";
 ms(Us) -> io_lib:format("~.1f", [Us / 1000]).
+
+push([false]) -> "off";
+push([true]) -> "on";
+push(_) -> "off/on".
 
 range(I, I) -> integer_to_list(I);
 range(Lo, Hi) -> io_lib:format("~b-~b", [Lo, Hi]).
