@@ -168,6 +168,12 @@ wait_converged(C, N1, Made, Ms) when Ms > 0 ->
 wait_converged(_, _, _, _) ->
     timeout.
 
+%% A tuner change: an interval, or propagate_on_update turned on or off.
+change(#{key := propagate_on_update, new := N, why := W}) ->
+    io_lib:format("push ~ts (~0tp)", [case N of true -> "on"; false -> "off" end, W]);
+change(#{old := O, new := N, why := W}) ->
+    io_lib:format("~b→~b ms (~0tp)", [O, N, W]).
+
 finish(C, Ns, N1, Made, Ops, Path) ->
     {ok, Data} = ?CL:call(C, N1, lasp_converge_report, collect, [?VAR]),
     io:format("~n"),
@@ -175,8 +181,7 @@ finish(C, Ns, N1, Made, Ops, Path) ->
     case ?CL:call(C, N1, lasp_converge_tuner, log, [?VAR]) of
         Log when is_list(Log) ->
             io:format("tuner changes: ~ts~n",
-                      [lists:join(", ", [io_lib:format("~b→~b ms (~0tp)", [O, N, W])
-                                         || #{old := O, new := N, why := W} <- Log])]),
+                      [lists:join(", ", [change(E) || E <- Log])]),
             _ = ?CL:call(C, N1, lasp_converge_tuner, stop, [?VAR]);
         _ ->
             ok
