@@ -36,7 +36,10 @@
 %% <li>`mode' (`state_based' | `delta_based'), `state_interval' (10,000,
 %% at least 1), `fanout' (`all' or a count), `propagate_on_update'
 %% (`false'), `jitter_percent' (0), `delta_buffer' (1000): the replicator's
-%% names and defaults</li>
+%% names and defaults; Lasp's `delta_interval' (taking the place of
+%% `state_interval' in `delta_based' mode) and `jitter' (`false': none;
+%% `true': `jitter_percent', 1 by default) as `lasp_converge_tuner' sets
+%% them are taken too</li>
 %% <li>`aligned_timers' (`false'): every first tick at one interval, for
 %% synchronous rounds</li>
 %% <li>`latency' (`{constant, 1000}'): `{constant, Us}', `{uniform, LoUs,
@@ -95,6 +98,8 @@
 -type spec() :: #{nodes => pos_integer(),
                   mode => state_based | delta_based,
                   state_interval => number(),
+                  delta_interval => number(),
+                  jitter => boolean(),
                   fanout => pos_integer() | all,
                   propagate_on_update => boolean(),
                   jitter_percent => 0..100,

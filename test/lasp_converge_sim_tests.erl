@@ -2,7 +2,9 @@
 %% keys and adds up, one spec and seed give one result, every bad field is
 %% named in `{error, {bad_spec, Key}}' (no atom created, no crash), caps give
 %% `{error, {too_large, Key}}', a partition holds updates back until it
-%% heals, and `recommend/1' proposes settings that meet the target.
+%% heals, the tuner's Lasp names (`delta_interval', `jitter') are taken,
+%% `recommend/1' proposes settings that meet the target, and a real 3-node
+%% cluster agrees with the simulator within a loose sanity bound.
 -module(lasp_converge_sim_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -50,6 +52,18 @@ listed_updates_and_a_partition_test() ->
     #{2 := #{max := Near}, 3 := #{max := Far}} = PN,
     ?assert(Near < 100000),
     ?assert(Far >= 400000).
+
+lasp_names_test() ->
+    %% The tuner's settings: delta_interval in delta mode, jitter on/off.
+    B = (base())#{mode => delta_based},
+    ?assertEqual(?S:run(B#{state_interval => 300}),
+                 ?S:run(B#{state_interval => 100, delta_interval => 300})),
+    ?assertEqual(?S:run(B#{jitter_percent => 0}),
+                 ?S:run(B#{jitter_percent => 30, jitter => false})),
+    ?assertEqual(?S:run(B#{jitter_percent => 1}), ?S:run(B#{jitter => true})),
+    ?assertEqual(?S:run(base()), ?S:run((base())#{delta_interval => 300})),
+    ?assertEqual({error, {bad_spec, jitter}}, ?S:run(#{jitter => 1})),
+    ?assertEqual({error, {bad_spec, delta_interval}}, ?S:run(#{delta_interval => x})).
 
 every_latency_distribution_test() ->
     [?assertMatch({ok, #{converged := C, updates := C}}, ?S:run((base())#{latency => L}))
@@ -120,3 +134,61 @@ recommend_meets_the_target_test_() ->
              ?assertEqual({error, bad_opts}, ?S:recommend(Opts#{fanouts => [0]})),
              ?assertEqual({error, {bad_spec, loss}}, ?S:recommend(Opts#{loss => 2}))
      end}.
+
+%% A sanity bound against a real 3-node cluster (the README's table comes
+%% from lasp_converge_sim_bench:reality/0): the same updates, at the same
+%% times, with fanout all every 100 ms. The machine is shared and loaded, so
+%% only gross disagreement fails: p50 within 4x + 100 ms either way, message
+%% counts within 30%.
+against_a_real_cluster_test_() ->
+    {timeout, 120, fun against_a_real_cluster/0}.
+
+against_a_real_cluster() ->
+    WasAlive = is_alive(),
+    try
+        lasp_converge_cluster:with_cluster(3, #{prefix => lc_simtest}, fun real_run/1)
+    after
+        WasAlive orelse net_kernel:stop()
+    end.
+
+real_run(C) ->
+    Ns = [N1 | _] = lasp_converge_cluster:nodes(C),
+    Call = fun(N, M, F, A) -> lasp_converge_cluster:call(C, N, M, F, A) end,
+    Var = {<<"simtest">>, state_gset},
+    Settings = #{state_interval => 100, fanout => all},
+    _ = [{ok, _} = Call(N, lasp_converge_replicator, set, [Settings]) || N <- Ns],
+    ok = Call(N1, lasp_converge, track, [Var, #{nodes => Ns}]),
+    {ok, _} = Call(N1, lasp_converge_replicator, declare, [Var, state_gset, #{nodes => Ns}]),
+    T0 = erlang:monotonic_time(microsecond),
+    Updates = [begin
+                   I = K rem 3 + 1,
+                   N = lists:nth(I, Ns),
+                   At = (erlang:monotonic_time(microsecond) - T0) / 1000,
+                   {ok, _} = Call(N, lasp_converge_replicator, update, [Var, {add, K}, N]),
+                   timer:sleep(70),
+                   {At, I}
+               end || K <- lists:seq(0, 29)],
+    ok = wait_converged(Call, N1, Var, 30, 20000),
+    Until = (erlang:monotonic_time(microsecond) - T0) / 1000,
+    Msgs = lists:sum([maps:get(sent_messages,
+                               maps:get(Var, maps:get(vars, Call(N, lasp_converge_replicator,
+                                                                 stats, []))))
+                      || N <- Ns]),
+    #{p50 := RealP50} = Call(N1, lasp_converge, stats, [Var]),
+    {ok, #{p50 := SimP50, messages := SimMsgs, converged := 30}} =
+        ?S:run(Settings#{nodes => 3, updates => Updates, until => Until,
+                         latency => {constant, 100}}),
+    ?debugFmt("p50: cluster ~b us, simulator ~b us; messages ~b and ~b",
+              [RealP50, SimP50, Msgs, SimMsgs]),
+    ?assert(RealP50 =< 4 * SimP50 + 100000),
+    ?assert(SimP50 =< 4 * RealP50 + 100000),
+    ?assert(abs(Msgs - SimMsgs) =< 0.3 * Msgs).
+
+wait_converged(Call, N1, Var, Made, Ms) when Ms > 0 ->
+    S = Call(N1, lasp_converge, stats, [Var]),
+    case maps:get(updates, S) >= Made andalso maps:get(pending, S) =:= 0 of
+        true -> ok;
+        false -> timer:sleep(20), wait_converged(Call, N1, Var, Made, Ms - 20)
+    end;
+wait_converged(_, _, _, _, _) ->
+    timeout.

@@ -29,6 +29,8 @@ mod atoms {
         nodes,
         mode,
         state_interval,
+        delta_interval,
+        jitter,
         fanout,
         propagate_on_update,
         jitter_percent,
@@ -229,6 +231,9 @@ fn spec_from<'a>(t: Term<'a>) -> Result<Spec, Bad<'a>> {
     let mut rate = None;
     let mut duration = None;
     let mut listed = None;
+    let mut delta_interval = None;
+    let mut jitter = None;
+    let mut jitter_percent = None;
     let Some(it) = MapIterator::new(t) else {
         return Err(Bad::NotAMap);
     };
@@ -275,7 +280,15 @@ fn spec_from<'a>(t: Term<'a>) -> Result<Spec, Bad<'a>> {
             Some(())
         });
         set!(jitter_percent, {
-            s.jitter_percent = v.decode::<u32>().ok()?;
+            jitter_percent = Some(v.decode::<u32>().ok()?);
+            Some(())
+        });
+        set!(delta_interval, {
+            delta_interval = Some(ms(v)?);
+            Some(())
+        });
+        set!(jitter, {
+            jitter = Some(boolean(v)?);
             Some(())
         });
         set!(delta_buffer, {
@@ -358,6 +371,18 @@ fn spec_from<'a>(t: Term<'a>) -> Result<Spec, Bad<'a>> {
         });
         return Err(Bad::Unknown(k));
     }
+    // Lasp's names, as lasp_converge_tuner sets them: the replicator's one
+    // timer takes `delta_interval` in delta-based mode; `jitter => false`
+    // means no jitter, `true` Lasp's 1% unless `jitter_percent` says.
+    if let (Mode::DeltaBased, Some(d)) = (s.mode, delta_interval) {
+        s.state_interval_us = d;
+    }
+    s.jitter_percent = match (jitter, jitter_percent) {
+        (Some(false), _) => 0,
+        (_, Some(p)) => p,
+        (Some(true), None) => 1,
+        (None, None) => s.jitter_percent,
+    };
     match (listed, rate, duration) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(Bad::Spec(atoms::updates())),
         (Some(l), None, None) => s.updates = Updates::At(l),
