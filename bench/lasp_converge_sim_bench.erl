@@ -12,13 +12,14 @@
 %% Each row: one run (a NIF call on a dirty CPU scheduler, so one core),
 %% best of three. The goal is under 10 s for 10,000 x 10,000.
 %%
-%% `reality/0' (about a minute, not part of `make bench') runs the same
+%% `reality/0' (about 1.5 minutes, not part of `make bench') runs seven
 %% scenarios on a local 5-node cluster (`lasp_converge_cluster', the
 %% replicator, the tracker, `lasp_converge_fault') and in the simulator,
 %% and prints both (the simulator's figures the mean over five seeds): the
 %% simulator gets the exact update times and nodes the cluster saw, the faults at the times they were applied, message
 %% latencies measured as half round trips between the peers, and `until'
-%% at the time the cluster's counters were read.
+%% at the time the cluster's counters were read; it runs with the timers
+%% at random phases and in phase.
 -module(lasp_converge_sim_bench).
 
 -export([main/0, reality/0]).
@@ -69,14 +70,21 @@ reality() ->
                                                          state_interval => 100,
                                                          fanout => 2}, {loss, 0.1}},
                 {"state, 100 ms, fanout all, 2+3 partition 2 s",
-                 #{mode => state_based, state_interval => 100, fanout => all}, partition}],
+                 #{mode => state_based, state_interval => 100, fanout => all}, partition},
+                {"delta, 100 ms, fanout 2, 2+3 partition 2 s",
+                 #{mode => delta_based, state_interval => 100, fanout => 2}, partition},
+                {"delta, 500 ms, fanout all, on update", #{mode => delta_based,
+                                                          state_interval => 500, fanout => all,
+                                                          propagate_on_update => true}, none},
+                {"state, 500 ms, fanout 1", #{mode => state_based, state_interval => 500,
+                                               fanout => 1}, none}],
     {ok, C} = ?CL:start(5, #{prefix => lc_simreal}),
     try
         Ns = ?CL:nodes(C),
         Lat = latencies(C, Ns),
         io:format("half round trips between peers: median ~b us, p90 ~b us (~b samples)~n",
                   [pct(Lat, 0.5), pct(Lat, 0.9), length(Lat)]),
-        io:format("~-46s ~-9s ~9s ~9s ~9s ~9s ~9s~n",
+        io:format("~-46s ~-14s ~9s ~9s ~9s ~9s ~9s~n",
                   ["setting", "", "updates", "p50 ms", "p99 ms", "max ms", "msg/upd"]),
         lists:foreach(fun({I, S}) -> compare(C, Ns, Lat, I, S) end,
                       lists:zip(lists:seq(1, length(Settings)), Settings))
@@ -95,8 +103,10 @@ pct(L, Q) ->
     S = lists:sort(L),
     lists:nth(max(1, round(Q * length(S))), S).
 
-compare(C, Ns, Lat, I, {Name, Settings, Fault}) ->
+compare(C, Ns, Lat, I, {Name, Settings0, Fault}) ->
     [N1 | _] = Ns,
+    %% A node keeps the settings it is not given: name every one.
+    Settings = maps:merge(#{propagate_on_update => false, jitter_percent => 0}, Settings0),
     Var = {iolist_to_binary(["simreal", integer_to_list(I)]), state_gset},
     _ = [{ok, _} = ?CL:call(C, N, ?REP, set, [Settings]) || N <- Ns],
     ok = ?CL:call(C, N1, lasp_converge, track, [Var, #{nodes => Ns}]),
@@ -122,25 +132,33 @@ compare(C, Ns, Lat, I, {Name, Settings, Fault}) ->
     Real = ?CL:call(C, N1, lasp_converge, stats, [Var]),
     ok = ?CL:call(C, N1, lasp_converge, untrack, [Var]),
     %% The simulator's figures: the mean over five seeds (timer phases,
-    %% peers, latencies and losses drawn anew).
-    Sims = [begin
-                {ok, S} = lasp_converge_sim:run(
-                            (maps:merge(Settings, Faults))#{nodes => 5, updates => Updates,
-                                                            partitions => Parts,
-                                                            latency => {empirical, Lat},
-                                                            until => Until, max_samples => 0,
-                                                            seed => Seed}),
-                S
-            end || Seed <- lists:seq(1, 5)],
-    Sim = maps:from_list([{K, lists:sum([maps:get(K, S) || S <- Sims]) / 5}
-                          || K <- [p50, p99, max, messages]]),
+    %% peers, latencies and losses drawn anew), with the timers at random
+    %% phases and in phase. The cluster's timers are all started by set/1
+    %% within milliseconds of each other and drift apart by the time each
+    %% round takes: between the two.
+    Sim = fun(Aligned) ->
+                  Sims = [begin
+                              {ok, S} = lasp_converge_sim:run(
+                                          (maps:merge(Settings, Faults))#{
+                                            nodes => 5, updates => Updates, partitions => Parts,
+                                            latency => {empirical, Lat}, until => Until,
+                                            aligned_timers => Aligned, max_samples => 0,
+                                            seed => Seed}),
+                              S
+                          end || Seed <- lists:seq(1, 5)],
+                  maps:from_list([{K, lists:sum([maps:get(K, S) || S <- Sims]) / 5}
+                                  || K <- [p50, p99, max, messages]])
+          end,
     U = length(Updates),
     Line = fun(Label, #{p50 := P50, p99 := P99, max := Max}, M) ->
-                   io:format("~-46s ~-9s ~9b ~9.1f ~9.1f ~9.1f ~9.1f~n",
+                   io:format("~-46s ~-14s ~9b ~9.1f ~9.1f ~9.1f ~9.1f~n",
                              [Name, Label, U, P50 / 1000, P99 / 1000, Max / 1000, M / U])
            end,
     Line("cluster", Real, Msgs),
-    Line("simulator", Sim, maps:get(messages, Sim)).
+    Random = Sim(false),
+    Line("sim", Random, maps:get(messages, Random)),
+    InPhase = Sim(true),
+    Line("sim, in phase", InPhase, maps:get(messages, InPhase)).
 
 %% Updates round the nodes at `Rate' a second for `Duration' ms: the
 %% `{AtMs, NodeNumber}' list the simulator replays, and the partition
