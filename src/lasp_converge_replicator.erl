@@ -23,6 +23,15 @@
 %% Receivers merge with the native `lasp_converge_crdt:merge/2'. Settings
 %% are per node (`set/1').
 %%
+%% As in Lasp, where each round schedules the next with the interval then
+%% in force, a change of settings does not restart the timer: a longer
+%% interval takes effect when the timer armed with the old one fires, so
+%% the round already due still goes out. A shorter interval than the time
+%% left re-arms the timer at once (a node told to propagate faster does not
+%% wait out the old interval), and so does any change while no variable is
+%% declared (no round is due). `flush(Var)' sends one round of `Var' now,
+%% leaving the timer alone.
+%%
 %% == Modes ==
 %%
 %% `mode => state_based' (the default) sends the full state every time.
@@ -90,7 +99,7 @@
 -behaviour(gen_server).
 
 -export([declare/2, declare/3, declare_local/3,
-         update/3, value/1, state/1, set/1, settings/0, stats/0,
+         update/3, value/1, state/1, set/1, settings/0, stats/0, flush/1,
          declared/0, absorb/2, set_faults/1,
          ensure_started/0, start_link/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
@@ -232,6 +241,13 @@ set(Opts) when is_map(Opts) ->
 set(_) ->
     {error, bad_opts}.
 
+%% @doc Send one round of `Var' from this node now, as a tick would (to
+%% `fanout' random members, the full state or each peer's deltas); the
+%% timer keeps its time.
+-spec flush(var()) -> ok | {error, not_declared}.
+flush(Var) ->
+    call({flush, Var}).
+
 %% @doc This node's settings.
 -spec settings() -> settings().
 settings() ->
@@ -370,14 +386,18 @@ handle_call({absorb, Var, State}, _From, #st{vars = Vs} = St) ->
                     {reply, {error, {badcrdt, Why}}, St}
             end
     end;
-handle_call({set, Opts}, _From, #st{settings = S0, timer = T, vars = Vs} = St) ->
+handle_call({set, Opts}, _From, #st{settings = S0, vars = Vs} = St) ->
     S = maps:merge(S0, maps:with(maps:keys(?DEFAULTS), Opts)),
-    _ = T =/= undefined andalso erlang:cancel_timer(T),
     Vs1 = case maps:get(mode, S) =:= maps:get(mode, S0) of
               true -> Vs;
               false -> maps:map(fun(_, V) -> forget_deltas(V) end, Vs)
           end,
-    {reply, {ok, S}, schedule(St#st{settings = S, timer = undefined, vars = Vs1})};
+    {reply, {ok, S}, rearm(St#st{settings = S, vars = Vs1})};
+handle_call({flush, Var}, _From, #st{vars = Vs} = St) ->
+    case maps:find(Var, Vs) of
+        {ok, V} -> {reply, ok, St#st{vars = Vs#{Var := send_round(Var, V, St)}}};
+        error -> {reply, {error, not_declared}, St}
+    end;
 handle_call(settings, _From, St) ->
     {reply, St#st.settings, St};
 handle_call(declared, _From, #st{vars = Vs} = St) ->
@@ -622,12 +642,29 @@ schedule(#st{settings = #{state_interval := I, jitter_percent := J}} = St) ->
             end,
     St#st{timer = erlang:send_after(Delay, self(), tick)}.
 
+%% After a change of settings: the armed timer stays unless the new
+%% interval ends sooner or nothing is declared (see the module doc). A
+%% timer that already fired left its tick in the mailbox, which schedules
+%% the next round with the new settings.
+rearm(#st{timer = undefined} = St) ->
+    schedule(St);
+rearm(#st{timer = T, vars = Vs, settings = #{state_interval := I}} = St) ->
+    Sooner = case erlang:read_timer(T) of
+                 false -> false;
+                 Left -> I < Left orelse map_size(Vs) =:= 0
+             end,
+    case Sooner andalso erlang:cancel_timer(T) =/= false of
+        true -> schedule(St);
+        false -> St
+    end.
+
 call(Msg) ->
     try gen_server:call(?MODULE, Msg, ?TIMEOUT)
     catch exit:{noproc, _} ->
             case Msg of
                 {update, _, _, _} -> {error, not_declared};
                 {state, _} -> {error, not_declared};
+                {flush, _} -> {error, not_declared};
                 {absorb, _, _} -> {error, not_declared};
                 _ -> {error, not_started}
             end

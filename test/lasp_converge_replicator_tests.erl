@@ -1,7 +1,8 @@
 %% @doc `lasp_converge_replicator' on three peer nodes, state-based: updates
 %% made on different nodes reach every replica (no add is lost), the tracker
 %% sees every update converge, `propagate_on_update' propagates without a
-%% tick, and the message counters grow with the ticks. Delta-based: deltas
+%% tick, the message counters grow with the ticks, and a longer interval
+%% waits for the round already armed. Delta-based: deltas
 %% and acknowledgements, nothing sent once every peer has acknowledged, and
 %% the full state for a peer further behind than the delta buffer reaches.
 -module(lasp_converge_replicator_tests).
@@ -18,14 +19,39 @@ three_nodes() ->
     WasAlive = is_alive(),
     try
         ?CL:with_cluster(3, #{prefix => lc_rep}, fun(C) ->
-                                                         interval_run(C),
+                                                         timer_run(C),
                                                          on_update_run(C),
+                                                         interval_run(C),
                                                          delta_run(C),
                                                          errors(C)
                                                  end)
     after
         WasAlive orelse net_kernel:stop()
     end.
+
+%% A change of settings keeps the armed timer unless the new interval ends
+%% sooner (or nothing is declared yet): the round armed with 200 ms still
+%% goes out after the interval is set to 60 s, once. `flush/1' sends one
+%% round at once. Runs first, while the replicators hold no variable, so
+%% that setting 60 s re-arms every timer for 60 s.
+timer_run(C) ->
+    Ns = [N1 | _] = ?CL:nodes(C),
+    Var = {<<"timer">>, state_orset},
+    [{ok, _} = ?CL:call(C, N, ?R, set, [#{state_interval => 60000,
+                                          propagate_on_update => false}])
+     || N <- Ns],
+    {ok, _} = ?CL:call(C, N1, ?R, declare, [Var, state_orset, #{nodes => Ns}]),
+    {ok, _} = ?CL:call(C, N1, ?R, update, [Var, {add, a}, N1]),
+    ?assertEqual(0, msgs(C, N1, Var)),
+    %% Shorter than the time left: re-armed at once.
+    {ok, _} = ?CL:call(C, N1, ?R, set, [#{state_interval => 200}]),
+    %% Longer: the 200 ms round still goes out, to both peers.
+    {ok, #{state_interval := 60000}} = ?CL:call(C, N1, ?R, set, [#{state_interval => 60000}]),
+    wait_until(fun() -> msgs(C, N1, Var) =:= 2 end, 5000),
+    wait_agree(C, Ns, Var, [a]),
+    ?assertEqual(ok, ?CL:call(C, N1, ?R, flush, [Var])),
+    ?assertEqual(4, msgs(C, N1, Var)),
+    ?assertEqual({error, not_declared}, ?CL:call(C, N1, ?R, flush, [nope])).
 
 %% Adds on every node, propagated by 50 ms ticks only.
 interval_run(C) ->

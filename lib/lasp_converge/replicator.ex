@@ -57,9 +57,17 @@ defmodule LaspConverge.Replicator do
   @spec state(variable()) :: {:ok, term()} | {:error, :not_declared}
   def state(var), do: :lasp_converge_replicator.state(var)
 
-  @doc "Changes this node's propagation settings; returns the settings in force."
+  @doc """
+  Changes this node's propagation settings; returns the settings in force.
+  A longer interval takes effect when the round already armed goes out (as
+  in Lasp); a shorter one at once.
+  """
   @spec set(settings()) :: {:ok, map()} | {:error, term()}
   def set(settings), do: :lasp_converge_replicator.set(Map.new(settings))
+
+  @doc "Sends one round of `var` from this node now; the timer keeps its time."
+  @spec flush(variable()) :: :ok | {:error, :not_declared}
+  def flush(var), do: :lasp_converge_replicator.flush(var)
 
   @doc """
   Messages and bytes sent (`:sent_messages`, `:sent_bytes`; of which
