@@ -40,8 +40,14 @@
 %%     once, aiming at `aim' (default 0.7) times the target; the interval
 %%     is lengthened, aiming at the same point, only after `calm' (default
 %%     2) windows in a row under `low' (default 0.5) times the target.
-%%     Between the two the interval stays. With `push => auto' (the
-%%     default) it also drives `propagate_on_update', below.</li>
+%%     Between the two the interval stays. The aim rises to `aim_high'
+%%     (default 0.85) when the last `2 × calm + 1' windows agree with the
+%%     model, their gains (below) within 6 % of each other: the interval is
+%%     then set for the higher aim from the highest of those gains. A
+%%     window over the target brings the aim back to `aim', and it does
+%%     not rise again for five dwell times. Noisier measurements keep the margin of `aim'. With `push =>
+%%     auto' (the default) it also drives `propagate_on_update',
+%%     below.</li>
 %% <li>`{budget, MessagesPerSecond}': the fastest convergence (the
 %%     shortest interval) whose replication messages for the variable,
 %%     summed over the members (`lasp_converge_replicator:stats/0'), stay
@@ -92,17 +98,17 @@
 %% about what pushing does and the switch buys convergence time rather
 %% than fewer messages. Push is
 %% turned on when the share is under `1 - hysteresis' (0.8), after `calm +
-%% 1' windows of measurements and not within the dwell time of the last
-%% change; the interval the target needs is kept, and the interval goes
-%% to a quarter of it, then after two of those to `A' (anti-entropy only):
-%% the replicator restarts its timer when its settings change, so an
-%% update written before push reached its writer goes out within a
-%% quarter of the interval rather than waiting for `A'. Push is turned
+%% 1' windows of measurements (after one when it is under half that, 0.4)
+%% and not within the dwell time of the last change; the interval the
+%% target needs is kept, and the interval goes to `A' (anti-entropy
+%% only). The replicator keeps its timer when the interval grows, as Lasp
+%% does, so the round armed with the interval in force still goes out,
+%% with any update written before push reached its writer. Push is turned
 %% off, with that
 %% interval back, when the share of the mean is over `1 / (1 - hysteresis)'
 %% (1.25; after the dwell time), at once when a single window's is over
 %% twice that (a surge: pushing costs messages per update; while pushing
-%% the updates are also counted four times a window, and a part of a
+%% the updates are also counted ten times a window, and a part of a
 %% window with 10 updates or more whose rate is a surge counts), or when the
 %% p99 measured while pushing is over the target (lost pushes, overload).
 %% While pushing, the p99 does not move the interval. It starts without
@@ -188,6 +194,7 @@
                   dwell => non_neg_integer(),
                   hysteresis => float(),
                   aim => float(),
+                  aim_high => float(),
                   low => float(),
                   calm => pos_integer(),
                   latency_ms => number(),
@@ -215,6 +222,10 @@
                    dwell_ms := non_neg_integer(),
                    hysteresis := float(),
                    aim := float(),
+                   aim_base := float(),
+                   aim_high := float(),
+                   recent := [float()],
+                   raise_after := integer() | undefined,
                    low := float(),
                    calm := pos_integer(),
                    nodes := pos_integer(),
@@ -257,6 +268,11 @@
 -define(SURGE_MIN, 10).
 %% Rate smoothing (exponentially weighted, weight of the newest window).
 -define(ALPHA, 0.3).
+%% Most spread (relative) of the gains of the windows that raise the aim.
+-define(SPREAD, 0.06).
+%% A share of push under this part of the threshold turns push on after
+%% a single window.
+-define(FAR, 0.5).
 
 %% ---- settings ----
 
@@ -450,7 +466,7 @@ valid(_, _) -> false.
 %% interval in force (`interval'), the cluster (`nodes': how many,
 %% `fanout', `mode'), whether `propagate_on_update' is in force (default
 %% `false') and any of the options `min', `max', `dwell', `hysteresis',
-%% `aim', `low', `calm', `latency_ms', `push', `anti_entropy'.
+%% `aim', `aim_high', `low', `calm', `latency_ms', `push', `anti_entropy'.
 -spec init_state(policy(), map()) -> state().
 init_state(Policy, Ctx) ->
     {Min0, Max0} = case Policy of
@@ -467,6 +483,10 @@ init_state(Policy, Ctx) ->
       dwell_ms => maps:get(dwell, Ctx, 2000),
       hysteresis => maps:get(hysteresis, Ctx, 0.2),
       aim => maps:get(aim, Ctx, 0.7),
+      aim_base => maps:get(aim, Ctx, 0.7),
+      aim_high => max(maps:get(aim, Ctx, 0.7), maps:get(aim_high, Ctx, 0.85)),
+      recent => [],
+      raise_after => undefined,
       low => maps:get(low, Ctx, 0.5),
       calm => maps:get(calm, Ctx, 2),
       nodes => max(1, maps:get(nodes, Ctx, 1)),
@@ -578,35 +598,66 @@ decide({budget, B}, #{interval := I, aim := Aim, low := Low, gain := C0} = S, M)
     end.
 
 %% The interval alone, propagation on update being off.
-interval_step(T, #{interval := I, aim := Aim, low := Low, latency_ms := L,
-                   gain := G0} = S, M) ->
+interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
+                   aim_base := Base} = S, M) ->
     case maps:get(p99, M, undefined) of
         undefined ->
             {keep, S#{why := no_samples}};
         infinity ->
-            gate(I / 4, {over_target, infinity}, S#{below := 0}, M, urgent);
+            gate(I / 4, {over_target, infinity}, missed(S, M), M, urgent);
         P99 ->
             %% The model: p99 = gain * interval + latency; the gain is
             %% measured (smoothed), starting from the model's rounds.
             P = P99 / 1000,
             G = max(P - L, 0.0) / I,
             Gs = smooth(G, G0),
-            Goal = max(0.0, Aim * T - L),
-            if
-                P > T ->
-                    %% Over: the higher of this window's gain and the
-                    %% smoothed one.
-                    Gu = max(G, Gs),
-                    gate(Goal / Gu, {over_target, P}, S#{below := 0, gain := Gu}, M, urgent);
-                P < Low * T ->
-                    Want = case Gs > 0 of
-                               true -> max(I, Goal / Gs);
-                               false -> 2 * I
-                           end,
-                    calm(Want, {under_target, P}, S#{gain := Gs}, M);
+            case P > T of
                 true ->
-                    {keep, S#{below := 0, gain := Gs, why := {in_band, P}}}
+                    %% Over: the higher of this window's gain and the
+                    %% smoothed one, aiming at the base aim again.
+                    Gu = max(G, Gs),
+                    gate(max(0.0, Base * T - L) / Gu, {over_target, P},
+                         (missed(S, M))#{below := 0, gain := Gu}, M, urgent);
+                false ->
+                    case raise_aim(T, G, S#{gain := Gs}, M) of
+                        {raised, Want, S1} ->
+                            gate(Want, {aim, maps:get(aim, S1), P}, S1, M, normal);
+                        {same, #{aim := Aim} = S1} ->
+                            Goal = max(0.0, Aim * T - L),
+                            case P < Low * T of
+                                true ->
+                                    Want = case Gs > 0 of
+                                               true -> max(I, Goal / Gs);
+                                               false -> 2 * I
+                                           end,
+                                    calm(Want, {under_target, P}, S1, M);
+                                false ->
+                                    {keep, S1#{below := 0, why := {in_band, P}}}
+                            end
+                    end
             end
+    end.
+
+%% Over the target: back to the base aim, and no raise for five dwell
+%% times.
+missed(#{aim_base := Base, dwell_ms := Dwell} = S, M) ->
+    S#{aim := Base, recent := [], raise_after := maps:get(at_ms, M) + 5 * Dwell}.
+
+%% The aim rises from `aim' to `aim_high' once the last `2 × calm + 1'
+%% windows agree with the model: their gains within ?SPREAD of each other,
+%% so that the interval for the higher aim, set from the highest of them,
+%% keeps the p99 there (`{raised, Interval, State}'); noisier measurements
+%% keep the margin of the base aim (`{same, State}').
+raise_aim(T, G, #{aim := Aim, aim_high := High, recent := R0, calm := Calm,
+                  latency_ms := L, raise_after := After} = S, M) ->
+    R = lists:sublist([G | R0], 2 * Calm + 1),
+    S1 = S#{recent := R},
+    Held = After =/= undefined andalso maps:get(at_ms, M) < After,
+    Steady = length(R) > 2 * Calm andalso lists:min(R) > 0
+        andalso lists:max(R) =< lists:min(R) * (1 + ?SPREAD),
+    case Aim < High andalso not Held andalso Steady of
+        true -> {raised, max(0.0, High * T - L) / lists:max(R), S1#{aim := High}};
+        false -> {same, S1}
     end.
 
 %% ---- propagation on update (target_p99) ----
@@ -654,21 +705,24 @@ push_step(T, #{push := Push} = S, M) ->
     end.
 
 push_on(#{rates := Rs, calm := Calm, hysteresis := H, interval := I, anti_entropy := AE,
-          min := Min, dwell_ms := Dwell, last_change_ms := Last} = S, M) ->
+          dwell_ms := Dwell, last_change_ms := Last} = S, M) ->
     Now = maps:get(at_ms, M),
     Rate = mean_rate(Rs),
-    case length(Rs) > Calm andalso Rate =/= undefined
-        andalso (Last =:= undefined orelse Now - Last >= Dwell) of
+    case Rate =/= undefined andalso (Last =:= undefined orelse Now - Last >= Dwell) of
         true ->
             Share = push_share(Rate, S),
-            case Share < 1 - H of
+            %% After `calm + 1' windows, or one when pushing costs far
+            %% less than the threshold.
+            Enough = length(Rs) > Calm orelse Share < ?FAR * (1 - H),
+            case Enough andalso Share < 1 - H of
                 true ->
-                    %% A quarter of the interval first, so that what was
-                    %% written before push reached the writer soon goes
-                    %% out; the anti-entropy interval after two of those.
-                    Flush = clamp(round(I / 4), Min, AE),
-                    {#{propagate_on_update => true, interval => Flush},
-                     S#{push := true, need := I, interval := Flush, last_change_ms := Now,
+                    %% Straight to the anti-entropy interval: the round
+                    %% armed with the interval in force still goes out
+                    %% (the replicator keeps its timer when the interval
+                    %% grows), with what was written before push reached
+                    %% the writer.
+                    {#{propagate_on_update => true, interval => AE},
+                     S#{push := true, need := I, interval := AE, last_change_ms := Now,
                         below := 0, why := {quiet, #{rate => Rate, share => Share}}}};
                 false ->
                     none
@@ -678,7 +732,7 @@ push_on(#{rates := Rs, calm := Calm, hysteresis := H, interval := I, anti_entrop
     end.
 
 push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
-              last_change_ms := Last, interval := I, anti_entropy := AE} = S, M) ->
+              last_change_ms := Last} = S, M) ->
     Now = maps:get(at_ms, M),
     Dwelt = Last =:= undefined orelse Now - Last >= Dwell,
     Window = maps:get(rate, M, undefined),
@@ -716,8 +770,6 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
                _ -> Why1
            end,
     case Why2 of
-        undefined when I < AE, Last =/= undefined, Now - Last >= 2 * I ->
-            {AE, S#{interval := AE, why := {anti_entropy, I}}};
         undefined ->
             {keep, S#{why := {pushing, P99}}};
         _ ->
@@ -998,9 +1050,12 @@ handle_info(tick, #c{prev = Prev, sprev = SPrev, window = W} = C) ->
     end;
 handle_info(surge_check, #c{window = W, prev = Prev, dstate = #{push := Push}} = C) ->
     %% Pushing, each update costs messages: look at the updates since the
-    %% last window four times as often.
+    %% last window ten times as often.
     erlang:send_after(surge_every(W), self(), surge_check),
-    Counts = tracker_counts(C#c.var),
+    Counts = case Push of
+                 true -> tracker_counts(C#c.var);
+                 false -> #{}
+             end,
     case {Push, Prev, Counts} of
         {true, #{updates := U0, at_ms := T0}, #{updates := U1}} when U1 >= U0 ->
             Now = erlang:monotonic_time(millisecond),
@@ -1012,15 +1067,11 @@ handle_info(surge_check, #c{window = W, prev = Prev, dstate = #{push := Push}} =
         _ ->
             {noreply, C}
     end;
-handle_info(stretch, #c{dstate = #{push := true}} = C) ->
-    M = #{at_ms => erlang:monotonic_time(millisecond), window_ms => 0},
-    {D, S} = decide(C#c.policy, C#c.dstate, M),
-    {noreply, act(D, S, M, C)};
 handle_info(_, C) ->
     {noreply, C}.
 
 surge_every(Window) ->
-    max(50, Window div 4).
+    max(50, Window div 10).
 
 %% Apply and log a decision: one call to set/2 for what changes, one log
 %% entry and mark per key (propagate_on_update first).
@@ -1057,14 +1108,6 @@ act(Changes, #{why := Why} = S, M,
                        || {K, Old, New} <- Diff],
             _ = C#c.mark andalso Applied andalso [mark(C#c.var, E) || E <- Entries],
             Log = lists:reverse(Entries) ++ C#c.log,
-            %% Pushing, from a flush interval: decide again after two of
-            %% them (the anti-entropy interval), not at the next window.
-            _ = case S of
-                    #{push := true, interval := F, anti_entropy := AE} when Applied, F < AE ->
-                        erlang:send_after(2 * F + 10, self(), stretch);
-                    _ ->
-                        ok
-                end,
             case Applied of
                 true -> C#c{dstate = S, log = Log, since_us = AtUs};
                 false -> C#c{dstate = S#{interval := OldI, push := OldP}, log = Log}

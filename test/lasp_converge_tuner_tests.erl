@@ -80,6 +80,7 @@ rate_noise_test() ->
 %% ---- target_p99 ----
 
 -define(TP, {target_p99, 200}).
+-define(TP1, {target_p99, 1000}).
 
 %% A plant: p99 = Gain * interval + 5 ms, each window off by up to Noise.
 plant(Gain, Noise) ->
@@ -167,9 +168,47 @@ target_noise_test() ->
     Ms = [#{p99 => round(1000 * (100 + 99 * rand:uniform()))} || _ <- lists:seq(1, 200)],
     ?assertEqual([], changes(run(?TP, S0, Ms))).
 
-%% ---- target_p99: propagation on update ----
+%% Measurements that agree with the model (gains within 6 %): the aim
+%% rises to 0.85 after `2 × calm + 1' windows and the interval follows; a
+%% window over the target brings it back to 0.7, and it stays there for
+%% five dwell times.
+target_aim_rises_test() ->
+    S0 = ?T:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    ?assertMatch(#{aim := 0.7, aim_high := 0.85}, S0),
+    P99 = fun(I) -> #{p99 => round(1000 * (I + 2))} end,
+    {Is, _} = closed_loop(?TP1, S0, fun(I) -> P99(I) end, 5),
+    ?assertEqual([698, 698, 698, 698, 848], Is),
+    {_, S3} = lists:foldl(fun(At, {_, S}) ->
+                                  ?T:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
+                          end, {keep, S0}, [1000, 2000, 3000, 4000, 5000]),
+    ?assertMatch(#{aim := 0.85, interval := 848, why := {aim, 0.85, _}}, S3),
+    %% At the higher aim, in the band: stays.
+    {keep, S4} = ?T:decide(?TP1, S3, m(6000, P99(848))),
+    ?assertMatch(#{aim := 0.85, interval := 848}, S4),
+    ?assertMatch(#{why := {in_band, _}}, S4),
+    %% Over the target: back to 0.7 at once.
+    {I5, S5} = ?T:decide(?TP1, S4, m(7000, #{p99 => 1100000})),
+    ?assertMatch(#{aim := 0.7, raise_after := 17000}, S5),
+    ?assert(I5 < 698),
+    %% Agreeing windows within the hold: the aim stays.
+    {_, S6} = lists:foldl(fun(At, {_, S}) ->
+                                  ?T:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
+                          end, {keep, S5}, lists:seq(10000, 16000, 1000)),
+    ?assertMatch(#{aim := 0.7}, S6),
+    %% After it: up again.
+    {_, S7} = lists:foldl(fun(At, {_, S}) ->
+                                  ?T:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
+                          end, {keep, S6}, [17000, 18000, 19000]),
+    ?assertMatch(#{aim := 0.85}, S7).
 
--define(TP1, {target_p99, 1000}).
+%% Gains spread more than 6 %: the base aim's margin is kept.
+target_aim_noisy_test() ->
+    S0 = ?T:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    Ms = [#{p99 => P} || P <- [690000, 620000, 700000, 640000, 695000, 630000]],
+    Is = run(?TP1, S0, Ms),
+    ?assert(lists:all(fun(I) -> I =:= 698 end, Is)).
+
+%% ---- target_p99: propagation on update ----
 
 %% 5 nodes, fanout all, 1 s target: the model's 698 ms, without push.
 push_state() ->
@@ -204,16 +243,15 @@ push_share_test() ->
     ?assert(?T:push_share(5, S) < 0.8),
     ?assert(?T:push_share(10, S) > 1.25).
 
-%% Quiet: on after `calm + 1' windows, with a quarter of the interval
-%% (what was written before goes out soon), then the maximum after two of
-%% those; a burst: off at once, back to the interval.
+%% Quiet: on after `calm + 1' windows, straight to the anti-entropy
+%% interval (the round armed with the interval in force still goes out);
+%% a burst: off at once, back to the interval.
 push_on_off_test() ->
     S0 = push_state(),
-    {[{false, 698}, {false, 698}, {true, 175}], S1a} = push_run(S0, 0, [1, 0, 0]),
-    ?assertMatch(#{need := 698, why := {quiet, #{rate := _}}}, S1a),
-    ?assertMatch({keep, _}, ?T:decide(?TP1, S1a, #{at_ms => 3300, window_ms => 0})),
-    {60000, S1} = ?T:decide(?TP1, S1a, #{at_ms => 3400, window_ms => 0}),
-    ?assertMatch(#{why := {anti_entropy, 175}, push := true}, S1),
+    %% 3 updates a second: pushing would cost 0.43 of the interval's
+    %% messages, under the threshold (0.8) but not far under it.
+    {[{false, 698}, {false, 698}, {true, 60000}], S1} = push_run(S0, 0, [3, 3, 3]),
+    ?assertMatch(#{need := 698, push := true, why := {quiet, #{rate := _}}}, S1),
     ?assertMatch({#{propagate_on_update := false, interval := 698},
                   #{push := false, why := {surge, _}}},
                  ?T:decide(?TP1, S1, w(3500, 100, #{}))),
@@ -226,6 +264,18 @@ push_on_off_test() ->
     ?assertMatch({#{propagate_on_update := false, interval := 698},
                   #{why := {over_target, infinity}}},
                  ?T:decide(?TP1, S1, w(8000, 0, #{p99 => infinity}))).
+
+%% Far under the threshold (under half of it): on after one window.
+push_on_fast_test() ->
+    S0 = push_state(),
+    {[{true, 60000}], S1} = push_run(S0, 0, [1]),
+    ?assertMatch(#{need := 698, why := {quiet, #{rate := 1.0}}}, S1),
+    {[{true, 60000}], _} = push_run(S0, 0, [0]),
+    %% Not within the dwell time of the last change.
+    ?assertMatch({keep, _}, ?T:decide(?TP1, S0#{last_change_ms := 500}, w(1000, 0, #{}))),
+    %% After a burst, the quiet window is averaged with the busy ones.
+    {[{false, 698}, {false, 698}, {false, 698}, {true, 60000}], _} =
+        push_run(S0, 0, [100, 0, 0, 0]).
 
 %% Part of a window, while pushing: a surge with 10 updates or more turns
 %% push off; fewer say too little; the rates of whole windows stay as they

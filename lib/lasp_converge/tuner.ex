@@ -82,7 +82,7 @@ defmodule LaspConverge.Tuner do
   Starts a controller for `var` on this node. Options: `:nodes`, `:key`
   (`:state_interval` or `:delta_interval`), `:window` (ms, default 1000),
   `:max_window`, `:min_samples`, `:min`, `:max`, `:dwell`, `:hysteresis`,
-  `:aim`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:push` (`:auto` or
+  `:aim`, `:aim_high`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:push` (`:auto` or
   `:never`), `:anti_entropy`, `:mark`.
   """
   @spec start(variable(), policy(), keyword() | map()) :: {:ok, pid()} | {:error, term()}
@@ -130,12 +130,11 @@ defmodule LaspConverge.Tuner do
       iex> s = LaspConverge.Tuner.init_state(policy, %{interval: 10_000, nodes: 5})
       iex> {698, s} = LaspConverge.Tuner.initial(policy, s)
       iex> quiet = fn s, at -> LaspConverge.Tuner.decide(policy, s, %{at_ms: at, window_ms: 1000, updates: 0, rate: 0.0}) end
-      iex> {:keep, s} = quiet.(s, 1000)
-      iex> {:keep, s} = quiet.(s, 2000)
-      iex> {change, s} = quiet.(s, 3000)
+      iex> {change, s} = quiet.(s, 1000)
       iex> change
-      %{propagate_on_update: true, interval: 175}
-      iex> {60_000, _} = LaspConverge.Tuner.decide(policy, s, %{at_ms: 3400, window_ms: 0})
+      %{propagate_on_update: true, interval: 60_000}
+      iex> {%{propagate_on_update: false, interval: 698}, _} =
+      ...>   LaspConverge.Tuner.decide(policy, s, %{at_ms: 1500, window_ms: 500, updates: 50, rate: 100.0})
   """
   @spec decide(policy(), map(), map()) :: {pos_integer() | :keep | map(), map()}
   def decide(policy, state, measurement),
