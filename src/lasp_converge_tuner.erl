@@ -157,7 +157,7 @@
 -compile({no_auto_import, [get/0, get/1]}).
 
 -export([set/1, set/2, get/0, get/1,
-         start/2, start/3, stop/1, log/1, status/1, running/0]).
+         start/2, start/3, stop/1, log/1, status/1, running/0, recommend/1]).
 -export([init_state/2, initial/2, decide/3, rounds/2, window_figures/1, push_share/2]).
 %% Called on each member by set/2 and get/1.
 -export([set_local/1, get_local/0]).
@@ -923,6 +923,15 @@ status(Var) ->
         error ->
             {error, not_running}
     end.
+
+%% @doc Settings to start from, before deploying or before a controller has
+%% measured anything: the cheapest `state_interval' and `fanout' whose p99
+%% convergence, simulated by `lasp_converge_sim' for `nodes' nodes at
+%% `update_rate' updates a second, meets `target_p99' (ms). The same as
+%% `lasp_converge_sim:recommend/1', which documents the options.
+-spec recommend(map()) -> {ok, map()} | {error, term()}.
+recommend(Spec) ->
+    lasp_converge_sim:recommend(Spec).
 
 %% @doc The variables with a controller on this node.
 -spec running() -> [var()].

@@ -660,3 +660,13 @@ wait_until(F, Deadline, Ms) ->
                 false -> timer:sleep(50), wait_until(F, Deadline, Ms)
             end
     end.
+
+%% recommend/1: the simulator's proposal, the same as lasp_converge_sim's.
+recommend_is_the_simulators_test() ->
+    Opts = #{target_p99 => 2000, nodes => 20, update_rate => 5, duration => 5000,
+             fanouts => [2]},
+    {ok, Best} = lasp_converge_tuner:recommend(Opts),
+    ?assertEqual({ok, Best}, lasp_converge_sim:recommend(Opts)),
+    ?assertMatch(#{fanout := 2, state_interval := I, p99 := P} when is_integer(I) andalso P =< 2000000,
+                 Best),
+    ?assertEqual({error, {bad_spec, target_p99}}, lasp_converge_tuner:recommend(#{nodes => 3})).

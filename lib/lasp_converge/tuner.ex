@@ -109,6 +109,21 @@ defmodule LaspConverge.Tuner do
   @spec running() :: [variable()]
   def running, do: :lasp_converge_tuner.running()
 
+  @doc """
+  Settings to start from, predicted by the simulator: the cheapest
+  `:state_interval` and `:fanout` whose simulated p99 meets `:target_p99`
+  (ms) for `:nodes` nodes at `:update_rate` updates a second. Same options
+  as `LaspConverge.Sim.recommend/1`.
+
+      iex> {:ok, best} = LaspConverge.Tuner.recommend(target_p99: 2_000, nodes: 20,
+      ...>   update_rate: 5, duration: 5_000, fanouts: [2])
+      iex> best.p99 <= 2_000_000 and best.fanout == 2
+      true
+  """
+  @spec recommend(keyword() | map()) :: {:ok, map()} | {:error, term()}
+  def recommend(opts) when is_list(opts) or is_map(opts),
+    do: :lasp_converge_tuner.recommend(Map.new(opts))
+
   @doc "The initial decision state for `policy` (see `:lasp_converge_tuner.init_state/2`)."
   @spec init_state(policy(), map() | keyword()) :: map()
   def init_state(policy, ctx), do: :lasp_converge_tuner.init_state(policy(policy), Map.new(ctx))
