@@ -17,6 +17,8 @@ use rustler::types::map::map_new;
 use rustler::types::MapIterator;
 use rustler::{Encoder, Env, NifResult, Term};
 
+use crate::tracker::{opt_or_undefined, put};
+
 mod atoms {
     rustler::atoms! {
         ok,
@@ -403,26 +405,14 @@ fn spec_from<'a>(t: Term<'a>) -> Result<Spec, Bad<'a>> {
     Ok(s)
 }
 
-fn opt<'a, T: Encoder>(env: Env<'a>, v: Option<T>) -> Term<'a> {
-    match v {
-        Some(v) => v.encode(env),
-        None => atoms::undefined().encode(env),
-    }
-}
-
-fn put<'a>(m: Term<'a>, k: rustler::Atom, v: Term<'a>) -> Term<'a> {
-    // Keys are distinct atoms of ours: map_put cannot fail on a map.
-    m.map_put(k, v).unwrap_or(m)
-}
-
 fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
     let s = &r.stats;
     let mut per_node = map_new(env);
     for n in &s.per_node {
         let m = map_new(env);
-        let m = put(m, atoms::p50(), opt(env, n.p50_us));
-        let m = put(m, atoms::p99(), opt(env, n.p99_us));
-        let m = put(m, atoms::max(), opt(env, n.max_us));
+        let m = put(m, atoms::p50(), opt_or_undefined(env, n.p50_us));
+        let m = put(m, atoms::p99(), opt_or_undefined(env, n.p99_us));
+        let m = put(m, atoms::max(), opt_or_undefined(env, n.max_us));
         let m = put(m, atoms::pending(), n.pending.encode(env));
         let m = put(m, atoms::count(), n.count.encode(env));
         per_node = per_node.map_put(n.node + 1, m).unwrap_or(per_node);
@@ -436,7 +426,7 @@ fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
             let m = put(
                 m,
                 atoms::oldest_unseen_age_us(),
-                opt(env, l.oldest_unseen_age_us),
+                opt_or_undefined(env, l.oldest_unseen_age_us),
             );
             nodes = nodes.map_put(l.node + 1, m).unwrap_or(nodes);
         }
@@ -448,7 +438,7 @@ fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
         let m = put(
             m,
             atoms::oldest_unseen_age_us(),
-            opt(env, d.oldest_unseen_age_us),
+            opt_or_undefined(env, d.oldest_unseen_age_us),
         );
         let m = put(m, atoms::nodes(), nodes);
         samples.push(m);
@@ -458,12 +448,12 @@ fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
     let m = put(m, atoms::converged(), s.converged.encode(env));
     let m = put(m, atoms::pending(), s.pending.encode(env));
     let m = put(m, atoms::unconverged(), s.unconverged.encode(env));
-    let m = put(m, atoms::p50(), opt(env, s.p50_us));
-    let m = put(m, atoms::p90(), opt(env, s.p90_us));
-    let m = put(m, atoms::p99(), opt(env, s.p99_us));
-    let m = put(m, atoms::p999(), opt(env, s.p999_us));
-    let m = put(m, atoms::max(), opt(env, s.max_us));
-    let m = put(m, atoms::mean(), opt(env, s.mean_us));
+    let m = put(m, atoms::p50(), opt_or_undefined(env, s.p50_us));
+    let m = put(m, atoms::p90(), opt_or_undefined(env, s.p90_us));
+    let m = put(m, atoms::p99(), opt_or_undefined(env, s.p99_us));
+    let m = put(m, atoms::p999(), opt_or_undefined(env, s.p999_us));
+    let m = put(m, atoms::max(), opt_or_undefined(env, s.max_us));
+    let m = put(m, atoms::mean(), opt_or_undefined(env, s.mean_us));
     // Simulated time is exact: no clock error.
     let m = put(m, atoms::clock_uncertainty_us(), 0u64.encode(env));
     let m = put(m, atoms::per_node(), per_node);

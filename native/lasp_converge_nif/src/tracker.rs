@@ -251,14 +251,14 @@ fn list(t: Term) -> Option<Vec<Term>> {
     Some(out)
 }
 
-fn opt_or_undefined<'a, T: Encoder>(env: Env<'a>, v: Option<T>) -> Term<'a> {
+pub(crate) fn opt_or_undefined<'a, T: Encoder>(env: Env<'a>, v: Option<T>) -> Term<'a> {
     match v {
         Some(v) => v.encode(env),
         None => atoms::undefined().encode(env),
     }
 }
 
-fn put<'a>(m: Term<'a>, k: rustler::Atom, v: Term<'a>) -> Term<'a> {
+pub(crate) fn put<'a>(m: Term<'a>, k: rustler::Atom, v: Term<'a>) -> Term<'a> {
     // Keys are distinct atoms of ours: map_put cannot fail on a map.
     m.map_put(k, v).unwrap_or(m)
 }
