@@ -19,7 +19,7 @@
 %% file, so it cannot serve one from outside its own. One server per node.
 -module(lasp_converge_http).
 
--export([start/0, start/1, stop/0, url/0, do/1, json/1]).
+-export([start/0, start/1, stop/0, url/0, do/1]).
 
 -include_lib("inets/include/httpd.hrl").
 
@@ -127,7 +127,8 @@ do(#mod{method = Method, request_uri = Uri}) ->
 route(#{path := "/"} = U) when not is_map_key(query, U) ->
     {200, "text/html", page()};
 route(#{path := "/api/vars"}) ->
-    {200, "application/json", json([#{id => I, name => name(V)} || {I, V} <- vars()])};
+    {200, "application/json",
+     lasp_converge_json:encode([#{id => I, name => name(V)} || {I, V} <- vars()])};
 route(#{path := "/api/var"} = U) ->
     Q = uri_string:dissect_query(maps:get(query, U, "")),
     case [X || {"id", X} <- Q] of
@@ -155,7 +156,7 @@ var(I) ->
             case lasp_converge_report:collect(V) of
                 {ok, D = #{stats := S, divergence := Div, records := Recs}} ->
                     {200, "application/json",
-                     json(#{id => I, name => name(V), stats => S, samples => length(Div),
+                     lasp_converge_json:encode(#{id => I, name => name(V), stats => S, samples => length(Div),
                             records => length(Recs),
                             html => unicode:characters_to_binary(
                                       lasp_converge_report:section(D))})};
@@ -201,49 +202,3 @@ page() ->
      "}\n"
      "poll();\n"
      "</script>\n</body></html>\n"].
-
-%% ===================================================================
-%% JSON
-%% ===================================================================
-
-%% @doc JSON for maps (atom, binary or string keys), lists, binaries (as
-%% strings), numbers, booleans and `undefined' (null); any other term as
-%% its printed form.
--spec json(term()) -> iodata().
-json(undefined) -> "null";
-json(null) -> "null";
-json(true) -> "true";
-json(false) -> "false";
-json(N) when is_integer(N) -> integer_to_list(N);
-json(F) when is_float(F) -> float_to_list(F, [short]);
-json(A) when is_atom(A) -> string(atom_to_list(A));
-json(B) when is_binary(B) -> string(B);
-json(M) when is_map(M) ->
-    ["{", lists:join($,, [[string(key(K)), $:, json(V)] || {K, V} <- lists:sort(maps:to_list(M))]),
-     "}"];
-json(L) when is_list(L) ->
-    case io_lib:printable_unicode_list(L) andalso L =/= [] of
-        true -> string(L);
-        false -> ["[", lists:join($,, [json(X) || X <- L]), "]"]
-    end;
-json(T) ->
-    string(io_lib:format("~0tp", [T])).
-
-key(K) when is_atom(K) -> atom_to_list(K);
-key(K) when is_binary(K) -> K;
-key(K) when is_integer(K) -> integer_to_list(K);
-key(K) -> io_lib:format("~0tp", [K]).
-
-string(S) ->
-    L = case unicode:characters_to_list(S) of
-            L0 when is_list(L0) -> L0;
-            _ -> io_lib:format("~0tp", [S])
-        end,
-    [$", [esc(C) || C <- L], $"].
-
-esc($") -> "\\\"";
-esc($\\) -> "\\\\";
-esc($\n) -> "\\n";
-esc($<) -> "\\u003c";
-esc(C) when C < 16#20 -> io_lib:format("\\u~4.16.0b", [C]);
-esc(C) -> C.

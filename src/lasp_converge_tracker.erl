@@ -413,7 +413,7 @@ query(records, #st{res = Res, names = Names}) ->
 query(json, #st{res = Res, names = Names}) ->
     case lasp_converge_nif:tracker_json(Res) of
         {ok, Report} ->
-            NodeNames = [[$", integer_to_list(I), "\":", json_string(atom_to_list(N))]
+            NodeNames = [[$", integer_to_list(I), "\":", lasp_converge_json:encode(N)]
                          || {I, N} <- lists:sort(maps:to_list(Names))],
             {ok, unicode:characters_to_binary(["{\"nodes\":{", lists:join($,, NodeNames),
                                                "},\"report\":", Report, "}"])};
@@ -424,11 +424,3 @@ query(reset, #st{res = Res}) ->
     lasp_converge_nif:tracker_reset(Res);
 query(_, _) ->
     {error, bad_query}.
-
-json_string(S) ->
-    [$", [esc(C) || C <- S], $"].
-
-esc($") -> "\\\"";
-esc($\\) -> "\\\\";
-esc(C) when C < 16#20 -> io_lib:format("\\u~4.16.0b", [C]);
-esc(C) -> C.
