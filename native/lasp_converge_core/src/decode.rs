@@ -107,7 +107,7 @@ impl Decoder {
         list: &T,
         mut f: impl FnMut(&mut Self, T) -> Result<X>,
     ) -> Result<Vec<X>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(8);
         let mut cur = list.clone();
         loop {
             match cur.cell() {

@@ -168,11 +168,15 @@ fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     }
     // The last 0-7 bytes of each, zero-padded: zeros order below any byte,
     // so padded values order as the bytes do, and a tie is a common prefix.
+    // Built a byte at a time: a copy into a buffer would be a call to
+    // memcpy per comparison, most of the cost of comparing short keys.
     let tail = |s: &[u8]| {
-        let mut w = [0u8; 8];
         let r = &s[i..(i + 8).min(s.len())];
-        w[..r.len()].copy_from_slice(r);
-        u64::from_be_bytes(w)
+        let mut w = 0u64;
+        for (k, b) in r.iter().enumerate() {
+            w |= u64::from(*b) << (56 - 8 * k);
+        }
+        w
     };
     tail(a).cmp(&tail(b)).then(a.len().cmp(&b.len()))
 }
