@@ -7,13 +7,13 @@ use crate::term::{Atom, Builder, Term};
 use crate::types::*;
 
 macro_rules! crdts {
-    ($($variant:ident($ty:ident)),* $(,)?) => {
+    ($($variant:ident($store:ty, $ty:ident)),* $(,)?) => {
         /// A decoded state of any supported type.
         #[derive(Debug, Clone)]
         pub enum Crdt<T: Term> {
             $(
                 #[allow(missing_docs)]
-                $variant($ty<T>),
+                $variant($store),
             )*
         }
 
@@ -47,7 +47,7 @@ macro_rules! crdts {
                 Self::with_tag(&tag, |atom| {
                     $(
                         if atom == <$ty<T> as Lattice<T>>::TAG {
-                            return Ok(Crdt::$variant(<$ty<T>>::decode(&payload, d)?));
+                            return Ok(Crdt::$variant(<$ty<T>>::decode(&payload, d)?.into()));
                         }
                     )*
                     Err(BadCrdt::UnknownType)
@@ -59,7 +59,7 @@ macro_rules! crdts {
                 Self::with_tag(tag, |atom| {
                     $(
                         if atom == <$ty<T> as Lattice<T>>::TAG {
-                            return Ok(Crdt::$variant(<$ty<T> as Lattice<T>>::bottom()));
+                            return Ok(Crdt::$variant(<$ty<T> as Lattice<T>>::bottom().into()));
                         }
                     )*
                     Err(BadCrdt::UnknownType)
@@ -79,7 +79,7 @@ macro_rules! crdts {
                     $((Crdt::$variant(a), Crdt::$variant(b)) => Ok(match a.merge(b)? {
                         Merged::Left => Merged::Left,
                         Merged::Right => Merged::Right,
-                        Merged::New(s) => Merged::New(Crdt::$variant(s)),
+                        Merged::New(s) => Merged::New(Crdt::$variant(s.into())),
                     }),)*
                     _ => Err(self.mismatch(other)),
                 }
@@ -112,7 +112,7 @@ macro_rules! crdts {
             /// `delta(Self, Other)`.
             pub fn delta(&self, other: &Self) -> Result<Self> {
                 match (self, other) {
-                    $((Crdt::$variant(a), Crdt::$variant(b)) => Ok(Crdt::$variant(a.delta(b)?)),)*
+                    $((Crdt::$variant(a), Crdt::$variant(b)) => Ok(Crdt::$variant(a.delta(b)?.into())),)*
                     _ => Err(self.mismatch(other)),
                 }
             }
@@ -134,40 +134,43 @@ macro_rules! crdts {
             /// `mutate(Op, Actor, Self)`.
             pub fn mutate<C: MutateCx<T>>(&self, op: &T, actor: &T, cx: &mut C) -> std::result::Result<Self, MutateError<T>> {
                 match self {
-                    $(Crdt::$variant(s) => Ok(Crdt::$variant(s.mutate(op, actor, cx)?)),)*
+                    $(Crdt::$variant(s) => Ok(Crdt::$variant(s.mutate(op, actor, cx)?.into())),)*
                 }
             }
 
             /// `delta_mutate(Op, Actor, Self)`.
             pub fn delta_mutate<C: MutateCx<T>>(&self, op: &T, actor: &T, cx: &mut C) -> std::result::Result<Self, MutateError<T>> {
                 match self {
-                    $(Crdt::$variant(s) => Ok(Crdt::$variant(s.delta_mutate(op, actor, cx)?)),)*
+                    $(Crdt::$variant(s) => Ok(Crdt::$variant(s.delta_mutate(op, actor, cx)?.into())),)*
                 }
             }
         }
     };
 }
 
+// The larger states are boxed so that a `Crdt` stays a few words: states
+// are moved by value through decode and merge, and nested ones by the
+// thousand in maps.
 crdts! {
-    GCounter(GCounter),
-    PNCounter(PNCounter),
-    GSet(GSet),
-    TwoPSet(TwoPSet),
-    ORSet(ORSet),
-    AWSet(AWSet),
-    LWWRegister(LWWRegister),
-    Boolean(Boolean),
-    IVar(IVar),
-    MaxInt(MaxInt),
-    MVRegister(MVRegister),
-    EWFlag(EWFlag),
-    DWFlag(DWFlag),
-    LexCounter(LexCounter),
-    GMap(GMap),
-    Pair(Pair),
-    AWMap(AWMap),
-    AWSetPS(AWSetPS),
-    BCounter(BCounter),
+    GCounter(GCounter<T>, GCounter),
+    PNCounter(PNCounter<T>, PNCounter),
+    GSet(GSet<T>, GSet),
+    TwoPSet(TwoPSet<T>, TwoPSet),
+    ORSet(Box<ORSet<T>>, ORSet),
+    AWSet(Box<AWSet<T>>, AWSet),
+    LWWRegister(LWWRegister<T>, LWWRegister),
+    Boolean(Boolean<T>, Boolean),
+    IVar(IVar<T>, IVar),
+    MaxInt(MaxInt<T>, MaxInt),
+    MVRegister(Box<MVRegister<T>>, MVRegister),
+    EWFlag(Box<EWFlag<T>>, EWFlag),
+    DWFlag(Box<DWFlag<T>>, DWFlag),
+    LexCounter(LexCounter<T>, LexCounter),
+    GMap(GMap<T>, GMap),
+    Pair(Pair<T>, Pair),
+    AWMap(Box<AWMap<T>>, AWMap),
+    AWSetPS(Box<AWSetPS<T>>, AWSetPS),
+    BCounter(BCounter<T>, BCounter),
 }
 
 impl<T: Term> Crdt<T> {

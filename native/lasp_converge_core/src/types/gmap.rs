@@ -153,7 +153,7 @@ pub fn new_of_ctype<T: Term>(ct: &T) -> Result<Crdt<T>> {
             }
         } else if ty.is_atom(Atom::StateAwmap) {
             if let [c] = args.as_slice() {
-                return Ok(Crdt::AWMap(AWMap::with_ctype(c)?));
+                return Ok(Crdt::AWMap(Box::new(AWMap::with_ctype(c)?)));
             }
         } else if args.is_empty() {
             return Crdt::bottom(&ty);
