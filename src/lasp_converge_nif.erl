@@ -61,9 +61,11 @@ priv_dir() ->
             Dir
     end.
 
-%% @doc Facts about the loaded library: `[{raw_layout, boolean()}, {raw_binary, boolean()}]':
-%% whether list and tuple reads, and binary reads in comparisons, use the
-%% term layout verified when the library loaded.
+%% @doc Facts about the loaded library: `[{raw_layout, boolean()},
+%% {raw_binary, boolean()}, {raw_bignum, boolean()}]': whether list and
+%% tuple reads, binary reads in comparisons, and the size of bignums when a
+%% call weighs its inputs use the term layout verified when the library
+%% loaded.
 -spec nif_info() -> [{atom(), boolean()}].
 nif_info() -> ?NOT_LOADED.
 -spec crdt_new(atom()) -> term().

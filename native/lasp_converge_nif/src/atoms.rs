@@ -36,4 +36,5 @@ pub fn get(a: Atom) -> rustler::Atom {
 rustler::atoms! {
     raw_layout,
     raw_binary,
+    raw_bignum,
 }

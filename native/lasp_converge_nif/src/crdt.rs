@@ -141,5 +141,9 @@ fn nif_info() -> Vec<(rustler::Atom, bool)> {
             crate::atoms::raw_binary(),
             crate::term::raw_binary_enabled(),
         ),
+        (
+            crate::atoms::raw_bignum(),
+            crate::term::raw_bignum_enabled(),
+        ),
     ]
 }

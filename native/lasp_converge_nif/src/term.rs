@@ -61,6 +61,21 @@ const SUB_BINARY_SUBTAG: u64 = 0xA << 2;
 
 static RAW_BINARY: AtomicBool = AtomicBool::new(false);
 
+// Bignums (erl_term.h): a header with subtag 0x08 (positive) or 0x0C
+// (negative) and the number of digit words as its arity, then the digits.
+// Only their size is read, to weigh them; `check_bignums` verifies it on
+// load, and without it every bignum weighs `UNKNOWN_BIGNUM_WEIGHT`.
+const POS_BIG_SUBTAG: u64 = 0x2 << 2;
+const NEG_BIG_SUBTAG: u64 = 0x3 << 2;
+const UNKNOWN_BIGNUM_WEIGHT: usize = 64;
+
+static RAW_BIGNUM: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+fn raw_bignum() -> bool {
+    RAW_BIGNUM.load(AtomicOrdering::Relaxed)
+}
+
 // How deep `cmp_words` follows tuples and lists before handing the pair to
 // enif_compare, which compares at any depth without recursing on the C
 // stack.
@@ -337,12 +352,27 @@ unsafe fn raw_too_heavy(terms: &[&ExTerm], limit: usize) -> bool {
                                 _ => return true,
                             }
                         }
+                        // A bignum weighs 1 per 8 digit words (64 bytes, as
+                        // a binary): comparing two that differ only in their
+                        // last digit reads them whole.
+                        POS_BIG_SUBTAG | NEG_BIG_SUBTAG if raw_bignum() => {
+                            let extra = ((header >> 6) as usize) / 8;
+                            if extra > left {
+                                return true;
+                            }
+                            left -= extra;
+                        }
                         // Maps (and anything else boxed) as the generic walk
                         // classes them.
                         _ => {
                             let t = ExTerm(rustler::Term::new(terms[0].env(), word_term(w)));
-                            if t.kind() == Kind::Map {
-                                return true;
+                            match t.kind() {
+                                Kind::Map => return true,
+                                // A bignum whose layout was not verified:
+                                // as heavy as a 4 kB binary.
+                                Kind::Integer if UNKNOWN_BIGNUM_WEIGHT > left => return true,
+                                Kind::Integer => left -= UNKNOWN_BIGNUM_WEIGHT,
+                                _ => {}
                             }
                         }
                     }
@@ -451,6 +481,7 @@ pub fn check_layout(env: Env) -> bool {
     ok &= w == NIL_WORD;
     RAW_LAYOUT.store(ok, AtomicOrdering::Relaxed);
     RAW_BINARY.store(ok && check_binaries(env), AtomicOrdering::Relaxed);
+    RAW_BIGNUM.store(ok && check_bignums(env), AtomicOrdering::Relaxed);
     ok
 }
 
@@ -522,6 +553,30 @@ fn check_binaries(env: Env) -> bool {
         ok &= unsafe { raw_binary(word(t)) }.is_none();
     }
     ok && whole > 0 && subs > 0
+}
+
+/// Whether bignum headers read as `raw_too_heavy` expects: sign in the
+/// subtag, digit words in the arity (64-bit digits).
+fn check_bignums(env: Env) -> bool {
+    let cases = [
+        (u64::MAX.encode(env), POS_BIG_SUBTAG, 1u64),
+        (i64::MIN.encode(env), NEG_BIG_SUBTAG, 1),
+        (u128::MAX.encode(env), POS_BIG_SUBTAG, 2),
+    ];
+    cases.iter().all(|(t, subtag, words)| {
+        let w = word(*t);
+        if w & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED || t.get_type() != rustler::TermType::Integer {
+            return false;
+        }
+        // SAFETY: a live boxed term; only its header word is read.
+        let header = unsafe { *((w - TAG_PRIMARY_BOXED) as *const u64) };
+        header & HEADER_SUBTAG_MASK == *subtag && header >> 6 == *words
+    })
+}
+
+/// Whether bignums are weighed by their size (see `check_bignums`).
+pub fn raw_bignum_enabled() -> bool {
+    raw_bignum()
 }
 
 /// Whether binaries are read from their words (see `check_binaries`).
