@@ -46,8 +46,8 @@ no_long_schedule_on_large_elements_test_() ->
 %% inputs weigh more than 4,000 units (`Limits::NORMAL_WEIGHT'): a list cell,
 %% a tuple, an immediate or any other term 1; a binary 1 plus 1 per 64 bytes
 %% (heap, refc and sub-binaries alike); a bignum 1 plus 1 per 8 digit words;
-%% a bitstring or a map always too heavy. Inputs here stay far below the decoder's cell budget, so the
-%% weight alone decides.
+%% a bitstring, a map or a fun always too heavy. Inputs here stay far below
+%% the decoder's cell budget, so the weight alone decides.
 weight_decides_the_dirty_hop_test() ->
     Refc = binary:copy(<<"r">>, 5000),
     Bins = [binary:copy(<<"h">>, 60), binary:copy(<<"h">>, 64),
@@ -64,7 +64,9 @@ weight_decides_the_dirty_hop_test() ->
                Bin <- [binary:copy(<<"b">>, Size),
                        binary:part(binary:copy(<<"b">>, Size + 5), 5, Size)]]
         ++ [{{state_gset, [{<<1:3>>}]}, {state_gset, []}},
-            {{state_gset, [#{}]}, {state_gset, []}}]
+            {{state_gset, [#{}]}, {state_gset, []}},
+            {{state_gset, [fun erlang:abs/1]}, {state_gset, []}},
+            {{state_gset, [fun() -> Bins end]}, {state_gset, []}}]
         %% Bignums: 1 plus 1 per 8 digit words; at the limit with one.
         ++ [{{state_gset, [1 bsl (64 * Words - 1)]}, {state_gset, []}}
             || Words <- [3992 * 8 - 1, 3992 * 8, 3992 * 8 + 7, 3993 * 8]]
@@ -89,6 +91,7 @@ weight(B) when is_binary(B) -> 1 + byte_size(B) div 64;
 weight(I) when is_integer(I) -> 1 + max(0, erts_debug:flat_size(I) - 1) div 8;
 weight(B) when is_bitstring(B) -> 1000000;
 weight(M) when is_map(M) -> 1000000;
+weight(F) when is_function(F) -> 1000000;
 weight(_) -> 1.
 
 %% ===================================================================

@@ -156,9 +156,11 @@ impl Decoder {
 /// cell, tuple element and immediate, one per 64 bytes of a binary.
 /// Comparing and copying cost in proportion to this weight, so a call whose
 /// inputs are light cannot hold a scheduler long, however its elements are
-/// shaped (a few huge binaries weigh as much as many small cells). Maps,
-/// bitstrings and anything not walked here count as too heavy. Stops as
-/// soon as the limit is passed, so it costs at most `limit` steps.
+/// shaped (a few huge binaries weigh as much as many small cells). An
+/// integer beyond 64 bits weighs 64 (its size is not known here; the NIF
+/// reads it). Maps, funs, bitstrings and anything not walked here count as
+/// too heavy. Stops as soon as the limit is passed, so it costs at most
+/// `limit` steps.
 pub fn too_heavy<T: Term>(terms: &[&T], limit: usize) -> bool {
     let mut left = limit;
     let mut stack: Vec<T> = Vec::with_capacity(16);
@@ -192,7 +194,9 @@ pub fn too_heavy<T: Term>(terms: &[&T], limit: usize) -> bool {
                     Some(n) => 1 + n / 64,
                     None => return true,
                 },
-                Kind::Map => return true,
+                // A fun compares by its environment, of any size.
+                Kind::Map | Kind::Fun => return true,
+                Kind::Integer if t.as_i64().is_none() => 64,
                 _ => 1,
             };
             if w > left {
@@ -246,5 +250,9 @@ mod test {
         assert!(!too_heavy(&[&big], 4_000));
         let map = T::map(vec![(T::int(1), T::int(2))]);
         assert!(too_heavy(&[&map], 1_000_000));
+        // Integers past 64 bits weigh 64 each: 10 cells, [] and 640.
+        let bigs = T::list((0..10i128).map(|i| T::Int((1 << 70) + i)));
+        assert!(!too_heavy(&[&bigs], 651));
+        assert!(too_heavy(&[&bigs], 650));
     }
 }

@@ -367,7 +367,9 @@ unsafe fn raw_too_heavy(terms: &[&ExTerm], limit: usize) -> bool {
                         _ => {
                             let t = ExTerm(rustler::Term::new(terms[0].env(), word_term(w)));
                             match t.kind() {
-                                Kind::Map => return true,
+                                // A fun compares by its environment too,
+                                // which can be any size.
+                                Kind::Map | Kind::Fun => return true,
                                 // A bignum whose layout was not verified:
                                 // as heavy as a 4 kB binary.
                                 Kind::Integer if UNKNOWN_BIGNUM_WEIGHT > left => return true,
