@@ -108,13 +108,16 @@ header(#{quick := Quick, target_ns := Target, min_runs := Min, max_runs := Max})
 %% Main table
 %% ===================================================================
 
--define(ROW_FMT, "~-14s ~-10s ~6s ~12s ~12s ~8s ~10s  ~s~n").
+-define(ROW_FMT, "~-14s ~-10s ~6s ~12s ~12s ~8s ~10s ~10s  ~s~n").
 
 main_table(Cfg = #{sizes := Sizes}) ->
     io:format("~n== merge: native (lasp_converge_crdt:merge/2) vs Erlang baseline "
               "(ratio = erlang/native, >1 means native is faster) ==~n"),
+    io:format("read_us: lasp_converge_crdt:equal/2 on the same two states, which reads and "
+              "validates both and returns at the first difference:~n"
+              "what any native call on them costs before merging~n"),
     io:format(?ROW_FMT, ["type", "scenario", "size", "native_us", "erlang_us",
-                         "ratio", "ns/entry", "note"]),
+                         "ratio", "ns/entry", "read_us", "note"]),
     Big = [row(Type, Scen, Size, Cfg)
            || Type <- [gcounter, pncounter, gset, twopset, orset, awset],
               Size <- Sizes,
@@ -132,24 +135,25 @@ main_table(Cfg = #{sizes := Sizes}) ->
 
 row(Type, Scen, Size, Cfg) ->
     Gen = fun() -> gen(Type, Scen, Size) end,
-    {Check, Nat, Erl} =
+    {Check, Nat, Erl, Read} =
         with_states(Gen,
                     fun(A, B) ->
                             Base = fun ?MODULE:base_merge/2,
                             case check(A, B) of
                                 {Skip, _} = C when Skip =:= skip; Skip =:= native_error ->
                                     [E] = measure([Base], A, B, Cfg),
-                                    {C, undefined, E};
+                                    {C, undefined, E, undefined};
                                 C ->
-                                    [N, E] = measure([fun lasp_converge_crdt:merge/2, Base],
-                                                     A, B, Cfg),
-                                    {C, N, E}
+                                    [N, E, R] = measure([fun lasp_converge_crdt:merge/2, Base,
+                                                         fun lasp_converge_crdt:equal/2],
+                                                        A, B, Cfg),
+                                    {C, N, E, R}
                             end
                     end),
-    print_row(Type, Scen, Size, Check, Nat, Erl),
+    print_row(Type, Scen, Size, Check, Nat, Erl, Read),
     {Type, Scen, Size, Check, Nat, Erl}.
 
-print_row(Type, Scen, Size, Check, Nat, {ErlNs, _, _}) ->
+print_row(Type, Scen, Size, Check, Nat, {ErlNs, _, _}, Read) ->
     Note = case Check of
                ok -> "";
                {equal_only, _} -> "equal/2 but not =:= to baseline";
@@ -164,8 +168,12 @@ print_row(Type, Scen, Size, Check, Nat, {ErlNs, _, _}) ->
                 {us(NatNs), io_lib:format("~.2fx", [ErlNs / NatNs]),
                  io_lib:format("~.1f", [NatNs / Size])}
         end,
+    ReadS = case Read of
+                undefined -> "-";
+                {ReadNs, _, _} -> us(ReadNs)
+            end,
     io:format(?ROW_FMT, [type_label(Type), atom_to_list(Scen), size_label(Size),
-                         NatS, us(ErlNs), RatioS, PerS, Note]).
+                         NatS, us(ErlNs), RatioS, PerS, ReadS, Note]).
 
 type_label(gmap) -> "gmap(gcounter)";
 type_label(awmap) -> "awmap(awset)";
