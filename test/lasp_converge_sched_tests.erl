@@ -25,6 +25,7 @@
 -define(M, lasp_converge_crdt).
 -define(LONG_SCHEDULE_MS, 5).
 -define(ENTRIES, 100000).
+-define(WORKER_HEAP_WORDS, 4 * 1024 * 1024).
 
 no_long_schedule_on_large_states_test_() ->
     {timeout, 600,
@@ -141,11 +142,14 @@ check_no_long_schedule(Pairs) ->
 monitored(Calls) ->
     Self = self(),
     %% The inputs are copied into the worker before monitoring starts.
-    Worker = spawn_link(fun() ->
-                                garbage_collect(),
-                                Self ! {ready, self()},
-                                worker(Self, Calls)
-                        end),
+    %% A heap large enough for the largest result (a 100k-entry merge), so
+    %% that building it never triggers a collection inside the call's
+    %% schedule.
+    Worker = spawn_opt(fun() ->
+                               garbage_collect(),
+                               Self ! {ready, self()},
+                               worker(Self, Calls)
+                       end, [link, {min_heap_size, ?WORKER_HEAP_WORDS}]),
     receive {ready, Worker} -> ok end,
     Prev = erlang:system_monitor(Self, [{long_schedule, ?LONG_SCHEDULE_MS}]),
     Results =
