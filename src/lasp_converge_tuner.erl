@@ -241,6 +241,7 @@
                    need := pos_integer(),
                    anti_entropy := pos_integer(),
                    rates := [{non_neg_integer(), non_neg_integer()}],
+                   drop_after := integer() | undefined,
                    why := term()}.
 %% A decision: keep everything, a new interval, or new values of the
 %% interval and `propagate_on_update' together.
@@ -264,8 +265,10 @@
 -define(ENV, tuner_settings).
 -define(TIMEOUT, 15000).
 -define(SUP, lasp_converge_sup).
-%% Updates in part of a window that may show a surge (push off at once).
+%% Updates in part of a window that may show a surge (push off at once),
+%% and how far over a surge's rate half as many must be.
 -define(SURGE_MIN, 10).
+-define(STEEP, 4).
 %% Rate smoothing (exponentially weighted, weight of the newest window).
 -define(ALPHA, 0.3).
 %% Most spread (relative) of the gains of the windows that raise the aim.
@@ -273,6 +276,9 @@
 %% A share of push under this part of the threshold turns push on after
 %% a single window.
 -define(FAR, 0.5).
+%% A window whose rate is under this part of the mean of the last windows
+%% is judged alone when push may go on: the rate fell.
+-define(DROP, 0.5).
 
 %% ---- settings ----
 
@@ -502,6 +508,7 @@ init_state(Policy, Ctx) ->
       need => I,
       anti_entropy => clamp(maps:get(anti_entropy, Ctx, Max), Min, Max),
       rates => [],
+      drop_after => undefined,
       why => init}.
 
 %% @doc The model's first interval for `Policy' (see the module doc), or
@@ -621,7 +628,13 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
                 false ->
                     case raise_aim(T, G, S#{gain := Gs}, M) of
                         {raised, Want, S1} ->
-                            gate(Want, {aim, maps:get(aim, S1), P}, S1, M, normal);
+                            %% The aim rises with the interval or not at
+                            %% all (a move within the hysteresis or the
+                            %% dwell time is tried again next window).
+                            case gate(Want, {aim, maps:get(aim, S1), P}, S1, M, normal) of
+                                {keep, S2} -> {keep, S2#{aim := maps:get(aim, S)}};
+                                Moved -> Moved
+                            end;
                         {same, #{aim := Aim} = S1} ->
                             Goal = max(0.0, Aim * T - L),
                             case P < Low * T of
@@ -683,6 +696,23 @@ mean_rate(Rs) ->
         Ms -> lists:sum([U || {U, _} <- Rs]) * 1000 / Ms
     end.
 
+%% The rate push_on judges: the mean of the last `calm + 1' windows, or
+%% the newest window's alone when it is under ?DROP times the rate of each
+%% window before it (the rate fell from a busy spell, to which those
+%% windows belong), unless push went off within five dwell times, so that
+%% rates that come and go are judged by their mean.
+on_rate([{U, W} | Older] = Rs, Calm, Now, After) when W > 0, length(Older) >= Calm ->
+    Last = U * 1000 / W,
+    Quick = After =:= undefined orelse Now >= After,
+    Fell = lists:all(fun({U0, W0}) -> W0 > 0 andalso Last < ?DROP * U0 * 1000 / W0 end,
+                     Older),
+    case Quick andalso Fell of
+        true -> {drop, Last};
+        false -> {mean, mean_rate(Rs)}
+    end;
+on_rate(Rs, _, _, _) ->
+    {mean, mean_rate(Rs)}.
+
 %% @doc The messages propagation on update would send at `Rate' updates a
 %% second, over those of the interval `Need' that meets the target (see
 %% the module doc): `Rate * Need / (1000 * N) + Need / AntiEntropy'. Below
@@ -705,9 +735,9 @@ push_step(T, #{push := Push} = S, M) ->
     end.
 
 push_on(#{rates := Rs, calm := Calm, hysteresis := H, interval := I, anti_entropy := AE,
-          dwell_ms := Dwell, last_change_ms := Last} = S, M) ->
+          dwell_ms := Dwell, last_change_ms := Last, drop_after := After} = S, M) ->
     Now = maps:get(at_ms, M),
-    Rate = mean_rate(Rs),
+    {Basis, Rate} = on_rate(Rs, Calm, Now, After),
     case Rate =/= undefined andalso (Last =:= undefined orelse Now - Last >= Dwell) of
         true ->
             Share = push_share(Rate, S),
@@ -721,9 +751,13 @@ push_on(#{rates := Rs, calm := Calm, hysteresis := H, interval := I, anti_entrop
                     %% (the replicator keeps its timer when the interval
                     %% grows), with what was written before push reached
                     %% the writer.
+                    Why = case Basis of
+                              mean -> #{rate => Rate, share => Share};
+                              drop -> #{rate => Rate, share => Share, drop => true}
+                          end,
                     {#{propagate_on_update => true, interval => AE},
                      S#{push := true, need := I, interval := AE, last_change_ms := Now,
-                        below := 0, why := {quiet, #{rate => Rate, share => Share}}}};
+                        below := 0, why := {quiet, Why}}};
                 false ->
                     none
             end;
@@ -741,17 +775,22 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
               (R, Limit) -> push_share(R, S) > Limit
            end,
     P99 = maps:get(p99, M, undefined),
-    Why = if
-              %% A surge: off at once, whatever the dwell time (from part
-              %% of a window, with ?SURGE_MIN updates at least).
-              is_number(Window), not is_map_key(partial, M)
-                  orelse map_get(updates, M) >= ?SURGE_MIN ->
-                  case Over(Window, 2 / (1 - H)) of
-                      true -> {surge, #{rate => Window, share => push_share(Window, S)}};
+    %% A surge: off at once, whatever the dwell time. Part of a window
+    %% shows one with ?SURGE_MIN updates at least, or with half as many
+    %% when its rate is ?STEEP times a surge's.
+    Surge = 2 / (1 - H),
+    Why = case is_number(Window) andalso push_share(Window, S) of
+              false ->
+                  undefined;
+              Sh ->
+                  U = maps:get(updates, M, 0),
+                  Shows = not is_map_key(partial, M)
+                      orelse (U >= ?SURGE_MIN andalso Sh > Surge)
+                      orelse (U >= ?SURGE_MIN div 2 andalso Sh > ?STEEP * Surge),
+                  case Shows andalso Sh > Surge of
+                      true -> {surge, #{rate => Window, share => Sh}};
                       false -> undefined
-                  end;
-              true ->
-                  undefined
+                  end
           end,
     Why1 = case Why of
                undefined when Dwelt ->
@@ -775,7 +814,7 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
         _ ->
             {#{propagate_on_update => false, interval => Need},
              S#{push := false, interval := Need, last_change_ms := Now, below := 0,
-                why := Why2}}
+                drop_after := Now + 5 * Dwell, why := Why2}}
     end.
 
 smooth(X, undefined) -> float(X);
@@ -979,6 +1018,9 @@ start_link(Var, Policy, Opts) ->
             prev :: map() | undefined,
             sprev :: map() | undefined,
             last = none :: measurement() | none,
+            %% While pushing, the update counts of the surge checks of the
+            %% last window, newest first: `{AtMs, Updates}'.
+            checks = [] :: [{integer(), non_neg_integer()}],
             %% When the interval in force was set (the aggregating node's
             %% clock): updates made earlier are not measured.
             since_us = 0 :: integer(),
@@ -1059,7 +1101,9 @@ handle_info(tick, #c{prev = Prev, sprev = SPrev, window = W} = C) ->
     end;
 handle_info(surge_check, #c{window = W, prev = Prev, dstate = #{push := Push}} = C) ->
     %% Pushing, each update costs messages: look at the updates since the
-    %% last window ten times as often.
+    %% last window twenty times as often, and at those since each of the
+    %% last window's checks (the shortest such span with half ?SURGE_MIN
+    %% updates), so that a steep surge shows within a few updates.
     erlang:send_after(surge_every(W), self(), surge_check),
     Counts = case Push of
                  true -> tracker_counts(C#c.var);
@@ -1068,19 +1112,34 @@ handle_info(surge_check, #c{window = W, prev = Prev, dstate = #{push := Push}} =
     case {Push, Prev, Counts} of
         {true, #{updates := U0, at_ms := T0}, #{updates := U1}} when U1 >= U0 ->
             Now = erlang:monotonic_time(millisecond),
-            Ms = max(1, Now - T0),
-            M = #{at_ms => Now, window_ms => Ms, partial => true,
-                  updates => U1 - U0, rate => (U1 - U0) * 1000 / Ms},
-            {D, S} = decide(C#c.policy, C#c.dstate, M),
-            {noreply, act(D, S, M, C)};
+            Part = fun(T, U) ->
+                           Ms = max(1, Now - T),
+                           #{at_ms => Now, window_ms => Ms, partial => true,
+                             updates => U1 - U, rate => (U1 - U) * 1000 / Ms}
+                   end,
+            Checks = [{T, U} || {T, U} <- C#c.checks, T >= Now - W, U =< U1],
+            Recent = [Part(T, U) || {T, U} <- Checks, U1 - U >= ?SURGE_MIN div 2],
+            C1 = C#c{checks = [{Now, U1} | Checks]},
+            {D, S, M} = surge_decide(C1, [Part(T0, U0) | lists:sublist(Recent, 1)]),
+            {noreply, act(D, S, M, C1)};
         _ ->
-            {noreply, C}
+            {noreply, C#c{checks = []}}
     end;
 handle_info(_, C) ->
     {noreply, C}.
 
 surge_every(Window) ->
-    max(50, Window div 10).
+    max(25, Window div 20).
+
+%% The first of the parts of a window that turns push off, else the last.
+surge_decide(#c{policy = P, dstate = S0}, [M]) ->
+    {D, S} = decide(P, S0, M),
+    {D, S, M};
+surge_decide(#c{policy = P, dstate = S0} = C, [M | Ms]) ->
+    case decide(P, S0, M) of
+        {keep, _} -> surge_decide(C, Ms);
+        {D, S} -> {D, S, M}
+    end.
 
 %% Apply and log a decision: one call to set/2 for what changes, one log
 %% entry and mark per key (propagate_on_update first).

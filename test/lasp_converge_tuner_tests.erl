@@ -201,6 +201,16 @@ target_aim_rises_test() ->
                           end, {keep, S6}, [17000, 18000, 19000]),
     ?assertMatch(#{aim := 0.85}, S7).
 
+%% The aim rises with the interval or not at all: agreeing windows whose
+%% gain (1.04) puts the higher aim's interval within the hysteresis of
+%% the one in force (815 against 698) leave both as they are.
+target_aim_with_the_interval_test() ->
+    S0 = ?T:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    P99 = #{p99 => round(1000 * (1.04 * 698 + 2))},
+    {_, S} = lists:foldl(fun(At, {_, S}) -> ?T:decide(?TP1, S, m(At, P99)) end,
+                         {keep, S0}, lists:seq(1000, 8000, 1000)),
+    ?assertMatch(#{aim := 0.7, interval := 698, why := {hysteresis, {aim, 0.85, _}}}, S).
+
 %% Gains spread more than 6 %: the base aim's margin is kept.
 target_aim_noisy_test() ->
     S0 = ?T:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
@@ -272,22 +282,63 @@ push_on_fast_test() ->
     ?assertMatch(#{need := 698, why := {quiet, #{rate := 1.0}}}, S1),
     {[{true, 60000}], _} = push_run(S0, 0, [0]),
     %% Not within the dwell time of the last change.
-    ?assertMatch({keep, _}, ?T:decide(?TP1, S0#{last_change_ms := 500}, w(1000, 0, #{}))),
-    %% After a burst, the quiet window is averaged with the busy ones.
-    {[{false, 698}, {false, 698}, {false, 698}, {true, 60000}], _} =
-        push_run(S0, 0, [100, 0, 0, 0]).
+    ?assertMatch({keep, _}, ?T:decide(?TP1, S0#{last_change_ms := 500}, w(1000, 0, #{}))).
+
+%% The rate falls from a busy spell: a window under half the rate of each
+%% of the last ones is judged alone (they belong to the spell that ended),
+%% unless push went off within five dwell times; then it is averaged with
+%% them.
+push_on_drop_test() ->
+    S0 = push_state(),
+    %% 100/s, then 5/s: on at the first slow window (0.71 of the
+    %% interval's messages; the mean, 68/s, would be 9.6).
+    {[{false, 698}, {false, 698}, {true, 60000}], S1} = push_run(S0, 0, [100, 100, 5]),
+    ?assertMatch(#{why := {quiet, #{rate := 5.0, drop := true}}}, S1),
+    %% Not far enough under each of them: the mean decides.
+    {[{false, 698}, {false, 698}, {false, 698}], _} = push_run(S0, 0, [10, 10, 6]),
+    {[{false, 698}, {false, 698}, {false, 698}], _} = push_run(S0, 0, [100, 6, 5]),
+    %% Too few windows to call it a spell.
+    {[{false, 698}, {false, 698}], _} = push_run(S0, 0, [100, 5]),
+    %% Push went off on a surge: for five dwell times (10 s) the slow
+    %% windows are averaged with the busy ones.
+    {_, On} = push_run(S0, 0, [0, 0, 0]),
+    {Off, S2} = ?T:decide(?TP1, On, w(3500, 100, #{})),
+    ?assertMatch(#{propagate_on_update := false}, Off),
+    ?assertMatch(#{drop_after := 13500}, S2),
+    {Out, _} = push_run(S2, 3500, [100, 0, 0, 0, 0]),
+    ?assertEqual([{false, 698}, {false, 698}, {false, 698}, {true, 60000}, {true, 60000}], Out),
+    %% Rates that come and go: a busy window every third one is no spell,
+    %% and push stays off; two busy windows in every three turn it on
+    %% after them and off at the next burst, at most once in five dwell
+    %% times.
+    {Cycle1, _} = push_run(S0, 0, lists:append(lists:duplicate(20, [100, 0, 0]))),
+    ?assertNot(lists:any(fun({P, _}) -> P end, Cycle1)),
+    {Cycle2, _} = push_run(S0, 0, lists:append(lists:duplicate(20, [100, 100, 0]))),
+    Ps = [false | [P || {P, _} <- Cycle2]],
+    Ons = [K || {K, false, true} <- lists:zip3(lists:seq(1, 60), lists:droplast(Ps), tl(Ps))],
+    ?assert(length(Ons) >= 2),
+    ?assert(lists:all(fun({A, B}) -> B - A >= 10 end,
+                      lists:zip(lists:droplast(Ons), tl(Ons)))).
 
 %% Part of a window, while pushing: a surge with 10 updates or more turns
-%% push off; fewer say too little; the rates of whole windows stay as they
-%% were.
+%% push off, or with 5 or more at four times a surge's rate (2.5 times the
+%% interval's messages); fewer say too little; the rates of whole windows
+%% stay as they were.
 push_partial_surge_test() ->
     {_, S1} = push_run(push_state(), 0, [0, 0, 0]),
     Part = fun(At, U, Ms) -> #{at_ms => At, window_ms => Ms, partial => true, updates => U,
                                rate => U * 1000 / Ms} end,
-    {keep, S2} = ?T:decide(?TP1, S1, Part(3100, 9, 100)),
+    %% 9 updates in 300 ms: 30/s, 4.2 times the interval's messages.
+    {keep, S2} = ?T:decide(?TP1, S1, Part(3300, 9, 300)),
     ?assertEqual(maps:get(rates, S1), maps:get(rates, S2)),
     ?assertMatch({#{propagate_on_update := false, interval := 698}, #{why := {surge, _}}},
-                 ?T:decide(?TP1, S1, Part(3250, 25, 250))).
+                 ?T:decide(?TP1, S1, Part(3250, 25, 250))),
+    %% 5 updates in 50 ms: 100/s, 14 times.
+    ?assertMatch({#{propagate_on_update := false}, #{why := {surge, _}}},
+                 ?T:decide(?TP1, S1, Part(3050, 5, 50))),
+    %% 4 are too few; 5 at 60/s (8.4 times) too.
+    ?assertMatch({keep, _}, ?T:decide(?TP1, S1, Part(3040, 4, 40))),
+    ?assertMatch({keep, _}, ?T:decide(?TP1, S1, Part(3083, 5, 83))).
 
 %% A moderate rise: off once the mean of the last windows costs more than
 %% the interval (a 20 % hysteresis), not on one window.
@@ -344,6 +395,8 @@ push_phases_test() ->
     Ps = [P || {P, _} <- Out],
     ?assertEqual([true, false, true], changes([false | Ps])),
     ?assertEqual(false, lists:nth(22, Ps)),
+    %% On again at the first steady window: the rate fell from the burst.
+    ?assertEqual([false, true], [lists:nth(K, Ps) || K <- [31, 32]]),
     ?assert(lists:all(fun(P) -> P end, lists:nthtail(35, Ps))).
 
 push_not_driven_test() ->
