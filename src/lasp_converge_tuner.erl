@@ -43,7 +43,9 @@
 %%     Between the two the interval stays. The aim rises to `aim_high'
 %%     (default 0.85) when the last `2 × calm + 1' windows agree with the
 %%     model, their gains (below) within 6 % of each other: the interval is
-%%     then set for the higher aim from the highest of those gains. A
+%%     then set for the higher aim from the highest of those gains (the aim
+%%     rises with the interval: a move that the hysteresis or the dwell
+%%     time holds back leaves the aim where it was, to be tried again). A
 %%     window over the target brings the aim back to `aim', and it does
 %%     not rise again for five dwell times. Noisier measurements keep the margin of `aim'. With `push =>
 %%     auto' (the default) it also drives `propagate_on_update',
@@ -86,8 +88,12 @@
 %% messages per update instead of per interval: `peers' for each update,
 %% against `N × peers' each interval. The controller compares the two at
 %% the measured rate `R' (updates a second, the mean of the last `calm + 1'
-%% windows), the interval `I' the target needs and the anti-entropy
-%% interval `A' kept while pushing (`anti_entropy', default `max'):
+%% windows; to turn push on, the newest window's alone when its rate is
+%% under half of each of the others': the rate fell from a busy spell, to
+%% which they belong; not within five dwell times of push going off, so
+%% that rates that come and go are judged by their mean), the interval
+%% `I' the target needs and the anti-entropy interval `A' kept while
+%% pushing (`anti_entropy', default `max'):
 %%
 %% `share = R × I / (1000 × N) + I / A'
 %%
@@ -108,8 +114,10 @@
 %% interval back, when the share of the mean is over `1 / (1 - hysteresis)'
 %% (1.25; after the dwell time), at once when a single window's is over
 %% twice that (a surge: pushing costs messages per update; while pushing
-%% the updates are also counted ten times a window, and a part of a
-%% window with 10 updates or more whose rate is a surge counts), or when the
+%% the updates are also counted twenty times a window, since the window
+%% began and since the most recent of the window's counts 5 updates ago,
+%% and a part of a window counts with 10 updates or more whose rate is a
+%% surge, or with 5 or more at four times a surge's rate), or when the
 %% p99 measured while pushing is over the target (lost pushes, overload).
 %% While pushing, the p99 does not move the interval. It starts without
 %% push (turning it off if it finds it on), from the model's interval.

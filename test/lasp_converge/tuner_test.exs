@@ -21,6 +21,32 @@ defmodule LaspConverge.TunerTest do
     assert {20, _} = Tuner.decide(policy, s, %{at_ms: 9000, window_ms: 1000, rate: 1.0e6})
   end
 
+  test "target_p99: push back on at the first slow window after a busy spell" do
+    policy = {:target_p99, 1000}
+    s = Tuner.init_state(policy, interval: 10_000, nodes: 5)
+    {698, s} = Tuner.initial(policy, s)
+
+    window = fn s, at, rate ->
+      Tuner.decide(policy, s, %{at_ms: at, window_ms: 1000, updates: rate, rate: rate * 1.0})
+    end
+
+    {:keep, s} = window.(s, 1000, 100)
+    {:keep, s} = window.(s, 2000, 100)
+    # 5/s after 100/s: judged alone, pushing costs 0.71 of the interval's messages.
+    assert {%{propagate_on_update: true, interval: 60_000}, %{why: {:quiet, %{drop: true}}} = s} =
+             window.(s, 3000, 5)
+
+    # Five updates in 50 ms while pushing: a steep surge, off at once.
+    assert {%{propagate_on_update: false, interval: 698}, _} =
+             Tuner.decide(policy, s, %{
+               at_ms: 3050,
+               window_ms: 50,
+               partial: true,
+               updates: 5,
+               rate: 100.0
+             })
+  end
+
   test "set and get on two peers; a fixed controller sets the interval everywhere" do
     Cluster.with_cluster(2, [prefix: "ex_tun"], fn cluster ->
       [n1, n2] = nodes = Cluster.nodes(cluster)
