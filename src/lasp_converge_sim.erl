@@ -6,16 +6,24 @@
 %% == Model ==
 %%
 %% `nodes' replicas of one variable, each with the replicator's timer: every
-%% `state_interval' ms (changed by up to `jitter_percent' %, first tick at a
-%% random phase) it sends to `fanout' random peers or `all', and with
-%% `propagate_on_update' also right after each local update. A replica's
+%% `state_interval' ms (changed by up to `jitter_percent' %, plus a
+%% `round_cost' drawn per round, since the replicator arms its next timer
+%% after the round; first tick at a random phase unless `aligned_timers' or
+%% `timer_offsets') it sends to `fanout' random peers or `all', and with
+%% `propagate_on_update' also right after each local update. Each node
+%% handles one thing at a time, in arrival order, as the replicator's one
+%% process does: a received state or delta and a local update each take a
+%% `service_time' draw (0 by default); a message takes effect when its
+%% service ends, an update's push goes out then, and a tick due while the
+%% node is busy waits for it. Acknowledgements are handled on arrival. A replica's
 %% state is modelled by the set of updates it has seen: a merge is a union.
 %% `state_based' messages carry the sender's whole set; `delta_based' ones
 %% what the peer has not acknowledged, less what came from it, or the full
 %% set when the peer acknowledged nothing or is behind the `delta_buffer'
 %% (Enes, Almeida, Baquero, Leitão, "Efficient Synchronization of
 %% State-based CRDTs", ICDE 2019), with acknowledgements. Every message
-%% takes a latency from the `latency' distribution, is lost with probability
+%% takes a latency from the `latency' distribution (`ack_latency' for
+%% acknowledgements when given), is lost with probability
 %% `loss', and is dropped when a partition active at its sending separates
 %% its ends. An update converges when every node has seen it; unseen after
 %% `horizon' it counts as unconverged, as in the tracker. A message weighs
@@ -23,9 +31,10 @@
 %% acknowledgement `ack_bytes'. Simulated time: a 10,000-node run takes
 %% seconds, and one spec with one `seed' always gives the same result.
 %%
-%% Not modelled: CPU and scheduling cost (a message is merged the instant it
-%% arrives), queueing on a link, crashes and restarts, different settings
-%% per node, the size of individual updates.
+%% Not modelled: CPU cost other than the `service_time' and `round_cost'
+%% draws (which do not grow with the state, nor with what other nodes on
+%% the same machine are doing), queueing on a link, crashes and restarts,
+%% different settings per node, the size of individual updates.
 %%
 %% == Spec ==
 %%
@@ -42,10 +51,20 @@
 %% them are taken too</li>
 %% <li>`aligned_timers' (`false'): every first tick at one interval, for
 %% synchronous rounds</li>
+%% <li>`timer_offsets' (none: random phases): `[Ms]', each node's first
+%% tick, one per node in node order (not with `aligned_timers'), e.g.
+%% measured on a real cluster</li>
+%% <li>`round_cost' (`{constant, 0}'): how much longer than the interval
+%% each period is (the round's own work and the timer's lateness), a
+%% distribution in µs shaped as `latency'</li>
+%% <li>`service_time' (`{constant, 0}'): time a node takes to handle a
+%% received state or delta (merge, tracking) or a local update, in µs,
+%% shaped as `latency'</li>
 %% <li>`latency' (`{constant, 1000}'): `{constant, Us}', `{uniform, LoUs,
 %% HiUs}', `{normal, MeanUs, SdUs}' (negative draws as 0), `{lognormal, Mu,
 %% Sigma}' (`exp(Mu)' the median in µs), `{empirical, [Us]}' (one of them,
-%% uniformly; up to a million)</li>
+%% uniformly; up to a million); `ack_latency' (`latency'): the same for
+%% acknowledgements</li>
 %% <li>`loss' (0.0): probability that a message is lost</li>
 %% <li>`partitions' (`[]'): `[{StartMs, EndMs, [[Node]]}]', disjoint groups;
 %% a node in no group is alone</li>
@@ -105,7 +124,11 @@
                   jitter_percent => 0..100,
                   delta_buffer => pos_integer(),
                   aligned_timers => boolean(),
+                  timer_offsets => [number()],
+                  round_cost => latency(),
+                  service_time => latency(),
                   latency => latency(),
+                  ack_latency => latency(),
                   loss => number(),
                   partitions => [{number(), number(), [[pos_integer()]]}],
                   update_rate => number(),

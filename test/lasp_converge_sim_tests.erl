@@ -70,6 +70,36 @@ every_latency_distribution_test() ->
      || L <- [{constant, 0}, {uniform, 1, 2}, {normal, 1000, 300}, {normal, 1000.5, 0},
               {lognormal, 7, 0.5}, {lognormal, 7.5, 1}, {empirical, [100, 2000, 50000]}]].
 
+%% Measured phases and processing: first ticks where `timer_offsets' puts
+%% them, periods lengthened by `round_cost', messages served one at a time
+%% per node for `service_time', acknowledgements with their own latency.
+processing_test() ->
+    %% Node 1's update at 0 goes out at its first tick, 400 ms.
+    ?assertMatch({ok, #{max := 400100}},
+                 ?S:run(#{nodes => 2, state_interval => 1000, timer_offsets => [400, 250],
+                          latency => {constant, 100}, updates => [{0, 1}]})),
+    %% Ticks at 0 and 100 + 50 ms: the update at 10 us goes out at 150 ms.
+    ?assertMatch({ok, #{max := 150090}},
+                 ?S:run(#{nodes => 2, state_interval => 100, timer_offsets => [0, 0.0],
+                          round_cost => {constant, 50000}, latency => {constant, 100},
+                          updates => [{0.01, 1}]})),
+    %% Two updates pushed to node 3 at once: served there at 2.1 and 3.1 ms.
+    Pushed = #{nodes => 3, propagate_on_update => true, latency => {constant, 100},
+               updates => [{0, 1}, {0, 2}]},
+    ?assertMatch({ok, #{max := 3100, per_node := #{3 := #{max := 3100}}}},
+                 ?S:run(Pushed#{service_time => {constant, 1000}})),
+    ?assertMatch({ok, #{max := 100}}, ?S:run(Pushed)),
+    %% Acknowledgements that never come in time: full states only.
+    Delta = (base())#{mode => delta_based, horizon => 10000},
+    {ok, #{deltas := 0, full_states := F}} =
+        ?S:run(Delta#{ack_latency => {constant, 60000000}}),
+    ?assert(F > 0),
+    {ok, #{deltas := D}} = ?S:run(Delta#{ack_latency => {lognormal, 5, 1}}),
+    ?assert(D > 0),
+    Spec = (base())#{service_time => {empirical, [10, 50, 400]}, round_cost => {uniform, 0, 2000},
+                     timer_offsets => lists:seq(1, 20)},
+    ?assertEqual(?S:run(Spec), ?S:run(Spec)).
+
 elapsed_time_is_simulated_test() ->
     %% 500 nodes, 2 s simulated state interval, 2 minutes of updates.
     {T, {ok, #{updates := U, converged := U}}} =
@@ -94,11 +124,18 @@ bad_specs_test() ->
            {update_rate, -1}, {update_rate, x}, {duration, -1},
            {updates, [{0, 0}]}, {updates, [{0, 11}]}, {updates, [x]}, {updates, [{-1, 1}]},
            {horizon, 0}, {until, -1}, {sample_every, 0}, {divergence, some},
-           {message_bytes, -1}, {update_bytes, 1.5}, {ack_bytes, x}, {seed, -1}],
+           {message_bytes, -1}, {update_bytes, 1.5}, {ack_bytes, x}, {seed, -1},
+           {timer_offsets, [1]}, {timer_offsets, x}, {timer_offsets, [x | lists:seq(1, 9)]},
+           {timer_offsets, [-1 | lists:seq(1, 9)]}, {timer_offsets, [1 | 2]},
+           {round_cost, {constant, -1}}, {round_cost, 5}, {service_time, {weibull, 1, 2}},
+           {service_time, {empirical, []}}, {service_time, {normal, -5, 1}},
+           {ack_latency, 5}, {ack_latency, {uniform, 3, 2}}],
     [?assertMatch({{error, {bad_spec, K}}, K}, {?S:run(#{nodes => 10, K => V}), K})
      || {K, V} <- Bad],
     ?assertEqual({error, {bad_spec, updates}},
                  ?S:run(#{updates => [{0, 1}], update_rate => 2})),
+    ?assertEqual({error, {bad_spec, timer_offsets}},
+                 ?S:run(#{nodes => 2, timer_offsets => [0, 1], aligned_timers => true})),
     ?assertEqual({error, {unknown_key, <<"nodes">>}}, ?S:run(#{<<"nodes">> => 3})),
     ?assertEqual({error, {unknown_key, state_intervall}}, ?S:run(#{state_intervall => 3})),
     ?assertEqual({error, bad_spec}, ?S:run([{nodes, 3}])),

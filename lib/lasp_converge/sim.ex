@@ -15,6 +15,14 @@ defmodule LaspConverge.Sim do
   (`[{at_ms, node}]`), `:horizon`, `:until`, `:seed`, ... Times are in ms,
   latencies in µs. One spec with one seed always gives the same result.
 
+  What a real cluster adds to the links can be given too, e.g. as measured
+  on one: `:timer_offsets` (each node's first tick, ms, in node order),
+  `:round_cost` (how much longer than the interval each period is),
+  `:service_time` (how long a node takes to handle a received state or
+  delta, or a local update; one at a time per node, in arrival order) and
+  `:ack_latency` (the acknowledgements' own latency), the last three
+  distributions in µs shaped as `:latency`.
+
   The result has the keys of `LaspConverge.stats/1` (`:p50`, `:p99`, ...
   in µs, `:per_node`), `:divergence` samples shaped as
   `LaspConverge.divergence/1`'s, and `:messages`, `:bytes`,

@@ -49,6 +49,45 @@ defmodule LaspConverge.SimTest do
     assert r.per_node[4].max >= 400_000
   end
 
+  test "timer offsets, round costs and service times shape the run" do
+    # Node 1's update at 0 goes out at its first tick, 400 ms.
+    assert {:ok, %{max: 400_100}} =
+             Sim.run(
+               nodes: 2,
+               state_interval: 1_000,
+               timer_offsets: [400, 250],
+               latency: {:constant, 100},
+               updates: [{0, 1}]
+             )
+
+    # Two updates pushed to node 3 at once, served there one after the other.
+    pushed = [
+      nodes: 3,
+      propagate_on_update: true,
+      latency: {:constant, 100},
+      updates: [{0, 1}, {0, 2}]
+    ]
+
+    assert {:ok, %{max: 3_100}} = Sim.run([service_time: {:constant, 1_000}] ++ pushed)
+    assert {:ok, %{max: 100}} = Sim.run(pushed)
+
+    assert {:ok, %{max: 150_090}} =
+             Sim.run(
+               nodes: 2,
+               state_interval: 100,
+               timer_offsets: [0, 0],
+               round_cost: {:constant, 50_000},
+               ack_latency: {:constant, 10},
+               latency: {:constant, 100},
+               updates: [{0.01, 1}]
+             )
+
+    assert {:error, {:bad_spec, :timer_offsets}} = Sim.run(nodes: 3, timer_offsets: [0, 1])
+    assert {:error, {:bad_spec, :service_time}} = Sim.run(service_time: {:empirical, []})
+    assert {:error, {:bad_spec, :round_cost}} = Sim.run(round_cost: -1)
+    assert {:error, {:bad_spec, :ack_latency}} = Sim.run(ack_latency: {:uniform, 3, 2})
+  end
+
   test "bad specs give {:error, reason}, run! raises" do
     assert {:error, {:bad_spec, :loss}} = Sim.run(loss: 2)
     assert {:error, {:bad_spec, :latency}} = Sim.run(latency: {:weibull, 1, 2})

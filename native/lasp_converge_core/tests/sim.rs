@@ -13,6 +13,11 @@
 //!   rounds, one update reaches all of N nodes in about log2(N) + ln(N)
 //!   rounds (Frieze and Grimmett 1985; Pittel, "On spreading a rumor", SIAM
 //!   J. Appl. Math. 1987), within 10% for N = 16 ... 4096.
+//! - `timer_offsets_set_the_first_ticks`, `round_cost_lengthens_every_period`,
+//!   `service_time_queues_messages_at_a_node`,
+//!   `ack_latency_applies_to_acknowledgements`: the measured-cluster inputs
+//!   do what they say, on small cases worked out by hand; the properties
+//!   above also run with service times, round costs and timer offsets.
 
 use lasp_converge_core::sim::{
     run, Detail, Fanout, Field, LatencyDist, Mode, Partition, SimError, Spec, Updates,
@@ -37,6 +42,9 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
         (0.0f64..100.0, 100u64..2000),
         1u32..20,
         any::<u64>(),
+        // Processing: none; service times and round costs; those and
+        // given timer offsets.
+        0u32..3,
     )
         .prop_map(
             |(
@@ -50,12 +58,27 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
                 (rate, dur_ms),
                 buf,
                 seed,
+                processing,
             )| {
+                let interval_us = interval_ms * 1000;
+                let (service_time, round_cost) = if processing == 0 {
+                    (LatencyDist::Constant(0), LatencyDist::Constant(0))
+                } else {
+                    (
+                        LatencyDist::Uniform(0, interval_us / 50),
+                        LatencyDist::Uniform(0, interval_us / 10),
+                    )
+                };
+                let timer_offsets_us = (processing == 2).then(|| {
+                    (0..u64::from(nodes))
+                        .map(|i| i * 7919 % interval_us)
+                        .collect()
+                });
                 Spec {
                     nodes,
                     mode,
                     fanout,
-                    state_interval_us: interval_ms * 1000,
+                    state_interval_us: interval_us,
                     propagate_on_update: pou,
                     jitter_percent: jitter,
                     latency,
@@ -64,6 +87,9 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
                         duration_us: dur_ms * 1000,
                     },
                     delta_buffer: buf,
+                    service_time,
+                    round_cost,
+                    timer_offsets_us,
                     horizon_us: 600_000_000,
                     detail: Some(Detail::Full),
                     max_samples: 50,
@@ -350,6 +376,126 @@ fn divergence_samples_track_unseen_updates() {
 }
 
 #[test]
+fn timer_offsets_set_the_first_ticks() {
+    // Node 1 ticks first at 250 ms: the update node 0 made at 0 waits for
+    // node 0's tick at 400 ms, then travels 100 us.
+    let spec = Spec {
+        nodes: 2,
+        state_interval_us: 1_000_000,
+        timer_offsets_us: Some(vec![400_000, 250_000]),
+        latency: LatencyDist::Constant(100),
+        updates: Updates::At(vec![(0, 0)]),
+        ..Spec::default()
+    };
+    let r = run(&spec).unwrap();
+    assert_eq!(r.stats.max_us, Some(400_100));
+    for bad in [Some(vec![0]), Some(vec![0, 1, 2]), Some(vec![0, u64::MAX])] {
+        let spec = Spec {
+            timer_offsets_us: bad,
+            ..spec.clone()
+        };
+        assert_eq!(run(&spec), Err(SimError::Bad(Field::TimerOffsets)));
+    }
+    let both = Spec {
+        aligned_timers: true,
+        ..spec
+    };
+    assert_eq!(run(&both), Err(SimError::Bad(Field::TimerOffsets)));
+}
+
+#[test]
+fn round_cost_lengthens_every_period() {
+    // Ticks at 0, then every 100 ms plus the 50 ms round cost: the update
+    // made at 10 us goes out at 150 ms and arrives 100 us later.
+    let spec = Spec {
+        nodes: 2,
+        state_interval_us: 100_000,
+        timer_offsets_us: Some(vec![0, 0]),
+        round_cost: LatencyDist::Constant(50_000),
+        latency: LatencyDist::Constant(100),
+        updates: Updates::At(vec![(10, 0)]),
+        ..Spec::default()
+    };
+    let r = run(&spec).unwrap();
+    assert_eq!(r.stats.max_us, Some(150_090));
+    let free = Spec {
+        round_cost: LatencyDist::Constant(0),
+        ..spec
+    };
+    assert_eq!(run(&free).unwrap().stats.max_us, Some(100_090));
+}
+
+#[test]
+fn service_time_queues_messages_at_a_node() {
+    // Updates at 0 on nodes 0 and 1, pushed at once (after the 1 ms an
+    // update takes) to the others, 100 us away. Node 2 gets both messages
+    // at 1.1 ms and serves them one after the other: the first at 2.1 ms,
+    // the second at 3.1 ms.
+    let spec = Spec {
+        nodes: 3,
+        propagate_on_update: true,
+        service_time: LatencyDist::Constant(1000),
+        latency: LatencyDist::Constant(100),
+        updates: Updates::At(vec![(0, 0), (0, 1)]),
+        ..Spec::default()
+    };
+    let r = run(&spec).unwrap();
+    assert_eq!(r.stats.converged, 2);
+    assert_eq!(r.stats.max_us, Some(3100));
+    assert_eq!(r.stats.per_node[0].max_us, Some(2100));
+    assert_eq!(r.stats.per_node[2].max_us, Some(3100));
+    // Without a service time both arrive, and count, at 100 us.
+    let instant = Spec {
+        service_time: LatencyDist::Constant(0),
+        ..spec.clone()
+    };
+    assert_eq!(run(&instant).unwrap().stats.max_us, Some(100));
+    // A tick that falls due while its node is busy waits for it: node 0
+    // ticks at 0, as it makes an update that keeps it busy until 1 ms, so
+    // the round goes out then and is served on node 1 from 1.1 to 2.1 ms.
+    let ticking = Spec {
+        nodes: 2,
+        propagate_on_update: false,
+        state_interval_us: 1_000_000,
+        timer_offsets_us: Some(vec![0, 500]),
+        updates: Updates::At(vec![(0, 0)]),
+        ..spec
+    };
+    assert_eq!(run(&ticking).unwrap().stats.max_us, Some(2100));
+}
+
+#[test]
+fn ack_latency_applies_to_acknowledgements() {
+    // Acknowledgements that never arrive in time: every message is a full
+    // state; with quick ones, deltas follow.
+    let spec = Spec {
+        nodes: 3,
+        mode: Mode::DeltaBased,
+        state_interval_us: 100_000,
+        latency: LatencyDist::Constant(100),
+        updates: Updates::Poisson {
+            rate_per_s: 20.0,
+            duration_us: 2_000_000,
+        },
+        ..Spec::default()
+    };
+    let slow = Spec {
+        ack_latency: Some(LatencyDist::Constant(60_000_000)),
+        horizon_us: 10_000_000,
+        ..spec.clone()
+    };
+    let r = run(&slow).unwrap();
+    assert_eq!(r.deltas, 0);
+    assert!(r.full_states > 0);
+    assert!(run(&spec).unwrap().deltas > 0);
+    let bad = Spec {
+        ack_latency: Some(LatencyDist::Uniform(3, 2)),
+        ..spec
+    };
+    assert_eq!(run(&bad), Err(SimError::Bad(Field::AckLatency)));
+}
+
+#[test]
 fn bad_specs_name_the_field() {
     let ok = Spec::default();
     let cases: Vec<(Spec, SimError)> = vec![
@@ -415,6 +561,27 @@ fn bad_specs_name_the_field() {
                 ..ok.clone()
             },
             SimError::Bad(Field::Latency),
+        ),
+        (
+            Spec {
+                service_time: LatencyDist::Normal(-1.0, 1.0),
+                ..ok.clone()
+            },
+            SimError::Bad(Field::ServiceTime),
+        ),
+        (
+            Spec {
+                service_time: LatencyDist::Empirical(vec![]),
+                ..ok.clone()
+            },
+            SimError::Bad(Field::ServiceTime),
+        ),
+        (
+            Spec {
+                round_cost: LatencyDist::Constant(u64::MAX),
+                ..ok.clone()
+            },
+            SimError::Bad(Field::RoundCost),
         ),
         (
             Spec {

@@ -38,7 +38,11 @@ mod atoms {
         jitter_percent,
         delta_buffer,
         aligned_timers,
+        timer_offsets,
+        round_cost,
+        service_time,
         latency,
+        ack_latency,
         loss,
         partitions,
         update_rate,
@@ -114,7 +118,11 @@ fn field_atom(f: Field) -> rustler::Atom {
         Field::Fanout => atoms::fanout(),
         Field::JitterPercent => atoms::jitter_percent(),
         Field::DeltaBuffer => atoms::delta_buffer(),
+        Field::TimerOffsets => atoms::timer_offsets(),
+        Field::RoundCost => atoms::round_cost(),
+        Field::ServiceTime => atoms::service_time(),
         Field::Latency => atoms::latency(),
+        Field::AckLatency => atoms::ack_latency(),
         Field::Loss => atoms::loss(),
         Field::Partitions => atoms::partitions(),
         Field::Updates => atoms::updates(),
@@ -301,8 +309,27 @@ fn spec_from<'a>(t: Term<'a>) -> Result<Spec, Bad<'a>> {
             s.aligned_timers = boolean(v)?;
             Some(())
         });
+        set!(timer_offsets, {
+            let xs = list(v, sim::MAX_NODES as usize + 1)?;
+            s.timer_offsets_us = Some(xs.into_iter().map(ms).collect::<Option<Vec<u64>>>()?);
+            Some(())
+        });
+        // Service and round costs are distributions of microseconds, shaped
+        // as `latency`.
+        set!(round_cost, {
+            s.round_cost = latency(v)?;
+            Some(())
+        });
+        set!(service_time, {
+            s.service_time = latency(v)?;
+            Some(())
+        });
         set!(latency, {
             s.latency = latency(v)?;
+            Some(())
+        });
+        set!(ack_latency, {
+            s.ack_latency = Some(latency(v)?);
             Some(())
         });
         set!(loss, {

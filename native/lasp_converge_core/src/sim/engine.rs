@@ -54,6 +54,45 @@ fn check(ok: bool, f: Field) -> Result<(), SimError> {
     }
 }
 
+/// A distribution of times in microseconds (latency, service, round cost).
+fn check_dist(d: &LatencyDist, f: Field) -> Result<(), SimError> {
+    let fin = |x: f64| x.is_finite();
+    match d {
+        LatencyDist::Constant(c) => check(*c <= MAX_TIME_US, f),
+        LatencyDist::Uniform(lo, hi) => check(lo <= hi && *hi <= MAX_TIME_US, f),
+        LatencyDist::Normal(m, sd) => check(
+            fin(*m) && fin(*sd) && *m >= 0.0 && *sd >= 0.0 && *m <= MAX_TIME_US as f64,
+            f,
+        ),
+        LatencyDist::LogNormal(mu, sigma) => check(
+            fin(*mu) && fin(*sigma) && *sigma >= 0.0 && *mu <= (MAX_TIME_US as f64).ln(),
+            f,
+        ),
+        LatencyDist::Empirical(v) => {
+            check(!v.is_empty(), f)?;
+            if v.len() > MAX_EMPIRICAL {
+                return Err(SimError::TooLarge(f));
+            }
+            check(v.iter().all(|&x| x <= MAX_TIME_US), f)
+        }
+    }
+}
+
+/// One draw from `d`, in microseconds (validated by [`check_dist`]).
+fn draw(d: &LatencyDist, r: &mut Pcg32) -> u64 {
+    let v = match d {
+        LatencyDist::Constant(c) => return *c,
+        LatencyDist::Uniform(lo, hi) => {
+            let span = hi - lo;
+            return lo + ((r.f64() * (span + 1) as f64) as u64).min(span);
+        }
+        LatencyDist::Normal(m, sd) => m + sd * r.normal(),
+        LatencyDist::LogNormal(mu, sigma) => (mu + sigma * r.normal()).exp(),
+        LatencyDist::Empirical(v) => return v[r.below(v.len() as u32) as usize],
+    };
+    v.clamp(0.0, MAX_TIME_US as f64) as u64
+}
+
 impl Plan {
     pub(super) fn new(s: &Spec) -> Result<Plan, SimError> {
         check(s.nodes >= 1, Field::Nodes)?;
@@ -69,24 +108,19 @@ impl Plan {
         check(s.jitter_percent <= 100, Field::JitterPercent)?;
         check(s.delta_buffer >= 1, Field::DeltaBuffer)?;
         let fin = |x: f64| x.is_finite();
-        match &s.latency {
-            LatencyDist::Constant(c) => check(*c <= MAX_TIME_US, Field::Latency)?,
-            LatencyDist::Uniform(lo, hi) => check(lo <= hi && *hi <= MAX_TIME_US, Field::Latency)?,
-            LatencyDist::Normal(m, sd) => check(
-                fin(*m) && fin(*sd) && *m >= 0.0 && *sd >= 0.0 && *m <= MAX_TIME_US as f64,
-                Field::Latency,
-            )?,
-            LatencyDist::LogNormal(mu, sigma) => check(
-                fin(*mu) && fin(*sigma) && *sigma >= 0.0 && *mu <= (MAX_TIME_US as f64).ln(),
-                Field::Latency,
-            )?,
-            LatencyDist::Empirical(v) => {
-                check(!v.is_empty(), Field::Latency)?;
-                if v.len() > MAX_EMPIRICAL {
-                    return Err(SimError::TooLarge(Field::Latency));
-                }
-                check(v.iter().all(|&x| x <= MAX_TIME_US), Field::Latency)?;
-            }
+        check_dist(&s.latency, Field::Latency)?;
+        if let Some(d) = &s.ack_latency {
+            check_dist(d, Field::AckLatency)?;
+        }
+        check_dist(&s.round_cost, Field::RoundCost)?;
+        check_dist(&s.service_time, Field::ServiceTime)?;
+        if let Some(offsets) = &s.timer_offsets_us {
+            check(
+                !s.aligned_timers
+                    && offsets.len() == n as usize
+                    && offsets.iter().all(|&o| o <= MAX_TIME_US),
+                Field::TimerOffsets,
+            )?;
         }
         check(fin(s.loss) && (0.0..=1.0).contains(&s.loss), Field::Loss)?;
         if s.partitions.len() > MAX_PARTITIONS {
@@ -255,19 +289,27 @@ impl<T: hdrhistogram::Counter> Hist<T> {
 
 #[derive(Clone, Copy)]
 enum Ev {
+    /// A node's timer falls due.
     Tick(u32),
-    /// A full state (`seq` is `None` in state-based mode).
+    /// A tick that waited for its node to be free: the round goes out.
+    Round(u32),
+    /// A local update's `propagate_on_update` round, after its service.
+    Push(u32),
+    /// A full state (`seq` is `None` in state-based mode); `served` once
+    /// its service time has passed.
     State {
         to: u32,
         from: u32,
         payload: u32,
         seq: Option<u64>,
+        served: bool,
     },
     Delta {
         to: u32,
         from: u32,
         payload: u32,
         seq: u64,
+        served: bool,
     },
     Ack {
         to: u32,
@@ -399,6 +441,8 @@ pub(super) struct Sim<'a> {
     wm: Vec<u32>,
     /// Per node: seen updates that have not expired unconverged.
     kp: Vec<u64>,
+    /// Per node: when it is done with what it has been given.
+    busy: Vec<u64>,
     node_hist: Vec<Hist<u32>>,
     bufs: Vec<DeltaBuf>,
     // updates
@@ -421,6 +465,7 @@ pub(super) struct Sim<'a> {
     r_timer: Pcg32,
     r_peer: Pcg32,
     r_link: Pcg32,
+    r_proc: Pcg32,
     perm: Vec<u32>,
     peers: Vec<u32>,
     scratch: Vec<u32>,
@@ -455,6 +500,7 @@ impl<'a> Sim<'a> {
             known: vec![0; nn],
             wm: vec![0; nn],
             kp: vec![0; nn],
+            busy: vec![0; nn],
             node_hist: (0..nn).map(|_| Hist::new(2)).collect(),
             bufs,
             created: 0,
@@ -473,6 +519,7 @@ impl<'a> Sim<'a> {
             r_timer: Pcg32::new(s.seed, 2),
             r_peer: Pcg32::new(s.seed, 3),
             r_link: Pcg32::new(s.seed, 4),
+            r_proc: Pcg32::new(s.seed, 5),
             perm: (0..n.saturating_sub(1)).collect(),
             peers: Vec::new(),
             scratch: Vec::new(),
@@ -511,7 +558,9 @@ impl<'a> Sim<'a> {
     pub(super) fn run(mut self) -> SimReport {
         let i = self.s.state_interval_us;
         for node in 0..self.n {
-            let first = if self.s.aligned_timers {
+            let first = if let Some(o) = &self.s.timer_offsets_us {
+                o[node as usize]
+            } else if self.s.aligned_timers {
                 i
             } else {
                 (self.r_timer.f64() * i as f64) as u64
@@ -555,16 +604,38 @@ impl<'a> Sim<'a> {
             };
             match e.ev {
                 Ev::Tick(node) => {
-                    self.round(t, node);
-                    let d = self.next_delay();
-                    self.push(t + d, Ev::Tick(node));
+                    // The tick waits behind what the node is processing.
+                    let free = self.busy[node as usize];
+                    if free > t {
+                        self.push(free, Ev::Round(node));
+                    } else {
+                        self.tick_round(t, node);
+                    }
                 }
+                Ev::Round(node) => self.tick_round(t, node),
+                Ev::Push(node) => self.round(t, node),
                 Ev::State {
                     to,
                     from,
                     payload,
                     seq,
+                    served,
                 } => {
+                    if !served {
+                        if let Some(done) = self.serve(t, to) {
+                            self.push(
+                                done,
+                                Ev::State {
+                                    to,
+                                    from,
+                                    payload,
+                                    seq,
+                                    served: true,
+                                },
+                            );
+                            continue;
+                        }
+                    }
                     self.merge_set(t, to, payload);
                     if let Some(seq) = seq {
                         self.buffer_news(to, from);
@@ -577,7 +648,23 @@ impl<'a> Sim<'a> {
                     from,
                     payload,
                     seq,
+                    served,
                 } => {
+                    if !served {
+                        if let Some(done) = self.serve(t, to) {
+                            self.push(
+                                done,
+                                Ev::Delta {
+                                    to,
+                                    from,
+                                    payload,
+                                    seq,
+                                    served: true,
+                                },
+                            );
+                            continue;
+                        }
+                    }
                     self.merge_ids(t, to, payload);
                     self.buffer_news(to, from);
                     self.send_ack(t, to, from, seq);
@@ -590,6 +677,23 @@ impl<'a> Sim<'a> {
         }
         self.advance(now);
         self.report(now)
+    }
+
+    /// A round at a tick, and the next tick armed after it: the interval
+    /// (with jitter) plus the round's cost.
+    fn tick_round(&mut self, t: u64, node: u32) {
+        self.round(t, node);
+        let d = self.next_delay() + draw(&self.s.round_cost, &mut self.r_proc);
+        self.push(t + d, Ev::Tick(node));
+    }
+
+    /// Queue one service on `node` from `t`: `None` when it ends at once,
+    /// else when it ends.
+    fn serve(&mut self, t: u64, node: u32) -> Option<u64> {
+        let busy = &mut self.busy[node as usize];
+        let done = t.max(*busy) + draw(&self.s.service_time, &mut self.r_proc);
+        *busy = done;
+        (done > t).then_some(done)
     }
 
     /// Expire and sample up to `t` (samples see the state before the
@@ -645,8 +749,12 @@ impl<'a> Sim<'a> {
             let max = self.s.delta_buffer as usize;
             self.bufs[o].push(origin, &[k], max);
         }
+        let served = self.serve(t, origin);
         if self.s.propagate_on_update {
-            self.round(t, origin);
+            match served {
+                Some(done) => self.push(done, Ev::Push(origin)),
+                None => self.round(t, origin),
+            }
         }
     }
 
@@ -749,18 +857,7 @@ impl<'a> Sim<'a> {
     }
 
     fn latency(&mut self) -> u64 {
-        let r = &mut self.r_link;
-        let v = match &self.s.latency {
-            LatencyDist::Constant(c) => *c as f64,
-            LatencyDist::Uniform(lo, hi) => {
-                let span = hi - lo;
-                return lo + ((r.f64() * (span + 1) as f64) as u64).min(span);
-            }
-            LatencyDist::Normal(m, sd) => m + sd * r.normal(),
-            LatencyDist::LogNormal(mu, sigma) => (mu + sigma * r.normal()).exp(),
-            LatencyDist::Empirical(v) => return v[r.below(v.len() as u32) as usize],
-        };
-        v.clamp(0.0, MAX_TIME_US as f64) as u64
+        draw(&self.s.latency, &mut self.r_link)
     }
 
     /// Whether a message sent now is lost (loss drawn on every message, so
@@ -841,6 +938,7 @@ impl<'a> Sim<'a> {
                 from,
                 payload: id,
                 seq,
+                served: false,
             },
         );
     }
@@ -877,6 +975,7 @@ impl<'a> Sim<'a> {
                             from,
                             payload: id,
                             seq: next,
+                            served: false,
                         },
                     );
                 }
@@ -894,7 +993,10 @@ impl<'a> Sim<'a> {
         if self.lost(t, from, to) {
             return;
         }
-        let lat = self.latency();
+        let lat = match &self.s.ack_latency {
+            Some(d) => draw(d, &mut self.r_link),
+            None => self.latency(),
+        };
         self.push(t + lat, Ev::Ack { to, from, seq });
     }
 

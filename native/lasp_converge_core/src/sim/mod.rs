@@ -5,9 +5,19 @@
 //!
 //! `nodes` replicas of one variable. Every replica runs a timer: every
 //! `state_interval` (stretched or shortened by a uniform random amount of
-//! up to `jitter_percent` %, the first tick at a random phase unless
-//! `aligned_timers`) it sends to `fanout` distinct random peers, or to all.
-//! With `propagate_on_update` it also sends right after each local update.
+//! up to `jitter_percent` %, plus a `round_cost` drawn per round; the first
+//! tick at a random phase, at one interval with `aligned_timers`, or at
+//! the given `timer_offsets_us`) it sends to `fanout` distinct random
+//! peers, or to all. With `propagate_on_update` it also sends right after
+//! each local update.
+//!
+//! Processing: each node handles one thing at a time, in arrival order, as
+//! the replicator's single process does. A received state or delta, and a
+//! local update, occupy the node for a `service_time` draw; a message takes
+//! effect (merge, acknowledgement) when its service ends, an update's
+//! `propagate_on_update` round goes out then, and a tick that falls due
+//! while the node is busy sends when it is free. Acknowledgements are
+//! handled on arrival, and an update is seen by its own node at once.
 //!
 //! The state is modelled by what it holds: which updates a replica has seen.
 //! Updates are numbered in creation order and each replica keeps a bitset
@@ -28,7 +38,7 @@
 //!   more than `delta_buffer` entries.
 //!
 //! Every message (state, delta, acknowledgement) takes a latency drawn from
-//! [`LatencyDist`], is lost with probability `loss`, and is dropped when a
+//! [`LatencyDist`] (`ack_latency` for acknowledgements when given), is lost with probability `loss`, and is dropped when a
 //! [`Partition`] active at the time it is sent separates its ends. A
 //! node's update makes it see the update at once; another node sees it when
 //! a message carrying it arrives. An update converges when every node has
@@ -46,9 +56,11 @@
 //!
 //! # Limits of the model
 //!
-//! No CPU or scheduling cost: a message is merged the instant it arrives,
-//! and a node sends at its tick whatever the load. No queueing: latencies
-//! are independent draws, so messages on one link may overtake each other.
+//! CPU cost only as the `service_time` and `round_cost` draws (both 0 by
+//! default: a message is merged the instant it arrives), independent of
+//! the state's size and of what other nodes on the same machine are
+//! doing. No queueing on links: latencies are independent draws, so
+//! messages on one link may overtake each other.
 //! Every node runs the same settings; no crashes or restarts. Only the
 //! number of updates a message carries sets its size: a removal, a counter
 //! increment and an add all weigh `update_bytes`.
@@ -173,8 +185,21 @@ pub struct Spec {
     /// Every node's first tick at one `state_interval` (synchronous rounds)
     /// instead of at a random phase.
     pub aligned_timers: bool,
+    /// Each node's first tick (`nodes` entries, by node), instead of a
+    /// random phase; not with `aligned_timers`.
+    pub timer_offsets_us: Option<Vec<u64>>,
+    /// How much longer than `state_interval` (after jitter) each period
+    /// is, drawn per round: the round's own work and the timer's lateness,
+    /// as the replicator arms its next timer after the round.
+    pub round_cost: LatencyDist,
+    /// Time a node takes to process a received state or delta (merge and
+    /// tracking), or a local update; one at a time per node, in arrival
+    /// order.
+    pub service_time: LatencyDist,
     /// Link latency.
     pub latency: LatencyDist,
+    /// Link latency of acknowledgements; `None`: `latency`.
+    pub ack_latency: Option<LatencyDist>,
     /// Probability that a message is lost.
     pub loss: f64,
     /// Partitions over time.
@@ -216,7 +241,11 @@ impl Default for Spec {
             jitter_percent: 0,
             delta_buffer: 1000,
             aligned_timers: false,
+            timer_offsets_us: None,
+            round_cost: LatencyDist::Constant(0),
+            service_time: LatencyDist::Constant(0),
             latency: LatencyDist::Constant(1000),
+            ack_latency: None,
             loss: 0.0,
             partitions: Vec::new(),
             updates: Updates::Poisson {
@@ -276,7 +305,11 @@ pub enum Field {
     Fanout,
     JitterPercent,
     DeltaBuffer,
+    TimerOffsets,
+    RoundCost,
+    ServiceTime,
     Latency,
+    AckLatency,
     Loss,
     Partitions,
     Updates,
@@ -296,7 +329,11 @@ impl Field {
             Field::Fanout => "fanout",
             Field::JitterPercent => "jitter_percent",
             Field::DeltaBuffer => "delta_buffer",
+            Field::TimerOffsets => "timer_offsets",
+            Field::RoundCost => "round_cost",
+            Field::ServiceTime => "service_time",
             Field::Latency => "latency",
+            Field::AckLatency => "ack_latency",
             Field::Loss => "loss",
             Field::Partitions => "partitions",
             Field::Updates => "updates",
