@@ -92,14 +92,20 @@
 %% under half of each of the others': the rate fell from a busy spell, to
 %% which they belong; not within five dwell times of push going off, so
 %% that rates that come and go are judged by their mean), the interval
-%% `I' the target needs and the anti-entropy interval `A' kept while
-%% pushing (`anti_entropy', default `max'):
+%% `I' the target needs at the base aim and the anti-entropy interval `A'
+%% kept while pushing (`anti_entropy', default `max'):
 %%
 %% `share = R × I / (1000 × N) + I / A'
 %%
 %% the messages pushing would send over those of the interval: below 1
 %% pushing is cheaper, so pushing pays below about `N' updates per
-%% interval. That counts full-state rounds; in `delta_based' mode a round
+%% interval. `I' is the interval in force (kept while pushing), or with
+%% the aim raised to `aim_high' the interval the base aim would set from
+%% the same measurements, `I × (aim × T − L) / (aim_high × T − L)' (698
+%% ms for 848): the higher aim trims the safety margin while the windows
+%% agree with the model, and a window over the target takes it back, so
+%% the switch is judged against rounds that do not depend on it, and its
+%% hysteresis band does not move with the aim. That counts full-state rounds; in `delta_based' mode a round
 %% sends a peer only what it lacks, so at low rates the interval costs
 %% about what pushing does and the switch buys convergence time rather
 %% than fewer messages. Push is
@@ -232,6 +238,7 @@
                    aim := float(),
                    aim_base := float(),
                    aim_high := float(),
+                   target := pos_integer() | undefined,
                    recent := [float()],
                    raise_after := integer() | undefined,
                    low := float(),
@@ -499,6 +506,10 @@ init_state(Policy, Ctx) ->
       aim => maps:get(aim, Ctx, 0.7),
       aim_base => maps:get(aim, Ctx, 0.7),
       aim_high => max(maps:get(aim, Ctx, 0.7), maps:get(aim_high, Ctx, 0.85)),
+      target => case Policy of
+                    {target_p99, T} -> T;
+                    _ -> undefined
+                end,
       recent => [],
       raise_after => undefined,
       low => maps:get(low, Ctx, 0.5),
@@ -722,17 +733,32 @@ on_rate(Rs, _, _, _) ->
     {mean, mean_rate(Rs)}.
 
 %% @doc The messages propagation on update would send at `Rate' updates a
-%% second, over those of the interval `Need' that meets the target (see
-%% the module doc): `Rate * Need / (1000 * N) + Need / AntiEntropy'. Below
-%% 1, pushing each update costs fewer messages.
+%% second, over those of the interval `Need' that meets the target at the
+%% base aim (see the module doc): `Rate * Need / (1000 * N) + Need /
+%% AntiEntropy'. Below 1, pushing each update costs fewer messages.
 -spec push_share(number(), state()) -> float().
-push_share(Rate, #{push := Push, need := Need0, interval := I, nodes := N,
-                   anti_entropy := AE}) ->
+push_share(Rate, #{nodes := N, anti_entropy := AE} = S) ->
+    Need = base_need(S),
+    Rate * Need / (1000 * N) + Need / AE.
+
+%% The interval push is judged against: the one in force (kept while
+%% pushing) at the base aim, `Need × (aim × T − L) / (aim_high × T − L)'
+%% while the aim is raised (not under `min'). The higher aim trims the
+%% safety margin because the last windows agreed with the model, and a
+%% window over the target brings back the base aim's interval; judged
+%% against the longer rounds it allows, pushing would look dearer only
+%% because the margin had been trimmed, and the switch's hysteresis band
+%% would move with the aim.
+base_need(#{push := Push, need := Need0, interval := I, aim := Aim, aim_base := Base,
+            target := T, latency_ms := L, min := Min}) ->
     Need = case Push of
                true -> Need0;
                false -> I
            end,
-    Rate * Need / (1000 * N) + Need / AE.
+    case is_number(T) andalso Aim > Base andalso Aim * T - L > 0 of
+        true -> min(Need, max(Min, Need * max(0.0, Base * T - L) / (Aim * T - L)));
+        false -> Need
+    end.
 
 %% Turn propagation on update on or off (`none': the interval decides).
 push_step(T, #{push := Push} = S, M) ->

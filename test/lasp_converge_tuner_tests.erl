@@ -399,6 +399,72 @@ push_phases_test() ->
     ?assertEqual([false, true], [lists:nth(K, Ps) || K <- [31, 32]]),
     ?assert(lists:all(fun(P) -> P end, lists:nthtail(35, Ps))).
 
+%% A burst whose windows agree with the model (p99 = interval + 2 ms):
+%% the aim rises to 0.85 on the fifth and the interval goes from 698 to
+%% 848 ms; the state after `Windows' of them, and the push flag and
+%% interval after each.
+raised_burst(Windows) ->
+    P99 = fun(S) -> #{p99 => 1000 * (maps:get(interval, S) + 2)} end,
+    {Out, S} = lists:foldl(
+                 fun(K, {Acc, S}) ->
+                         {_, S1} = ?T:decide(?TP1, S, w(1000 * K, 100, P99(S))),
+                         {[{maps:get(push, S1), maps:get(interval, S1)} | Acc], S1}
+                 end, {[], push_state()}, lists:seq(1, Windows)),
+    {lists:reverse(Out), S}.
+
+%% Push is judged against rounds at the base aim's interval: the raised
+%% aim's longer rounds leave the share where it was.
+push_share_base_aim_test() ->
+    {_, S} = raised_burst(6),
+    ?assertMatch(#{aim := 0.85, interval := 848, push := false}, S),
+    Base = push_state(),
+    ?assertEqual(?T:push_share(5, Base), ?T:push_share(5, S)),
+    %% Pushing, from the interval kept (848 ms): the same.
+    Pushing = S#{push := true, need := 848, interval := 60000},
+    ?assertEqual(?T:push_share(5, Base), ?T:push_share(5, Pushing)),
+    %% Back at the base aim (a window over the target), the interval in
+    %% force counts as it is.
+    ?assert(?T:push_share(5, S#{aim := 0.7}) > ?T:push_share(5, S)),
+    %% Never under the minimum interval.
+    Tiny = (push_state(#{min => 800}))#{interval := 848, aim := 0.85},
+    ?assertEqual(5 * 800 / 5000 + 800 / 60000, ?T:push_share(5, Tiny)).
+
+%% The benchmark's burst with the aim raised, then 5/s and idle: push goes
+%% on at the first slow window (0.71 of the base aim's rounds; 0.86 of
+%% the 848 ms rounds in force, over the 0.8 threshold), and stays on; a
+%% surge turns it off with the 848 ms interval and the higher aim back.
+push_on_after_raised_burst_test() ->
+    {Burst, S1} = raised_burst(10),
+    ?assertEqual(lists:duplicate(4, {false, 698}) ++ lists:duplicate(6, {false, 848}), Burst),
+    ?assert(5 * 848 / 5000 + 848 / 60000 > 0.8),
+    {Out, S2} = push_run(S1, 10000, lists:duplicate(15, 5) ++ lists:duplicate(20, 0)),
+    ?assertEqual([{true, 60000}], lists:usort(Out)),
+    ?assertMatch(#{need := 848, aim := 0.85, why := {quiet, #{rate := 5.0, drop := true}}},
+                 element(2, push_run(S1, 10000, [5]))),
+    ?assertMatch({#{propagate_on_update := false, interval := 848},
+                  #{push := false, aim := 0.85, why := {surge, _}}},
+                 ?T:decide(?TP1, S2, w(46000, 100, #{}))).
+
+%% With the aim raised, noisy rates near either threshold (on the base
+%% aim's scale): nothing moves around break-even, at most the one change
+%% that crosses a threshold, never back and forth.
+push_noise_raised_aim_test() ->
+    rand:seed(exsss, {19, 20, 21}),
+    {_, S0} = raised_burst(10),
+    Rate = fun(Share) -> (Share - 698 / 60000) * 5000 / 698 end,
+    Noisy = fun(Lo, Hi) -> [Rate(Lo + (Hi - Lo) * rand:uniform()) || _ <- lists:seq(1, 200)] end,
+    Flips = fun(Out) -> length(changes([P || {P, _} <- Out])) end,
+    {Off, _} = push_run(S0, 10000, Noisy(0.85, 1.2)),
+    ?assertEqual(0, Flips([{false, 0} | Off])),
+    {_, On0} = push_run(S0, 10000, [5, 5, 5]),
+    ?assertMatch(#{push := true, need := 848}, On0),
+    {On, _} = push_run(On0, 20000, Noisy(0.85, 1.2)),
+    ?assertEqual(0, Flips([{true, 0} | On])),
+    {Low, _} = push_run(S0, 10000, Noisy(0.6, 1.0)),
+    ?assert(Flips([{false, 0} | Low]) =< 1),
+    {High, _} = push_run(On0, 20000, Noisy(1.0, 1.6)),
+    ?assert(Flips([{true, 0} | High]) =< 1).
+
 push_not_driven_test() ->
     %% push => never, or a fanout that does not reach every member: never on.
     lists:foreach(fun(Ctx) ->
