@@ -99,21 +99,21 @@
 %%
 %% the messages pushing would send over those of the interval: below 1
 %% pushing is cheaper, so pushing pays below about `N' updates per
-%% interval. `I' is the interval in force (kept while pushing), or with
-%% the aim raised to `aim_high' the interval the base aim would set from
-%% the same measurements, `I × (aim × T − L) / (aim_high × T − L)' (698
-%% ms for 848): the higher aim trims the safety margin while the windows
-%% agree with the model, and a window over the target takes it back, so
-%% the switch is judged against rounds that do not depend on it, and its
-%% hysteresis band does not move with the aim. That counts full-state rounds; in `delta_based' mode a round
-%% sends a peer only what it lacks, so at low rates the interval costs
-%% about what pushing does and the switch buys convergence time rather
-%% than fewer messages. Push is
+%% interval. `I' is the interval in force, or with the aim raised to
+%% `aim_high' the interval the base aim would set from the same
+%% measurements, `I × (aim × T − L) / (aim_high × T − L)' (698 ms for
+%% 848): the higher aim trims the safety margin while the windows agree
+%% with the model, and a window over the target takes it back, so the
+%% switch is judged against rounds that do not depend on it, and its
+%% hysteresis band does not move with the aim. That counts full-state
+%% rounds; in `delta_based' mode a round sends a peer only what it
+%% lacks, so at low rates the interval costs about what pushing does and
+%% the switch buys convergence time rather than fewer messages. Push is
 %% turned on when the share is under `1 - hysteresis' (0.8), after `calm +
 %% 1' windows of measurements (after one when it is under half that, 0.4)
-%% and not within the dwell time of the last change; the interval the
-%% target needs is kept, and the interval goes to `A' (anti-entropy
-%% only). The replicator keeps its timer when the interval grows, as Lasp
+%% and not within the dwell time of the last change; `I' is kept (the aim
+%% goes back to `aim', to rise again from the rounds measured after push),
+%% and the interval goes to `A' (anti-entropy only). The replicator keeps its timer when the interval grows, as Lasp
 %% does, so the round armed with the interval in force still goes out,
 %% with any update written before push reached its writer. Push is turned
 %% off, with that
@@ -741,23 +741,21 @@ push_share(Rate, #{nodes := N, anti_entropy := AE} = S) ->
     Need = base_need(S),
     Rate * Need / (1000 * N) + Need / AE.
 
-%% The interval push is judged against: the one in force (kept while
-%% pushing) at the base aim, `Need × (aim × T − L) / (aim_high × T − L)'
-%% while the aim is raised (not under `min'). The higher aim trims the
-%% safety margin because the last windows agreed with the model, and a
-%% window over the target brings back the base aim's interval; judged
-%% against the longer rounds it allows, pushing would look dearer only
-%% because the margin had been trimmed, and the switch's hysteresis band
-%% would move with the aim.
-base_need(#{push := Push, need := Need0, interval := I, aim := Aim, aim_base := Base,
-            target := T, latency_ms := L, min := Min}) ->
-    Need = case Push of
-               true -> Need0;
-               false -> I
-           end,
+%% The interval push is judged against, and comes back to: the one in
+%% force at the base aim, `I × (aim × T − L) / (aim_high × T − L)' while
+%% the aim is raised (not under `min'); while pushing, the one kept. The
+%% higher aim trims the safety margin because the last windows agreed
+%% with the model, and a window over the target brings back the base
+%% aim's interval; judged against the longer rounds it allows, pushing
+%% would look dearer only because the margin had been trimmed, and the
+%% switch's hysteresis band would move with the aim.
+base_need(#{push := true, need := Need}) ->
+    Need;
+base_need(#{interval := I, aim := Aim, aim_base := Base, target := T, latency_ms := L,
+            min := Min}) ->
     case is_number(T) andalso Aim > Base andalso Aim * T - L > 0 of
-        true -> min(Need, max(Min, Need * max(0.0, Base * T - L) / (Aim * T - L)));
-        false -> Need
+        true -> min(I, max(Min, I * max(0.0, Base * T - L) / (Aim * T - L)));
+        false -> I
     end.
 
 %% Turn propagation on update on or off (`none': the interval decides).
@@ -768,7 +766,7 @@ push_step(T, #{push := Push} = S, M) ->
         true -> push_on(S, M)
     end.
 
-push_on(#{rates := Rs, calm := Calm, hysteresis := H, interval := I, anti_entropy := AE,
+push_on(#{rates := Rs, calm := Calm, hysteresis := H, anti_entropy := AE, aim_base := Base,
           dwell_ms := Dwell, last_change_ms := Last, drop_after := After} = S, M) ->
     Now = maps:get(at_ms, M),
     {Basis, Rate} = on_rate(Rs, Calm, Now, After),
@@ -784,14 +782,17 @@ push_on(#{rates := Rs, calm := Calm, hysteresis := H, interval := I, anti_entrop
                     %% armed with the interval in force still goes out
                     %% (the replicator keeps its timer when the interval
                     %% grows), with what was written before push reached
-                    %% the writer.
+                    %% the writer. The base aim's interval is kept, the
+                    %% one push was judged against; a higher aim is earned
+                    %% again from the rounds measured after push.
                     Why = case Basis of
                               mean -> #{rate => Rate, share => Share};
                               drop -> #{rate => Rate, share => Share, drop => true}
                           end,
                     {#{propagate_on_update => true, interval => AE},
-                     S#{push := true, need := I, interval := AE, last_change_ms := Now,
-                        below := 0, why := {quiet, Why}}};
+                     S#{push := true, need := round(base_need(S)), aim := Base, recent := [],
+                        interval := AE, last_change_ms := Now, below := 0,
+                        why := {quiet, Why}}};
                 false ->
                     none
             end;

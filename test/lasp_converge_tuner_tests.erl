@@ -419,9 +419,6 @@ push_share_base_aim_test() ->
     ?assertMatch(#{aim := 0.85, interval := 848, push := false}, S),
     Base = push_state(),
     ?assertEqual(?T:push_share(5, Base), ?T:push_share(5, S)),
-    %% Pushing, from the interval kept (848 ms): the same.
-    Pushing = S#{push := true, need := 848, interval := 60000},
-    ?assertEqual(?T:push_share(5, Base), ?T:push_share(5, Pushing)),
     %% Back at the base aim (a window over the target), the interval in
     %% force counts as it is.
     ?assert(?T:push_share(5, S#{aim := 0.7}) > ?T:push_share(5, S)),
@@ -431,19 +428,25 @@ push_share_base_aim_test() ->
 
 %% The benchmark's burst with the aim raised, then 5/s and idle: push goes
 %% on at the first slow window (0.71 of the base aim's rounds; 0.86 of
-%% the 848 ms rounds in force, over the 0.8 threshold), and stays on; a
-%% surge turns it off with the 848 ms interval and the higher aim back.
+%% the 848 ms rounds in force, over the 0.8 threshold), keeping the base
+%% aim's interval, and stays on; a surge turns it off with that interval
+%% back, and the aim rises again after five agreeing windows.
 push_on_after_raised_burst_test() ->
     {Burst, S1} = raised_burst(10),
     ?assertEqual(lists:duplicate(4, {false, 698}) ++ lists:duplicate(6, {false, 848}), Burst),
     ?assert(5 * 848 / 5000 + 848 / 60000 > 0.8),
     {Out, S2} = push_run(S1, 10000, lists:duplicate(15, 5) ++ lists:duplicate(20, 0)),
     ?assertEqual([{true, 60000}], lists:usort(Out)),
-    ?assertMatch(#{need := 848, aim := 0.85, why := {quiet, #{rate := 5.0, drop := true}}},
+    ?assertMatch(#{need := 698, aim := 0.7, recent := [],
+                   why := {quiet, #{rate := 5.0, drop := true}}},
                  element(2, push_run(S1, 10000, [5]))),
-    ?assertMatch({#{propagate_on_update := false, interval := 848},
-                  #{push := false, aim := 0.85, why := {surge, _}}},
-                 ?T:decide(?TP1, S2, w(46000, 100, #{}))).
+    {Off, S3} = ?T:decide(?TP1, S2, w(46000, 100, #{})),
+    ?assertMatch(#{propagate_on_update := false, interval := 698}, Off),
+    ?assertMatch(#{push := false, aim := 0.7, why := {surge, _}}, S3),
+    P99 = fun(S) -> #{p99 => 1000 * (maps:get(interval, S) + 2)} end,
+    {_, S4} = lists:foldl(fun(At, {_, S}) -> ?T:decide(?TP1, S, w(At, 100, P99(S))) end,
+                          {keep, S3}, lists:seq(47000, 51000, 1000)),
+    ?assertMatch(#{push := false, aim := 0.85, interval := 848}, S4).
 
 %% With the aim raised, noisy rates near either threshold (on the base
 %% aim's scale): nothing moves around break-even, at most the one change
@@ -457,7 +460,7 @@ push_noise_raised_aim_test() ->
     {Off, _} = push_run(S0, 10000, Noisy(0.85, 1.2)),
     ?assertEqual(0, Flips([{false, 0} | Off])),
     {_, On0} = push_run(S0, 10000, [5, 5, 5]),
-    ?assertMatch(#{push := true, need := 848}, On0),
+    ?assertMatch(#{push := true, need := 698}, On0),
     {On, _} = push_run(On0, 20000, Noisy(0.85, 1.2)),
     ?assertEqual(0, Flips([{true, 0} | On])),
     {Low, _} = push_run(S0, 10000, Noisy(0.6, 1.0)),
