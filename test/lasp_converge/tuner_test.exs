@@ -47,6 +47,26 @@ defmodule LaspConverge.TunerTest do
              })
   end
 
+  test "target_p99: push is judged against the base aim's interval after the aim rose" do
+    policy = {:target_p99, 1000}
+    s = Tuner.init_state(policy, interval: 10_000, nodes: 5)
+    {698, s} = Tuner.initial(policy, s)
+
+    # A burst whose windows agree with the model: the aim rises, 698 -> 848 ms.
+    s =
+      Enum.reduce(1..6, s, fn k, s ->
+        m = %{at_ms: k * 1000, window_ms: 1000, updates: 100, rate: 100.0}
+        {_, s} = Tuner.decide(policy, s, Map.put(m, :p99, (s.interval + 2) * 1000))
+        s
+      end)
+
+    assert %{aim: 0.85, interval: 848} = s
+
+    # 5/s: 0.86 of the 848 ms rounds, 0.71 of the base aim's 698 ms ones.
+    assert {%{propagate_on_update: true, interval: 60_000}, %{need: 698, aim: 0.7}} =
+             Tuner.decide(policy, s, %{at_ms: 7000, window_ms: 1000, updates: 5, rate: 5.0})
+  end
+
   test "set and get on two peers; a fixed controller sets the interval everywhere" do
     Cluster.with_cluster(2, [prefix: "ex_tun"], fn cluster ->
       [n1, n2] = nodes = Cluster.nodes(cluster)
