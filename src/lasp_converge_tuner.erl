@@ -47,9 +47,11 @@
 %%     rises with the interval: a move that the hysteresis or the dwell
 %%     time holds back leaves the aim where it was, to be tried again). A
 %%     window over the target brings the aim back to `aim', and it does
-%%     not rise again for five dwell times. Noisier measurements keep the margin of `aim'. With `push =>
-%%     auto' (the default) it also drives `propagate_on_update',
-%%     below.</li>
+%%     not rise again for five dwell times. Push going on brings it back
+%%     too (the interval kept is the base aim's), and it rises again once
+%%     `2 × calm + 1' windows of rounds agree. Noisier measurements keep
+%%     the margin of `aim'. With `push => auto' (the default) it also
+%%     drives `propagate_on_update', below.</li>
 %% <li>`{budget, MessagesPerSecond}': the fastest convergence (the
 %%     shortest interval) whose replication messages for the variable,
 %%     summed over the members (`lasp_converge_replicator:stats/0'), stay
