@@ -974,14 +974,7 @@ stop(Var) ->
 %% controller goes on from the new value unless none took it).
 -spec log(var()) -> [log_entry()] | {error, not_running}.
 log(Var) ->
-    case pid(Var) of
-        {ok, Pid} ->
-            try gen_server:call(Pid, log, ?TIMEOUT)
-            catch exit:_ -> {error, not_running}
-            end;
-        error ->
-            {error, not_running}
-    end.
+    call_running(Var, log).
 
 %% @doc What `Var''s controller runs on: its `policy', `key', `nodes', the
 %% decision `state' (the interval in force, and in `why' the reason of the
@@ -991,14 +984,7 @@ log(Var) ->
                          state := state(), last := measurement() | none}
                      | {error, not_running}.
 status(Var) ->
-    case pid(Var) of
-        {ok, Pid} ->
-            try gen_server:call(Pid, status, ?TIMEOUT)
-            catch exit:_ -> {error, not_running}
-            end;
-        error ->
-            {error, not_running}
-    end.
+    call_running(Var, status).
 
 %% @doc Settings to start from, before deploying or before a controller has
 %% measured anything: the cheapest `state_interval' and `fanout' whose p99
@@ -1015,6 +1001,18 @@ running() ->
     try supervisor:which_children(?SUP) of
         Cs -> [V || {{?MODULE, V}, P, _, _} <- Cs, is_pid(P)]
     catch exit:_ -> []
+    end.
+
+%% Ask `Var''s controller, or say that none runs (none started, or it
+%% stopped before answering).
+call_running(Var, Msg) ->
+    case pid(Var) of
+        {ok, Pid} ->
+            try gen_server:call(Pid, Msg, ?TIMEOUT)
+            catch exit:_ -> {error, not_running}
+            end;
+        error ->
+            {error, not_running}
     end.
 
 pid(Var) ->
