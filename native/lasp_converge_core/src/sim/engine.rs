@@ -318,6 +318,29 @@ enum Ev {
     },
 }
 
+impl Ev {
+    /// The receiver of a state or delta whose service has not begun.
+    fn unserved(&self) -> Option<u32> {
+        match *self {
+            Ev::State {
+                to, served: false, ..
+            }
+            | Ev::Delta {
+                to, served: false, ..
+            } => Some(to),
+            _ => None,
+        }
+    }
+
+    /// The same message, served.
+    fn served(mut self) -> Self {
+        if let Ev::State { served, .. } | Ev::Delta { served, .. } = &mut self {
+            *served = true;
+        }
+        self
+    }
+}
+
 struct Entry {
     t: u64,
     n: u64,
@@ -602,6 +625,13 @@ impl<'a> Sim<'a> {
             let Some(Reverse(e)) = self.heap.pop() else {
                 break;
             };
+            // A state or delta takes effect once its receiver has served it.
+            if let Some(to) = e.ev.unserved() {
+                if let Some(done) = self.serve(t, to) {
+                    self.push(done, e.ev.served());
+                    continue;
+                }
+            }
             match e.ev {
                 Ev::Tick(node) => {
                     // The tick waits behind what the node is processing.
@@ -619,23 +649,8 @@ impl<'a> Sim<'a> {
                     from,
                     payload,
                     seq,
-                    served,
+                    ..
                 } => {
-                    if !served {
-                        if let Some(done) = self.serve(t, to) {
-                            self.push(
-                                done,
-                                Ev::State {
-                                    to,
-                                    from,
-                                    payload,
-                                    seq,
-                                    served: true,
-                                },
-                            );
-                            continue;
-                        }
-                    }
                     self.merge_set(t, to, payload);
                     if let Some(seq) = seq {
                         self.buffer_news(to, from);
@@ -648,23 +663,8 @@ impl<'a> Sim<'a> {
                     from,
                     payload,
                     seq,
-                    served,
+                    ..
                 } => {
-                    if !served {
-                        if let Some(done) = self.serve(t, to) {
-                            self.push(
-                                done,
-                                Ev::Delta {
-                                    to,
-                                    from,
-                                    payload,
-                                    seq,
-                                    served: true,
-                                },
-                            );
-                            continue;
-                        }
-                    }
                     self.merge_ids(t, to, payload);
                     self.buffer_news(to, from);
                     self.send_ack(t, to, from, seq);
