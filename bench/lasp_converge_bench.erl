@@ -48,6 +48,7 @@ main() ->
     _ = lasp_converge_nif:crdt_types(),  %% raises if the NIF did not load
     header(Cfg),
     Bad0 = timed(fun self_check/0),
+    fixed_cost(Cfg),
     Rows = timed(fun() -> main_table(Cfg) end),
     timed(fun() -> dirty_section(Cfg) end),
     summary(Rows, Bad0),
@@ -105,10 +106,29 @@ header(#{quick := Quick, target_ns := Target, min_runs := Min, max_runs := Max})
               [Target / 1.0e9, Min, Max]).
 
 %% ===================================================================
+%% Fixed cost of a call
+%% ===================================================================
+
+%% What a call costs before it reads a single entry: the call, the
+%% wrapper, weighing the arguments, reading the type tag, returning.
+fixed_cost(Cfg) ->
+    E = {state_gcounter, []},
+    [Bottom, Nat, Erl] =
+        with_states(fun() -> {E, E} end,
+                    fun(A, B) ->
+                            measure([fun(X, _) -> lasp_converge_crdt:is_bottom(X) end,
+                                     fun lasp_converge_crdt:merge/2,
+                                     fun ?MODULE:base_merge/2], A, B, Cfg)
+                    end),
+    io:format("~n== a call's fixed cost (empty gcounters) ==~n"
+              "is_bottom/1 ~s us, merge/2 ~s us; the Erlang baseline's merge ~s us~n",
+              [us(N) || {N, _, _} <- [Bottom, Nat, Erl]]).
+
+%% ===================================================================
 %% Main table
 %% ===================================================================
 
--define(ROW_FMT, "~-14s ~-10s ~6s ~12s ~12s ~8s ~10s ~10s  ~s~n").
+-define(ROW_FMT, "~-14s ~-10s ~6s ~12s ~12s ~8s ~10s ~10s ~7s  ~s~n").
 
 main_table(Cfg = #{sizes := Sizes}) ->
     io:format("~n== merge: native (lasp_converge_crdt:merge/2) vs Erlang baseline "
@@ -116,8 +136,10 @@ main_table(Cfg = #{sizes := Sizes}) ->
     io:format("read_us: lasp_converge_crdt:equal/2 on the same two states, which reads and "
               "validates both and returns at the first difference:~n"
               "what any native call on them costs before merging~n"),
+    io:format("best: erlang_us / read_us, the ratio a native merge would reach "
+              "if merging and building its result cost nothing~n"),
     io:format(?ROW_FMT, ["type", "scenario", "size", "native_us", "erlang_us",
-                         "ratio", "ns/entry", "read_us", "note"]),
+                         "ratio", "ns/entry", "read_us", "best", "note"]),
     Big = [row(Type, Scen, Size, Cfg)
            || Type <- [gcounter, pncounter, gset, twopset, orset, awset],
               Size <- Sizes,
@@ -168,12 +190,12 @@ print_row(Type, Scen, Size, Check, Nat, {ErlNs, _, _}, Read) ->
                 {us(NatNs), io_lib:format("~.2fx", [ErlNs / NatNs]),
                  io_lib:format("~.1f", [NatNs / Size])}
         end,
-    ReadS = case Read of
-                undefined -> "-";
-                {ReadNs, _, _} -> us(ReadNs)
-            end,
+    {ReadS, BestS} = case Read of
+                         undefined -> {"-", "-"};
+                         {ReadNs, _, _} -> {us(ReadNs), io_lib:format("~.2fx", [ErlNs / ReadNs])}
+                     end,
     io:format(?ROW_FMT, [type_label(Type), atom_to_list(Scen), size_label(Size),
-                         NatS, us(ErlNs), RatioS, PerS, ReadS, Note]).
+                         NatS, us(ErlNs), RatioS, PerS, ReadS, BestS, Note]).
 
 type_label(gmap) -> "gmap(gcounter)";
 type_label(awmap) -> "awmap(awset)";
