@@ -26,11 +26,12 @@
 //! Reference: Paulo Sérgio Almeida, Ali Shoker and Carlos Baquero, *Delta
 //! State Replicated Data Types* (2016), <http://arxiv.org/pdf/1603.01529v1.pdf>.
 
-use crate::decode::{self, Decoder};
+use crate::decode::Decoder;
 use crate::error::{BadCrdt, MutateError, Result};
 use crate::lattice::{Lattice, Merged, MutateCx};
 use crate::ord;
 use crate::term::{Atom, Builder, Term};
+use crate::types::pncounter::{decode_int_pairs, encode_int_pairs};
 
 const TAG: Atom = Atom::StateLexcounter;
 
@@ -79,20 +80,13 @@ impl<T: Term> Lattice<T> for LexCounter<T> {
     const TAG: Atom = TAG;
 
     fn decode(payload: &T, d: &mut Decoder) -> Result<Self> {
-        let entries = d.orddict(TAG, payload, |_, v| {
-            let (l, r) = v.as_pair().ok_or(BadCrdt::Malformed(TAG))?;
-            Ok((decode::int(TAG, &l)?, decode::int(TAG, &r)?))
-        })?;
-        Ok(LexCounter { entries })
+        Ok(LexCounter {
+            entries: decode_int_pairs(TAG, payload, d)?,
+        })
     }
 
     fn encode<B: Builder<T = T>>(&self, b: &B) -> T {
-        let items: Vec<T> = self
-            .entries
-            .iter()
-            .map(|(k, (l, r))| b.pair(k.clone(), b.pair(b.int(*l), b.int(*r))))
-            .collect();
-        b.list(&items)
+        encode_int_pairs(&self.entries, b)
     }
 
     fn bottom() -> Self {

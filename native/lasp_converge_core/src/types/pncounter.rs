@@ -53,6 +53,28 @@ pub struct PNCounter<T> {
     pub entries: Vec<(T, (i64, i64))>,
 }
 
+/// An orddict `[{Key, {Int, Int}}]` (pncounter, lexcounter), each integer
+/// fitting in an `i64`.
+pub(crate) fn decode_int_pairs<T: Term>(
+    ty: Atom,
+    payload: &T,
+    d: &mut Decoder,
+) -> Result<Vec<(T, (i64, i64))>> {
+    d.orddict(ty, payload, |_, v| {
+        let (x, y) = v.as_pair().ok_or(BadCrdt::Malformed(ty))?;
+        Ok((decode::int(ty, &x)?, decode::int(ty, &y)?))
+    })
+}
+
+/// `[{Key, {Int, Int}}]` from its entries.
+pub(crate) fn encode_int_pairs<B: Builder>(entries: &[(B::T, (i64, i64))], b: &B) -> B::T {
+    let items: Vec<B::T> = entries
+        .iter()
+        .map(|(k, (x, y))| b.pair(k.clone(), b.pair(b.int(*x), b.int(*y))))
+        .collect();
+    b.list(&items)
+}
+
 impl<T: Term> PNCounter<T> {
     fn find(&self, actor: &T) -> Option<(i64, i64)> {
         ord::find(&self.entries, actor).copied()
@@ -63,20 +85,13 @@ impl<T: Term> Lattice<T> for PNCounter<T> {
     const TAG: Atom = TAG;
 
     fn decode(payload: &T, d: &mut Decoder) -> Result<Self> {
-        let entries = d.orddict(TAG, payload, |_, v| {
-            let (inc, dec) = v.as_pair().ok_or(BadCrdt::Malformed(TAG))?;
-            Ok((decode::int(TAG, &inc)?, decode::int(TAG, &dec)?))
-        })?;
-        Ok(PNCounter { entries })
+        Ok(PNCounter {
+            entries: decode_int_pairs(TAG, payload, d)?,
+        })
     }
 
     fn encode<B: Builder<T = T>>(&self, b: &B) -> T {
-        let items: Vec<T> = self
-            .entries
-            .iter()
-            .map(|(k, (i, d))| b.pair(k.clone(), b.pair(b.int(*i), b.int(*d))))
-            .collect();
-        b.list(&items)
+        encode_int_pairs(&self.entries, b)
     }
 
     fn bottom() -> Self {
