@@ -17,16 +17,19 @@ pub fn union<T: Term>(x: &[T], y: &[T]) -> (Vec<T>, bool) {
     // swaps whenever the second list's head is emitted alone.
     let (mut first, mut second) = (x, y);
     let mut is_x = true;
+    // How `first`'s head compares with `second`'s, when a run found out.
+    let mut known = None;
     loop {
         match (first.first(), second.first()) {
-            (Some(a), Some(b)) => match a.compare(b) {
+            (Some(a), Some(b)) => match known.take().unwrap_or_else(|| a.compare(b)) {
                 Ordering::Less => {
                     // Emit the whole run of `first` below `b` at once: a
                     // small delta merged into a large state costs
                     // O(delta * log(state)) comparisons, not O(state).
-                    let k = run_below(first, b, |e| e);
+                    let (k, next) = run_below_known(first, b, |e| e);
                     out.extend_from_slice(&first[..k]);
                     first = &first[k..];
+                    known = next;
                 }
                 Ordering::Greater => {
                     out.push(b.clone());
@@ -133,13 +136,16 @@ pub fn covers<T: Term, V>(
     let mut i = 0;
     for (k, vy) in y {
         let rest = &x[i..];
-        match rest.first().map(|(kx, _)| kx.compare(k)) {
-            Some(Ordering::Less) => i += run_below(rest, k, |(kx, _)| kx),
-            Some(_) => {}
-            None => return false,
-        }
+        let c = match rest.first().map(|(kx, _)| kx.compare(k)) {
+            Some(Ordering::Less) => {
+                let (n, next) = run_below_known(rest, k, |(kx, _)| kx);
+                i += n;
+                next
+            }
+            c => c,
+        };
         match x.get(i) {
-            Some((kx, vx)) if kx.compare(k) == Ordering::Equal => {
+            Some((kx, vx)) if c.unwrap_or_else(|| kx.compare(k)) == Ordering::Equal => {
                 if !dominates(vx, vy) || (exact_keys && !kx.identical(k)) {
                     return false;
                 }
@@ -172,17 +178,21 @@ pub fn orddict_merge<T: Term, V: Clone, E>(
 ) -> Result<Vec<(T, V)>, E> {
     let mut out = Vec::with_capacity(x.len().max(y.len()));
     let (mut i, mut j) = (0, 0);
+    // How x[i]'s key compares with y[j]'s, when a run found out.
+    let mut known = None;
     while i < x.len() && j < y.len() {
-        match x[i].0.compare(&y[j].0) {
+        match known.take().unwrap_or_else(|| x[i].0.compare(&y[j].0)) {
             Ordering::Less => {
-                let k = run_below(&x[i..], &y[j].0, |(key, _)| key);
+                let (k, next) = run_below_known(&x[i..], &y[j].0, |(key, _)| key);
                 out.extend_from_slice(&x[i..i + k]);
                 i += k;
+                known = next;
             }
             Ordering::Greater => {
-                let k = run_below(&y[j..], &x[i].0, |(key, _)| key);
+                let (k, next) = run_below_known(&y[j..], &x[i].0, |(key, _)| key);
                 out.extend_from_slice(&y[j..j + k]);
                 j += k;
+                known = next.map(Ordering::reverse);
             }
             Ordering::Equal => {
                 let v = f(&x[i].0, &x[i].1, &y[j].1)?;
@@ -210,6 +220,30 @@ pub fn add_element<T: Term>(s: &mut Vec<T>, e: T) {
     if let Err(i) = s.binary_search_by(|x| x.compare(&e)) {
         s.insert(i, e);
     }
+}
+
+/// [`run_below`], also saying how the first element not below `bound`
+/// compares with it when that was found out: a short run is walked an
+/// element at a time, as `orddict:merge/3` does, so the comparison that
+/// ends it need not be made again by the caller; a long one gallops.
+#[inline]
+pub fn run_below_known<E, T: Term>(
+    s: &[E],
+    bound: &T,
+    key: impl Fn(&E) -> &T,
+) -> (usize, Option<Ordering>) {
+    const LINEAR: usize = 8;
+    let mut k = 1;
+    while k < s.len().min(LINEAR) {
+        match key(&s[k]).compare(bound) {
+            Ordering::Less => k += 1,
+            c => return (k, Some(c)),
+        }
+    }
+    if k < s.len() {
+        k += run_below(&s[k - 1..], bound, key) - 1;
+    }
+    (k, None)
 }
 
 /// How many leading elements of `s` (whose first element is known to be
@@ -374,5 +408,105 @@ mod test {
             .collect();
         assert_eq!(keys, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(got[4].1, 8);
+    }
+    // `orddict:merge/3` clause by clause, as OTP recurses.
+    fn orddict_merge_naive(
+        x: &[(OwnedTerm, i64)],
+        y: &[(OwnedTerm, i64)],
+    ) -> Vec<(OwnedTerm, i64)> {
+        match (x.split_first(), y.split_first()) {
+            (None, _) => y.to_vec(),
+            (_, None) => x.to_vec(),
+            (Some((a, xs)), Some((b, ys))) => match a.0.compare(&b.0) {
+                Ordering::Less => [vec![a.clone()], orddict_merge_naive(xs, y)].concat(),
+                Ordering::Greater => [vec![b.clone()], orddict_merge_naive(x, ys)].concat(),
+                Ordering::Equal => [
+                    vec![(a.0.clone(), a.1 * 10 + b.1)],
+                    orddict_merge_naive(xs, ys),
+                ]
+                .concat(),
+            },
+        }
+    }
+
+    // Random sorted lists over keys 0..60 where some keys are floats (`==`
+    // to the integer the other side may hold, not `=:=`), with runs of one
+    // side from 1 to 30 long, so that both the linear and the galloping
+    // part of `run_below_known` end runs: union, orddict_merge and
+    // run_below_known agree with their one-element-at-a-time versions, term
+    // for term.
+    #[test]
+    fn runs_agree_with_clause_by_clause_merges() {
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let key = |i: i64, float: bool| {
+            if float {
+                OwnedTerm::Float(i as f64)
+            } else {
+                OwnedTerm::Int(i.into())
+            }
+        };
+        for _ in 0..3000 {
+            // Each key goes to X, Y or both, in runs.
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            let mut side = next() % 3;
+            let mut left = 0;
+            for i in 0..60i64 {
+                if left == 0 {
+                    side = next() % 3;
+                    left = 1 + next() % if next() % 2 == 0 { 3 } else { 30 };
+                }
+                left -= 1;
+                if next() % 4 == 0 {
+                    continue;
+                }
+                let r = next();
+                if side != 1 {
+                    x.push((key(i, r & 1 == 1), (r >> 8) as i64 & 3));
+                }
+                if side != 0 {
+                    y.push((key(i, r & 2 == 2), (r >> 16) as i64 & 3));
+                }
+            }
+            let same = |a: &[(OwnedTerm, i64)], b: &[(OwnedTerm, i64)]| {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(p, q)| p.0.identical(&q.0) && p.1 == q.1)
+            };
+            for (x, y) in [(&x, &y), (&y, &x)] {
+                let got =
+                    orddict_merge(x, y, |_, a, b| Ok::<_, ()>(a * 10 + b)).unwrap_or_default();
+                assert!(same(&got, &orddict_merge_naive(x, y)), "{x:?} {y:?}");
+                let (xs, ys): (Vec<_>, Vec<_>) = (
+                    x.iter().map(|e| e.0.clone()).collect(),
+                    y.iter().map(|e| e.0.clone()).collect(),
+                );
+                let u = union(&xs, &ys).0;
+                let n = union_naive(&xs, &ys);
+                assert!(u.len() == n.len() && u.iter().zip(&n).all(|(a, b)| a.identical(b)));
+                for j in 0..ys.len() {
+                    for i in 0..xs.len() {
+                        if xs[i].compare(&ys[j]) != Ordering::Less {
+                            continue;
+                        }
+                        let (k, c) = run_below_known(&xs[i..], &ys[j], |e| e);
+                        let want = xs[i..]
+                            .iter()
+                            .take_while(|e| e.compare(&ys[j]).is_lt())
+                            .count();
+                        assert_eq!(k, want);
+                        if let Some(c) = c {
+                            assert_eq!(c, xs[i + k].compare(&ys[j]));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

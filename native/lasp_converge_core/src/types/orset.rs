@@ -610,22 +610,10 @@ impl<'a, T: Term> Merge<'a, T> {
 
 /// How many leading entries of `s` (the first known to be below `bound`)
 /// have an element below `bound`, and how the next one compares with
-/// `bound` when that is known. A short run costs one comparison an entry,
-/// as in `orddict:merge/3`; a long one gallops (`ord::run_below`).
+/// `bound` when that is known.
 #[inline]
 fn run_below<T: Term>(s: &[Entry<T>], bound: &T) -> (usize, Option<Ordering>) {
-    const LINEAR: usize = 8;
-    let mut k = 1;
-    while k < s.len().min(LINEAR) {
-        match s[k].elem.compare(bound) {
-            Ordering::Less => k += 1,
-            c => return (k, Some(c)),
-        }
-    }
-    if k < s.len() {
-        k += ord::run_below(&s[k - 1..], bound, |e| &e.elem) - 1;
-    }
-    (k, None)
+    ord::run_below_known(s, bound, |e| &e.elem)
 }
 
 /// `merge_tokens`' verdict on one element both sides hold; neither means
