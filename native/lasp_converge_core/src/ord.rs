@@ -490,19 +490,19 @@ mod test {
                 let u = union(&xs, &ys).0;
                 let n = union_naive(&xs, &ys);
                 assert!(u.len() == n.len() && u.iter().zip(&n).all(|(a, b)| a.identical(b)));
-                for j in 0..ys.len() {
+                for bound in &ys {
                     for i in 0..xs.len() {
-                        if xs[i].compare(&ys[j]) != Ordering::Less {
+                        if xs[i].compare(bound) != Ordering::Less {
                             continue;
                         }
-                        let (k, c) = run_below_known(&xs[i..], &ys[j], |e| e);
+                        let (k, c) = run_below_known(&xs[i..], bound, |e| e);
                         let want = xs[i..]
                             .iter()
-                            .take_while(|e| e.compare(&ys[j]).is_lt())
+                            .take_while(|e| e.compare(bound).is_lt())
                             .count();
                         assert_eq!(k, want);
                         if let Some(c) = c {
-                            assert_eq!(c, xs[i + k].compare(&ys[j]));
+                            assert_eq!(c, xs[i + k].compare(bound));
                         }
                     }
                 }
