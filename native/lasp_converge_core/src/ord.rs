@@ -322,19 +322,23 @@ mod test {
     // `covers` against one binary search per entry of `y`, on dictionaries
     // of every size pair up to 12 over keys 0..16 (a pseudo-random subset
     // each) and values that dominate or not.
+    /// A deterministic xorshift64 stream.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     #[test]
     fn covers_agrees_with_lookups() {
         let naive = |x: &[(OwnedTerm, i64)], y: &[(OwnedTerm, i64)]| {
             y.iter()
                 .all(|(k, vy)| find(x, k).is_some_and(|vx| vx >= vy))
         };
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..5000 {
             let (nx, ny) = (next() % 13, next() % 13);
             let (bx, by) = (next(), next());
@@ -437,13 +441,7 @@ mod test {
     // for term.
     #[test]
     fn runs_agree_with_clause_by_clause_merges() {
-        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         let key = |i: i64, float: bool| {
             if float {
                 OwnedTerm::Float(i as f64)
@@ -459,10 +457,10 @@ mod test {
             for i in 0..60i64 {
                 if left == 0 {
                     side = next() % 3;
-                    left = 1 + next() % if next() % 2 == 0 { 3 } else { 30 };
+                    left = 1 + next() % if next().is_multiple_of(2) { 3 } else { 30 };
                 }
                 left -= 1;
-                if next() % 4 == 0 {
+                if next().is_multiple_of(4) {
                     continue;
                 }
                 let r = next();
