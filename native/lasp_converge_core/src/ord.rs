@@ -319,9 +319,6 @@ mod test {
         }
     }
 
-    // `covers` against one binary search per entry of `y`, on dictionaries
-    // of every size pair up to 12 over keys 0..16 (a pseudo-random subset
-    // each) and values that dominate or not.
     /// A deterministic xorshift64 stream.
     fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
         move || {
@@ -332,6 +329,9 @@ mod test {
         }
     }
 
+    // `covers` against one binary search per entry of `y`, on dictionaries
+    // of every size pair up to 12 over keys 0..16 (a pseudo-random subset
+    // each) and values that dominate or not.
     #[test]
     fn covers_agrees_with_lookups() {
         let naive = |x: &[(OwnedTerm, i64)], y: &[(OwnedTerm, i64)]| {
@@ -413,6 +413,7 @@ mod test {
         assert_eq!(keys, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(got[4].1, 8);
     }
+
     // `orddict:merge/3` clause by clause, as OTP recurses.
     fn orddict_merge_naive(
         x: &[(OwnedTerm, i64)],
@@ -452,8 +453,8 @@ mod test {
         for _ in 0..3000 {
             // Each key goes to X, Y or both, in runs.
             let (mut x, mut y) = (Vec::new(), Vec::new());
-            let mut side = next() % 3;
-            let mut left = 0;
+            // `left == 0` draws the first run's side and length.
+            let (mut side, mut left) = (0, 0);
             for i in 0..60i64 {
                 if left == 0 {
                     side = next() % 3;

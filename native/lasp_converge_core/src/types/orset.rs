@@ -608,14 +608,6 @@ impl<'a, T: Term> Merge<'a, T> {
     }
 }
 
-/// How many leading entries of `s` (the first known to be below `bound`)
-/// have an element below `bound`, and how the next one compares with
-/// `bound` when that is known.
-#[inline]
-fn run_below<T: Term>(s: &[Entry<T>], bound: &T) -> (usize, Option<Ordering>) {
-    ord::run_below_known(s, bound, |e| &e.elem)
-}
-
 /// `merge_tokens`' verdict on one element both sides hold; neither means
 /// new tokens, pushed onto the result's `toks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -828,12 +820,12 @@ impl<T: Term> Lattice<T> for ORSet<T> {
                 .unwrap_or_else(|| xs[i].elem.compare(&ys[j].elem));
             match c {
                 Ordering::Less => {
-                    let (k, next) = run_below(&xs[i..], &ys[j].elem);
+                    let (k, next) = ord::run_below_known(&xs[i..], &ys[j].elem, |e| &e.elem);
                     m.run_x(k);
                     known = next;
                 }
                 Ordering::Greater => {
-                    let (k, next) = run_below(&ys[j..], &xs[i].elem);
+                    let (k, next) = ord::run_below_known(&ys[j..], &xs[i].elem, |e| &e.elem);
                     m.run_y(k);
                     known = next.map(Ordering::reverse);
                 }
