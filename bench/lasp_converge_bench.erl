@@ -16,7 +16,7 @@
 %% Before timing, the native result must be `=:=' to the baseline's (or
 %% `equal/2' to it, which is reported); otherwise a MISMATCH line is
 %% printed. The baseline itself is first checked against the conformance
-%% vectors, when `../shared/conformance' (or `$LASP_CONVERGE_CONFORMANCE')
+%% vectors, when `test/conformance' (or `$LASP_CONVERGE_CONFORMANCE')
 %% is there, so it is the reference semantics and not a strawman.
 %%
 %% A second section times the normal-scheduler NIF against its dirty twin
@@ -459,7 +459,7 @@ summary(Rows, BaselineBad) ->
 
 self_check() ->
     Dir = case os:getenv("LASP_CONVERGE_CONFORMANCE") of
-              false -> filename:join(["..", "shared", "conformance"]);
+              false -> filename:join(["test", "conformance"]);
               D -> D
           end,
     Types = [state_gcounter, state_pncounter, state_gset, state_twopset, state_orset,

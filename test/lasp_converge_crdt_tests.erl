@@ -38,8 +38,10 @@ conformance_vectors_test_() ->
                               note("~p: no vector file ~s, not checked", [Type, File]),
                               [];
                           {true, false} ->
-                              note("~p: not implemented yet, vectors skipped", [Type]),
-                              [];
+                              %% Every type with vectors must be registered:
+                              %% one that dropped out fails here.
+                              [{atom_to_list(Type) ++ " is implemented",
+                                fun() -> erlang:error({not_implemented, Type}) end}];
                           {true, true} ->
                               Title = lists:flatten(
                                         io_lib:format("~p agrees with types 0.1.8 on ~s",
@@ -52,8 +54,8 @@ conformance_vectors_test_() ->
             [{"conformance vectors found",
               fun() ->
                       erlang:error({conformance_vectors_missing,
-                                    "expected the folder ../shared/conformance beside "
-                                    "the repository root (set LASP_CONVERGE_CONFORMANCE "
+                                    "expected the folder test/conformance in the "
+                                    "repository (set LASP_CONVERGE_CONFORMANCE "
                                     "to override)",
                                     {tried, Tried}})
               end}]
@@ -273,39 +275,12 @@ is_raises({'$raises', _, _}) -> true;
 is_raises(_) -> false.
 
 %% -------------------------------------------------------------------
-%% Where the vectors live: ../shared/conformance beside the repository root.
+%% Where the vectors live: `test/conformance' in this repository (copied
+%% from lasp-lang/types' generator output, see its README), or
+%% `$LASP_CONVERGE_CONFORMANCE'.
 
 conformance_dir() ->
-    case os:getenv("LASP_CONVERGE_CONFORMANCE") of
-        Dir when is_list(Dir), Dir =/= "" ->
-            case filelib:is_dir(Dir) of
-                true -> {ok, Dir};
-                false -> {error, [Dir]}
-            end;
-        _ ->
-            {ok, Cwd} = file:get_cwd(),
-            Starts = [Cwd,
-                      filename:dirname(filename:absname(?FILE)),
-                      filename:dirname(filename:absname(code:which(?MODULE)))],
-            Candidates = lists:usort(
-                           [filename:join([Root, "..", "shared", "conformance"])
-                            || Start <- Starts, Root <- repo_roots(Start)]),
-            case [C || C <- Candidates,
-                       filelib:is_regular(filename:join(C, "README.md"))] of
-                [Found | _] -> {ok, Found};
-                [] -> {error, [{searched_from, lists:usort(Starts)},
-                               {candidates, Candidates}]}
-            end
-    end.
-
-%% The ancestors of Dir that look like this repository's root.
-repo_roots(Dir) ->
-    [D || D <- ancestors(filename:split(Dir)),
-          filelib:is_regular(filename:join([D, "src", "lasp_converge_crdt.erl"]))
-              orelse filelib:is_regular(filename:join(D, "rebar.config"))].
-
-ancestors(Parts) ->
-    [filename:join(lists:sublist(Parts, N)) || N <- lists:seq(length(Parts), 1, -1)].
+    lasp_converge_test_paths:conformance_dir().
 
 %% -------------------------------------------------------------------
 %% Query normalisation (README §2): sets become lists sorted in term
@@ -889,26 +864,20 @@ unknown_op_test() ->
     ?assertError({badcrdt, {unknown_op, state_gset}}, ?M:delta_mutate(<<"add">>, a, S)).
 
 ivar_conflict_test_() ->
-    case implemented(state_ivar) of
-        false ->
-            note("state_ivar: not implemented yet, conflict test skipped", []),
-            [];
-        true ->
-            [{"two different ivar values raise {conflict, state_ivar}",
-              fun() ->
-                      ?assertError({badcrdt, {conflict, state_ivar}},
-                                   ?M:merge({state_ivar, 1}, {state_ivar, 2})),
-                      ?assertError({badcrdt, {conflict, state_ivar}},
-                                   ?M:merge({state_ivar, <<"a">>}, {state_ivar, <<"b">>})),
-                      %% `==' but not `=:=': types has no clause for it either.
-                      ?assertError({badcrdt, {conflict, state_ivar}},
-                                   ?M:merge({state_ivar, 1}, {state_ivar, 1.0})),
-                      ?assertError({badcrdt, _},
-                                   ?M:merge_all([{state_ivar, undefined}, {state_ivar, 1},
-                                                 {state_ivar, 2}])),
-                      ?assertEqual({state_ivar, 1}, ?M:merge({state_ivar, 1}, {state_ivar, 1}))
-              end}]
-    end.
+    [{"two different ivar values raise {conflict, state_ivar}",
+      fun() ->
+              ?assertError({badcrdt, {conflict, state_ivar}},
+                           ?M:merge({state_ivar, 1}, {state_ivar, 2})),
+              ?assertError({badcrdt, {conflict, state_ivar}},
+                           ?M:merge({state_ivar, <<"a">>}, {state_ivar, <<"b">>})),
+              %% `==' but not `=:=': types has no clause for it either.
+              ?assertError({badcrdt, {conflict, state_ivar}},
+                           ?M:merge({state_ivar, 1}, {state_ivar, 1.0})),
+              ?assertError({badcrdt, _},
+                           ?M:merge_all([{state_ivar, undefined}, {state_ivar, 1},
+                                         {state_ivar, 2}])),
+              ?assertEqual({state_ivar, 1}, ?M:merge({state_ivar, 1}, {state_ivar, 1}))
+      end}].
 
 %% CRDTs nested in CRDTs past the documented depth (32) are refused, not
 %% walked on the native stack; shallower ones merge.

@@ -391,24 +391,11 @@ implemented(Type) ->
 implemented_types() ->
     [T || T <- ?M:types(), implemented(T)].
 
-%% ../shared/conformance beside the repository root (see
-%% lasp_converge_crdt_tests for the full search and its error message).
+%% The repository's test/conformance (or $LASP_CONVERGE_CONFORMANCE).
 conformance_dir() ->
-    case os:getenv("LASP_CONVERGE_CONFORMANCE") of
-        Dir when is_list(Dir), Dir =/= "" -> {ok, Dir};
-        _ ->
-            {ok, Cwd} = file:get_cwd(),
-            Starts = [Cwd, filename:dirname(filename:absname(code:which(?MODULE)))],
-            Found = [C || Start <- Starts,
-                          Parts <- [filename:split(Start)],
-                          N <- lists:seq(length(Parts), 1, -1),
-                          C <- [filename:join([filename:join(lists:sublist(Parts, N)),
-                                               "..", "shared", "conformance"])],
-                          filelib:is_regular(filename:join(C, "README.md"))],
-            case Found of
-                [D | _] -> {ok, D};
-                [] -> error
-            end
+    case lasp_converge_test_paths:conformance_dir() of
+        {ok, Dir} -> {ok, Dir};
+        {error, _} -> error
     end.
 
 note(Fmt, Args) ->

@@ -6,10 +6,12 @@ defmodule LaspConverge.CRDTTest do
 
   doctest LaspConverge.CRDT
 
-  # The conformance vectors, generated from lasp-lang/types 0.1.8, live in the
-  # shared folder beside the repository (see its README for the case format).
-  # Every case of each file runs: the whole set takes well under a second.
-  @conformance_dir Path.expand("../../../shared/conformance", __DIR__)
+  # The conformance vectors, generated from lasp-lang/types 0.1.8, live in
+  # test/conformance (see its README for the case format), or where
+  # LASP_CONVERGE_CONFORMANCE points. Every case of each file runs: the whole
+  # set takes well under a second.
+  @conformance_dir System.get_env("LASP_CONVERGE_CONFORMANCE") ||
+                     Path.expand("../conformance", __DIR__)
 
   @types [
     :state_gcounter,
@@ -267,7 +269,7 @@ defmodule LaspConverge.CRDTTest do
     unless File.dir?(@conformance_dir) do
       flunk(
         "conformance vectors not found: #{@conformance_dir} does not exist " <>
-          "(the shared folder must sit beside the repository, as ../shared/conformance)"
+          "(expected test/conformance in the repository, or set LASP_CONVERGE_CONFORMANCE)"
       )
     end
 
