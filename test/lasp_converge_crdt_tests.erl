@@ -1,5 +1,5 @@
 %% @doc EUnit tests of `lasp_converge_crdt': the conformance vectors of
-%% lasp-lang/types 0.1.8 (`../shared/conformance/<type>.etf', see its
+%% lasp-lang/types 0.1.8 (`test/conformance/<type>.etf', see its
 %% README) checked case by case and key by key, plus unit tests of the
 %% wrappers in the style of types' own EUnit tests (`state_<type>.erl').
 %%

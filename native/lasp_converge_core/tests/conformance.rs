@@ -1,4 +1,4 @@
-//! The conformance vectors of `shared/conformance/` (generated from
+//! The conformance vectors of `test/conformance/` (generated from
 //! lasp-lang/types 0.1.8 on OTP 25), checked case by case through
 //! `lasp_converge_core::api` with `OwnedTerm`.
 //!
