@@ -1,6 +1,8 @@
 # lasp_converge: the one place that runs cargo and copies the NIF into priv/.
 #
-#   make            build the NIF and the Erlang/Elixir code (rebar3 compile)
+#   make            build the NIF and the Erlang code (rebar3 compile), then the
+#                   Erlang reference docs as doc chunks (so h(Mod, Fun) works in erl)
+#   make docs       rebar3 edoc: doc/chunks/*.chunk
 #   make test       cargo test, then rebar3 eunit, then mix test
 #   make nif        cargo build the NIF and copy it to priv/ (needs no Erlang)
 #   make toolchain  install Erlang/OTP, Elixir, rebar3 and PropEr if missing
@@ -53,9 +55,9 @@ endef
 BENCH_SRC := bench/lasp_converge_bench.erl
 BENCH_OUT := _build/bench
 
-.PHONY: all toolchain nif compile test demo bench lint fmt dialyzer clean
+.PHONY: all toolchain nif compile docs test demo bench lint fmt dialyzer clean
 
-all: nif compile
+all: nif compile docs
 
 # A no-op when everything is there; otherwise install it (root on Debian) or
 # say exactly what to run.
@@ -92,6 +94,11 @@ nif:
 
 compile: toolchain
 	$(REBAR3) compile
+
+# EEP-48 doc chunks from the edoc comments (rebar.config's edoc_opts), read by
+# `h/1,2` in `erl` through code:get_doc/1.
+docs: toolchain
+	$(REBAR3) edoc
 
 # Stops at the first failing step. `rebar3 eunit` builds the NIF through the
 # rebar.config pre_hook, `mix test` through the Mix compiler.
@@ -132,5 +139,5 @@ dialyzer: toolchain
 	$(REBAR3) dialyzer
 
 clean:
-	rm -rf _build priv/lasp_converge_nif.so priv/lasp_converge_nif.so.tmp
+	rm -rf _build doc priv/lasp_converge_nif.so priv/lasp_converge_nif.so.tmp
 	$(CARGO) clean
