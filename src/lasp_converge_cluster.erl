@@ -38,6 +38,10 @@
 %% after `stop/1' (other clusters may use it). `started_distribution/1' says
 %% whether this cluster's start did it, so a test can `net_kernel:stop()'.
 %%
+%% A caller started with `-name' (long names, e.g. `x@127.0.0.1') gets peers
+%% with long names on the caller's host part (`<name>@127.0.0.1'); one
+%% started with `-sname' gets short names on this host.
+%%
 %% With `connect => false' the peers are not explicitly connected to each
 %% other; each is still connected to the caller, and `global' may mesh them
 %% anyway unless `args' contains `"-connect_all", "false"'.
@@ -107,6 +111,10 @@ start(N) ->
 %%     call made while starting (and by `call/5').</li>
 %% </ul>
 %% Returns `{error, {bad_size, N}}' unless `N' is a positive integer,
+%% `{error, {bad_opts, Opts}}' unless `Opts' is a map,
+%% `{error, {unknown_option, Key}}' for a key not listed above,
+%% `{error, {bad_option, Key, Value}}' for a value of the wrong kind (a
+%% `prefix' must be letters, digits, `_' and `-', starting with a letter),
 %% `{error, {start_failed, K, Reason}}' when node `K' (1-based) could not be
 %% started or set up (the nodes started before it are stopped), and
 %% `{error, {distribution, Reason}}' when this node could not be made
@@ -114,8 +122,11 @@ start(N) ->
 -spec start(pos_integer(), opts()) -> {ok, cluster()} | {error, term()}.
 start(N, _Opts) when not is_integer(N); N < 1 ->
     {error, {bad_size, N}};
-start(N, Opts) when is_map(Opts) ->
-    start(N, Opts, 1).
+start(N, Opts) ->
+    case check_opts(Opts) of
+        ok -> start(N, Opts, 1);
+        {error, _} = E -> E
+    end.
 
 %% One more try when this node stopped being distributed between the check
 %% and the first peer's start (a test that stops `net_kernel' as another
@@ -390,7 +401,7 @@ start_peers(K, N, Base, Args, Apps, Timeout, Acc) ->
     end.
 
 start_peer(Name, Args, Apps, Timeout) ->
-    try peer:start_link(#{name => Name, args => Args, wait_boot => Timeout}) of
+    try peer:start_link(peer_opts(Name, Args, Timeout)) of
         {ok, Pid, Node} ->
             case start_apps(Node, Apps, Timeout) of
                 ok ->
@@ -420,6 +431,57 @@ restart_peer(Node, #own{args = Args, apps = Apps, timeout = Timeout} = Own, N) -
         {error, _} = E ->
             E
     end.
+
+%% A long-names caller: peers on its host part, named with `-name', since
+%% peer's default host (this machine's short host name) makes a long name
+%% the caller may not reach.
+peer_opts(Name, Args, Timeout) ->
+    Base = #{name => Name, args => Args, wait_boot => Timeout},
+    case net_kernel:longnames() of
+        true ->
+            [_, Host] = string:split(atom_to_list(node()), "@"),
+            Base#{host => Host, longnames => true};
+        _ ->
+            Base
+    end.
+
+check_opts(Opts) when is_map(Opts) ->
+    check_opts(maps:to_list(Opts), Opts);
+check_opts(Opts) ->
+    {error, {bad_opts, Opts}}.
+
+check_opts([], _) ->
+    ok;
+check_opts([{K, V} | Rest], Opts) ->
+    case opt_ok(K, V) of
+        true -> check_opts(Rest, Opts);
+        false -> {error, {bad_option, K, V}};
+        unknown -> {error, {unknown_option, K}}
+    end.
+
+opt_ok(prefix, P) when is_atom(P); is_binary(P); is_list(P) ->
+    try to_list(P) of
+        [C | Cs] = L when is_list(L) ->
+            is_letter(C) andalso
+                lists:all(fun(X) -> is_letter(X) orelse (X >= $0 andalso X =< $9)
+                                        orelse X =:= $_ orelse X =:= $- end, Cs)
+                andalso length(L) =< 100;
+        _ -> false
+    catch _:_ -> false
+    end;
+opt_ok(prefix, _) -> false;
+opt_ok(code_paths, L) -> is_list(L) andalso lists:all(fun is_chars/1, L);
+opt_ok(args, L) -> is_list(L) andalso lists:all(fun is_chars/1, L);
+opt_ok(connect, B) -> is_boolean(B);
+opt_ok(apps, L) -> is_list(L) andalso lists:all(fun is_atom/1, L);
+opt_ok(timeout, T) -> is_integer(T) andalso T > 0;
+opt_ok(_, _) -> unknown.
+
+is_letter(C) -> (C >= $a andalso C =< $z) orelse (C >= $A andalso C =< $Z).
+
+is_chars(B) when is_binary(B) -> true;
+is_chars(L) when is_list(L) -> io_lib:char_list(L);
+is_chars(_) -> false.
 
 start_apps(_Node, [], _Timeout) ->
     ok;

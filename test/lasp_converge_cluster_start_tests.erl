@@ -114,3 +114,46 @@ wait_gone(Ns, Ms) when Ms > 0 ->
     end;
 wait_gone(Ns, _) ->
     ?assertEqual([], [N || N <- Ns, lists:member(N, nodes())]).
+
+%% Options are checked before anything starts: a list, an unknown key, a
+%% prefix that is no node-name part.
+bad_options_are_refused_test() ->
+    ?assertEqual({error, {bad_opts, [{prefix, "x"}]}}, ?CL:start(2, [{prefix, "x"}])),
+    ?assertEqual({error, {unknown_option, prefx}}, ?CL:start(2, #{prefx => x})),
+    ?assertEqual({error, {bad_option, prefix, "a@b"}}, ?CL:start(2, #{prefix => "a@b"})),
+    ?assertEqual({error, {bad_option, prefix, ""}}, ?CL:start(2, #{prefix => ""})),
+    ?assertEqual({error, {bad_option, prefix, "1x"}}, ?CL:start(2, #{prefix => "1x"})),
+    ?assertEqual({error, {bad_option, timeout, 0}}, ?CL:start(2, #{timeout => 0})),
+    ?assertEqual({error, {bad_option, apps, [<<"x">>]}}, ?CL:start(2, #{apps => [<<"x">>]})),
+    ?assertEqual({error, {bad_option, connect, yes}}, ?CL:start(2, #{connect => yes})).
+
+%% A caller started with `-name x@127.0.0.1' (long names) gets a working
+%% cluster of long-named peers. The caller is itself a peer, controlled
+%% over standard io, since this node may use short names.
+long_names_test_() ->
+    {timeout, 90, fun long_names/0}.
+
+long_names() ->
+    Paths = [P || P <- code:get_path(), filelib:is_dir(P),
+                  not lists:prefix(code:root_dir(), P)],
+    Name = list_to_atom(lists:concat(["lc_long_", os:getpid(), "_",
+                                      erlang:unique_integer([positive])])),
+    {ok, Peer, Node} = peer:start_link(#{name => Name, host => "127.0.0.1",
+                                         longnames => true,
+                                         connection => standard_io,
+                                         args => ["-pa" | Paths]}),
+    try
+        ?assertMatch([_, "127.0.0.1"], string:split(atom_to_list(Node), "@")),
+        {ok, _} = peer:call(Peer, application, ensure_all_started, [lasp_converge], 30000),
+        {ok, C} = peer:call(Peer, ?CL, start, [2, #{prefix => lc_long, timeout => 30000}],
+                            60000),
+        Ns = peer:call(Peer, ?CL, nodes, [C]),
+        ?assertEqual(2, length(Ns)),
+        [?assertMatch([_, "127.0.0.1"], string:split(atom_to_list(N), "@")) || N <- Ns],
+        ?assertEqual({state_gset, [1, 2]},
+                     peer:call(Peer, ?CL, call, [C, hd(Ns), lasp_converge_crdt, merge,
+                                                 [{state_gset, [1]}, {state_gset, [2]}]])),
+        ?assertEqual(ok, peer:call(Peer, ?CL, stop, [C], 30000))
+    after
+        peer:stop(Peer)
+    end.
