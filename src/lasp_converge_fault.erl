@@ -40,11 +40,17 @@
 %% `lasp_converge:mark/1' on every running member and on this node, so
 %% `lasp_converge:marks(Var)' shows them next to the figures.
 %%
-%% Once the cluster is stopped, `heal/1', `resume/2' and `clear/1' return
-%% `ok' (there is nothing left to undo), `partition/2' returns
-%% `{error, not_running}', `events/1' returns `[]', `crash/2' does nothing,
-%% `delay/4', `drop/2' and `pause/2' raise `cluster_not_running', and
-%% `restart/3' raises `{restart_failed, Node, not_running}'.
+%% == Errors ==
+%%
+%% Every call returns `ok' or `{error, Reason}' and raises nothing for what a
+%% caller can get wrong: `{not_a_member, Node}' for a node that is not one of
+%% the cluster's, `not_running' once the cluster is stopped (for every call
+%% but `events/1', which returns `[]'), `{bad_delay, Ms}' unless a
+%% non-negative integer, `{bad_probability, P}' unless a number in [0, 1],
+%% `{bad_opts, Opts}', `{unknown_option, Key}' and `{bad_option, Key, Value}'
+%% for `restart/3', `{crash_failed, Node, Why}' and
+%% `{restart_failed, Node, Why}' when the node could not be stopped or
+%% started. Crashing a node that is already down is `ok'.
 -module(lasp_converge_fault).
 
 -export([partition/2, heal/1, delay/4, drop/2, crash/2, restart/3,
@@ -73,58 +79,58 @@ partition(C, Groups) ->
     end.
 
 %% @doc Undo the partition.
--spec heal(cluster()) -> ok.
+-spec heal(cluster()) -> ok | {error, term()}.
 heal(C) ->
-    _ = traffic(C, heal, [], fun(T) -> T#{groups := undefined} end),
-    ok.
+    traffic(C, heal, [], fun(T) -> T#{groups := undefined} end).
 
 %% @doc Deliver replication messages from `From' to `To' `Ms' milliseconds
 %% late (one direction; 0 removes the delay). Raises `{badarg, Ms}' for a
 %% negative or non-integer `Ms' and `{not_a_member, N}' for a node outside
 %% the cluster.
--spec delay(cluster(), node(), node(), non_neg_integer()) -> ok.
+-spec delay(cluster(), node(), node(), non_neg_integer()) -> ok | {error, term()}.
 delay(C, From, To, Ms) when is_integer(Ms), Ms >= 0 ->
-    member(C, From),
-    member(C, To),
     Change = fun(#{delays := D} = T) ->
                      T#{delays := case Ms of
                                       0 -> maps:remove({From, To}, D);
                                       _ -> D#{{From, To} => Ms}
                                   end}
              end,
-    applied(traffic(C, delay, [From, To, Ms], Change));
+    members(C, [From, To], fun() -> traffic(C, delay, [From, To, Ms], Change) end);
 delay(_C, _From, _To, Ms) ->
-    erlang:error({badarg, Ms}).
+    {error, {bad_delay, Ms}}.
 
 %% @doc Lose each replication message with probability `P' (0.0 removes
 %% the loss). Raises `{badarg, P}' unless `0 =< P =< 1'.
--spec drop(cluster(), float()) -> ok.
+-spec drop(cluster(), float()) -> ok | {error, term()}.
 drop(C, P) when is_number(P), P >= 0, P =< 1 ->
-    applied(traffic(C, drop, [P], fun(T) -> T#{drop := float(P)} end));
+    traffic(C, drop, [P], fun(T) -> T#{drop := float(P)} end);
 drop(_C, P) ->
-    erlang:error({badarg, P}).
+    {error, {bad_probability, P}}.
 
 %% @doc Halt `Node' (its state is lost) and wait until it is down. Its
 %% replicator settings and declared variables are remembered for
 %% `restart/3'; a crashed node is no longer paused. Crashing a node that is
 %% down already does nothing.
--spec crash(cluster(), node()) -> ok.
+-spec crash(cluster(), node()) -> ok | {error, term()}.
 crash(C, Node) ->
-    member(C, Node),
+    members(C, [Node], fun() -> crash_member(C, Node) end).
+
+crash_member(C, Node) ->
     case lists:member(Node, lasp_converge_cluster:live_nodes(C)) of
         false ->
-            ok;
+            %% Already down, or the whole cluster is stopped.
+            lasp_converge_cluster:update_faults(C, fun(F, _) -> {ok, F} end);
         true ->
             Snap = snapshot(Node),
             case lasp_converge_cluster:stop_node(C, Node) of
                 ok ->
-                    ok = update(C, crash, [Node],
-                                fun(#{snapshots := S, traffic := #{paused := P} = T} = F, _) ->
-                                        F#{snapshots := S#{Node => Snap},
-                                           traffic := T#{paused := P -- [Node]}}
-                                end);
+                    update(C, crash, [Node],
+                           fun(#{snapshots := S, traffic := #{paused := P} = T} = F, _) ->
+                                   F#{snapshots := S#{Node => Snap},
+                                      traffic := T#{paused := P -- [Node]}}
+                           end);
                 {error, R} ->
-                    erlang:error({crash_failed, Node, R})
+                    {error, {crash_failed, Node, R}}
             end
     end.
 
@@ -134,10 +140,23 @@ crash(C, Node) ->
 %% `recover => true' from the state of a running member. Raises
 %% `{restart_failed, Node, Reason}' when the node cannot be started
 %% (`{already_running, Node}' included).
--spec restart(cluster(), node(), restart_opts()) -> ok.
+-spec restart(cluster(), node(), restart_opts()) -> ok | {error, term()}.
 restart(C, Node, Opts) when is_map(Opts) ->
-    member(C, Node),
-    Recover = maps:get(recover, Opts, false),
+    case [K || K <- maps:keys(Opts), K =/= recover] of
+        [K | _] ->
+            {error, {unknown_option, K}};
+        [] ->
+            case maps:get(recover, Opts, false) of
+                Recover when is_boolean(Recover) ->
+                    members(C, [Node], fun() -> restart_member(C, Node, Opts, Recover) end);
+                Bad ->
+                    {error, {bad_option, recover, Bad}}
+            end
+    end;
+restart(_C, _Node, Opts) ->
+    {error, {bad_opts, Opts}}.
+
+restart_member(C, Node, Opts, Recover) ->
     case lasp_converge_cluster:start_node(C, Node) of
         ok ->
             Faults = ensure(lasp_converge_cluster:faults(C)),
@@ -152,34 +171,39 @@ restart(C, Node, Opts) when is_map(Opts) ->
             lists:foreach(fun({Var, Type, Members}) ->
                                   restore(Node, Var, Type, Members, Recover, Live)
                           end, maps:get(vars, Snap)),
-            ok = update(C, restart, [Node, Opts],
-                        fun(#{snapshots := S} = F, _) -> F#{snapshots := maps:remove(Node, S)} end);
+            update(C, restart, [Node, Opts],
+                   fun(#{snapshots := S} = F, _) -> F#{snapshots := maps:remove(Node, S)} end);
+        {error, not_running} ->
+            {error, not_running};
         {error, R} ->
-            erlang:error({restart_failed, Node, R})
+            {error, {restart_failed, Node, R}}
     end.
 
 %% @doc Freeze `Node''s replicator: it neither sends nor processes
 %% replication messages until `resume/2' (messages arriving meanwhile are
 %% processed then). Local calls on it keep working.
--spec pause(cluster(), node()) -> ok.
+-spec pause(cluster(), node()) -> ok | {error, term()}.
 pause(C, Node) ->
-    member(C, Node),
-    applied(traffic(C, pause, [Node],
-                    fun(#{paused := P} = T) -> T#{paused := lists:usort([Node | P])} end)).
+    members(C, [Node],
+            fun() ->
+                    traffic(C, pause, [Node],
+                            fun(#{paused := P} = T) -> T#{paused := lists:usort([Node | P])} end)
+            end).
 
 %% @doc Unfreeze `Node''s replicator; it processes what arrived meanwhile.
--spec resume(cluster(), node()) -> ok.
+-spec resume(cluster(), node()) -> ok | {error, term()}.
 resume(C, Node) ->
-    member(C, Node),
-    _ = traffic(C, resume, [Node], fun(#{paused := P} = T) -> T#{paused := P -- [Node]} end),
-    ok.
+    members(C, [Node],
+            fun() ->
+                    traffic(C, resume, [Node],
+                            fun(#{paused := P} = T) -> T#{paused := P -- [Node]} end)
+            end).
 
 %% @doc Undo every traffic fault: partition, delays, loss, pauses. (Crashed
 %% nodes stay down until `restart/3'.)
--spec clear(cluster()) -> ok.
+-spec clear(cluster()) -> ok | {error, term()}.
 clear(C) ->
-    _ = traffic(C, clear, [], fun(_) -> ?NO_TRAFFIC end),
-    ok.
+    traffic(C, clear, [], fun(_) -> ?NO_TRAFFIC end).
 
 %% @doc The faults applied to the cluster so far, in time order.
 -spec events(cluster()) -> [event()].
@@ -188,13 +212,12 @@ events(C) ->
 
 %% ---- internals ----
 
-applied(ok) -> ok;
-applied({error, not_running}) -> erlang:error(cluster_not_running).
-
-member(C, Node) ->
-    case lists:member(Node, lasp_converge_cluster:nodes(C)) of
-        true -> ok;
-        false -> erlang:error({not_a_member, Node})
+%% Run `Fun' when every node is a member of the cluster.
+members(C, Nodes, Fun) ->
+    Members = lasp_converge_cluster:nodes(C),
+    case [N || N <- Nodes, not lists:member(N, Members)] of
+        [] -> Fun();
+        [N | _] -> {error, {not_a_member, N}}
     end.
 
 check_groups(Groups, Members) when is_list(Groups) ->

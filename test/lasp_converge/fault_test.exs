@@ -54,6 +54,18 @@ defmodule LaspConverge.FaultTest do
       assert :ok = Fault.restart(cluster, c, recover: true)
       assert value(cluster, c, var) == ["w", "x", "y", "z"]
 
+      # Mistakes are returned, not raised, and change nothing.
+      assert {:error, {:not_a_member, :nope@nowhere}} = Fault.crash(cluster, :nope@nowhere)
+      assert {:error, {:not_a_member, :nope@nowhere}} = Fault.pause(cluster, :nope@nowhere)
+      assert {:error, {:bad_delay, -100}} = Fault.delay(cluster, a, b, -100)
+      assert {:error, {:bad_probability, 2}} = Fault.drop(cluster, 2)
+      assert {:error, {:unknown_option, :recovr}} = Fault.restart(cluster, c, recovr: true)
+      assert {:error, {:bad_opts, :yes}} = Fault.restart(cluster, c, :yes)
+
+      assert_raise LaspConverge.Fault.Error, ~r/not_a_member/, fn ->
+        Fault.crash!(cluster, :nope@nowhere)
+      end
+
       assert :ok = Fault.drop(cluster, 0.5)
       assert :ok = Fault.delay(cluster, a, b, 10)
       assert :ok = Fault.clear(cluster)
@@ -72,11 +84,17 @@ defmodule LaspConverge.FaultTest do
 
     refute Enum.any?(nodes, &(&1 in Node.list()))
     assert Cluster.live_nodes(cluster) == []
-    # A stopped cluster: nothing to undo, nothing to inject.
-    assert :ok = Fault.clear(cluster)
+    # A stopped cluster: every call says so, none raises; the ! variants do.
+    assert {:error, :not_running} = Fault.clear(cluster)
     assert Fault.events(cluster) == []
     assert {:error, :not_running} = Fault.partition(cluster, [nodes])
-    assert_raise ErlangError, fn -> Fault.drop(cluster, 0.1) end
+    assert {:error, :not_running} = Fault.drop(cluster, 0.1)
+    assert {:error, :not_running} = Fault.crash(cluster, hd(nodes))
+    assert {:error, :not_running} = Fault.restart(cluster, hd(nodes))
+
+    assert_raise LaspConverge.Fault.Error, ~r/not_running/, fn ->
+      Fault.drop!(cluster, 0.1)
+    end
   end
 
   defp add(cluster, node, var, e),
