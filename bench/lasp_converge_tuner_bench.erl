@@ -170,7 +170,7 @@ wait_converged(C, N1, Var, Deadline) ->
 %% tuner the intervals in force.
 phase_row(Records, Log, Start, {TA, MA}, {TB, MB}) ->
     Vs = [value(R) || #{ts_us := Ts} = R <- Records, Ts >= TA, Ts < TB],
-    #{p99 := P} = ?T:window_figures(Vs),
+    #{p99 := P} = lasp_converge_tuner_policy:window_figures(Vs),
     InForce = fun(Key, Default) ->
                       Before = [New || #{at_us := At, key := K, new := New} <- Log,
                                        K =:= Key, At < TA],
@@ -201,7 +201,7 @@ windows(Records) ->
                                                   [value(R)], Acc)
                          end, #{}, Records),
     Met = [W || W <- maps:values(Groups),
-                case ?T:window_figures(W) of
+                case lasp_converge_tuner_policy:window_figures(W) of
                     #{p99 := P} when is_integer(P) -> P =< ?TARGET * 1000;
                     _ -> false
                 end],

@@ -10,58 +10,59 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -define(T, lasp_converge_tuner).
+-define(P, lasp_converge_tuner_policy).
 -define(CL, lasp_converge_cluster).
 -define(R, lasp_converge_replicator).
 
 %% ---- the model ----
 
 rounds_test() ->
-    ?assertEqual(1, ?T:rounds(5, all)),
-    ?assertEqual(1, ?T:rounds(3, 2)),
-    ?assertEqual(3, ?T:rounds(5, 1)),
-    ?assertEqual(2, ?T:rounds(9, 2)),
-    ?assertEqual(1, ?T:rounds(1, 1)).
+    ?assertEqual(1, ?P:rounds(5, all)),
+    ?assertEqual(1, ?P:rounds(3, 2)),
+    ?assertEqual(3, ?P:rounds(5, 1)),
+    ?assertEqual(2, ?P:rounds(9, 2)),
+    ?assertEqual(1, ?P:rounds(1, 1)).
 
 window_figures_test() ->
     ?assertEqual(#{p50 => undefined, p99 => undefined, max => undefined},
-                 ?T:window_figures([])),
+                 ?P:window_figures([])),
     ?assertEqual(#{p50 => 50, p99 => 99, max => 100},
-                 ?T:window_figures(lists:reverse(lists:seq(1, 100)))),
+                 ?P:window_figures(lists:reverse(lists:seq(1, 100)))),
     %% An unconverged update is the slowest.
     ?assertEqual(#{p50 => 2, p99 => infinity, max => infinity},
-                 ?T:window_figures([3, unconverged, 1, 2])).
+                 ?P:window_figures([3, unconverged, 1, 2])).
 
 %% ---- fixed ----
 
 fixed_test() ->
-    S0 = ?T:init_state({fixed, 250}, #{interval => 10000}),
-    {250, S1} = ?T:initial({fixed, 250}, S0),
-    ?assertMatch({keep, _}, ?T:decide({fixed, 250}, S1, m(1000, #{}))),
+    S0 = ?P:init_state({fixed, 250}, #{interval => 10000}),
+    {250, S1} = ?P:initial({fixed, 250}, S0),
+    ?assertMatch({keep, _}, ?P:decide({fixed, 250}, S1, m(1000, #{}))),
     %% Changed behind its back: set again, without waiting for the dwell time.
-    ?assertMatch({250, _}, ?T:decide({fixed, 250}, S1#{interval := 40}, m(1001, #{}))).
+    ?assertMatch({250, _}, ?P:decide({fixed, 250}, S1#{interval := 40}, m(1001, #{}))).
 
 %% ---- rate_proportional ----
 
 -define(RP, {rate_proportional, #{updates_per_interval => 5, min => 20, max => 5000}}).
 
 rate_direction_test() ->
-    S0 = ?T:init_state(?RP, #{interval => 1000}),
-    ?assertMatch({keep, #{why := no_rate_yet}}, ?T:initial(?RP, S0)),
+    S0 = ?P:init_state(?RP, #{interval => 1000}),
+    ?assertMatch({keep, #{why := no_rate_yet}}, ?P:initial(?RP, S0)),
     %% 50 updates/s: 5 updates every 100 ms.
-    {100, S1} = ?T:decide(?RP, S0, m(1000, #{rate => 50.0})),
+    {100, S1} = ?P:decide(?RP, S0, m(1000, #{rate => 50.0})),
     %% Faster updates, shorter interval (smoothed: 0.3 of the new rate, 80/s).
-    {I2, S2} = ?T:decide(?RP, S1, m(4000, #{rate => 150.0})),
+    {I2, S2} = ?P:decide(?RP, S1, m(4000, #{rate => 150.0})),
     ?assertEqual(63, I2),
     %% Idle: longer (smoothed: 56/s).
-    {I3, _} = ?T:decide(?RP, S2, m(7000, #{rate => 0.0})),
+    {I3, _} = ?P:decide(?RP, S2, m(7000, #{rate => 0.0})),
     ?assertEqual(89, I3).
 
 rate_bounds_test() ->
-    S0 = ?T:init_state(?RP, #{interval => 30}),
+    S0 = ?P:init_state(?RP, #{interval => 30}),
     %% 10,000 updates/s would want 0.5 ms: the minimum.
-    {20, S1} = ?T:decide(?RP, S0, m(1000, #{rate => 10000.0})),
+    {20, S1} = ?P:decide(?RP, S0, m(1000, #{rate => 10000.0})),
     ?assertMatch({keep, #{why := {no_change, _}}},
-                 ?T:decide(?RP, S1, m(4000, #{rate => 10000.0}))),
+                 ?P:decide(?RP, S1, m(4000, #{rate => 10000.0}))),
     %% Nothing at all, for long: up to the maximum, never past it.
     Is = run(?RP, S1#{rate := 0.0}, [#{rate => 0.0} || _ <- lists:seq(1, 40)]),
     ?assertEqual(5000, lists:last(Is)),
@@ -69,7 +70,7 @@ rate_bounds_test() ->
 
 rate_noise_test() ->
     rand:seed(exsss, {1, 2, 3}),
-    S0 = ?T:init_state(?RP, #{interval => 1000}),
+    S0 = ?P:init_state(?RP, #{interval => 1000}),
     %% 50 updates/s, each window's rate off by up to 20 %.
     Ms = [#{rate => 50 * (0.8 + 0.4 * rand:uniform())} || _ <- lists:seq(1, 200)],
     Is = run(?RP, S0, Ms),
@@ -87,48 +88,48 @@ plant(Gain, Noise) ->
     fun(I) -> #{p99 => round(1000 * (Gain * I + 5) * (1 - Noise + 2 * Noise * rand:uniform()))} end.
 
 target_model_test() ->
-    S0 = ?T:init_state(?TP, #{interval => 10000, nodes => 5, fanout => all}),
+    S0 = ?P:init_state(?TP, #{interval => 10000, nodes => 5, fanout => all}),
     %% One round: 0.7 * 200 - 2 ms latency.
-    ?assertMatch({138, _}, ?T:initial(?TP, S0)),
+    ?assertMatch({138, _}, ?P:initial(?TP, S0)),
     %% Fanout 1 of 5: three rounds.
-    S1 = ?T:init_state(?TP, #{interval => 10000, nodes => 5, fanout => 1}),
-    ?assertMatch({46, _}, ?T:initial(?TP, S1)).
+    S1 = ?P:init_state(?TP, #{interval => 10000, nodes => 5, fanout => 1}),
+    ?assertMatch({46, _}, ?P:initial(?TP, S1)).
 
 target_direction_test() ->
-    S0 = ?T:init_state(?TP, #{interval => 100}),
+    S0 = ?P:init_state(?TP, #{interval => 100}),
     %% Over the target: shorter, at once.
-    {I1, S1} = ?T:decide(?TP, S0, m(1000, #{p99 => 400000})),
+    {I1, S1} = ?P:decide(?TP, S0, m(1000, #{p99 => 400000})),
     ?assert(I1 < 100),
     ?assertMatch(#{why := {over_target, _}}, S1),
     %% Well under it: longer, but only after two windows in a row.
     S2 = S0,
-    {keep, S3} = ?T:decide(?TP, S2, m(10000, #{p99 => 20000})),
+    {keep, S3} = ?P:decide(?TP, S2, m(10000, #{p99 => 20000})),
     ?assertMatch(#{why := {calming, 1, _}}, S3),
-    {I4, _} = ?T:decide(?TP, S3, m(11000, #{p99 => 20000})),
+    {I4, _} = ?P:decide(?TP, S3, m(11000, #{p99 => 20000})),
     ?assertEqual(200, I4),
     %% In the band: stays.
-    ?assertMatch({keep, #{why := {in_band, _}}}, ?T:decide(?TP, S2, m(10000, #{p99 => 150000}))),
+    ?assertMatch({keep, #{why := {in_band, _}}}, ?P:decide(?TP, S2, m(10000, #{p99 => 150000}))),
     %% No finished update in the window: no evidence, stays.
-    ?assertMatch({keep, #{why := no_samples}}, ?T:decide(?TP, S2, m(10000, #{}))),
+    ?assertMatch({keep, #{why := no_samples}}, ?P:decide(?TP, S2, m(10000, #{}))),
     %% An unconverged update: a quarter.
-    ?assertMatch({25, _}, ?T:decide(?TP, S2, m(10000, #{p99 => infinity}))).
+    ?assertMatch({25, _}, ?P:decide(?TP, S2, m(10000, #{p99 => infinity}))).
 
 target_bounds_test() ->
-    S0 = ?T:init_state(?TP, #{interval => 100, min => 60, max => 150}),
-    {60, S1} = ?T:decide(?TP, S0, m(1000, #{p99 => 900000})),
+    S0 = ?P:init_state(?TP, #{interval => 100, min => 60, max => 150}),
+    {60, S1} = ?P:decide(?TP, S0, m(1000, #{p99 => 900000})),
     ?assertMatch({keep, #{why := {no_change, _}}},
-                 ?T:decide(?TP, S1, m(5000, #{p99 => 900000}))),
+                 ?P:decide(?TP, S1, m(5000, #{p99 => 900000}))),
     Is = run(?TP, S1, [#{p99 => 1000} || _ <- lists:seq(1, 20)]),
     ?assertEqual(150, lists:max(Is)),
     ?assertEqual(60, lists:min(Is)).
 
 target_dwell_test() ->
-    S0 = ?T:init_state(?TP, #{interval => 1000, dwell => 2000}),
-    {I1, S1} = ?T:decide(?TP, S0, m(1000, #{p99 => 1500000})),
+    S0 = ?P:init_state(?TP, #{interval => 1000, dwell => 2000}),
+    {I1, S1} = ?P:decide(?TP, S0, m(1000, #{p99 => 1500000})),
     ?assert(I1 < 1000),
     %% Still over, 500 ms later: waits for the dwell time.
-    ?assertMatch({keep, #{why := {dwell, _}}}, ?T:decide(?TP, S1, m(1500, #{p99 => 1500000}))),
-    ?assertMatch({I, _} when I < I1, ?T:decide(?TP, S1, m(3000, #{p99 => 1500000}))).
+    ?assertMatch({keep, #{why := {dwell, _}}}, ?P:decide(?TP, S1, m(1500, #{p99 => 1500000}))),
+    ?assertMatch({I, _} when I < I1, ?P:decide(?TP, S1, m(3000, #{p99 => 1500000}))).
 
 %% From Lasp's 10 s default, the model's first value and then the
 %% measurements bring the p99 under the target, where it stays, with a
@@ -137,8 +138,8 @@ target_converges_test() ->
     rand:seed(exsss, {4, 5, 6}),
     lists:foreach(
       fun(Gain) ->
-              S0 = ?T:init_state(?TP, #{interval => 10000, nodes => 3}),
-              {I0, S1} = ?T:initial(?TP, S0),
+              S0 = ?P:init_state(?TP, #{interval => 10000, nodes => 3}),
+              {I0, S1} = ?P:initial(?TP, S0),
               Plant = plant(Gain, 0.2),
               {Is, Fs} = closed_loop(?TP, S1#{interval := I0}, Plant, 100),
               Late = lists:nthtail(10, Fs),
@@ -154,8 +155,8 @@ target_converges_test() ->
 %% at least 95 % of the windows under the target.
 target_noise_closed_loop_test() ->
     rand:seed(exsss, {13, 14, 15}),
-    S0 = ?T:init_state(?TP, #{interval => 10000, nodes => 3}),
-    {I0, S1} = ?T:initial(?TP, S0),
+    S0 = ?P:init_state(?TP, #{interval => 10000, nodes => 3}),
+    {I0, S1} = ?P:initial(?TP, S0),
     {Is, Fs} = closed_loop(?TP, S1#{interval := I0}, plant(2.0, 0.35), 200),
     Over = length([P || #{p99 := P} <- lists:nthtail(10, Fs), P > 200000]),
     ?assert(Over =< 190 * 5 div 100),
@@ -164,7 +165,7 @@ target_noise_closed_loop_test() ->
 %% Measurements anywhere in the band leave the interval alone.
 target_noise_test() ->
     rand:seed(exsss, {7, 8, 9}),
-    S0 = ?T:init_state(?TP, #{interval => 130}),
+    S0 = ?P:init_state(?TP, #{interval => 130}),
     Ms = [#{p99 => round(1000 * (100 + 99 * rand:uniform()))} || _ <- lists:seq(1, 200)],
     ?assertEqual([], changes(run(?TP, S0, Ms))).
 
@@ -173,31 +174,31 @@ target_noise_test() ->
 %% window over the target brings it back to 0.7, and it stays there for
 %% five dwell times.
 target_aim_rises_test() ->
-    S0 = ?T:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    S0 = ?P:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
     ?assertMatch(#{aim := 0.7, aim_high := 0.85}, S0),
     P99 = fun(I) -> #{p99 => round(1000 * (I + 2))} end,
     {Is, _} = closed_loop(?TP1, S0, fun(I) -> P99(I) end, 5),
     ?assertEqual([698, 698, 698, 698, 848], Is),
     {_, S3} = lists:foldl(fun(At, {_, S}) ->
-                                  ?T:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
+                                  ?P:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
                           end, {keep, S0}, [1000, 2000, 3000, 4000, 5000]),
     ?assertMatch(#{aim := 0.85, interval := 848, why := {aim, 0.85, _}}, S3),
     %% At the higher aim, in the band: stays.
-    {keep, S4} = ?T:decide(?TP1, S3, m(6000, P99(848))),
+    {keep, S4} = ?P:decide(?TP1, S3, m(6000, P99(848))),
     ?assertMatch(#{aim := 0.85, interval := 848}, S4),
     ?assertMatch(#{why := {in_band, _}}, S4),
     %% Over the target: back to 0.7 at once.
-    {I5, S5} = ?T:decide(?TP1, S4, m(7000, #{p99 => 1100000})),
+    {I5, S5} = ?P:decide(?TP1, S4, m(7000, #{p99 => 1100000})),
     ?assertMatch(#{aim := 0.7, raise_after := 17000}, S5),
     ?assert(I5 < 698),
     %% Agreeing windows within the hold: the aim stays.
     {_, S6} = lists:foldl(fun(At, {_, S}) ->
-                                  ?T:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
+                                  ?P:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
                           end, {keep, S5}, lists:seq(10000, 16000, 1000)),
     ?assertMatch(#{aim := 0.7}, S6),
     %% After it: up again.
     {_, S7} = lists:foldl(fun(At, {_, S}) ->
-                                  ?T:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
+                                  ?P:decide(?TP1, S, m(At, P99(maps:get(interval, S))))
                           end, {keep, S6}, [17000, 18000, 19000]),
     ?assertMatch(#{aim := 0.85}, S7).
 
@@ -205,15 +206,15 @@ target_aim_rises_test() ->
 %% gain (1.04) puts the higher aim's interval within the hysteresis of
 %% the one in force (815 against 698) leave both as they are.
 target_aim_with_the_interval_test() ->
-    S0 = ?T:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    S0 = ?P:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
     P99 = #{p99 => round(1000 * (1.04 * 698 + 2))},
-    {_, S} = lists:foldl(fun(At, {_, S}) -> ?T:decide(?TP1, S, m(At, P99)) end,
+    {_, S} = lists:foldl(fun(At, {_, S}) -> ?P:decide(?TP1, S, m(At, P99)) end,
                          {keep, S0}, lists:seq(1000, 8000, 1000)),
     ?assertMatch(#{aim := 0.7, interval := 698, why := {hysteresis, {aim, 0.85, _}}}, S).
 
 %% Gains spread more than 6 %: the base aim's margin is kept.
 target_aim_noisy_test() ->
-    S0 = ?T:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    S0 = ?P:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
     Ms = [#{p99 => P} || P <- [690000, 620000, 700000, 640000, 695000, 630000]],
     Is = run(?TP1, S0, Ms),
     ?assert(lists:all(fun(I) -> I =:= 698 end, Is)).
@@ -225,8 +226,8 @@ push_state() ->
     push_state(#{}).
 
 push_state(Ctx) ->
-    S0 = ?T:init_state(?TP1, maps:merge(#{interval => 10000, nodes => 5, fanout => all}, Ctx)),
-    {_, S1} = ?T:initial(?TP1, S0),
+    S0 = ?P:init_state(?TP1, maps:merge(#{interval => 10000, nodes => 5, fanout => all}, Ctx)),
+    {_, S1} = ?P:initial(?TP1, S0),
     S1.
 
 %% A window of `Rate' updates a second (its p99, if any, in Fields).
@@ -239,7 +240,7 @@ push_run(S0, At0, Rates) ->
     {Out, S} = lists:foldl(
                  fun(R, {Acc, S}) ->
                          At = At0 + 1000 * (length(Acc) + 1),
-                         {_, S1} = ?T:decide(?TP1, S, w(At, R, #{})),
+                         {_, S1} = ?P:decide(?TP1, S, w(At, R, #{})),
                          {[{maps:get(push, S1), maps:get(interval, S1)} | Acc], S1}
                  end, {[], S0}, Rates),
     {lists:reverse(Out), S}.
@@ -249,9 +250,9 @@ push_share_test() ->
     ?assertMatch(#{interval := 698, push := false, anti_entropy := 60000}, S),
     %% Five updates a second: 20 messages a second pushed, against 5 x 4
     %% each 698 ms (28.7 a second); plus the anti-entropy rounds.
-    ?assert(abs(?T:push_share(5, S) - (5 * 698 / 5000 + 698 / 60000)) < 1.0e-9),
-    ?assert(?T:push_share(5, S) < 0.8),
-    ?assert(?T:push_share(10, S) > 1.25).
+    ?assert(abs(?P:push_share(5, S) - (5 * 698 / 5000 + 698 / 60000)) < 1.0e-9),
+    ?assert(?P:push_share(5, S) < 0.8),
+    ?assert(?P:push_share(10, S) > 1.25).
 
 %% Quiet: on after `calm + 1' windows, straight to the anti-entropy
 %% interval (the round armed with the interval in force still goes out);
@@ -264,16 +265,16 @@ push_on_off_test() ->
     ?assertMatch(#{need := 698, push := true, why := {quiet, #{rate := _}}}, S1),
     ?assertMatch({#{propagate_on_update := false, interval := 698},
                   #{push := false, why := {surge, _}}},
-                 ?T:decide(?TP1, S1, w(3500, 100, #{}))),
+                 ?P:decide(?TP1, S1, w(3500, 100, #{}))),
     %% Within the dwell time too.
-    ?assertMatch({#{propagate_on_update := false}, _}, ?T:decide(?TP1, S1, w(3100, 100, #{}))),
+    ?assertMatch({#{propagate_on_update := false}, _}, ?P:decide(?TP1, S1, w(3100, 100, #{}))),
     %% Pushing, the measured p99 does not move the interval.
     ?assertMatch({keep, #{interval := 60000, push := true, why := {pushing, 5000}}},
-                 ?T:decide(?TP1, S1, w(8000, 0, #{p99 => 5000}))),
+                 ?P:decide(?TP1, S1, w(8000, 0, #{p99 => 5000}))),
     %% Pushing and over the target: back to the interval.
     ?assertMatch({#{propagate_on_update := false, interval := 698},
                   #{why := {over_target, infinity}}},
-                 ?T:decide(?TP1, S1, w(8000, 0, #{p99 => infinity}))).
+                 ?P:decide(?TP1, S1, w(8000, 0, #{p99 => infinity}))).
 
 %% Far under the threshold (under half of it): on after one window.
 push_on_fast_test() ->
@@ -282,7 +283,7 @@ push_on_fast_test() ->
     ?assertMatch(#{need := 698, why := {quiet, #{rate := 1.0}}}, S1),
     {[{true, 60000}], _} = push_run(S0, 0, [0]),
     %% Not within the dwell time of the last change.
-    ?assertMatch({keep, _}, ?T:decide(?TP1, S0#{last_change_ms := 500}, w(1000, 0, #{}))).
+    ?assertMatch({keep, _}, ?P:decide(?TP1, S0#{last_change_ms := 500}, w(1000, 0, #{}))).
 
 %% The rate falls from a busy spell: a window under half the rate of each
 %% of the last ones is judged alone (they belong to the spell that ended),
@@ -302,7 +303,7 @@ push_on_drop_test() ->
     %% Push went off on a surge: for five dwell times (10 s) the slow
     %% windows are averaged with the busy ones.
     {_, On} = push_run(S0, 0, [0, 0, 0]),
-    {Off, S2} = ?T:decide(?TP1, On, w(3500, 100, #{})),
+    {Off, S2} = ?P:decide(?TP1, On, w(3500, 100, #{})),
     ?assertMatch(#{propagate_on_update := false}, Off),
     ?assertMatch(#{drop_after := 13500}, S2),
     {Out, _} = push_run(S2, 3500, [100, 0, 0, 0, 0]),
@@ -329,16 +330,16 @@ push_partial_surge_test() ->
     Part = fun(At, U, Ms) -> #{at_ms => At, window_ms => Ms, partial => true, updates => U,
                                rate => U * 1000 / Ms} end,
     %% 9 updates in 300 ms: 30/s, 4.2 times the interval's messages.
-    {keep, S2} = ?T:decide(?TP1, S1, Part(3300, 9, 300)),
+    {keep, S2} = ?P:decide(?TP1, S1, Part(3300, 9, 300)),
     ?assertEqual(maps:get(rates, S1), maps:get(rates, S2)),
     ?assertMatch({#{propagate_on_update := false, interval := 698}, #{why := {surge, _}}},
-                 ?T:decide(?TP1, S1, Part(3250, 25, 250))),
+                 ?P:decide(?TP1, S1, Part(3250, 25, 250))),
     %% 5 updates in 50 ms: 100/s, 14 times.
     ?assertMatch({#{propagate_on_update := false}, #{why := {surge, _}}},
-                 ?T:decide(?TP1, S1, Part(3050, 5, 50))),
+                 ?P:decide(?TP1, S1, Part(3050, 5, 50))),
     %% 4 are too few; 5 at 60/s (8.4 times) too.
-    ?assertMatch({keep, _}, ?T:decide(?TP1, S1, Part(3040, 4, 40))),
-    ?assertMatch({keep, _}, ?T:decide(?TP1, S1, Part(3083, 5, 83))).
+    ?assertMatch({keep, _}, ?P:decide(?TP1, S1, Part(3040, 4, 40))),
+    ?assertMatch({keep, _}, ?P:decide(?TP1, S1, Part(3083, 5, 83))).
 
 %% A moderate rise: off once the mean of the last windows costs more than
 %% the interval (a 20 % hysteresis), not on one window.
@@ -357,14 +358,14 @@ push_busy_test() ->
 push_restores_the_interval_test() ->
     S0 = push_state(),
     %% Well under the target for two windows: longer.
-    {keep, S1a} = ?T:decide(?TP1, S0, w(1000, 100, #{p99 => 300000})),
-    {_, S1} = ?T:decide(?TP1, S1a, w(2000, 100, #{p99 => 300000})),
+    {keep, S1a} = ?P:decide(?TP1, S0, w(1000, 100, #{p99 => 300000})),
+    {_, S1} = ?P:decide(?TP1, S1a, w(2000, 100, #{p99 => 300000})),
     #{interval := I1} = S1,
     ?assert(I1 > 698),
     {_, S2} = push_run(S1, 10000, [0, 0, 0]),
     ?assertMatch(#{push := true, need := I1}, S2),
     ?assertMatch({#{interval := I1}, #{interval := I1, push := false}},
-                 ?T:decide(?TP1, S2, w(20000, 100, #{}))).
+                 ?P:decide(?TP1, S2, w(20000, 100, #{}))).
 
 %% Noisy rates near either threshold: at most the one change that crosses
 %% it, never back and forth.
@@ -407,7 +408,7 @@ raised_burst(Windows) ->
     P99 = fun(S) -> #{p99 => 1000 * (maps:get(interval, S) + 2)} end,
     {Out, S} = lists:foldl(
                  fun(K, {Acc, S}) ->
-                         {_, S1} = ?T:decide(?TP1, S, w(1000 * K, 100, P99(S))),
+                         {_, S1} = ?P:decide(?TP1, S, w(1000 * K, 100, P99(S))),
                          {[{maps:get(push, S1), maps:get(interval, S1)} | Acc], S1}
                  end, {[], push_state()}, lists:seq(1, Windows)),
     {lists:reverse(Out), S}.
@@ -418,13 +419,13 @@ push_share_base_aim_test() ->
     {_, S} = raised_burst(6),
     ?assertMatch(#{aim := 0.85, interval := 848, push := false}, S),
     Base = push_state(),
-    ?assertEqual(?T:push_share(5, Base), ?T:push_share(5, S)),
+    ?assertEqual(?P:push_share(5, Base), ?P:push_share(5, S)),
     %% Back at the base aim (a window over the target), the interval in
     %% force counts as it is.
-    ?assert(?T:push_share(5, S#{aim := 0.7}) > ?T:push_share(5, S)),
+    ?assert(?P:push_share(5, S#{aim := 0.7}) > ?P:push_share(5, S)),
     %% Never under the minimum interval.
     Tiny = (push_state(#{min => 800}))#{interval := 848, aim := 0.85},
-    ?assertEqual(5 * 800 / 5000 + 800 / 60000, ?T:push_share(5, Tiny)).
+    ?assertEqual(5 * 800 / 5000 + 800 / 60000, ?P:push_share(5, Tiny)).
 
 %% The benchmark's burst with the aim raised, then 5/s and idle: push goes
 %% on at the first slow window (0.71 of the base aim's rounds; 0.86 of
@@ -440,11 +441,11 @@ push_on_after_raised_burst_test() ->
     ?assertMatch(#{need := 698, aim := 0.7, recent := [],
                    why := {quiet, #{rate := 5.0, drop := true}}},
                  element(2, push_run(S1, 10000, [5]))),
-    {Off, S3} = ?T:decide(?TP1, S2, w(46000, 100, #{})),
+    {Off, S3} = ?P:decide(?TP1, S2, w(46000, 100, #{})),
     ?assertMatch(#{propagate_on_update := false, interval := 698}, Off),
     ?assertMatch(#{push := false, aim := 0.7, why := {surge, _}}, S3),
     P99 = fun(S) -> #{p99 => 1000 * (maps:get(interval, S) + 2)} end,
-    {_, S4} = lists:foldl(fun(At, {_, S}) -> ?T:decide(?TP1, S, w(At, 100, P99(S))) end,
+    {_, S4} = lists:foldl(fun(At, {_, S}) -> ?P:decide(?TP1, S, w(At, 100, P99(S))) end,
                           {keep, S3}, lists:seq(47000, 51000, 1000)),
     ?assertMatch(#{push := false, aim := 0.85, interval := 848}, S4).
 
@@ -475,40 +476,40 @@ push_not_driven_test() ->
                           ?assertNot(lists:any(fun({P, _}) -> P end, Out))
                   end, [#{push => never}, #{fanout => 2}]),
     %% Found on: turned off with the model's interval first.
-    S = ?T:init_state(?TP1, #{interval => 10000, nodes => 5, propagate_on_update => true}),
+    S = ?P:init_state(?TP1, #{interval => 10000, nodes => 5, propagate_on_update => true}),
     ?assertMatch({#{propagate_on_update := false, interval := 698}, #{push := false}},
-                 ?T:initial(?TP1, S)),
+                 ?P:initial(?TP1, S)),
     %% Left alone with push => never.
-    ?assertMatch({698, #{push := true}}, ?T:initial(?TP1, S#{push_auto := false})).
+    ?assertMatch({698, #{push := true}}, ?P:initial(?TP1, S#{push_auto := false})).
 
 %% ---- budget ----
 
 -define(BU, {budget, 100}).
 
 budget_model_test() ->
-    S0 = ?T:init_state(?BU, #{interval => 10000, nodes => 5, fanout => all}),
+    S0 = ?P:init_state(?BU, #{interval => 10000, nodes => 5, fanout => all}),
     %% 5 nodes sending to 4 peers each round: 20 messages a round.
-    ?assertMatch({286, _}, ?T:initial(?BU, S0)),
+    ?assertMatch({286, _}, ?P:initial(?BU, S0)),
     S1 = S0#{mode := delta_based},
-    ?assertMatch({571, _}, ?T:initial(?BU, S1)).
+    ?assertMatch({571, _}, ?P:initial(?BU, S1)).
 
 budget_direction_test() ->
-    S0 = ?T:init_state(?BU, #{interval => 100}),
-    {I1, _} = ?T:decide(?BU, S0, m(1000, #{message_rate => 300.0})),
+    S0 = ?P:init_state(?BU, #{interval => 100}),
+    {I1, _} = ?P:decide(?BU, S0, m(1000, #{message_rate => 300.0})),
     ?assert(I1 > 100),
     %% Silence (delta-based, nothing to send): faster, after two windows.
-    {keep, S2} = ?T:decide(?BU, S0, m(1000, #{message_rate => 0.0})),
-    ?assertMatch({50, _}, ?T:decide(?BU, S2, m(2000, #{message_rate => 0.0}))),
+    {keep, S2} = ?P:decide(?BU, S0, m(1000, #{message_rate => 0.0})),
+    ?assertMatch({50, _}, ?P:decide(?BU, S2, m(2000, #{message_rate => 0.0}))),
     ?assertMatch({keep, #{why := {in_band, _}}},
-                 ?T:decide(?BU, S0, m(1000, #{message_rate => 80.0}))).
+                 ?P:decide(?BU, S0, m(1000, #{message_rate => 80.0}))).
 
 %% Messages proportional to 1/interval, 20 % noise: within the budget after
 %% the first corrections, and steady.
 budget_converges_test() ->
     rand:seed(exsss, {10, 11, 12}),
     Plant = fun(I) -> #{message_rate => 30000 / I * (0.8 + 0.4 * rand:uniform())} end,
-    S0 = ?T:init_state(?BU, #{interval => 10000, nodes => 5}),
-    {I0, S1} = ?T:initial(?BU, S0),
+    S0 = ?P:init_state(?BU, #{interval => 10000, nodes => 5}),
+    {I0, S1} = ?P:initial(?BU, S0),
     {Is, Fs} = closed_loop(?BU, S1#{interval := I0}, Plant, 100),
     Over = length([R || #{message_rate := R} <- lists:nthtail(10, Fs), R > 100]),
     ?assert(Over =< 90 * 5 div 100),
@@ -524,7 +525,7 @@ m(At, Fields) ->
 run(Policy, S0, Ms) ->
     {Is, _} = lists:foldl(fun(F, {Acc, S}) ->
                                   At = 1000 * (length(Acc) + 1) + 100000,
-                                  {_, S1} = ?T:decide(Policy, S, m(At, F)),
+                                  {_, S1} = ?P:decide(Policy, S, m(At, F)),
                                   {[maps:get(interval, S1) | Acc], S1}
                           end, {[], S0}, Ms),
     lists:reverse(Is).
@@ -535,7 +536,7 @@ closed_loop(Policy, S0, Plant, N) ->
     {Is, Fs, _} = lists:foldl(
                     fun(K, {Is, Fs, S}) ->
                             F = Plant(maps:get(interval, S)),
-                            {_, S1} = ?T:decide(Policy, S, m(1000 * K, F)),
+                            {_, S1} = ?P:decide(Policy, S, m(1000 * K, F)),
                             {[maps:get(interval, S1) | Is], [F | Fs], S1}
                     end, {[], [], S0}, lists:seq(1, N)),
     {lists:reverse(Is), lists:reverse(Fs)}.
@@ -654,6 +655,8 @@ real_run(C) ->
         Opts = #{nodes => Ns, window => 500, dwell => 1000, min_samples => 5, fanout => 1},
         ?assertEqual({error, {bad_policy, {target_p99, 0}}},
                      ?CL:call(C, N1, ?T, start, [Var, {target_p99, 0}, Opts])),
+        ?assertEqual({error, {unknown_option, windw}},
+                     ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, Opts#{windw => 5}])),
         {ok, _} = ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, Opts]),
         ?assertEqual({error, already_started},
                      ?CL:call(C, N1, ?T, start, [Var, {fixed, 10}, Opts])),

@@ -124,9 +124,10 @@ defmodule LaspConverge.Tuner do
   def recommend(opts) when is_list(opts) or is_map(opts),
     do: :lasp_converge_tuner.recommend(Map.new(opts))
 
-  @doc "The initial decision state for `policy` (see `:lasp_converge_tuner.init_state/2`)."
+  @doc "The initial decision state for `policy` (see `:lasp_converge_tuner_policy.init_state/2`)."
   @spec init_state(policy(), map() | keyword()) :: map()
-  def init_state(policy, ctx), do: :lasp_converge_tuner.init_state(policy(policy), Map.new(ctx))
+  def init_state(policy, ctx),
+    do: :lasp_converge_tuner_policy.init_state(policy(policy), Map.new(ctx))
 
   @doc """
   The model's first interval, or `:keep`, and the next state
@@ -134,7 +135,7 @@ defmodule LaspConverge.Tuner do
   finds push on).
   """
   @spec initial(policy(), map()) :: {pos_integer() | :keep | map(), map()}
-  def initial(policy, state), do: :lasp_converge_tuner.initial(policy(policy), state)
+  def initial(policy, state), do: :lasp_converge_tuner_policy.initial(policy(policy), state)
 
   @doc """
   One decision from a window's measurement: `{interval | :keep, state}`, or
@@ -153,7 +154,7 @@ defmodule LaspConverge.Tuner do
   """
   @spec decide(policy(), map(), map()) :: {pos_integer() | :keep | map(), map()}
   def decide(policy, state, measurement),
-    do: :lasp_converge_tuner.decide(policy(policy), state, measurement)
+    do: :lasp_converge_tuner_policy.decide(policy(policy), state, measurement)
 
   defp policy({:rate_proportional, params}), do: {:rate_proportional, Map.new(params)}
   defp policy(policy), do: policy
