@@ -7,6 +7,8 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+-export([long_names_remote/0]).
+
 -define(CL, lasp_converge_cluster).
 
 cluster_start_test_() ->
@@ -145,15 +147,23 @@ long_names() ->
     try
         ?assertMatch([_, "127.0.0.1"], string:split(atom_to_list(Node), "@")),
         {ok, _} = peer:call(Peer, application, ensure_all_started, [lasp_converge], 30000),
-        {ok, C} = peer:call(Peer, ?CL, start, [2, #{prefix => lc_long, timeout => 30000}],
-                            60000),
-        Ns = peer:call(Peer, ?CL, nodes, [C]),
+        %% One call runs the whole cluster's life on the caller: the
+        %% cluster's owner stops the peers when the process that started
+        %% them exits, and each peer:call/4 runs in a process of its own.
+        #{nodes := Ns, merged := Merged, stop := Stop} =
+            peer:call(Peer, ?MODULE, long_names_remote, [], 90000),
         ?assertEqual(2, length(Ns)),
         [?assertMatch([_, "127.0.0.1"], string:split(atom_to_list(N), "@")) || N <- Ns],
-        ?assertEqual({state_gset, [1, 2]},
-                     peer:call(Peer, ?CL, call, [C, hd(Ns), lasp_converge_crdt, merge,
-                                                 [{state_gset, [1]}, {state_gset, [2]}]])),
-        ?assertEqual(ok, peer:call(Peer, ?CL, stop, [C], 30000))
+        ?assertEqual({state_gset, [1, 2]}, Merged),
+        ?assertEqual(ok, Stop)
     after
         peer:stop(Peer)
     end.
+
+%% On the long-named caller.
+long_names_remote() ->
+    {ok, C} = ?CL:start(2, #{prefix => lc_long, timeout => 30000}),
+    Ns = ?CL:nodes(C),
+    Merged = ?CL:call(C, hd(Ns), lasp_converge_crdt, merge,
+                      [{state_gset, [1]}, {state_gset, [2]}]),
+    #{nodes => Ns, merged => Merged, stop => ?CL:stop(C)}.
