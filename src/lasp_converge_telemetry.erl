@@ -103,13 +103,15 @@ tracker_tick(Var, Res, Names) ->
                 undefined -> 0;
                 N -> N
             end,
-    case lasp_converge_nif:tracker_finished_since(Res, Since) of
+    Emit = enabled(),
+    %% Without telemetry only the unconverged records are read.
+    case lasp_converge_nif:tracker_finished_since(Res, Since, Emit) of
         {ok, Since, _} ->
             ok;
         {ok, Finished, Recs} ->
             put(Key, Finished),
             Name = fun(I) -> maps:get(I, Names, I) end,
-            _ = enabled() andalso
+            _ = Emit andalso
                 lists:foreach(
                   fun(#{outcome := converged, convergence_us := C, origin := O, seq := S}) ->
                           execute([lasp_converge, update, converged], #{convergence_us => C},

@@ -51,6 +51,45 @@ escape_test() ->
     ?assertEqual(<<"\x{e9}t\x{e9}"/utf8>>,
                  unicode:characters_to_binary(lasp_converge_metrics:escape([233, $t, 233]))).
 
+%% The two native reads behind the metrics and the events, on a tracker of
+%% two nodes fed exact timestamps: update 1 is seen by node 1 2 ms later,
+%% update 2 never (unconverged past the 1 s horizon).
+native_reads_test() ->
+    N = lasp_converge_nif,
+    {ok, R} = N:tracker_new(#{horizon_us => 1000000, exact => [0, 1]}),
+    ok = N:tracker_set_members(R, 0, [0, 1]),
+    B = {state_gset, []},
+    S1 = {state_gset, [a]},
+    S2 = {state_gset, [a, b]},
+    {ok, _} = N:tracker_updated(R, 0, 1, 1000, B, S1),
+    {ok, _} = N:tracker_observed(R, 1, 3000, S1),
+    {ok, _} = N:tracker_updated(R, 0, 2, 4000, S1, S2),
+    ?assertMatch({ok, 1, [#{outcome := converged, convergence_us := 2000, origin := 0}]},
+                 N:tracker_finished_since(R, 0, true)),
+    ?assertEqual({ok, 1, []}, N:tracker_finished_since(R, 0, false)),
+    ok = N:tracker_tick(R, 2000000),
+    ?assertMatch({ok, 2, [#{outcome := unconverged, missing := [1], seq := 2}]},
+                 N:tracker_finished_since(R, 1, false)),
+    ?assertMatch({ok, 2, [#{outcome := converged}, #{outcome := unconverged}]},
+                 N:tracker_finished_since(R, 0, true)),
+    %% After a reset every record kept is new (none).
+    ok = N:tracker_reset(R),
+    ?assertEqual({ok, 0, []}, N:tracker_finished_since(R, 2, true)),
+    {ok, R2} = N:tracker_new(#{exact => [0, 1]}),
+    ok = N:tracker_set_members(R2, 0, [0, 1]),
+    {ok, _} = N:tracker_updated(R2, 0, 1, 1000, B, S1),
+    {ok, _} = N:tracker_observed(R2, 1, 3000, S1),
+    ?assertEqual({ok, #{type => state_gset, convergence => {[0, 1, 1], 1, 2000},
+                        per_node => #{0 => {[0, 0, 0], 0, 0}, 1 => {[0, 1, 1], 1, 2000}}}},
+                 N:tracker_buckets(R2, [1000, 5000, 60000000])),
+    ?assertMatch({ok, #{convergence := {[], 1, 2000}}}, N:tracker_buckets(R2, [])),
+    [?assertEqual({error, bad_opts}, N:tracker_buckets(R2, Bad))
+     || Bad <- [[5, 1], [1, 1], [-1], [a], [1 | 2], nope, lists:seq(1, 65)]],
+    ?assertEqual({error, not_a_tracker}, N:tracker_buckets(nope, [1])),
+    ?assertEqual({error, not_a_tracker}, N:tracker_finished_since(nope, 0, true)),
+    ?assertEqual({error, bad_seq}, N:tracker_finished_since(R2, -1, true)),
+    ?assertEqual({error, bad_opts}, N:tracker_finished_since(R2, 0, 1)).
+
 %% With no `telemetry' module anywhere, emitting is a no-op.
 no_telemetry_test() ->
     ?assertEqual(non_existing, code:which(telemetry)),

@@ -807,19 +807,29 @@ fn tracker_records<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     Ok((atoms::ok(), out).encode(env))
 }
 
-// `tracker_finished_since(Ref, Since)`: `{ok, Finished, Records}`, where
-// `Finished` counts the updates finished since the last reset and
+// `tracker_finished_since(Ref, Since, All)`: `{ok, Finished, Records}`,
+// where `Finished` counts the updates finished since the last reset and
 // `Records` are those of the updates finished after the first `Since` of
-// them that are still kept (as `tracker_records`, oldest first). A reader
-// that passes back the `Finished` it got sees each record once; after a
-// reset `Finished` is smaller than `Since` and every kept record is new.
+// them that are still kept (as `tracker_records`, oldest first), only the
+// unconverged ones unless `All` is `true`. A reader that passes back the
+// `Finished` it got sees each record once; after a reset `Finished` is
+// smaller than `Since` and every kept record is new.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn tracker_finished_since<'a>(env: Env<'a>, r: Term<'a>, since: Term<'a>) -> Reply<'a> {
+fn tracker_finished_since<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    since: Term<'a>,
+    all: Term<'a>,
+) -> Reply<'a> {
+    use lasp_converge_core::tracker::Outcome;
     let Some(r) = res(r) else {
         return error(env, atoms::not_a_tracker());
     };
     let Ok(since) = since.decode::<u64>() else {
         return error(env, atoms::bad_seq());
+    };
+    let Ok(all) = all.decode::<bool>() else {
+        return error(env, atoms::bad_opts());
     };
     let inner = r.lock();
     let finished = inner.tracker.finished();
@@ -833,6 +843,7 @@ fn tracker_finished_since<'a>(env: Env<'a>, r: Term<'a>, since: Term<'a>) -> Rep
     let out: Vec<Term> = records
         .iter()
         .skip(skip)
+        .filter(|rec| all || matches!(rec.outcome, Outcome::Unconverged { .. }))
         .map(|rec| encode_record(env, rec))
         .collect();
     Ok((atoms::ok(), finished, out).encode(env))
