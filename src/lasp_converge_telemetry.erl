@@ -98,6 +98,9 @@ execute(Event, Measurements, Metadata) ->
 %% count already read is kept in the tracker's process dictionary.
 -spec tracker_tick(term(), lasp_converge_nif:tracker(), #{non_neg_integer() => node()}) -> ok.
 tracker_tick(Var, Res, Names) ->
+    safely(fun() -> read_finished(Var, Res, Names) end).
+
+read_finished(Var, Res, Names) ->
     Key = {?MODULE, finished},
     Since = case get(Key) of
                 undefined -> 0;
@@ -138,23 +141,24 @@ unconverged(Var, Recs, Name) ->
 %% (`lasp_converge_tuner:log/1' entries).
 -spec tuner_changes(term(), [map()]) -> ok.
 tuner_changes(Var, Entries) ->
-    lists:foreach(
-      fun(#{key := K, old := Old, new := New} = E) ->
-              bump({tuner_changes, Var, K}),
-              Why = maps:get(why, E, undefined),
-              ?LOG_NOTICE("tuner changed ~0p of ~0tp from ~0p to ~0p (~0tp)",
-                          [K, Var, Old, New, Why],
-                          #{domain => ?DOMAIN, var => Var, node => node(), key => K,
-                            old => Old, new => New, why => Why}),
-              execute([lasp_converge, tuner, change], #{old => num(Old), new => num(New)},
-                      #{var => Var, key => K, old => Old, new => New, why => Why,
-                        node => node()})
-      end, Entries).
+    lists:foreach(fun(E) -> safely(fun() -> tuner_change(Var, E) end) end, Entries).
+
+tuner_change(Var, #{key := K, old := Old, new := New} = E) ->
+    bump({tuner_changes, Var, K}),
+    Why = maps:get(why, E, undefined),
+    ?LOG_NOTICE("tuner changed ~0p of ~0tp from ~0p to ~0p (~0tp)", [K, Var, Old, New, Why],
+                #{domain => ?DOMAIN, var => Var, node => node(), key => K,
+                  old => Old, new => New, why => Why}),
+    execute([lasp_converge, tuner, change], #{old => num(Old), new => num(New)},
+            #{var => Var, key => K, old => Old, new => New, why => Why, node => node()}).
 
 %% @private Called by `lasp_converge_fault' with the event of a fault in
 %% force (`#{at_us, fault, args}').
 -spec fault_applied(map()) -> ok.
-fault_applied(#{fault := F, args := Args} = Event) ->
+fault_applied(Event) ->
+    safely(fun() -> fault_event(Event) end).
+
+fault_event(#{fault := F, args := Args} = Event) ->
     bump({faults, F}),
     ?LOG_NOTICE("fault applied: ~0p ~0tp", [F, Args],
                 #{domain => ?DOMAIN, node => node(), fault => F, args => Args}),
@@ -166,6 +170,9 @@ fault_applied(#{fault := F, args := Args} = Event) ->
 %% variable's message counters before and after it.
 -spec replicator_round(term(), map(), map()) -> ok.
 replicator_round(Var, Before, After) ->
+    safely(fun() -> round_event(Var, Before, After) end).
+
+round_event(Var, Before, After) ->
     case enabled() of
         true ->
             Diff = fun(K) -> maps:get(K, After, 0) - maps:get(K, Before, 0) end,
@@ -183,6 +190,14 @@ counts() ->
     try ets:match(lasp_converge_sup:registry(), {{?MODULE, '$1'}, '$2'}) of
         L -> [{K, N} || [K, N] <- L]
     catch error:badarg -> []
+    end.
+
+%% What is reported never stops what reports it (a tracker, a controller,
+%% a replicator, a fault being applied).
+safely(F) ->
+    try F() of
+        _ -> ok
+    catch _:_ -> ok
     end.
 
 %% In the registry, which the application's supervisor owns; nothing when
