@@ -6,9 +6,9 @@
 %% (`lasp_converge:tracked/0') and the nodes involved: this node, every
 %% member of those variables, and every member of the variables this node's
 %% replicator holds. Each of those nodes is asked (in parallel, at most
-%% `?NODE_TIMEOUT' ms) for its propagation settings, its replication
-%% counters and its tuner changes; a node that does not answer is left out
-%% of that scrape.
+%% 2 s) for its propagation settings, its replication counters and its
+%% tuner and fault counts; a node that does not answer is left out of that
+%% scrape.
 %%
 %% Labels: `var' (the variable, printed as `~0tp', as the dashboard names
 %% it), `type' (its CRDT type, `unknown' before its first update), `node'
