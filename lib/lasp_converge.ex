@@ -178,6 +178,29 @@ defmodule LaspConverge do
   @spec marks(variable()) :: [term()] | error()
   def marks(var), do: :lasp_converge.marks(var)
 
+  @doc """
+  The figures of the variables aggregated on this node and of the nodes
+  involved (settings, replication, tuner changes), in the Prometheus text
+  exposition format 0.0.4, as a UTF-8 binary: what the dashboard serves at
+  `GET /metrics`, for serving it from your own endpoint with the content
+  type `text/plain; version=0.0.4`. The metrics, the telemetry events and
+  the logs are listed in `guides/operations.md`; see
+  `:lasp_converge_metrics` for the details.
+
+      iex> var = {"metrics-doc", :state_gset}
+      iex> :ok = LaspConverge.track(var, nodes: [])
+      iex> :ok = LaspConverge.updated(var, {:state_gset, []}, {:state_gset, [:a]})
+      iex> text = LaspConverge.metrics()
+      iex> text =~ "# TYPE lasp_converge_updates_total counter"
+      true
+      iex> text =~ ~s(lasp_converge_updates_total{var="{<<\\\\"metrics-doc\\\\">>,state_gset}",type="state_gset"} 1)
+      true
+      iex> LaspConverge.untrack(var)
+      :ok
+  """
+  @spec metrics() :: binary()
+  def metrics, do: :lasp_converge.metrics()
+
   @doc "`track/2`, raising `LaspConverge.Error` on error."
   @spec track!(variable(), track_opts()) :: :ok
   def track!(var, opts \\ []), do: bang(track(var, opts))

@@ -40,7 +40,7 @@
          updated/3, updated/4, updated_delta/2, updated_delta/3,
          observed/2, observed/3,
          stats/1, divergence/1, records/1, export/2, reset/1, mark/1, marks/1,
-         print/1, tracked/0]).
+         print/1, tracked/0, metrics/0]).
 
 -type var() :: term().
 -type crdt() :: lasp_converge_crdt:crdt().
@@ -294,6 +294,15 @@ records(Var) ->
 -spec tracked() -> [var()].
 tracked() ->
     lasp_converge_tracker:aggregated().
+
+%% @doc The figures of the variables aggregated on this node and of the
+%% nodes involved, in the Prometheus text exposition format 0.0.4, as a
+%% UTF-8 binary: what the dashboard serves at `GET /metrics', for a server
+%% of one's own (content type `text/plain; version=0.0.4'). See
+%% `lasp_converge_metrics' and `guides/operations.md'.
+-spec metrics() -> binary().
+metrics() ->
+    lasp_converge_metrics:text().
 
 %% @doc Print a summary of `Var' to the terminal: its figures, a sparkline
 %% of divergence and a histogram of recent convergence times (see

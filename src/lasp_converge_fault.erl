@@ -263,6 +263,7 @@ update(C, Fault, Args, Change) ->
                            args => Args},
                  _ = [rpc(N, lasp_converge, mark, [Event]) || N <- Live],
                  _ = lasp_converge:mark(Event),
+                 ok = lasp_converge_telemetry:fault_applied(Event),
                  {ok, F1#{events := [Event | maps:get(events, F1)]}}
          end).
 

@@ -7,6 +7,8 @@
 %% <li>`GET /': the dashboard page (inline CSS and script, nothing fetched
 %%     from elsewhere). Every `refresh_ms' it polls the endpoints below and
 %%     redraws each tracked variable's section;</li>
+%% <li>`GET /metrics': the figures in Prometheus's text format
+%%     (`lasp_converge_metrics');</li>
 %% <li>`GET /api/vars': `[{"id": N, "name": "..."}]', the variables this
 %%     node aggregates;</li>
 %% <li>`GET /api/var?id=N': `{"id", "name", "stats", "samples", "records",
@@ -126,6 +128,8 @@ do(#mod{method = Method, request_uri = Uri}) ->
 
 route(#{path := "/"} = U) when not is_map_key(query, U) ->
     {200, "text/html", page()};
+route(#{path := "/metrics"}) ->
+    {200, "text/plain; version=0.0.4", lasp_converge_metrics:text()};
 route(#{path := "/api/vars"}) ->
     {200, "application/json",
      lasp_converge_json:encode([#{id => I, name => name(V)} || {I, V} <- vars()])};

@@ -21,6 +21,7 @@
          tracker_new/1, tracker_set_members/3, tracker_clock_exact/2,
          tracker_clock_sample/5, tracker_tick/2,
          tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5, tracker_witness_dirty/5, tracker_retained/1, tracker_records/1,
+         tracker_finished_since/3, tracker_buckets/2,
          tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
          tracker_json/1, tracker_reset/1, tracker_live/0]).
 -export([sim_run/1]).
@@ -140,6 +141,15 @@ tracker_witness(_, _, _, _, _) -> ?NOT_LOADED.
 tracker_witness_dirty(_, _, _, _, _) -> ?NOT_LOADED.
 -spec tracker_records(tracker()) -> {ok, [map()]} | {error, term()}.
 tracker_records(_) -> ?NOT_LOADED.
+%% `{ok, Finished, Records}': the records of the updates finished after the
+%% first `Since', only the unconverged ones unless `All' (see
+%% native/lasp_converge_nif/src/tracker.rs).
+-spec tracker_finished_since(tracker(), non_neg_integer(), boolean()) ->
+          {ok, non_neg_integer(), [map()]} | {error, term()}.
+tracker_finished_since(_, _, _) -> ?NOT_LOADED.
+%% The histograms as cumulative counts at ascending bounds (microseconds).
+-spec tracker_buckets(tracker(), [non_neg_integer()]) -> {ok, map()} | {error, term()}.
+tracker_buckets(_, _) -> ?NOT_LOADED.
 -spec tracker_retained(tracker()) -> {ok, #{atom() => non_neg_integer()}} | {error, term()}.
 tracker_retained(_) -> ?NOT_LOADED.
 -spec tracker_observed(tracker(), non_neg_integer(), integer(), term()) ->

@@ -425,7 +425,7 @@ handle_cast(_, St) ->
 
 %% @private
 handle_info(tick, #st{vars = Vs} = St) ->
-    Vs1 = maps:map(fun(Var, V) -> send_round(Var, V, St) end, Vs),
+    Vs1 = maps:map(fun(Var, V) -> round_done(Var, V, send_round(Var, V, St)) end, Vs),
     {noreply, schedule(St#st{vars = Vs1, timer = undefined})};
 handle_info({lc_rep_later, To, Msg}, #st{faults = F} = St) ->
     %% A delayed message falls due: lost if a partition now separates us.
@@ -562,6 +562,11 @@ collect(#var{acks = Acks, members = Ms, buf = Buf, low = Low} = V) ->
 
 forget_deltas(#var{seq = Seq} = V) ->
     V#var{buf = [], low = Seq, acks = #{}}.
+
+%% Telemetry's `[lasp_converge, replicator, round]' event (lasp_converge_telemetry).
+round_done(Var, #var{counters = C0}, #var{counters = C1} = V) ->
+    ok = lasp_converge_telemetry:replicator_round(Var, C0, C1),
+    V.
 
 send_round(_Var, V, #st{faults = #{paused := true}}) ->
     V;

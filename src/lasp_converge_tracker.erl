@@ -294,6 +294,7 @@ handle_info({lc_pong, Node, T0, T1}, St = #st{role = aggregator, res = Res}) ->
     {noreply, St};
 handle_info(tick, St = #st{res = Res}) ->
     _ = lasp_converge_nif:tracker_tick(Res, now_us()),
+    ok = lasp_converge_telemetry:tracker_tick(St#st.var, Res, St#st.names),
     schedule(tick, St#st.tick),
     {noreply, St};
 handle_info(clock, St = #st{members = Members}) ->
@@ -420,6 +421,7 @@ query(json, #st{res = Res, names = Names}) ->
         {error, _} = E ->
             E
     end;
+query(names, #st{names = Names}) -> {ok, Names};
 query(reset, #st{res = Res}) ->
     lasp_converge_nif:tracker_reset(Res);
 query(_, _) ->

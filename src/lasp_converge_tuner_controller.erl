@@ -199,6 +199,7 @@ act(Changes, #{why := Why} = S, M,
                          why => Why, measurement => M, result => Result}
                        || {K, Old, New} <- Diff],
             _ = C#c.mark andalso Applied andalso [mark(C#c.var, E) || E <- Entries],
+            _ = Applied andalso lasp_converge_telemetry:tuner_changes(C#c.var, Entries),
             Log = lists:reverse(Entries) ++ C#c.log,
             case Applied of
                 true -> C#c{dstate = S, log = Log, since_us = AtUs};

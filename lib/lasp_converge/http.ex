@@ -6,10 +6,11 @@ defmodule LaspConverge.HTTP do
 
   The page at `/` polls `/api/vars` (the variables, as JSON) and
   `/api/var?id=N` (one variable's figures and its charts) every
-  `:refresh_ms`. It binds to 127.0.0.1 unless told otherwise; port 0 (the
-  default) takes any free port and returns it. Unknown paths answer 404,
-  a bad `id` 400, other methods than GET and HEAD 405; the server reads no
-  file. The Erlang module is `:lasp_converge_http`.
+  `:refresh_ms`. `/metrics` serves the figures in Prometheus's text
+  format (`LaspConverge.metrics/0`; see `guides/operations.md`). It
+  binds to 127.0.0.1 unless told otherwise; port 0 (the default) takes
+  any free port and returns it. Unknown paths answer 404, a bad `id` 400,
+  other methods than GET and HEAD 405; the server reads no file. The Erlang module is `:lasp_converge_http`.
 
       iex> {:ok, %{port: port, url: url}} = LaspConverge.HTTP.start(refresh_ms: 500)
       iex> port > 0 and String.starts_with?(url, "http://127.0.0.1:")

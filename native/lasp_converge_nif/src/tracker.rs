@@ -107,6 +107,8 @@ mod atoms {
         seq_window,
         clock_window,
         exact,
+        convergence,
+        type_ = "type",
     }
 }
 
@@ -792,44 +794,132 @@ fn tracker_divergence<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
 // `missing` and `reason` (`horizon` | `capacity`) only for unconverged.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn tracker_records<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
-    use lasp_converge_core::tracker::{Expiry, Outcome};
     let Some(r) = res(r) else {
         return error(env, atoms::not_a_tracker());
     };
     let inner = r.lock();
-    let mut out = Vec::with_capacity(inner.tracker.records().len());
-    for rec in inner.tracker.records() {
-        let mut seen = map_new(env);
-        for s in &rec.seen {
-            seen = seen.map_put(s.node.0, s.ts_us).unwrap_or(seen);
-        }
-        let m = map_new(env);
-        let m = put(m, atoms::origin(), rec.id.origin.0.encode(env));
-        let m = put(m, atoms::seq(), rec.id.seq.encode(env));
-        let m = put(m, atoms::ts_us(), rec.ts_us.encode(env));
-        let m = put(m, atoms::seen(), seen);
-        let (outcome, conv, missing, reason) = match &rec.outcome {
-            Outcome::Converged { convergence_us } => {
-                (atoms::converged(), Some(*convergence_us), Vec::new(), None)
-            }
-            Outcome::Unconverged { reason, missing } => (
-                atoms::unconverged(),
-                None,
-                missing.iter().map(|n| n.0).collect(),
-                Some(match reason {
-                    Expiry::Horizon => atoms::horizon(),
-                    Expiry::Capacity => atoms::capacity(),
-                }),
-            ),
-            Outcome::Orphaned => (atoms::orphaned(), None, Vec::new(), None),
-        };
-        let m = put(m, atoms::outcome(), outcome.encode(env));
-        let m = put(m, atoms::convergence_us(), opt_or_undefined(env, conv));
-        let m = put(m, atoms::missing(), missing.encode(env));
-        let m = put(m, atoms::reason(), opt_or_undefined(env, reason));
-        out.push(m);
-    }
+    let out: Vec<Term> = inner
+        .tracker
+        .records()
+        .iter()
+        .map(|rec| encode_record(env, rec))
+        .collect();
     Ok((atoms::ok(), out).encode(env))
+}
+
+// `tracker_finished_since(Ref, Since, All)`: `{ok, Finished, Records}`,
+// where `Finished` counts the updates finished since the last reset and
+// `Records` are those of the updates finished after the first `Since` of
+// them that are still kept (as `tracker_records`, oldest first), only the
+// unconverged ones unless `All` is `true`. A reader that passes back the
+// `Finished` it got sees each record once; after a reset `Finished` is
+// smaller than `Since` and every kept record is new.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_finished_since<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    since: Term<'a>,
+    all: Term<'a>,
+) -> Reply<'a> {
+    use lasp_converge_core::tracker::Outcome;
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let Ok(since) = since.decode::<u64>() else {
+        return error(env, atoms::bad_seq());
+    };
+    let Ok(all) = all.decode::<bool>() else {
+        return error(env, atoms::bad_opts());
+    };
+    let inner = r.lock();
+    let finished = inner.tracker.finished();
+    let records = inner.tracker.records();
+    let new = if finished >= since {
+        usize::try_from(finished - since).unwrap_or(usize::MAX)
+    } else {
+        records.len()
+    };
+    let skip = records.len().saturating_sub(new);
+    let out: Vec<Term> = records
+        .iter()
+        .skip(skip)
+        .filter(|rec| all || matches!(rec.outcome, Outcome::Unconverged { .. }))
+        .map(|rec| encode_record(env, rec))
+        .collect();
+    Ok((atoms::ok(), finished, out).encode(env))
+}
+
+fn encode_record<'a>(env: Env<'a>, rec: &lasp_converge_core::tracker::Record) -> Term<'a> {
+    use lasp_converge_core::tracker::{Expiry, Outcome};
+    let mut seen = map_new(env);
+    for s in &rec.seen {
+        seen = seen.map_put(s.node.0, s.ts_us).unwrap_or(seen);
+    }
+    let m = map_new(env);
+    let m = put(m, atoms::origin(), rec.id.origin.0.encode(env));
+    let m = put(m, atoms::seq(), rec.id.seq.encode(env));
+    let m = put(m, atoms::ts_us(), rec.ts_us.encode(env));
+    let m = put(m, atoms::seen(), seen);
+    let (outcome, conv, missing, reason) = match &rec.outcome {
+        Outcome::Converged { convergence_us } => {
+            (atoms::converged(), Some(*convergence_us), Vec::new(), None)
+        }
+        Outcome::Unconverged { reason, missing } => (
+            atoms::unconverged(),
+            None,
+            missing.iter().map(|n| n.0).collect(),
+            Some(match reason {
+                Expiry::Horizon => atoms::horizon(),
+                Expiry::Capacity => atoms::capacity(),
+            }),
+        ),
+        Outcome::Orphaned => (atoms::orphaned(), None, Vec::new(), None),
+    };
+    let m = put(m, atoms::outcome(), outcome.encode(env));
+    let m = put(m, atoms::convergence_us(), opt_or_undefined(env, conv));
+    let m = put(m, atoms::missing(), missing.encode(env));
+    put(m, atoms::reason(), opt_or_undefined(env, reason))
+}
+
+// Most bounds `tracker_buckets` takes: a Prometheus histogram has a dozen.
+const MAX_BOUNDS: usize = 64;
+
+// `tracker_buckets(Ref, BoundsUs)`: the histograms as Prometheus reads
+// them, at the ascending upper bounds `BoundsUs` (microseconds, at most
+// 64): `{ok, #{type => Type | undefined, convergence => {Cumulative,
+// Count, SumUs}, per_node => #{NodeId => {Cumulative, Count, SumUs}}}}`,
+// `Cumulative` the counts at or below each bound, `type` the variable's
+// CRDT type once an update or observation fixed it.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracker_buckets<'a>(env: Env<'a>, r: Term<'a>, bounds: Term<'a>) -> Reply<'a> {
+    let Some(r) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let bounds: Option<Vec<u64>> =
+        list(bounds).and_then(|l| l.iter().map(|b| b.decode::<u64>().ok()).collect());
+    let bounds = match bounds {
+        Some(b) if b.len() <= MAX_BOUNDS && b.windows(2).all(|w| w[0] < w[1]) => b,
+        _ => return error(env, atoms::bad_opts()),
+    };
+    let inner = r.lock();
+    let mut per_node = map_new(env);
+    let mut convergence = atoms::undefined().encode(env);
+    for b in inner.tracker.buckets(&bounds) {
+        let t = (b.cumulative, b.count, b.sum_us).encode(env);
+        match b.node {
+            None => convergence = t,
+            Some(n) => per_node = per_node.map_put(n.0, t).unwrap_or(per_node),
+        }
+    }
+    let tag = match inner.tag {
+        Some(t) => crate::atoms::get(t).encode(env),
+        None => atoms::undefined().encode(env),
+    };
+    let m = map_new(env);
+    let m = put(m, atoms::type_(), tag);
+    let m = put(m, atoms::convergence(), convergence);
+    let m = put(m, atoms::per_node(), per_node);
+    Ok((atoms::ok(), m).encode(env))
 }
 
 // `tracker_json(Ref)`: `{ok, Binary}`, the core's `Report` as JSON.

@@ -88,6 +88,33 @@ impl Latency {
         }
     }
 
+    /// Cumulative counts at the upper bounds `bounds_us` (ascending): the
+    /// `i`-th is the number of values recorded at or below `bounds_us[i]`,
+    /// within HdrHistogram's resolution (a value counts under a bound when
+    /// the lowest value equivalent to it does, so a value at most 0.1 %
+    /// above a bound may count under it). One pass over the recorded values.
+    pub(crate) fn cumulative(&self, bounds_us: &[u64]) -> Vec<u64> {
+        let mut per = vec![0u64; bounds_us.len()];
+        for v in self.hist.iter_recorded() {
+            let low = self.hist.lowest_equivalent(v.value_iterated_to());
+            let i = bounds_us.partition_point(|&b| b < low);
+            if let Some(c) = per.get_mut(i) {
+                *c += v.count_at_value();
+            }
+        }
+        let mut acc = 0u64;
+        for c in &mut per {
+            acc += *c;
+            *c = acc;
+        }
+        per
+    }
+
+    /// Values recorded, and their exact sum (saturating at `u64::MAX`).
+    pub(crate) fn count_sum(&self) -> (u64, u64) {
+        (self.count, u64::try_from(self.sum).unwrap_or(u64::MAX))
+    }
+
     /// Whether HdrHistogram counts `a` and `b` as the same value.
     #[cfg(test)]
     pub(crate) fn equivalent(&self, a: u64, b: u64) -> bool {
@@ -116,5 +143,19 @@ mod test {
         assert_eq!((s.count, s.max_us, s.saturated), (2, Some(1000), 1));
         assert_eq!(s.mean_us, Some(502.5));
         assert!(h.equivalent(s.p99_us.unwrap(), 1000));
+    }
+
+    #[test]
+    fn cumulative_counts_at_bounds() {
+        let mut h = Latency::new(10_000_000);
+        for v in [0, 1, 999, 1000, 1001, 2500, 40_000, 3_000_000] {
+            h.record(v);
+        }
+        // Exact below 2048 (3 significant digits); above, within 0.1 %.
+        let c = h.cumulative(&[0, 1000, 2500, 50_000, 1_000_000]);
+        assert_eq!(c, vec![1, 4, 6, 7, 7]);
+        assert_eq!(h.count_sum(), (8, 3_045_501));
+        assert_eq!(Latency::new(10).cumulative(&[1, 2]), vec![0, 0]);
+        assert!(h.cumulative(&[]).is_empty());
     }
 }

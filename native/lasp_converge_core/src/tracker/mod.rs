@@ -136,8 +136,8 @@ use serde::Serialize;
 
 pub use clock::{ClockError, ClockSync, Corrected, Estimate};
 pub use report::{
-    DivergenceSample, Expiry, NodeClock, NodeLag, NodeStats, Outcome, Record, Report, Retained,
-    Seen, Stats,
+    Buckets, DivergenceSample, Expiry, NodeClock, NodeLag, NodeStats, Outcome, Record, Report,
+    Retained, Seen, Stats,
 };
 
 use hist::Latency;
@@ -757,6 +757,35 @@ impl<W: Witness> Tracker<W> {
         }
     }
 
+    /// The convergence-time histogram (first, `node: None`) and each node's
+    /// visibility-latency histogram, by node, as cumulative counts at
+    /// `bounds_us` (ascending upper bounds, microseconds). Linear in the
+    /// distinct values recorded.
+    pub fn buckets(&self, bounds_us: &[u64]) -> Vec<Buckets> {
+        let one = |node, h: &Latency| {
+            let (count, sum_us) = h.count_sum();
+            Buckets {
+                node,
+                cumulative: h.cumulative(bounds_us),
+                count,
+                sum_us,
+            }
+        };
+        let mut out = vec![one(None, &self.convergence)];
+        let mut nodes: Vec<&Node> = self.nodes.iter().collect();
+        nodes.sort_by_key(|n| n.id);
+        out.extend(nodes.into_iter().map(|n| one(Some(n.id), &n.latency)));
+        out
+    }
+
+    /// Updates finished since the last reset (converged, unconverged or
+    /// orphaned): the newest `min(finished, record_window)` of them are the
+    /// records kept, so a reader that remembers this number knows which
+    /// records are new.
+    pub fn finished(&self) -> u64 {
+        self.counters.converged + self.counters.unconverged + self.counters.orphaned
+    }
+
     /// The divergence samples kept, oldest first.
     pub fn divergence(&self) -> &VecDeque<DivergenceSample> {
         &self.samples
@@ -1163,6 +1192,45 @@ mod test {
                 t.check_invariants();
             }
         }
+    }
+
+    #[test]
+    fn buckets_agree_with_stats_and_finished_counts_records() {
+        let (a, b, c) = (NodeId(0), NodeId(1), NodeId(2));
+        let mut t: Tracker<K> = Tracker::new(Config {
+            record_window: 2,
+            ..Config::default()
+        });
+        for n in [a, b, c] {
+            t.clock_mut().set_exact(n);
+        }
+        t.set_members(0, &[a, b, c]);
+        // Update 1 converges in 3 ms (b at 1 ms, c at 3 ms), update 2 in 20 ms.
+        t.updated(a, 1, 1_000, K(1));
+        t.observed(a, 1_000, Filter::All, |w| w.0 == 1);
+        t.observed(b, 2_000, Filter::All, |w| w.0 == 1);
+        t.observed(c, 4_000, Filter::All, |w| w.0 == 1);
+        t.updated(a, 2, 10_000, K(2));
+        t.observed(a, 10_000, Filter::All, |_| true);
+        t.observed(b, 30_000, Filter::All, |_| true);
+        assert_eq!(t.finished(), 1);
+        t.observed(c, 30_000, Filter::All, |_| true);
+        assert_eq!(t.finished(), 2);
+        let bs = t.buckets(&[1_000, 5_000, 50_000]);
+        assert_eq!(bs.len(), 4);
+        assert_eq!(bs[0].node, None);
+        assert_eq!(bs[0].cumulative, vec![0, 1, 2]);
+        assert_eq!((bs[0].count, bs[0].sum_us), (2, 23_000));
+        assert_eq!(bs[0].count, t.stats().converged);
+        // The origin records no latency; b saw them after 1 and 20 ms.
+        assert_eq!((bs[1].node, bs[1].count), (Some(a), 0));
+        assert_eq!(bs[2].node, Some(b));
+        assert_eq!(bs[2].cumulative, vec![1, 1, 2]);
+        assert_eq!(bs[2].sum_us, 21_000);
+        assert_eq!(bs[3].cumulative, vec![0, 1, 2]);
+        t.reset();
+        assert_eq!(t.finished(), 0);
+        assert_eq!(t.buckets(&[1]).first().map(|b| b.count), Some(0));
     }
 
     #[test]

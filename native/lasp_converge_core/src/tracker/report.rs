@@ -81,6 +81,22 @@ pub struct NodeStats {
     pub clock_uncertainty_us: Option<u64>,
 }
 
+/// A latency histogram as cumulative counts at fixed upper bounds, from
+/// [`Tracker::buckets`] (the shape of a Prometheus histogram).
+///
+/// [`Tracker::buckets`]: super::Tracker::buckets
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Buckets {
+    /// The node, or `None` for the convergence-time histogram.
+    pub node: Option<NodeId>,
+    /// Values at or below each bound asked for, in the same order.
+    pub cumulative: Vec<u64>,
+    /// Values recorded (the count at an infinite bound).
+    pub count: u64,
+    /// Their exact sum, microseconds.
+    pub sum_us: u64,
+}
+
 /// How a finished update ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
