@@ -120,6 +120,40 @@ fresh_track_adopts_orphans_test_() ->
 
 gs(Elems) -> {state_gset, lists:usort(Elems)}.
 
+%% A journal past `journal_max' drops its oldest entries and counts them:
+%% the takeover's mark says how many, and the member's last state still
+%% makes its node see what it had seen.
+a_full_journal_counts_what_it_dropped_test_() ->
+    {timeout, 120,
+     fun() ->
+             lasp_converge_cluster:with_cluster(
+               3, #{prefix => lc_journal},
+               fun(C) ->
+                       [A, B, D] = lasp_converge_cluster:nodes(C),
+                       V = {<<"journal">>, state_gset},
+                       ok = lasp_converge_cluster:call(C, B, application, set_env,
+                                                       [lasp_converge, journal_max, 2]),
+                       ok = call(C, A, track, [V, #{nodes => [B, D]}]),
+                       States = [gs(lists:seq(1, K)) || K <- lists:seq(0, 4)],
+                       [begin
+                            ok = call(C, B, updated, [V, Pre, Post]),
+                            ok = call(C, B, observed, [V, Post])
+                        end || {Pre, Post} <- lists:zip(lists:droplast(States), tl(States))],
+                       ok = call(C, D, observed, [V, lists:last(States)]),
+                       ok = lasp_converge_fault:crash(C, A),
+                       wait(fun() -> call(C, D, stats, [V]) =:= {error, {aggregator_down, A}} end),
+                       ok = call(C, D, track, [V, #{take_over => true, nodes => [B]}]),
+                       [#{takeover := #{dropped := Dropped, replayed := Replayed}}] =
+                           [M || M = #{takeover := _} <- call(C, D, marks, [V])],
+                       %% 8 entries on B, 2 kept; D's single observation.
+                       ?assertEqual(6, Dropped),
+                       ?assertEqual(3, Replayed),
+                       %% The update still in B's journal converged: B made
+                       %% it, D's state holds it.
+                       ?assertMatch(#{updates := 1, converged := 1}, call(C, D, stats, [V]))
+               end)
+     end}.
+
 wait_stats(C, N, V, Pred) ->
     wait(fun() ->
                  S = call(C, N, stats, [V]),
