@@ -53,7 +53,7 @@
 -type status() :: not_tracked | {aggregator, node()} | {member, node()} | {orphan, node()}.
 -type dump() :: #{node := node(), entries := [tuple()], last := term(),
                   last_ts := integer() | undefined, dropped := non_neg_integer(),
-                  from := node() | undefined}.
+                  from := node() | undefined, seq => non_neg_integer()}.
 -export_type([status/0, dump/0]).
 
 reg() -> lasp_converge_sup:registry().
@@ -164,7 +164,6 @@ apply_entry(Res, Ids, {lc_observed_delta, Node, Ts, D}) ->
     end.
 
 ok_or_error({ok, _}) -> ok;
-ok_or_error(ok) -> ok;
 ok_or_error(_) -> error.
 
 %% ---- on a member node ----
