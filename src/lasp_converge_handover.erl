@@ -7,10 +7,13 @@
 %% the aggregating node: its updates' witnesses and its observations, with
 %% their timestamps, the newest `journal_max' (application environment,
 %% default 10,000; older entries are dropped and counted), plus the last
-%% state it sent (the join of all its observations). The writer appends to
-%% the journal as it sends (one ETS insert, in the process that calls
-%% `lasp_converge:updated/3' or `observed/2', the size of the message it
-%% sends anyway); the table belongs to the member process.
+%% state it sent (the join of all its observations). The writer (the
+%% process calling `lasp_converge:updated/3' or `observed/2') hands the
+%% message to its node's member process, a local send, and returns; the
+%% member journals it and sends it on to the aggregator. One process per
+%% node and variable does both, in arrival order, so a takeover sees every
+%% message the member took in before it, and the new aggregator every one
+%% after.
 %%
 %% == Aggregator down ==
 %%
@@ -31,9 +34,8 @@
 %% sampled first, so member timestamps are corrected as usual), then its
 %% last state as an observation at its last observation's time (so a
 %% dropped journal entry delays a first-seen time, never loses one). This
-%% node's own journal, if it was a member, is replayed as its own. Entries
-%% a writer journaled against the old aggregator while the new one was
-%% adopting the member are forwarded once, 200 ms later. The takeover is
+%% node's own journal, if it was a member, is replayed as its own. The
+%% takeover is
 %% recorded as a mark `#{at_us, takeover => #{from, replayed, dropped}}'.
 %%
 %% Lost for good: updates made on the dead node itself (their witnesses
@@ -42,13 +44,11 @@
 %% measurement: their journals are cleared, nothing is replayed.
 -module(lasp_converge_handover).
 
--export([prepare/2, send/3, open/1, lost/2, forget/1, status/1, explain/1,
-         untrack_orphan/1, adopt/3, replay/3, repoint/3, repointed/3, dump/1,
-         forward_late/4]).
+-export([prepare/2, send/3, record/3, open/1, lost/2, forget/1, status/1, explain/1,
+         untrack_orphan/1, adopt/3, replay/3, repoint/3, repointed/3, dump/1]).
 
 -define(RPC_TIMEOUT, 5000).
 -define(DEFAULT_MAX, 10000).
--define(FORWARD_AFTER_MS, 200).
 
 -type status() :: not_tracked | {aggregator, node()} | {member, node()} | {orphan, node()}.
 -type dump() :: #{node := node(), entries := [tuple()], last := term(),
@@ -204,39 +204,7 @@ repointed(Var, NewAgg, Keep) ->
                    _ = ets:delete(Reg, {journal_dropped, Var}),
                    none
            end,
-    Last = case journal(Var) of
-               [T] -> ets:last(T);
-               [] -> '$end_of_table'
-           end,
-    _ = erlang:send_after(?FORWARD_AFTER_MS, self(), {lc_forward_late, Last, NewAgg}),
     {ok, self(), Dump}.
-
-%% @doc In the member process: entries journaled after `After' but sent
-%% to another aggregator than `Agg' (a writer that read the old one just
-%% before the repoint) go to `Agg' now.
--spec forward_late(term(), term(), pid(), pid()) -> ok.
-forward_late(Var, After, NewAgg, Agg) when NewAgg =:= Agg ->
-    case journal(Var) of
-        [T] ->
-            Start = case After of
-                        '$end_of_table' -> ets:first(T);
-                        _ -> ets:next(T, After)
-                    end,
-            forward(T, Start, Agg);
-        [] ->
-            ok
-    end;
-forward_late(_, _, _, _) ->
-    ok.
-
-forward(_T, '$end_of_table', _Agg) ->
-    ok;
-forward(T, K, Agg) ->
-    _ = case ets:lookup(T, K) of
-            [{_, Dest, Msg}] when Dest =/= Agg -> Agg ! Msg;
-            _ -> ok
-        end,
-    forward(T, ets:next(T, K), Agg).
 
 %% @doc This node's journal of `Var', its last state sent and its next
 %% sequence number's predecessor.
@@ -244,7 +212,7 @@ forward(T, K, Agg) ->
 dump(Var) ->
     Reg = reg(),
     Entries = case journal(Var) of
-                  [T] -> [Msg || {_, _, Msg} <- ets:tab2list(T)];
+                  [T] -> [Msg || {_, Msg} <- ets:tab2list(T)];
                   [] -> []
               end,
     Last = case ets:lookup(Reg, {last, Var}) of
@@ -271,25 +239,30 @@ dump(Var) ->
 %% @doc In a member's start: open its journal.
 -spec open(term()) -> ok.
 open(Var) ->
-    T = ets:new(lasp_converge_journal, [ordered_set, public]),
-    true = ets:insert(reg(), {{journal, Var}, T}),
+    T = ets:new(lasp_converge_journal, [ordered_set, protected]),
+    true = ets:insert(reg(), {{journal, Var}, T, self()}),
     ok.
 
-%% @doc Send `Msg' to the aggregator `Agg' of `Var', journaling it first.
+%% @doc From a writer on a member node: hand `Msg' for the aggregator `Agg'
+%% of `Var' to this node's member, which journals it and sends it on.
 -spec send(term(), pid(), tuple()) -> ok.
 send(Var, Agg, Msg) ->
-    case journal(Var) of
-        [T] ->
-            try
-                true = ets:insert(T, {erlang:unique_integer([monotonic]), Agg, Msg}),
-                trim(T, Var)
-            catch error:badarg ->
-                    %% The member stopped meanwhile.
-                    ok
-            end;
-        [] ->
-            ok
+    case ets:lookup(reg(), {journal, Var}) of
+        [{_, _, Member}] -> Member ! {lc_journal, Msg};
+        [] -> Agg ! Msg
     end,
+    ok.
+
+%% @doc In the member process: journal `Msg' and send it to `Agg'.
+-spec record(term(), pid(), tuple()) -> ok.
+record(Var, Agg, Msg) ->
+    _ = case journal(Var) of
+            [T] ->
+                true = ets:insert(T, {erlang:unique_integer([monotonic]), Msg}),
+                trim(T, Var);
+            [] ->
+                ok
+        end,
     Agg ! Msg,
     ok.
 
@@ -315,7 +288,7 @@ trim(T, Var) ->
 
 journal(Var) ->
     try ets:lookup(reg(), {journal, Var}) of
-        [{_, T}] -> [T];
+        [{_, T, _}] -> [T];
         [] -> []
     catch error:badarg -> []
     end.

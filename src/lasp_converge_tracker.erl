@@ -23,8 +23,9 @@
 %% Updates and observations do not go through either process on the
 %% aggregating node: `lasp_converge' reads the native tracker from the
 %% registry and calls it in the caller's process. On a member node it
-%% computes the witness (`delta(Post, Pre)') locally and sends only that,
-%% with the node's own timestamp, to the aggregator; an observation sends
+%% computes the witness (`delta(Post, Pre)') locally and hands only that,
+%% with the node's own timestamp, to the node's member, which journals it
+%% (`lasp_converge_handover') and sends it to the aggregator; an observation sends
 %% only what the state gained since the last state this node sent
 %% (`delta(State, Last)', the whole state the first time), and the
 %% aggregator joins it into the node's state
@@ -324,8 +325,8 @@ handle_info({join, Node, N}, St = #st{role = aggregator}) ->
 handle_info({'DOWN', _, process, Agg, _}, St = #st{role = member, agg = Agg, var = Var}) ->
     ok = lasp_converge_handover:lost(Var, Agg),
     {noreply, St};
-handle_info({lc_forward_late, After, NewAgg}, St = #st{role = member, var = Var, agg = Agg}) ->
-    ok = lasp_converge_handover:forward_late(Var, After, NewAgg, Agg),
+handle_info({lc_journal, Msg}, St = #st{role = member, var = Var, agg = Agg}) ->
+    ok = lasp_converge_handover:record(Var, Agg, Msg),
     {noreply, St};
 handle_info({'DOWN', _, process, Pid, _}, St = #st{role = aggregator, members = Members}) ->
     case [N || {N, P} <- maps:to_list(Members), P =:= Pid] of
