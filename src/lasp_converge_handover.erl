@@ -42,9 +42,10 @@
 %% were only there) and its own observations. A plain `track/1,2' (without
 %% `take_over') on a node also adopts orphaned members, but starts a new
 %% measurement: their journals are cleared, nothing is replayed.
+%% `lasp_converge:reset/1' clears the members' journals too.
 -module(lasp_converge_handover).
 
--export([prepare/2, send/3, record/3, open/1, lost/2, forget/1, status/1, explain/1,
+-export([prepare/2, send/3, record/3, open/1, clear/1, lost/2, forget/1, status/1, explain/1,
          untrack_orphan/1, adopt/3, replay/3, repoint/3, repointed/3, dump/1]).
 
 -define(RPC_TIMEOUT, 5000).
@@ -200,8 +201,7 @@ repointed(Var, NewAgg, Keep) ->
                true ->
                    (dump(Var))#{from => From};
                false ->
-                   _ = [ets:delete_all_objects(T) || T <- journal(Var)],
-                   _ = ets:delete(Reg, {journal_dropped, Var}),
+                   ok = clear(Var),
                    none
            end,
     {ok, self(), Dump}.
@@ -241,6 +241,14 @@ dump(Var) ->
 open(Var) ->
     T = ets:new(lasp_converge_journal, [ordered_set, protected]),
     true = ets:insert(reg(), {{journal, Var}, T, self()}),
+    ok.
+
+%% @doc In the member process: empty the journal of `Var' (a new
+%% measurement).
+-spec clear(term()) -> ok.
+clear(Var) ->
+    _ = [ets:delete_all_objects(T) || T <- journal(Var)],
+    _ = ets:delete(reg(), {journal_dropped, Var}),
     ok.
 
 %% @doc From a writer on a member node: hand `Msg' for the aggregator `Agg'

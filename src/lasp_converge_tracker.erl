@@ -270,7 +270,9 @@ handle_call(untrack, _From, St = #st{role = aggregator, members = Members}) ->
     {stop, normal, ok, St};
 handle_call({query, marks}, _From, St = #st{role = aggregator, marks = Marks}) ->
     {reply, lists:reverse(Marks), St};
-handle_call({query, reset}, _From, St = #st{role = aggregator}) ->
+handle_call({query, reset}, _From, St = #st{role = aggregator, members = Members}) ->
+    %% A new measurement: the members' journals start again too.
+    maps:foreach(fun(_, Pid) -> Pid ! lc_journal_reset end, Members),
     {reply, query(reset, St), St#st{marks = []}};
 handle_call({query, Q}, _From, St = #st{role = aggregator}) ->
     {reply, query(Q, St), St};
@@ -324,6 +326,9 @@ handle_info({join, Node, N}, St = #st{role = aggregator}) ->
     {noreply, join(Node, N, St)};
 handle_info({'DOWN', _, process, Agg, _}, St = #st{role = member, agg = Agg, var = Var}) ->
     ok = lasp_converge_handover:lost(Var, Agg),
+    {noreply, St};
+handle_info(lc_journal_reset, St = #st{role = member, var = Var}) ->
+    ok = lasp_converge_handover:clear(Var),
     {noreply, St};
 handle_info({lc_journal, Msg}, St = #st{role = member, var = Var, agg = Agg}) ->
     ok = lasp_converge_handover:record(Var, Agg, Msg),

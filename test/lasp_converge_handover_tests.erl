@@ -154,6 +154,39 @@ a_full_journal_counts_what_it_dropped_test_() ->
                end)
      end}.
 
+%% reset/1 starts a new measurement on the members' journals too: a
+%% takeover after it replays nothing from before.
+reset_clears_the_journals_test_() ->
+    {timeout, 120,
+     fun() ->
+             lasp_converge_cluster:with_cluster(
+               3, #{prefix => lc_reset},
+               fun(C) ->
+                       [A, B, D] = lasp_converge_cluster:nodes(C),
+                       V = {<<"reset">>, state_gset},
+                       ok = call(C, A, track, [V, #{nodes => [B, D]}]),
+                       ok = call(C, B, updated, [V, gs([]), gs([1])]),
+                       [ok = call(C, N, observed, [V, gs([1])]) || N <- [A, D]],
+                       wait_stats(C, A, V, fun(#{converged := 1}) -> true; (_) -> false end),
+                       ok = call(C, A, reset, [V]),
+                       ok = call(C, B, updated, [V, gs([1]), gs([1, 2])]),
+                       wait_stats(C, A, V, fun(#{updates := 1}) -> true; (_) -> false end),
+                       ok = lasp_converge_fault:crash(C, A),
+                       wait(fun() -> call(C, D, stats, [V]) =:= {error, {aggregator_down, A}} end),
+                       ok = call(C, D, track, [V, #{take_over => true, nodes => [B]}]),
+                       %% Only B's second update; D's last state (from before
+                       %% the reset) is replayed as its observation.
+                       [#{takeover := #{replayed := 1, dropped := 0}}] =
+                           [M || M = #{takeover := _} <- call(C, D, marks, [V])],
+                       ?assertMatch(#{updates := 1, pending := 1, converged := 0},
+                                    call(C, D, stats, [V])),
+                       ok = call(C, D, observed, [V, gs([1, 2])]),
+                       wait_stats(C, D, V, fun(#{converged := 1}) -> true; (_) -> false end),
+                       ?assertEqual([{B, 2}], [{O, Q} || #{origin := O, seq := Q}
+                                                         <- call(C, D, records, [V])])
+               end)
+     end}.
+
 wait_stats(C, N, V, Pred) ->
     wait(fun() ->
                  S = call(C, N, stats, [V]),
