@@ -96,11 +96,20 @@ handover_opts(Opts, TakeOver, Local) ->
     (maps:remove(take_over, Opts))#{lc_handover => #{take_over => TakeOver, local => Local}}.
 
 stop_orphan(Var) ->
-    [{_, Pid, member, _, _, _}] = ets:lookup(reg(), {var, Var}),
-    Dump = stop_member(Pid),
+    Dump = case member(Var) of
+               {ok, Pid} -> stop_member(Pid);
+               error -> empty_dump()
+           end,
     %% This node's updates go on numbering where the member left off.
     _ = ets:insert(reg(), {{seq, Var}, maps:get(seq, Dump, 0)}),
     maps:remove(seq, Dump).
+
+%% This node's member process of `Var'.
+member(Var) ->
+    case ets:lookup(reg(), {var, Var}) of
+        [{_, Pid, member, _, _, _}] -> {ok, Pid};
+        _ -> error
+    end.
 
 %% The member's dump, once it has stopped and left the registry.
 stop_member(Pid) ->
@@ -177,9 +186,13 @@ ok_or_error(_) -> error.
 repoint(Var, NewAgg, Keep) ->
     case status(Var) of
         {orphan, _} ->
-            [{_, Pid, member, _, _, _}] = ets:lookup(reg(), {var, Var}),
-            try gen_server:call(Pid, {lc_repoint, NewAgg, Keep}, 30000)
-            catch exit:_ -> {error, not_tracked}
+            case member(Var) of
+                {ok, Pid} ->
+                    try gen_server:call(Pid, {lc_repoint, NewAgg, Keep}, 30000)
+                    catch exit:_ -> {error, not_tracked}
+                    end;
+                error ->
+                    {error, not_tracked}
             end;
         {member, N} ->
             {error, {aggregator_alive, N}};
@@ -348,8 +361,7 @@ explain(Var) ->
 untrack_orphan(Var) ->
     case status(Var) of
         {orphan, _} ->
-            [{_, Pid, member, _, _, _}] = ets:lookup(reg(), {var, Var}),
-            _ = stop_member(Pid),
+            _ = [stop_member(Pid) || {ok, Pid} <- [member(Var)]],
             ok;
         _ ->
             {error, not_tracked}
