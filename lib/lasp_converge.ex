@@ -57,6 +57,12 @@ defmodule LaspConverge do
   @doc """
   Starts tracking `var`, aggregated on this node.
 
+  With `take_over: true`, this node becomes the aggregating node of a
+  variable whose aggregating node died, from the records the other nodes
+  kept (`{:error, {:aggregator_alive, node}}` while an aggregator still
+  runs); until then `stats/1` on those nodes answers `{:error,
+  {:aggregator_down, node}}`. See `guides/tracking.md`.
+
       iex> LaspConverge.track({"track", :state_gset}, nodes: [], horizon: 5_000)
       :ok
       iex> LaspConverge.track({"track", :state_gset})

@@ -53,7 +53,8 @@
                         record_window => non_neg_integer(),
                         max_samples => non_neg_integer(),
                         clock_window => pos_integer(),
-                        max_latency_us => pos_integer()}.
+                        max_latency_us => pos_integer(),
+                        take_over => boolean()}.
 -type event_opts() :: #{ts => integer()}.
 -type stats() :: #{updates := non_neg_integer(),
                    converged := non_neg_integer(),
@@ -95,8 +96,23 @@ track(Var) ->
 %% between clock pings to each member, default 1000, `false' for none), and
 %% the native limits `max_pending', `record_window', `max_samples',
 %% `clock_window', `max_latency_us'.
+%%
+%% `take_over' (default `false'): make this node the aggregating node of a
+%% variable whose aggregating node died, from the records the members kept
+%% (`{error, {aggregator_alive, Node}}' while an aggregator of `Var' runs on
+%% one of `nodes'). Meanwhile `stats/1' and the other queries on a member
+%% answer `{error, {aggregator_down, Node}}'. See `lasp_converge_handover'
+%% and guides/tracking.md.
 -spec track(var(), track_opts()) -> ok | {error, term()}.
-track(Var, Opts) when is_map(Opts) ->
+track(Var, Opts0) when is_map(Opts0) ->
+    case lasp_converge_handover:prepare(Var, Opts0) of
+        {ok, Opts} -> start_tracking(Var, Opts);
+        {error, _} = E -> E
+    end;
+track(_Var, _Opts) ->
+    {error, bad_opts}.
+
+start_tracking(Var, Opts) ->
     case lasp_converge_tracker:lookup(Var) of
         {ok, _} ->
             {error, already_tracked};
@@ -108,15 +124,17 @@ track(Var, Opts) when is_map(Opts) ->
             catch exit:{noproc, _} ->
                     {error, not_started}
             end
-    end;
-track(_Var, _Opts) ->
-    {error, bad_opts}.
+    end.
 
 %% @doc Stop tracking `Var' on every node (from any member node).
 -spec untrack(var()) -> ok | {error, term()}.
 untrack(Var) ->
     case lasp_converge_tracker:lookup(Var) of
-        {ok, {_, Agg, _, _}} -> call(Agg, untrack);
+        {ok, {_, Agg, _, _}} ->
+            case call(Agg, untrack) of
+                {error, not_tracked} -> lasp_converge_handover:untrack_orphan(Var);
+                R -> R
+            end;
         {error, _} = E -> E
     end.
 
@@ -149,7 +167,7 @@ updated_at(Var, Pre, Post, Ts) ->
                     case lasp_converge_tracker:check_type(Var, element(1, W)) of
                         ok ->
                             Seq = lasp_converge_tracker:next_seq(Var),
-                            Agg ! {lc_updated, node(), Seq, Ts, W},
+                            lasp_converge_handover:send(Var, Agg, {lc_updated, node(), Seq, Ts, W}),
                             ok;
                         {error, _} = E ->
                             E
@@ -194,7 +212,7 @@ updated_delta_at(Var, Delta, Ts) ->
                     try lasp_converge_crdt:is_bottom(Delta) of
                         _ ->
                             Seq = lasp_converge_tracker:next_seq(Var),
-                            Agg ! {lc_updated, node(), Seq, Ts, Delta},
+                            lasp_converge_handover:send(Var, Agg, {lc_updated, node(), Seq, Ts, Delta}),
                             ok
                     catch error:{badcrdt, Why} ->
                             {error, {badcrdt, Why}}
@@ -245,7 +263,7 @@ observed_at(Var, State, Ts) ->
                     Last = lasp_converge_tracker:swap_last_sent(Var, State),
                     try gained(State, Last) of
                         D ->
-                            Agg ! {lc_observed_delta, node(), Ts, D},
+                            lasp_converge_handover:send(Var, Agg, {lc_observed_delta, node(), Ts, D}),
                             ok
                     catch error:{badcrdt, Why} ->
                             %% Keep the last good state.
@@ -343,7 +361,11 @@ marks(Var) ->
 
 query(Var, Q) ->
     case lasp_converge_tracker:lookup(Var) of
-        {ok, {_, Agg, _, _}} -> call(Agg, {query, Q});
+        {ok, {_, Agg, _, _}} ->
+            case call(Agg, {query, Q}) of
+                {error, not_tracked} -> lasp_converge_handover:explain(Var);
+                R -> R
+            end;
         {error, _} = E -> E
     end.
 

@@ -111,6 +111,16 @@ drop(_C, P) ->
 %% replicator settings and declared variables are remembered for
 %% `restart/3'; a crashed node is no longer paused. Crashing a node that is
 %% down already does nothing.
+%%
+%% Crashing the node that aggregates a tracked variable (the one that
+%% called `lasp_converge:track/2') loses the updates made on it and its
+%% own records; the other nodes keep theirs (`lasp_converge_handover'):
+%% `lasp_converge:stats(Var)' there answers `{error, {aggregator_down,
+%% Node}}', their updates and observations go on being recorded, and
+%% `lasp_converge:track(Var, #{take_over => true})' on one of them makes it
+%% the aggregating node, from the records they kept. The restarted node
+%% tracks nothing until then; it joins the new measurement as a member.
+%% See guides/tracking.md, "When the aggregating node dies".
 -spec crash(cluster(), node()) -> ok | {error, term()}.
 crash(C, Node) ->
     members(C, [Node], fun() -> crash_member(C, Node) end).

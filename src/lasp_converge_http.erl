@@ -16,9 +16,15 @@
 %%     (`lasp_converge_report:section/1') as HTML.</li>
 %% </ul>
 %%
-%% Anything else is 404; a missing or malformed `id', 400; a method other
-%% than GET or HEAD, 405. Every answer is generated: the server reads no
-%% file, so it cannot serve one from outside its own. One server per node.
+%% Anything else is 404; a missing or malformed `id' or a query that is
+%% not percent-encoded UTF-8, 400; a method other than GET or HEAD, 405; a
+%% request URI over 8 KB, 414, headers over 16 KB or any body, 413; a
+%% `Host' other than `localhost', an address literal or an `allowed_hosts'
+%% name with the server's port, 400 (against DNS rebinding; see
+%% `lasp_converge_http_guard'). Every answer is generated: the server
+%% reads no file, so it cannot serve one from outside its own. One server
+%% per node. Started again and again on port 0, it reuses the ports it had
+%% (inets names its processes after the port, with atoms).
 -module(lasp_converge_http).
 
 -export([start/0, start/1, stop/0, url/0, do/1]).
@@ -28,7 +34,8 @@
 -define(KEY, {?MODULE, server}).
 
 -type opts() :: #{port => inet:port_number(), ip => inet:ip_address(),
-                  refresh_ms => pos_integer()}.
+                  refresh_ms => pos_integer(),
+                  allowed_hosts => lasp_converge_http_guard:allowed()}.
 -export_type([opts/0]).
 
 %% @equiv start(#{})
@@ -38,8 +45,10 @@ start() ->
 
 %% @doc Start the dashboard. Options: `port' (default 0: any free port, the
 %% one taken is returned), `ip' (default `{127, 0, 0, 1}'), `refresh_ms'
-%% (how often the page polls, default 1000). `{error, already_started}' if
-%% one runs on this node.
+%% (how often the page polls, default 1000), `allowed_hosts' (`Host' names
+%% answered besides `localhost' and address literals, e.g.
+%% `["dash.example.org"]' or `["dash.example.org:443"]'; `any' for all;
+%% default `[]'). `{error, already_started}' if one runs on this node.
 -spec start(opts()) -> {ok, #{port := inet:port_number(), url := string()}} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     case persistent_term:get(?KEY, undefined) of
@@ -47,8 +56,9 @@ start(Opts) when is_map(Opts) ->
             Port = maps:get(port, Opts, 0),
             Ip = maps:get(ip, Opts, {127, 0, 0, 1}),
             Refresh = maps:get(refresh_ms, Opts, 1000),
-            case valid(Port, Ip, Refresh) of
-                true -> start_httpd(Port, Ip, Refresh);
+            Hosts = maps:get(allowed_hosts, Opts, []),
+            case valid(Port, Ip, Refresh) andalso (Hosts =:= any orelse is_list(Hosts)) of
+                true -> start_httpd(Port, Ip, Refresh, Hosts);
                 false -> {error, bad_opts}
             end;
         _ ->
@@ -62,7 +72,27 @@ valid(Port, Ip, Refresh) ->
         andalso (is_tuple(Ip) andalso (tuple_size(Ip) =:= 4 orelse tuple_size(Ip) =:= 8))
         andalso is_integer(Refresh) andalso Refresh > 0.
 
-start_httpd(Port, Ip, Refresh) ->
+start_httpd(0, Ip, Refresh, Hosts) ->
+    start_pooled(lasp_converge_http_guard:pooled_ports(Ip), Ip, Refresh, Hosts);
+start_httpd(Port, Ip, Refresh, Hosts) ->
+    serve(Port, Ip, Refresh, Hosts).
+
+%% Port 0: a port this node had before, if one is free; else any.
+start_pooled([P | Ps], Ip, Refresh, Hosts) ->
+    case serve(P, Ip, Refresh, Hosts) of
+        {ok, _} = Ok -> Ok;
+        {error, _} -> start_pooled(Ps, Ip, Refresh, Hosts)
+    end;
+start_pooled([], Ip, Refresh, Hosts) ->
+    case serve(0, Ip, Refresh, Hosts) of
+        {ok, #{port := P}} = Ok ->
+            _ = lasp_converge_http_guard:remember_port(Ip, P),
+            Ok;
+        Error ->
+            Error
+    end.
+
+serve(Port, Ip, Refresh, Hosts) ->
     {ok, _} = application:ensure_all_started(inets),
     %% httpd wants a server root and a document root; it reads no file from
     %% them (no module here serves files), so an empty directory will do.
@@ -71,12 +101,13 @@ start_httpd(Port, Ip, Refresh) ->
     Family = case tuple_size(Ip) of 4 -> inet; 8 -> inet6 end,
     Config = [{port, Port}, {bind_address, Ip}, {ipfamily, Family},
               {server_name, "lasp_converge"}, {server_root, Root}, {document_root, Root},
-              {modules, [?MODULE]}, {max_body_size, 1}, {keep_alive, true}],
+              {modules, [?MODULE]}, {keep_alive, true} | lasp_converge_http_guard:config()],
     case inets:start(httpd, Config) of
         {ok, Pid} ->
             [{port, P}] = httpd:info(Pid, [port]),
             Url = url(Ip, P),
-            persistent_term:put(?KEY, #{pid => Pid, port => P, url => Url, refresh => Refresh}),
+            persistent_term:put(?KEY, #{pid => Pid, port => P, url => Url, refresh => Refresh,
+                                        ip => Ip, hosts => Hosts}),
             {ok, #{port => P, url => Url}};
         {error, _} = E ->
             E
@@ -110,10 +141,12 @@ url() ->
 %% ===================================================================
 
 %% @private
-do(#mod{method = Method, request_uri = Uri}) ->
+do(#mod{method = Method, request_uri = Uri, parsed_header = Header}) ->
     {Status, Type, Body} =
-        case lists:member(Method, ["GET", "HEAD"]) of
-            false -> {405, "text/plain", <<"method not allowed\n">>};
+        case host_allowed(proplists:get_value("host", Header)) of
+            false -> {400, "text/plain", <<"host not allowed\n">>};
+            true when Method =/= "GET", Method =/= "HEAD" ->
+                {405, "text/plain", <<"method not allowed\n">>};
             true -> route(uri_string:parse(Uri))
         end,
     Bin = unicode:characters_to_binary(Body),
@@ -126,6 +159,15 @@ do(#mod{method = Method, request_uri = Uri}) ->
           end,
     {proceed, [{response, {response, Headers, Out}}]}.
 
+%% Stopping: nothing is allowed any more.
+host_allowed(Host) ->
+    case persistent_term:get(?KEY, undefined) of
+        #{ip := Ip, port := Port, hosts := Hosts} ->
+            lasp_converge_http_guard:host_allowed(Host, Ip, Port, Hosts);
+        undefined ->
+            false
+    end.
+
 route(#{path := "/"} = U) when not is_map_key(query, U) ->
     {200, "text/html", page()};
 route(#{path := "/metrics"}) ->
@@ -134,7 +176,16 @@ route(#{path := "/api/vars"}) ->
     {200, "application/json",
      lasp_converge_json:encode([#{id => I, name => name(V)} || {I, V} <- vars()])};
 route(#{path := "/api/var"} = U) ->
-    Q = uri_string:dissect_query(maps:get(query, U, "")),
+    case lasp_converge_http_guard:query(maps:get(query, U, "")) of
+        {ok, Q} -> id(Q);
+        error -> {400, "text/plain", <<"the query is not percent-encoded UTF-8\n">>}
+    end;
+route(#{}) ->
+    {404, "text/plain", <<"not found\n">>};
+route(_) ->
+    {400, "text/plain", <<"bad request\n">>}.
+
+id(Q) ->
     case [X || {"id", X} <- Q] of
         [Id] ->
             case string:to_integer(Id) of
@@ -143,11 +194,7 @@ route(#{path := "/api/var"} = U) ->
             end;
         _ ->
             {400, "text/plain", <<"one id=N is required\n">>}
-    end;
-route(#{}) ->
-    {404, "text/plain", <<"not found\n">>};
-route(_) ->
-    {400, "text/plain", <<"bad request\n">>}.
+    end.
 
 vars() ->
     lists:zip(lists:seq(0, length(lasp_converge:tracked()) - 1), lasp_converge:tracked()).

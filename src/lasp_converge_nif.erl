@@ -24,7 +24,7 @@
          tracker_finished_since/3, tracker_buckets/2,
          tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
          tracker_json/1, tracker_reset/1, tracker_live/0]).
--export([sim_run/1]).
+-export([sim_start/2, sim_cancel/1, sim_active/0]).
 
 -on_load(init/0).
 
@@ -170,7 +170,15 @@ tracker_reset(_) -> ?NOT_LOADED.
 -spec tracker_live() -> non_neg_integer().
 tracker_live() -> ?NOT_LOADED.
 
-%% Gossip simulator (native/lasp_converge_nif/src/sim.rs), on a dirty CPU
-%% scheduler. Call lasp_converge_sim:run/1.
--spec sim_run(map()) -> {ok, map()} | {error, term()}.
-sim_run(_) -> ?NOT_LOADED.
+%% Gossip simulator (native/lasp_converge_nif/src/sim.rs): the spec is
+%% decoded on a dirty CPU scheduler, the run goes to a thread of its own and
+%% its result comes as `{Tag, Result}'. The caller's death or the run
+%% handle's collection cancels it. Call lasp_converge_sim:run/1,2.
+-spec sim_start(map(), reference()) -> {ok, reference()} | {error, term()}.
+sim_start(_, _) -> ?NOT_LOADED.
+%% `sent' when the result was already sent, else `ok'.
+-spec sim_cancel(reference()) -> ok | sent.
+sim_cancel(_) -> ?NOT_LOADED.
+%% Simulation threads alive in this VM (computing or waiting for a turn).
+-spec sim_active() -> non_neg_integer().
+sim_active() -> ?NOT_LOADED.

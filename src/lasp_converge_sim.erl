@@ -1,7 +1,16 @@
 %% @doc Predict convergence before deploying: a deterministic discrete-event
 %% simulator of the anti-entropy `lasp_converge_replicator' runs, in the
-%% native core (`native/lasp_converge_core/src/sim/'), on a dirty CPU
-%% scheduler.
+%% native core (`native/lasp_converge_core/src/sim/').
+%%
+%% == Where a run computes ==
+%%
+%% On an OS thread of its own, never on a scheduler: a run of minutes
+%% neither blocks other dirty NIF calls (merges, `lasp_converge:stats/1')
+%% nor a scheduler. At most as many runs as the machine has cores compute
+%% at once; the others wait for a turn. The calling process waits for the
+%% result; when it dies (killed, or a linked process crashed) the run stops
+%% within a few thousand events, and so does a run whose `timeout' (see
+%% `run/2') passes. `active/0' counts the runs computing or waiting.
 %%
 %% == Model ==
 %%
@@ -107,7 +116,7 @@
 %% Bounded Staleness", VLDB 2012), asked of CRDT anti-entropy.
 -module(lasp_converge_sim).
 
--export([run/1, recommend/1]).
+-export([run/1, run/2, active/0, recommend/1]).
 
 -type latency() :: {constant, non_neg_integer()}
                  | {uniform, non_neg_integer(), non_neg_integer()}
@@ -174,10 +183,49 @@
 %% 2> maps:with([p50, p99, messages_per_update], R).
 %% '''
 -spec run(spec()) -> {ok, result()} | {error, reason()}.
-run(Spec) when is_map(Spec) ->
-    lasp_converge_nif:sim_run(Spec);
-run(_) ->
+run(Spec) ->
+    run(Spec, #{}).
+
+%% @doc `run/1' with options: `timeout' (`infinity', or milliseconds of
+%% real time), after which the run is stopped and `{error, timeout}'
+%% returned.
+-spec run(spec(), #{timeout => timeout()}) ->
+          {ok, result()} | {error, reason() | timeout}.
+run(Spec, Opts) when is_map(Spec), is_map(Opts) ->
+    case maps:get(timeout, Opts, infinity) of
+        T when T =:= infinity; is_integer(T), T >= 0 ->
+            Tag = make_ref(),
+            case lasp_converge_nif:sim_start(Spec, Tag) of
+                {ok, Run} -> await(Run, Tag, T);
+                {error, _} = Error -> Error
+            end;
+        _ ->
+            {error, {bad_opts, timeout}}
+    end;
+run(Spec, _Opts) when is_map(Spec) ->
+    {error, {bad_opts, timeout}};
+run(_, _) ->
     {error, bad_spec}.
+
+%% `Run' stays referenced until the result is in: were it collected, the
+%% run would be cancelled.
+await(Run, Tag, Timeout) ->
+    receive
+        {Tag, Result} ->
+            _ = lasp_converge_nif:sim_cancel(Run),
+            Result
+    after Timeout ->
+            case lasp_converge_nif:sim_cancel(Run) of
+                ok -> {error, timeout};
+                %% Finished just in time: the result is on its way.
+                sent -> receive {Tag, Result} -> Result end
+            end
+    end.
+
+%% @doc How many runs are computing or waiting for a turn in this VM.
+-spec active() -> non_neg_integer().
+active() ->
+    lasp_converge_nif:sim_active().
 
 %% @doc The cheapest propagation settings whose simulated p99 convergence
 %% meets `target_p99' (ms).

@@ -16,14 +16,16 @@
 %%   while the application starts there), its clock is sampled, and it must
 %%   see the updates made from then on.</li>
 %% <li>`member': on every other node. It answers pings with its clock and
-%%   stops with the aggregator.</li>
+%%   keeps a journal of what its node sent; when the aggregator dies it
+%%   stays, so that another node can take over (`lasp_converge_handover').</li>
 %% </ul>
 %%
 %% Updates and observations do not go through either process on the
 %% aggregating node: `lasp_converge' reads the native tracker from the
 %% registry and calls it in the caller's process. On a member node it
-%% computes the witness (`delta(Post, Pre)') locally and sends only that,
-%% with the node's own timestamp, to the aggregator; an observation sends
+%% computes the witness (`delta(Post, Pre)') locally and hands only that,
+%% with the node's own timestamp, to the node's member, which journals it
+%% (`lasp_converge_handover') and sends it to the aggregator; an observation sends
 %% only what the state gained since the last state this node sent
 %% (`delta(State, Last)', the whole state the first time), and the
 %% aggregator joins it into the node's state
@@ -183,13 +185,17 @@ init({Var, {member, Agg, SeqBase}}) ->
             ignore;
         true ->
             _ = SeqBase > 0 andalso ets:insert(Reg, {{seq, Var}, SeqBase}),
+            ok = lasp_converge_handover:open(Var),
             _ = erlang:monitor(process, Agg),
             {ok, #st{var = Var, role = member, agg = Agg, tick = false, clock = false}}
     end.
 
 start_aggregator(Var, Res, Opts) ->
     Wanted = lists:usort(maps:get(nodes, Opts, nodes())) -- [node()],
-    Members = start_members(Var, Wanted, 0),
+    Started = start_members(Var, Wanted, 0),
+    %% Orphaned members (their aggregator died) are adopted.
+    {Adopted, Journals} = lasp_converge_handover:adopt(Var, Wanted -- maps:keys(Started), Opts),
+    Members = maps:merge(Started, Adopted),
     Order = [node() | [N || N <- maps:get(nodes, Opts, nodes()), N =/= node()]],
     Ids = maps:from_list(lists:zip(Order, lists:seq(0, length(Order) - 1))),
     Names = maps:from_list([{I, N} || {N, I} <- maps:to_list(Ids)]),
@@ -198,6 +204,7 @@ start_aggregator(Var, Res, Opts) ->
                  Members),
     Live = [node() | maps:keys(Members)],
     ok = lasp_converge_nif:tracker_set_members(Res, now_us(), [maps:get(N, Ids) || N <- Live]),
+    ok = lasp_converge_handover:replay(Res, Ids, Journals),
     St = #st{var = Var, role = aggregator, agg = self(), res = Res,
              ids = Ids, names = Names, members = Members, live = Live,
              joinable = case Opts of
@@ -263,10 +270,17 @@ handle_call(untrack, _From, St = #st{role = aggregator, members = Members}) ->
     {stop, normal, ok, St};
 handle_call({query, marks}, _From, St = #st{role = aggregator, marks = Marks}) ->
     {reply, lists:reverse(Marks), St};
-handle_call({query, reset}, _From, St = #st{role = aggregator}) ->
+handle_call({query, reset}, _From, St = #st{role = aggregator, members = Members}) ->
+    %% A new measurement: the members' journals start again too.
+    maps:foreach(fun(_, Pid) -> Pid ! lc_journal_reset end, Members),
     {reply, query(reset, St), St#st{marks = []}};
 handle_call({query, Q}, _From, St = #st{role = aggregator}) ->
     {reply, query(Q, St), St};
+handle_call({lc_repoint, NewAgg, Keep}, _From, St = #st{role = member, var = Var}) ->
+    _ = erlang:monitor(process, NewAgg),
+    {reply, lasp_converge_handover:repointed(Var, NewAgg, Keep), St#st{agg = NewAgg}};
+handle_call(lc_dump_and_stop, _From, St = #st{role = member, var = Var}) ->
+    {stop, normal, lasp_converge_handover:dump(Var), St};
 handle_call(_, _From, St) ->
     {reply, {error, not_aggregator}, St}.
 
@@ -311,8 +325,15 @@ handle_info({nodeup, Node}, St = #st{role = aggregator, joinable = J}) ->
     {noreply, St};
 handle_info({join, Node, N}, St = #st{role = aggregator}) ->
     {noreply, join(Node, N, St)};
-handle_info({'DOWN', _, process, Agg, _}, St = #st{role = member, agg = Agg}) ->
-    {stop, normal, St};
+handle_info({'DOWN', _, process, Agg, _}, St = #st{role = member, agg = Agg, var = Var}) ->
+    ok = lasp_converge_handover:lost(Var, Agg),
+    {noreply, St};
+handle_info(lc_journal_reset, St = #st{role = member, var = Var}) ->
+    ok = lasp_converge_handover:clear(Var),
+    {noreply, St};
+handle_info({lc_journal, Msg}, St = #st{role = member, var = Var, agg = Agg}) ->
+    ok = lasp_converge_handover:record(Var, Agg, Msg),
+    {noreply, St};
 handle_info({'DOWN', _, process, Pid, _}, St = #st{role = aggregator, members = Members}) ->
     case [N || {N, P} <- maps:to_list(Members), P =:= Pid] of
         [Node] -> {noreply, drop(Node, St)};
@@ -328,7 +349,7 @@ terminate(_Reason, #st{var = Var}) ->
     _ = ets:delete(Reg, {seq, Var}),
     _ = ets:delete(Reg, {last, Var}),
     _ = ets:delete(Reg, {type, Var}),
-    ok.
+    lasp_converge_handover:forget(Var).
 
 %% ---- internals ----
 
@@ -364,7 +385,7 @@ join(Node, N, St = #st{var = Var, res = Res, live = Live, ids = Ids, names = Nam
                           true -> max(0, now_us());
                           false -> 0
                       end,
-            case start_members(Var, [Node], SeqBase) of
+            case start_or_adopt(Var, Node, SeqBase) of
                 #{Node := Pid} ->
                     Id = maps:get(Node, Ids, maps:size(Ids)),
                     sync_clock(Res, Id, Node, Pid, ?SYNC_ROUNDS),
@@ -380,6 +401,14 @@ join(Node, N, St = #st{var = Var, res = Res, live = Live, ids = Ids, names = Nam
                 _ ->
                     St
             end
+    end.
+
+%% A member left orphaned there (this aggregator was cut off from it) is
+%% adopted again.
+start_or_adopt(Var, Node, SeqBase) ->
+    case start_members(Var, [Node], SeqBase) of
+        #{Node := _} = Started -> Started;
+        _ -> element(1, lasp_converge_handover:adopt(Var, [Node], #{}))
     end.
 
 query(stats, #st{res = Res, names = Names, live = Live}) ->

@@ -1,6 +1,8 @@
 %% @doc The dashboard's server (`lasp_converge_http'): loopback by default,
 %% any free port, the page and the two JSON endpoints, and 400/404/405 for
-%% everything else; nothing is read from the file system.
+%% everything else; nothing is read from the file system. A query that is
+%% not UTF-8 answers 400, an oversized URI 414 and a body 413 at once, a
+%% foreign `Host' 400, and starting and stopping on port 0 creates no atoms.
 -module(lasp_converge_http_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -9,7 +11,8 @@ http_test_() ->
     {setup,
      fun() -> {ok, Apps} = application:ensure_all_started(lasp_converge), Apps end,
      fun(_) -> lasp_converge_http:stop() end,
-     [fun endpoints/0]}.
+     [fun endpoints/0, fun bad_queries/0, fun sizes/0, fun hosts/0,
+      fun restarts_create_no_atoms/0, fun host_rules/0]}.
 
 endpoints() ->
     V = {<<"http">>, state_gcounter},
@@ -51,6 +54,111 @@ endpoints() ->
     after
         lasp_converge:untrack(V)
     end.
+
+with_server(Opts, F) ->
+    {ok, #{port := Port}} = lasp_converge_http:start(Opts),
+    try F(Port) after lasp_converge_http:stop() end.
+
+%% One request as raw bytes; the status code and the body.
+raw(Port, Request) ->
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}], 5000),
+    try
+        ok = gen_tcp:send(S, Request),
+        Answer = recv_all(S, <<>>),
+        <<"HTTP/1.", _, " ", C:3/binary, _/binary>> = Answer,
+        [_, Body] = binary:split(Answer, <<"\r\n\r\n">>),
+        {binary_to_integer(C), Body}
+    after
+        gen_tcp:close(S)
+    end.
+
+recv_all(S, Acc) ->
+    case gen_tcp:recv(S, 0, 30000) of
+        {ok, B} -> recv_all(S, <<Acc/binary, B/binary>>);
+        {error, _} -> Acc
+    end.
+
+get(Port, Path, Host) ->
+    raw(Port, ["GET ", Path, " HTTP/1.1\r\nHost: ", Host, "\r\nConnection: close\r\n\r\n"]).
+
+local(Port) ->
+    "127.0.0.1:" ++ integer_to_list(Port).
+
+bad_queries() ->
+    with_server(#{}, fun(Port) ->
+        %% Percent-encoded bytes that are not UTF-8, and raw ones.
+        [?assertMatch({400, _}, get(Port, P, local(Port)))
+         || P <- ["/api/var?id=%FF", "/api/var?id=%C3%28", "/api/var?%FF=1",
+                  <<"/api/var?id=", 255>>, <<"/api/var?id=1", 192, 128>>]]
+    end).
+
+sizes() ->
+    with_server(#{}, fun(Port) ->
+        Long = ["/api/var?id=1&x=", lists:duplicate(200000, $a)],
+        ?assertMatch({414, _}, get(Port, Long, local(Port))),
+        %% Under the cap, still answered.
+        ?assertMatch({200, _}, get(Port, ["/api/vars?x=", lists:duplicate(4000, $a)],
+                                  local(Port))),
+        ?assertMatch({413, _}, raw(Port, ["GET / HTTP/1.1\r\nHost: ", local(Port),
+                                          "\r\nX-Big: ", lists:duplicate(20000, $a),
+                                          "\r\n\r\n"])),
+        ?assertMatch({413, _}, raw(Port, ["POST / HTTP/1.1\r\nHost: ", local(Port),
+                                          "\r\nContent-Length: 10000000\r\n\r\n", "xx"]))
+    end).
+
+hosts() ->
+    with_server(#{}, fun(Port) ->
+        P = integer_to_list(Port),
+        [?assertMatch({200, _}, get(Port, "/api/vars", H))
+         || H <- ["127.0.0.1:" ++ P, "localhost:" ++ P, "LocalHost:" ++ P, "[::1]:" ++ P,
+                  "10.1.2.3:" ++ P]],
+        [?assertMatch({400, <<"host not allowed\n">>}, get(Port, "/api/vars", H))
+         || H <- ["evil.example:" ++ P, "evil.example", "localhost", "localhost:1",
+                  "127.0.0.1", "localhost.evil.example:" ++ P, "127.0.0.1:" ++ P ++ "x",
+                  "[::1:" ++ P, ""]],
+        %% No Host at all (HTTP/1.0): not a browser.
+        ?assertMatch({200, _}, raw(Port, "GET /api/vars HTTP/1.0\r\n\r\n"))
+    end),
+    with_server(#{allowed_hosts => ["dash.example", <<"other.example:8443">>]}, fun(Port) ->
+        P = integer_to_list(Port),
+        ?assertMatch({200, _}, get(Port, "/api/vars", "dash.example:" ++ P)),
+        ?assertMatch({200, _}, get(Port, "/api/vars", "Other.Example:8443")),
+        ?assertMatch({400, _}, get(Port, "/api/vars", "other.example:" ++ P)),
+        ?assertMatch({400, _}, get(Port, "/api/vars", "evil.example:" ++ P))
+    end),
+    with_server(#{allowed_hosts => any}, fun(Port) ->
+        ?assertMatch({200, _}, get(Port, "/api/vars", "evil.example"))
+    end),
+    ?assertEqual({error, bad_opts}, lasp_converge_http:start(#{allowed_hosts => some})).
+
+%% inets names a server's processes after its port, with atoms: a fresh
+%% port each time left about 7 atoms per start and stop.
+restarts_create_no_atoms() ->
+    Cycle = fun() -> with_server(#{}, fun(P) -> P end) end,
+    _ = [Cycle() || _ <- lists:seq(1, 3)],
+    Atoms = erlang:system_info(atom_count),
+    Ports = [Cycle() || _ <- lists:seq(1, 20)],
+    ?assert(erlang:system_info(atom_count) - Atoms < 20),
+    ?assert(length(lists:usort(Ports)) =< 8).
+
+%% The Host rules on their own, port 80 included.
+host_rules() ->
+    G = lasp_converge_http_guard,
+    Ip = {127, 0, 0, 1},
+    ?assert(G:host_allowed("localhost", Ip, 80, [])),
+    ?assert(G:host_allowed("localhost:80", Ip, 80, [])),
+    ?assert(G:host_allowed("[::1]", Ip, 80, [])),
+    ?assertNot(G:host_allowed("[::1", Ip, 80, [])),
+    ?assertNot(G:host_allowed("[zz]", Ip, 80, [])),
+    ?assert(G:host_allowed(undefined, Ip, 80, [])),
+    ?assert(G:host_allowed("a.example", Ip, 80, ["a.example"])),
+    ?assertNot(G:host_allowed("a.example", Ip, 81, ["a.example"])),
+    ?assert(G:host_allowed("a.example:81", Ip, 81, ["a.example"])),
+    ?assertNot(G:host_allowed("1.2.3.4.5:80", Ip, 80, [])),
+    ?assertNot(G:host_allowed("localhost:99999", Ip, 80, [])),
+    ?assertNot(G:host_allowed("x.example", Ip, 80, [<<255>>, 1, "a:b:c"])),
+    ?assertEqual({ok, [{"id", "1"}]}, G:query("id=1")),
+    ?assertEqual(error, G:query("id=%FF")).
 
 index_of(X, L) -> length(lists:takewhile(fun(Y) -> Y =/= X end, L)).
 

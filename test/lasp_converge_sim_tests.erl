@@ -3,8 +3,10 @@
 %% named in `{error, {bad_spec, Key}}' (no atom created, no crash), caps give
 %% `{error, {too_large, Key}}', a partition holds updates back until it
 %% heals, the tuner's Lasp names (`delta_interval', `jitter') are taken,
-%% `recommend/1' proposes settings that meet the target, and a real 3-node
-%% cluster agrees with the simulator within a loose sanity bound.
+%% `recommend/1' proposes settings that meet the target, a real 3-node
+%% cluster agrees with the simulator within a loose sanity bound, runs leave
+%% the dirty schedulers free, and a run stops when its caller dies or its
+%% timeout passes.
 -module(lasp_converge_sim_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -148,6 +150,65 @@ caps_test() ->
                  ?S:run(#{nodes => 20000, fanout => all, state_interval => 1})),
     ?assertEqual({error, {too_large, latency}},
                  ?S:run(#{latency => {empirical, lists:duplicate(1000001, 1)}})).
+
+%% About 4e8 events: minutes of computing on any machine.
+long_spec() ->
+    #{nodes => 20000, fanout => 3, state_interval => 1000, updates => [], until => 4999000}.
+
+wait_active(N, Deadline) ->
+    case ?S:active() of
+        N -> ok;
+        Other ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> {still_active, Other};
+                false -> timer:sleep(10), wait_active(N, Deadline)
+            end
+    end.
+
+deadline(Ms) ->
+    erlang:monotonic_time(millisecond) + Ms.
+
+%% More long runs than dirty CPU schedulers: a big dirty merge is served
+%% while every one of them is still computing; once their callers are
+%% killed, their threads end long before the runs could have finished.
+long_runs_leave_dirty_schedulers_free_and_stop_with_their_callers_test_() ->
+    {timeout, 120,
+     fun() ->
+             ?assertEqual(ok, wait_active(0, deadline(30000))),
+             K = erlang:system_info(dirty_cpu_schedulers) + 1,
+             Self = self(),
+             Callers = [spawn(fun() -> Self ! {result, ?S:run(long_spec())} end)
+                        || _ <- lists:seq(1, K)],
+             ?assertEqual(ok, wait_active(K, deadline(30000))),
+             A = {state_gset, lists:seq(1, 400000, 2)},
+             B = {state_gset, lists:seq(2, 400000, 2)},
+             {Merger, MRef} = spawn_monitor(
+                                fun() -> exit({merged, lasp_converge_nif:crdt_merge_dirty(A, B)}) end),
+             Merged = receive {'DOWN', MRef, process, Merger, {merged, M}} -> M
+                      after 60000 -> exit(Merger, kill), merge_blocked
+                      end,
+             ?assertEqual({state_gset, lists:seq(1, 400000)}, Merged),
+             %% None of the runs had finished meanwhile.
+             ?assertEqual(K, ?S:active()),
+             receive {result, R} -> ?assertEqual(no_run_finished, R) after 0 -> ok end,
+             [exit(P, kill) || P <- Callers],
+             ?assertEqual(ok, wait_active(0, deadline(30000))),
+             receive {result, R2} -> ?assertEqual(no_result_after_kill, R2) after 0 -> ok end
+     end}.
+
+timeout_stops_a_run_test_() ->
+    {timeout, 60,
+     fun() ->
+             ?assertEqual(ok, wait_active(0, deadline(30000))),
+             ?assertEqual({error, timeout}, ?S:run(long_spec(), #{timeout => 200})),
+             ?assertEqual(ok, wait_active(0, deadline(30000))),
+             %% A timeout that does not pass changes nothing.
+             ?assertEqual(?S:run(base()), ?S:run(base(), #{timeout => 60000})),
+             ?assertEqual({error, {bad_opts, timeout}}, ?S:run(base(), #{timeout => -1})),
+             ?assertEqual({error, {bad_opts, timeout}}, ?S:run(base(), [])),
+             %% Nothing left in the mailbox.
+             receive Msg -> ?assertEqual(nothing, Msg) after 0 -> ok end
+     end}.
 
 recommend_meets_the_target_test_() ->
     {timeout, 120,

@@ -63,7 +63,15 @@ defmodule LaspConverge.Fault do
   @spec drop(Cluster.t(), float()) :: :ok | {:error, term()}
   def drop(cluster, probability), do: :lasp_converge_fault.drop(cluster, probability)
 
-  @doc "Halts `node`; its state is lost until `restart/3`."
+  @doc """
+  Halts `node`; its state is lost until `restart/3`.
+
+  Crashing the node that aggregates a tracked variable loses the updates
+  made there; the other nodes keep their records, `LaspConverge.stats/1`
+  there answers `{:error, {:aggregator_down, node}}`, and
+  `LaspConverge.track(var, take_over: true)` on one of them takes the
+  measurement over (see `guides/tracking.md`).
+  """
   @spec crash(Cluster.t(), node()) :: :ok | {:error, term()}
   def crash(cluster, node), do: :lasp_converge_fault.crash(cluster, node)
 

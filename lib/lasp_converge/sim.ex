@@ -2,7 +2,9 @@ defmodule LaspConverge.Sim do
   @moduledoc """
   Predict convergence before deploying: a deterministic discrete-event
   simulator of the anti-entropy `LaspConverge.Replicator` runs, in the
-  native core, on a dirty CPU scheduler.
+  native core, on an OS thread of its own: a long run blocks neither a
+  scheduler nor other dirty NIF calls, and stops when the calling process
+  dies or its `:timeout` passes (`run/2`).
 
   A thin façade over `:lasp_converge_sim`; see its module doc for the model,
   every key of the spec and its default, and the caps. The spec is a map or
@@ -46,6 +48,25 @@ defmodule LaspConverge.Sim do
   """
   @spec run(spec()) :: {:ok, map()} | {:error, term()}
   def run(spec) when is_list(spec) or is_map(spec), do: :lasp_converge_sim.run(to_map(spec))
+
+  @doc """
+  `run/1` with options: `:timeout` (`:infinity` or ms of real time), after
+  which the run is stopped and `{:error, :timeout}` returned.
+
+      iex> LaspConverge.Sim.run([nodes: 20000, fanout: 3, state_interval: 1000,
+      ...>   updates: [], until: 4_999_000], timeout: 50)
+      {:error, :timeout}
+  """
+  @spec run(spec(), keyword() | map()) :: {:ok, map()} | {:error, term()}
+  def run(spec, opts) when (is_list(spec) or is_map(spec)) and (is_list(opts) or is_map(opts)),
+    do: :lasp_converge_sim.run(to_map(spec), to_map(opts))
+
+  @doc """
+  How many runs are computing or waiting for a turn in this VM (at most
+  as many compute at once as the machine has cores).
+  """
+  @spec active() :: non_neg_integer()
+  def active, do: :lasp_converge_sim.active()
 
   @doc "Like `run/1`, raising `LaspConverge.Sim.Error` on a bad spec."
   @spec run!(spec()) :: map()

@@ -43,4 +43,22 @@ defmodule LaspConverge.HTTPTest do
     assert :ok = LaspConverge.HTTP.stop()
     assert {:error, :not_started} = LaspConverge.HTTP.url()
   end
+
+  defp raw(port, host) do
+    {:ok, s} = :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false], 5000)
+    :ok = :gen_tcp.send(s, "GET /api/vars HTTP/1.1\r\nHost: #{host}\r\nConnection: close\r\n\r\n")
+    {:ok, <<"HTTP/1.1 ", code::binary-size(3), _::binary>>} = :gen_tcp.recv(s, 0, 5000)
+    :gen_tcp.close(s)
+    String.to_integer(code)
+  end
+
+  test "answers only its own hosts and the allowed ones; refuses bad queries and long URIs" do
+    {:ok, %{port: port, url: url}} = LaspConverge.HTTP.start(allowed_hosts: ["dash.example"])
+    on_exit(fn -> LaspConverge.HTTP.stop() end)
+    assert raw(port, "localhost:#{port}") == 200
+    assert raw(port, "dash.example:#{port}") == 200
+    assert raw(port, "rebound.example:#{port}") == 400
+    assert {400, _, _} = get(url <> "api/var?id=%FF")
+    assert {414, _, _} = get(url <> "api/var?x=" <> String.duplicate("a", 100_000))
+  end
 end

@@ -98,6 +98,29 @@ defmodule LaspConverge.SimTest do
     assert %{converged: _} = Sim.run!(@spec_kw)
   end
 
+  @long [nodes: 20000, fanout: 3, state_interval: 1000, updates: [], until: 4_999_000]
+
+  defp wait_active(n, tries \\ 3000) do
+    cond do
+      Sim.active() == n -> :ok
+      tries == 0 -> {:still_active, Sim.active()}
+      true -> Process.sleep(10) && wait_active(n, tries - 1)
+    end
+  end
+
+  test "a run stops when its caller dies or its timeout passes" do
+    assert :ok = wait_active(0)
+    caller = spawn(fn -> Sim.run(@long) end)
+    assert :ok = wait_active(1)
+    Process.exit(caller, :kill)
+    assert :ok = wait_active(0)
+
+    assert {:error, :timeout} = Sim.run(@long, timeout: 100)
+    assert :ok = wait_active(0)
+    assert Sim.run(@spec_kw, timeout: 60_000) == Sim.run(@spec_kw)
+    assert {:error, {:bad_opts, :timeout}} = Sim.run(@spec_kw, timeout: :soon)
+  end
+
   test "recommend proposes settings meeting the target, cheapest first" do
     assert {:ok, best} =
              Sim.recommend(target_p99: 1_000, nodes: 40, update_rate: 10, duration: 5_000)

@@ -703,3 +703,36 @@ fn one_node_converges_at_once() {
     assert_eq!(r.stats.max_us, Some(0));
     assert_eq!(r.messages, 0);
 }
+
+#[test]
+fn a_raised_cancel_flag_stops_a_long_run() {
+    use lasp_converge_core::sim::run_cancellable;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // About 4e8 events: minutes of computing.
+    let long = Spec {
+        nodes: 20_000,
+        fanout: Fanout::Count(3),
+        state_interval_us: 1_000_000,
+        updates: Updates::At(Vec::new()),
+        until_us: Some(4_999_000_000),
+        ..Spec::default()
+    };
+    let cancel = AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        let h = s.spawn(|| run_cancellable(&long, &cancel));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        cancel.store(true, Ordering::Relaxed);
+        h.join().unwrap()
+    });
+    assert_eq!(r, Err(SimError::Cancelled));
+    // Unraised, the flag changes nothing.
+    let small = Spec {
+        nodes: 30,
+        seed: 9,
+        ..Spec::default()
+    };
+    assert_eq!(
+        run_cancellable(&small, &AtomicBool::new(false)),
+        run(&small)
+    );
+}

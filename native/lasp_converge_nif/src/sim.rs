@@ -1,7 +1,13 @@
 // Gossip simulator NIF: decode the spec map, run the core's simulator once,
 // encode the report. A run is bounded by the core's caps (nodes, updates,
 // nodes x updates, estimated messages; `lasp_converge_core::sim::MAX_*`),
-// and takes up to seconds, so it runs on a dirty CPU scheduler.
+// but still takes up to minutes, so it never runs on a scheduler: the spec
+// is decoded on a dirty CPU scheduler (bounded by the caps), the run goes to
+// a thread of its own, and its report comes back as a message. The caller
+// holds a resource: its death (monitor) or the resource's collection raises
+// the run's cancel flag, which the core reads every
+// `sim::CANCEL_CHECK_EVENTS` events. At most as many runs as the machine
+// has cores compute at once; the others wait for a turn, still cancellable.
 //
 // Every field is decoded by hand: bad input gives `{error, {bad_spec,
 // Key}}`, `{error, {too_large, Key}}` or `{error, {unknown_key, Key}}`
@@ -15,7 +21,11 @@ use lasp_converge_core::sim::{
 };
 use rustler::types::map::map_new;
 use rustler::types::MapIterator;
-use rustler::{Encoder, Env, NifResult, Term};
+use rustler::{Encoder, Env, LocalPid, Monitor, NifResult, OwnedEnv, ResourceArc, Term};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::tracker::{opt_or_undefined, put};
 
@@ -24,6 +34,10 @@ mod atoms {
         ok,
         error,
         undefined,
+        sent,
+        cancelled,
+        panicked,
+        no_thread,
         bad_spec,
         too_large,
         unknown_key,
@@ -502,18 +516,184 @@ fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
     put(m, atoms::events(), r.events.encode(env))
 }
 
-// `sim_run(Spec)`: `{ok, Report}` | `{error, Reason}`.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn sim_run<'a>(env: Env<'a>, spec: Term<'a>) -> Reply<'a> {
-    let why = match spec_from(spec) {
-        Ok(s) => match sim::run(&s) {
-            Ok(r) => return Ok((atoms::ok(), encode(env, &r)).encode(env)),
-            Err(SimError::Bad(f)) => (atoms::bad_spec(), field_atom(f)).encode(env),
-            Err(SimError::TooLarge(f)) => (atoms::too_large(), field_atom(f)).encode(env),
-        },
-        Err(Bad::NotAMap) => atoms::bad_spec().encode(env),
-        Err(Bad::Spec(k)) => (atoms::bad_spec(), k).encode(env),
-        Err(Bad::Unknown(k)) => (atoms::unknown_key(), k).encode(env),
+fn reply<'a>(env: Env<'a>, r: Result<SimReport, SimError>) -> Term<'a> {
+    let why = match r {
+        Ok(r) => return (atoms::ok(), encode(env, &r)).encode(env),
+        Err(SimError::Bad(f)) => (atoms::bad_spec(), field_atom(f)).encode(env),
+        Err(SimError::TooLarge(f)) => (atoms::too_large(), field_atom(f)).encode(env),
+        Err(SimError::Cancelled) => atoms::cancelled().encode(env),
     };
-    Ok((atoms::error(), why).encode(env))
+    (atoms::error(), why).encode(env)
+}
+
+fn refused<'a>(env: Env<'a>, b: Bad<'a>) -> Term<'a> {
+    let why = match b {
+        Bad::NotAMap => atoms::bad_spec().encode(env),
+        Bad::Spec(k) => (atoms::bad_spec(), k).encode(env),
+        Bad::Unknown(k) => (atoms::unknown_key(), k).encode(env),
+    };
+    (atoms::error(), why).encode(env)
+}
+
+// One run, as its caller holds it. `done` is set under the lock by whoever
+// comes first: the thread when it sends the report, `sim_cancel` or the
+// caller's death when they cancel; so after `sim_cancel` the caller knows
+// whether a report is on its way.
+pub struct ExSimRun {
+    cancel: Arc<AtomicBool>,
+    done: Arc<Mutex<bool>>,
+}
+
+fn lock(m: &Mutex<bool>) -> MutexGuard<'_, bool> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ExSimRun {
+    // True when the report was already sent.
+    fn cancel(&self) -> bool {
+        let mut done = lock(&self.done);
+        self.cancel.store(true, Ordering::Relaxed);
+        std::mem::replace(&mut *done, true)
+    }
+}
+
+impl Drop for ExSimRun {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ExSimRun {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _mon: Monitor) {
+        self.cancel();
+    }
+}
+
+// Run threads alive (computing or waiting for a turn), for tests and
+// `lasp_converge_sim:active/0`.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+struct Active;
+
+impl Active {
+    fn enter() -> Active {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// Turns to compute: as many as the machine has cores, as the VM sizes its
+// dirty CPU pool, so runs never take more CPU than the dirty pool could.
+static TURNS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+struct Turn;
+
+impl Turn {
+    // Wait for a turn; `None` once cancelled while waiting.
+    fn take(cancel: &AtomicBool) -> Option<Turn> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut busy = TURNS.0.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            if *busy < cores {
+                *busy += 1;
+                return Some(Turn);
+            }
+            busy = TURNS
+                .1
+                .wait_timeout(busy, Duration::from_millis(20))
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut busy = TURNS.0.lock().unwrap_or_else(|p| p.into_inner());
+        *busy = busy.saturating_sub(1);
+        TURNS.1.notify_one();
+    }
+}
+
+// `sim_start(Spec, Tag)`: `{ok, Run}`, the report to follow as `{Tag,
+// {ok, Report} | {error, Reason}}` to the caller unless cancelled; or
+// `{error, Reason}` for a spec refused at decoding.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn sim_start<'a>(env: Env<'a>, spec: Term<'a>, tag: Term<'a>) -> Reply<'a> {
+    let spec = match spec_from(spec) {
+        Ok(s) => s,
+        Err(b) => return Ok(refused(env, b)),
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(Mutex::new(false));
+    let run = ResourceArc::new(ExSimRun {
+        cancel: cancel.clone(),
+        done: done.clone(),
+    });
+    let pid = env.pid();
+    let _ = run.monitor(Some(env), &pid);
+    let mut owned = OwnedEnv::new();
+    let tag = owned.save(tag);
+    let active = Active::enter();
+    let spawned = std::thread::Builder::new()
+        .name("lasp_converge_sim".into())
+        .spawn(move || {
+            let _active = active;
+            let Some(turn) = Turn::take(&cancel) else {
+                return;
+            };
+            let out = catch_unwind(AssertUnwindSafe(|| sim::run_cancellable(&spec, &cancel)));
+            drop(turn);
+            drop(spec);
+            if matches!(out, Ok(Err(SimError::Cancelled))) {
+                return;
+            }
+            let mut done = lock(&done);
+            if *done {
+                return;
+            }
+            *done = true;
+            let _ = owned.send_and_clear(&pid, |env| {
+                let r = match out {
+                    Ok(r) => reply(env, r),
+                    Err(_) => (atoms::error(), atoms::panicked()).encode(env),
+                };
+                (tag.load(env), r).encode(env)
+            });
+        });
+    match spawned {
+        Ok(_) => Ok((atoms::ok(), run).encode(env)),
+        Err(_) => {
+            run.cancel();
+            Ok((atoms::error(), atoms::no_thread()).encode(env))
+        }
+    }
+}
+
+// `sim_cancel(Run)`: stop it; `sent` when its report was already sent (it
+// is in the caller's mailbox or on its way), else `ok`.
+#[rustler::nif]
+fn sim_cancel(run: ResourceArc<ExSimRun>) -> rustler::Atom {
+    if run.cancel() {
+        atoms::sent()
+    } else {
+        atoms::ok()
+    }
+}
+
+// `sim_active()`: run threads alive in this VM.
+#[rustler::nif]
+fn sim_active() -> usize {
+    ACTIVE.load(Ordering::Relaxed)
 }

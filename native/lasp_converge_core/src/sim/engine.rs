@@ -15,6 +15,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hdrhistogram::Histogram;
 
@@ -578,7 +579,8 @@ impl<'a> Sim<'a> {
         (i as f64 + d).round().max(1000.0) as u64
     }
 
-    pub(super) fn run(mut self) -> SimReport {
+    /// The whole run, or `None` once `cancel` is seen raised.
+    pub(super) fn run(mut self, cancel: &AtomicBool) -> Option<SimReport> {
         let i = self.s.state_interval_us;
         for node in 0..self.n {
             let first = if let Some(o) = &self.s.timer_offsets_us {
@@ -612,6 +614,11 @@ impl<'a> Sim<'a> {
             if t > limit {
                 now = limit;
                 break;
+            }
+            if self.events.is_multiple_of(super::CANCEL_CHECK_EVENTS)
+                && cancel.load(Ordering::Relaxed)
+            {
+                return None;
             }
             self.advance(t);
             now = t;
@@ -676,7 +683,7 @@ impl<'a> Sim<'a> {
             }
         }
         self.advance(now);
-        self.report(now)
+        Some(self.report(now))
     }
 
     /// A round at a tick, and the next tick armed after it: the interval

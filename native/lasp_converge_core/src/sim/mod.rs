@@ -89,6 +89,7 @@ mod engine;
 pub mod rng;
 
 use serde::Serialize;
+use std::sync::atomic::AtomicBool;
 
 /// How replicas synchronize (the replicator's `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -294,6 +295,8 @@ pub enum SimError {
     Bad(Field),
     /// The run would exceed this cap (see the `MAX_*` constants).
     TooLarge(Field),
+    /// The cancel flag given to [`run_cancellable`] was raised.
+    Cancelled,
 }
 
 /// A field of [`Spec`], for errors.
@@ -455,6 +458,26 @@ pub struct SimReport {
 
 /// Run the simulation `spec` describes.
 pub fn run(spec: &Spec) -> Result<SimReport, SimError> {
-    let plan = engine::Plan::new(spec)?;
-    Ok(engine::Sim::new(spec, plan).run())
+    run_cancellable(spec, &AtomicBool::new(false))
 }
+
+/// [`run`], giving up with [`SimError::Cancelled`] soon after `cancel` is
+/// raised (it is read every [`CANCEL_CHECK_EVENTS`] events). A run that is
+/// not cancelled gives exactly what [`run`] gives.
+///
+/// ```
+/// use lasp_converge_core::sim::{run_cancellable, SimError, Spec};
+/// use std::sync::atomic::AtomicBool;
+///
+/// let spec = Spec { nodes: 50, ..Spec::default() };
+/// assert_eq!(run_cancellable(&spec, &AtomicBool::new(true)), Err(SimError::Cancelled));
+/// ```
+pub fn run_cancellable(spec: &Spec, cancel: &AtomicBool) -> Result<SimReport, SimError> {
+    let plan = engine::Plan::new(spec)?;
+    engine::Sim::new(spec, plan)
+        .run(cancel)
+        .ok_or(SimError::Cancelled)
+}
+
+/// How many events a run processes between two reads of its cancel flag.
+pub const CANCEL_CHECK_EVENTS: u64 = 1024;

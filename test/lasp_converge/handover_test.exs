@@ -1,0 +1,48 @@
+defmodule LaspConverge.HandoverTest do
+  # Not async: the peers are connected to this node while they run.
+  use ExUnit.Case, async: false
+
+  alias LaspConverge.{Cluster, Fault}
+
+  setup do
+    was_alive = Node.alive?()
+    on_exit(fn -> unless was_alive, do: :net_kernel.stop() end)
+    :ok
+  end
+
+  defp wait(f, tries \\ 200) do
+    cond do
+      f.() -> :ok
+      tries == 0 -> :timeout
+      true -> Process.sleep(50) && wait(f, tries - 1)
+    end
+  end
+
+  test "the aggregating node dies: the others say so, keep their records, one takes over" do
+    {:ok, cluster} = Cluster.start(3, prefix: "ex_handover")
+    [a, b, c] = Cluster.nodes(cluster)
+    call = fn n, f, args -> Cluster.call(cluster, n, LaspConverge, f, args) end
+
+    try do
+      var = {"handover", :state_gset}
+      :ok = call.(a, :track, [var, [nodes: [b, c]]])
+      :ok = call.(b, :updated, [var, {:state_gset, []}, {:state_gset, ["b"]}])
+      :ok = call.(b, :observed, [var, {:state_gset, ["b"]}])
+      assert :ok == wait(fn -> match?(%{updates: 1}, call.(a, :stats, [var])) end)
+
+      :ok = Fault.crash(cluster, a)
+      assert :ok == wait(fn -> call.(c, :stats, [var]) == {:error, {:aggregator_down, a}} end)
+      :ok = call.(c, :observed, [var, {:state_gset, ["b"]}])
+
+      assert :ok = call.(c, :track, [var, [take_over: true, nodes: [b]]])
+      assert :ok == wait(fn -> match?(%{updates: 1, converged: 1}, call.(c, :stats, [var])) end)
+
+      assert {:error, {:aggregator_alive, ^c}} =
+               call.(b, :track, [var, [take_over: true, nodes: [c]]])
+
+      assert :ok = call.(c, :untrack, [var])
+    after
+      Cluster.stop(cluster)
+    end
+  end
+end
