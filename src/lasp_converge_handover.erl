@@ -71,8 +71,9 @@ prepare(Var, Opts) ->
         TakeOver when is_boolean(TakeOver) ->
             Others = maps:get(nodes, Opts, nodes()) -- [node()],
             Alive = case TakeOver of
-                        true -> [N || N <- Others, alive(rpc:call(N, ?MODULE, status, [Var],
-                                                                  ?RPC_TIMEOUT))];
+                        true -> [Agg || N <- Others,
+                                        Agg <- alive(rpc:call(N, ?MODULE, status, [Var],
+                                                              ?RPC_TIMEOUT))];
                         false -> []
                     end,
             case {Alive, status(Var)} of
@@ -88,9 +89,10 @@ prepare(Var, Opts) ->
             {error, bad_opts}
     end.
 
-alive({aggregator, _}) -> true;
-alive({member, _}) -> true;
-alive(_) -> false.
+%% The node of a live aggregator, if any.
+alive({aggregator, N}) -> [N];
+alive({member, N}) -> [N];
+alive(_) -> [].
 
 handover_opts(Opts, TakeOver, Local) ->
     (maps:remove(take_over, Opts))#{lc_handover => #{take_over => TakeOver, local => Local}}.
@@ -350,9 +352,17 @@ status(Var) ->
 %% @doc Why a query on `Var' found no aggregator.
 -spec explain(term()) -> {error, not_tracked | {aggregator_down, node()}}.
 explain(Var) ->
-    case status(Var) of
-        {orphan, N} -> {error, {aggregator_down, N}};
-        _ -> {error, not_tracked}
+    case {status(Var), lasp_converge_tracker:lookup(Var)} of
+        {{orphan, N}, _} ->
+            {error, {aggregator_down, N}};
+        {{member, N}, {ok, {member, Agg, _, _}}} ->
+            %% The member has not heard of it yet: ask its node.
+            case rpc:call(N, erlang, is_process_alive, [Agg], ?RPC_TIMEOUT) of
+                true -> {error, not_tracked};
+                _ -> {error, {aggregator_down, N}}
+            end;
+        _ ->
+            {error, not_tracked}
     end.
 
 %% @doc `untrack/1' on a node whose aggregator is down: stop the local
