@@ -48,29 +48,43 @@ start() ->
 %% (how often the page polls, default 1000), `allowed_hosts' (`Host' names
 %% answered besides `localhost' and address literals, e.g.
 %% `["dash.example.org"]' or `["dash.example.org:443"]'; `any' for all;
-%% default `[]'). `{error, already_started}' if one runs on this node.
+%% default `[]'). `{error, already_started}' if one runs on this node;
+%% `{error, {bad_opts, Opts}}' unless a map, `{error, {unknown_option, Key}}',
+%% `{error, {bad_option, Key, Value}}', and `{error, {eaddrinuse, Port}}'
+%% when the port is taken (nothing is started then, and nothing logged).
 -spec start(opts()) -> {ok, #{port := inet:port_number(), url := string()}} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     case persistent_term:get(?KEY, undefined) of
         undefined ->
-            Port = maps:get(port, Opts, 0),
-            Ip = maps:get(ip, Opts, {127, 0, 0, 1}),
-            Refresh = maps:get(refresh_ms, Opts, 1000),
-            Hosts = maps:get(allowed_hosts, Opts, []),
-            case valid(Port, Ip, Refresh) andalso (Hosts =:= any orelse is_list(Hosts)) of
-                true -> start_httpd(Port, Ip, Refresh, Hosts);
-                false -> {error, bad_opts}
+            case check_opts(maps:to_list(Opts)) of
+                ok ->
+                    start_httpd(maps:get(port, Opts, 0), maps:get(ip, Opts, {127, 0, 0, 1}),
+                                maps:get(refresh_ms, Opts, 1000),
+                                maps:get(allowed_hosts, Opts, []));
+                {error, _} = E ->
+                    E
             end;
         _ ->
             {error, already_started}
     end;
-start(_) ->
-    {error, bad_opts}.
+start(Opts) ->
+    {error, {bad_opts, Opts}}.
 
-valid(Port, Ip, Refresh) ->
-    is_integer(Port) andalso Port >= 0 andalso Port < 65536
-        andalso (is_tuple(Ip) andalso (tuple_size(Ip) =:= 4 orelse tuple_size(Ip) =:= 8))
-        andalso is_integer(Refresh) andalso Refresh > 0.
+check_opts([]) ->
+    ok;
+check_opts([{K, V} | Rest]) ->
+    case valid(K, V) of
+        true -> check_opts(Rest);
+        false -> {error, {bad_option, K, V}};
+        unknown -> {error, {unknown_option, K}}
+    end.
+
+valid(port, P) -> is_integer(P) andalso P >= 0 andalso P < 65536;
+valid(ip, Ip) -> is_tuple(Ip) andalso (tuple_size(Ip) =:= 4 orelse tuple_size(Ip) =:= 8)
+                     andalso lists:all(fun is_integer/1, tuple_to_list(Ip));
+valid(refresh_ms, R) -> is_integer(R) andalso R > 0;
+valid(allowed_hosts, H) -> H =:= any orelse is_list(H);
+valid(_, _) -> unknown.
 
 start_httpd(0, Ip, Refresh, Hosts) ->
     start_pooled(lasp_converge_http_guard:pooled_ports(Ip), Ip, Refresh, Hosts);
@@ -93,6 +107,24 @@ start_pooled([], Ip, Refresh, Hosts) ->
     end.
 
 serve(Port, Ip, Refresh, Hosts) ->
+    case port_free(Port, Ip) of
+        ok -> serve_httpd(Port, Ip, Refresh, Hosts);
+        {error, _} = E -> E
+    end.
+
+%% A taken port is found here rather than by httpd, whose supervisor would
+%% log the failed child as a crash.
+port_free(0, _Ip) ->
+    ok;
+port_free(Port, Ip) ->
+    Family = case tuple_size(Ip) of 4 -> inet; 8 -> inet6 end,
+    case gen_tcp:listen(Port, [Family, {ip, Ip}, {reuseaddr, true}]) of
+        {ok, S} -> gen_tcp:close(S);
+        {error, eaddrinuse} -> {error, {eaddrinuse, Port}};
+        {error, Why} -> {error, {listen, Port, Why}}
+    end.
+
+serve_httpd(Port, Ip, Refresh, Hosts) ->
     {ok, _} = application:ensure_all_started(inets),
     %% httpd wants a server root and a document root; it reads no file from
     %% them (no module here serves files), so an empty directory will do.

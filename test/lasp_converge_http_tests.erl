@@ -5,6 +5,8 @@
 %% foreign `Host' 400, and starting and stopping on port 0 creates no atoms.
 -module(lasp_converge_http_tests).
 
+-export([log/2]).
+
 -include_lib("eunit/include/eunit.hrl").
 
 http_test_() ->
@@ -19,7 +21,7 @@ endpoints() ->
     ok = lasp_converge:track(V, #{nodes => []}),
     try
         ok = lasp_converge:updated(V, {state_gcounter, []}, {state_gcounter, [{a, 1}]}),
-        ?assertEqual({error, bad_opts}, lasp_converge_http:start(#{port => -1})),
+        ?assertEqual({error, {bad_option, port, -1}}, lasp_converge_http:start(#{port => -1})),
         ?assertEqual({error, not_started}, lasp_converge_http:url()),
         {ok, #{port := Port, url := Url}} = lasp_converge_http:start(),
         ?assert(Port > 0),
@@ -129,7 +131,8 @@ hosts() ->
     with_server(#{allowed_hosts => any}, fun(Port) ->
         ?assertMatch({200, _}, get(Port, "/api/vars", "evil.example"))
     end),
-    ?assertEqual({error, bad_opts}, lasp_converge_http:start(#{allowed_hosts => some})).
+    ?assertEqual({error, {bad_option, allowed_hosts, some}},
+                 lasp_converge_http:start(#{allowed_hosts => some})).
 
 %% inets names a server's processes after its port, with atoms: a fresh
 %% port each time left about 7 atoms per start and stop.
@@ -165,3 +168,47 @@ index_of(X, L) -> length(lists:takewhile(fun(Y) -> Y =/= X end, L)).
 fetch(Url) ->
     {ok, {{_, Code, _}, Headers, Body}} = httpc:request(get, {Url, []}, [], []),
     {Code, proplists:get_value("content-type", Headers), Body}.
+
+%% Options are checked by name, and a taken port is an error of its own,
+%% returned without starting httpd (whose supervisor would log a crash).
+start_errors_test() ->
+    ?assertEqual({error, {bad_opts, [{port, 1}]}}, lasp_converge_http:start([{port, 1}])),
+    ?assertEqual({error, {unknown_option, prot}}, lasp_converge_http:start(#{prot => 8080})),
+    ?assertEqual({error, {bad_option, refresh_ms, 0}},
+                 lasp_converge_http:start(#{refresh_ms => 0})),
+    ?assertEqual({error, {bad_option, ip, localhost}}, lasp_converge_http:start(#{ip => localhost})),
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Busy} = inet:port(L),
+    try
+        Reports = capture_reports(
+                    fun() ->
+                            ?assertEqual({error, {eaddrinuse, Busy}},
+                                         lasp_converge_http:start(#{port => Busy}))
+                    end),
+        ?assertEqual([], Reports),
+        ?assertEqual({error, not_started}, lasp_converge_http:url())
+    after
+        gen_tcp:close(L)
+    end.
+
+%% Log events of level error and above emitted while Fun runs.
+capture_reports(Fun) ->
+    Self = self(),
+    Id = list_to_atom("lc_http_capture_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = logger:add_handler(Id, lasp_converge_http_tests, #{config => Self, level => error}),
+    try
+        Fun(),
+        timer:sleep(200),
+        collect([])
+    after
+        logger:remove_handler(Id)
+    end.
+
+collect(Acc) ->
+    receive {captured_log, E} -> collect([E | Acc])
+    after 0 -> lists:reverse(Acc)
+    end.
+
+%% logger handler callback.
+log(#{msg := Msg}, #{config := Pid}) ->
+    Pid ! {captured_log, Msg}.

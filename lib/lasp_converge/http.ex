@@ -28,7 +28,9 @@ defmodule LaspConverge.HTTP do
   `:ip` (default `{127, 0, 0, 1}`), `:refresh_ms` (default 1000),
   `:allowed_hosts` (`Host` names answered besides `localhost` and address
   literals, e.g. `["dash.example.org"]` or `["dash.example.org:443"]`;
-  `:any` turns the check off; default `[]`).
+  `:any` turns the check off; default `[]`). Errors: `{:unknown_option,
+  key}`, `{:bad_option, key, value}`, `{:eaddrinuse, port}` (nothing is
+  started), `:already_started`.
   """
   @spec start(keyword()) ::
           {:ok, %{port: :inet.port_number(), url: String.t()}} | {:error, term()}
