@@ -1,0 +1,413 @@
+%% @doc Differential properties: `lasp_converge_crdt' against the real
+%% lasp-lang/types 0.1.8, term for term.
+%%
+%% The compiled types 0.1.8 that Lasp 0.8.2 ships is looked for in
+%% `../shared/lasp-0.8/lib/types/ebin' beside the repository root (or in
+%% `$LASP_CONVERGE_TYPES_EBIN'). It is added to the code path for these
+%% tests only. Where it is absent, the properties are skipped with a note on
+%% the console; the hand-written regressions in `lasp_converge_crdt_tests'
+%% still run.
+%%
+%% For every one of the 19 types, a scenario runs random operations on 2-3
+%% replicas through types' own `mutate/3', `delta_mutate/3' and `merge/2',
+%% so every state is one types accepts. The pools are built to make
+%% `=='-but-not-`=:=' terms meet: `1' and `1.0', `{1}' and `{1.0}', lists
+%% and nested tuples holding them, bignums and the floats equal to them,
+%% binaries and atoms; actors and lwwregister timestamps likewise (bignums
+%% past 64 bits, negative ones). Then, on states seen along the way (replica
+%% states, snapshots, deltas):
+%%
+%% - `merge' (both argument orders), `equal', `is_inflation' and
+%%   `is_strict_inflation' (both orders), `is_bottom' and `query' give
+%%   exactly (`=:=') what types gives;
+%% - every deterministic `mutate/3' and `delta_mutate/3' step (all but
+%%   orset's token-drawing `add'/`add_all') gives exactly what types gives,
+%%   `{error, _}' answers included.
+%%
+%% Where types raises (any class), the library must raise
+%% `error:{badcrdt, _}': its documented contract for the inputs types
+%% rejects, so that Lasp code catching one catches the other's failure too.
+-module(prop_lasp_converge_crdt_types).
+
+%% proper.hrl first: the other order redefines ?LET (STYLE.md).
+-include_lib("proper/include/proper.hrl").
+-include_lib("eunit/include/eunit.hrl").
+
+-export([prop_agrees_with_types/1]).
+
+-define(M, lasp_converge_crdt).
+-define(TESTS, 250).
+-define(TALLY, {?MODULE, tally}).
+
+-define(TYPES, [state_gcounter, state_pncounter, state_lexcounter, state_max_int,
+                state_boolean, state_gset, state_twopset, state_orset, state_awset,
+                state_awset_ps, state_lwwregister, state_ivar, state_mvregister,
+                state_ewflag, state_dwflag, state_bcounter, state_gmap, state_pair,
+                state_awmap]).
+
+-define(SET_TYPES, [state_gset, state_twopset, state_orset, state_awset,
+                    state_mvregister, state_awset_ps]).
+
+%% ===================================================================
+%% EUnit entry points
+%% ===================================================================
+
+agrees_with_types_test_() ->
+    case types_ebin() of
+        {ok, Dir} ->
+            {setup,
+             fun() -> load_types(Dir) end,
+             fun(Added) -> unload_types(Added) end,
+             [{lists:flatten(io_lib:format("~p: every function agrees with types 0.1.8 "
+                                           "term for term", [Type])),
+               {timeout, 300, fun() -> run(Type) end}}
+              || Type <- ?TYPES]};
+        {error, Tried} ->
+            note("types 0.1.8 not found (looked in ~p); differential properties "
+                 "skipped. Set LASP_CONVERGE_TYPES_EBIN to its ebin folder to run them.",
+                 [Tried]),
+            []
+    end.
+
+run(Type) ->
+    Tally = counters:new(3, []),
+    persistent_term:put(?TALLY, Tally),
+    try
+        Passed = proper:quickcheck(prop_agrees_with_types(Type),
+                                   [{numtests, ?TESTS}, {to_file, user}, {max_size, 30}]),
+        [Calls, Raised, Mutations] = [counters:get(Tally, I) || I <- [1, 2, 3]],
+        note("~p: ~b calls compared (~b where types raises), ~b mutations compared",
+             [Type, Calls, Raised, Mutations]),
+        ?assert(Passed),
+        ?assert(Calls > 0)
+    after
+        persistent_term:erase(?TALLY)
+    end.
+
+%% ===================================================================
+%% The property
+%% ===================================================================
+
+prop_agrees_with_types(Type) ->
+    ?FORALL(Sc, scenario(Type),
+            begin
+                {Hist, Steps} = simulate(Sc),
+                {A, B, C} = picks(Sc, Hist),
+                Bad = compare_lattice(Type, A, B) ++ compare_lattice(Type, B, C)
+                    ++ lists:append([compare_mutation(Type, Step) || Step <- Steps]),
+                ?WHENFAIL(show_bad(Bad), Bad =:= [])
+            end).
+
+%% Every lattice function on `(A, B)', both orders where it has two.
+compare_lattice(Type, A, B) ->
+    Calls = [{merge, [A, B]}, {merge, [B, A]}, {equal, [A, B]}, {equal, [B, A]},
+             {is_inflation, [A, B]}, {is_inflation, [B, A]},
+             {is_strict_inflation, [A, B]}, {is_strict_inflation, [B, A]},
+             {is_bottom, [A]}, {is_bottom, [B]}, {query, [A]}, {query, [B]}],
+    [Bad || {F, Args} <- Calls, Bad <- compare(Type, F, Args, 1)].
+
+compare_mutation(Type, {Op, Actor, S}) ->
+    compare(Type, mutate, [Op, Actor, S], 3) ++ compare(Type, delta_mutate, [Op, Actor, S], 3).
+
+compare(Type, F, Args, Counter) ->
+    Expected = outcome(fun() -> apply(Type, F, Args) end),
+    Got = outcome(fun() -> apply(?M, F, Args) end),
+    tally(Counter),
+    case Expected of
+        {raised, _, _} -> tally(2);
+        _ -> ok
+    end,
+    case agrees(Expected, Got) of
+        true -> [];
+        false -> [#{call => {F, Args}, types => Expected, got => Got}]
+    end.
+
+agrees({ok, V}, {ok, W}) -> V =:= W;
+agrees({raised, _, _}, {raised, error, {badcrdt, _}}) -> true;
+agrees(_, _) -> false.
+
+outcome(F) ->
+    try F() of
+        V -> {ok, V}
+    catch
+        Class:Reason -> {raised, Class, Reason}
+    end.
+
+%% ===================================================================
+%% Scenarios, run by types itself
+%% ===================================================================
+
+-record(sc, {type, bottom, actors, cmds, picks}).
+
+scenario(Type) ->
+    ?LET({NRep, Actors, Pool, Bottom}, {choose(2, 3), actors(), pool(), bottom(Type)},
+         ?LET({Cmds, Picks}, {cmds(Type, Bottom, NRep, Pool, Actors),
+                              {pick(), pick(), pick()}},
+              #sc{type = Type, bottom = Bottom, actors = lists:sublist(Actors, NRep),
+                  cmds = Cmds, picks = Picks})).
+
+pick() -> choose(0, 1 bsl 20).
+
+bottom(state_gmap) ->
+    ?LET(CType, elements([state_gcounter, state_pncounter, state_max_int, state_boolean,
+                          state_gset, state_twopset, state_awset, state_lwwregister,
+                          state_orset, state_lexcounter, {state_pair, [state_lwwregister,
+                                                                       state_gset]},
+                          {state_gmap, [state_lwwregister]}]),
+         {state_gmap, {CType, []}});
+bottom(state_pair) ->
+    ?LET({T1, T2}, elements([{state_gcounter, state_gset}, {state_awset, state_gcounter},
+                             {state_lwwregister, state_lwwregister},
+                             {state_lwwregister, state_pncounter},
+                             {state_twopset, state_awset}, {state_orset, state_lexcounter},
+                             {state_mvregister, state_ewflag},
+                             {{state_gmap, [state_lwwregister]}, state_max_int},
+                             {{state_pair, [state_lwwregister, state_gset]}, state_gset}]),
+         state_pair:new([T1, T2]));
+bottom(state_awmap) ->
+    ?LET(CType, elements([state_awset, state_mvregister, state_ewflag, state_dwflag,
+                          {state_awmap, [state_awset]}, {state_awmap, [state_mvregister]}]),
+         state_awmap:new([CType]));
+bottom(Type) ->
+    Type:new().
+
+%% Actors: atoms, binaries, tuples, integers, and `=='-but-not-`=:=' pairs
+%% (`{lasp, 1}' and `{lasp, 1.0}', `1' and `1.0'); replicas may share an
+%% actor up to `=='.
+actors() ->
+    vector(3, actor()).
+
+actor() ->
+    elements(['node1@127.0.0.1', 'node2@127.0.0.1', <<"actor-1">>, <<"actor-2">>,
+              {lasp, 1}, {lasp, 1.0}, 1, 1.0, 1 bsl 66, [a, 2], [a, 2.0]]).
+
+%% A small pool of elements, drawn from a palette where most terms have a
+%% twin that is `==' but not `=:='.
+pool() ->
+    ?LET(N, choose(1, 6), vector(N, elem())).
+
+elem() ->
+    elements([0, 0.0, 1, 1.0, 2, 2.0, -1, -1.0, 1 bsl 70, float(1 bsl 70),
+              -(1 bsl 65), float(-(1 bsl 65)), (1 bsl 64) + 1,
+              {1}, {1.0}, [1], [1.0], {t, [1, <<"v">>]}, {t, [1.0, <<"v">>]},
+              {{2, a}}, {{2.0, a}}, <<"a">>, <<"b">>, <<>>, apple, banana,
+              {tag, 1 bsl 64}, {tag, float(1 bsl 64)}]).
+
+%% lwwregister timestamps: bignums past 64 bits, negative ones, ties.
+timestamp() ->
+    elements([0, 1, 2, 7, -3, 1 bsl 63, (1 bsl 63) - 1, 1 bsl 64, (1 bsl 64) + 1,
+              1 bsl 70, (1 bsl 70) + 1, -(1 bsl 64), -(1 bsl 70), 1 bsl 200]).
+
+%% orset tokens from a small pool, so that two replicas may add by the same
+%% token (add_by_token).
+token() ->
+    elements([<<1:160>>, <<2:160>>, <<3:160>>]).
+
+cmds(Type, Bottom, NRep, Pool, Actors) ->
+    Rep = choose(1, NRep),
+    ?SIZED(Size,
+           resize(min(Size, 20),
+                  list(frequency([{6, {op, Rep, state_op(Type, Bottom, Pool, Actors)}},
+                                  {2, {delta_op, Rep, state_op(Type, Bottom, Pool, Actors)}},
+                                  {3, {merge, Rep, Rep, boolean()}}])))).
+
+state_op(state_gmap, {state_gmap, {CType, _}}, Pool, Actors) ->
+    {apply, elements(Pool), ctype_op(CType, Pool, Actors)};
+state_op(state_pair, {state_pair, {{T1, _} = F, {T2, _} = S}}, Pool, Actors) ->
+    oneof([{fst, ctype_op(ctype_of(T1, F), Pool, Actors)},
+           {snd, ctype_op(ctype_of(T2, S), Pool, Actors)}]);
+state_op(state_awmap, {state_awmap, {CType, _}}, Pool, Actors) ->
+    awmap_op(CType, Pool, Actors);
+state_op(Type, _Bottom, Pool, Actors) ->
+    op(Type, Pool, Actors).
+
+ctype_of(state_gmap, {state_gmap, {CType, _}}) -> {state_gmap, [CType]};
+ctype_of(state_pair, {state_pair, {{T1, _} = F, {T2, _} = S}}) ->
+    {state_pair, [ctype_of(T1, F), ctype_of(T2, S)]};
+ctype_of(T, _) -> T.
+
+ctype_op({state_gmap, [CType]}, Pool, Actors) ->
+    {apply, elements(Pool), ctype_op(CType, Pool, Actors)};
+ctype_op({state_pair, [T1, T2]}, Pool, Actors) ->
+    oneof([{fst, ctype_op(T1, Pool, Actors)}, {snd, ctype_op(T2, Pool, Actors)}]);
+ctype_op({state_awmap, [Sub]}, Pool, Actors) ->
+    awmap_op(Sub, Pool, Actors);
+ctype_op(Type, Pool, Actors) ->
+    op(Type, Pool, Actors).
+
+awmap_op(CType, Pool, Actors) ->
+    K = elements(Pool),
+    frequency([{3, {apply, K, ctype_op(CType, Pool, Actors)}}, {1, {rmv, K}}]).
+
+op(Type, Pool, Actors) ->
+    E = elements(Pool),
+    Es = list(elements(Pool)),
+    case Type of
+        state_gcounter -> increment;
+        state_max_int -> increment;
+        state_pncounter -> elements([increment, decrement]);
+        state_lexcounter -> elements([increment, decrement]);
+        state_boolean -> true;
+        state_gset -> oneof([{add, E}, {add, E}, {add_all, Es}]);
+        state_twopset -> oneof([{add, E}, {rmv, E}, {add_all, Es}, {rmv_all, Es}]);
+        state_orset -> oneof([{add, E}, {add_by_token, token(), E}, {add_by_token, token(), E},
+                              {rmv, E}, {add_all, Es}, {rmv_all, Es}]);
+        state_awset -> oneof([{add, E}, {add, E}, {rmv, E}, {add_all, Es}, {rmv_all, Es}]);
+        state_awset_ps -> oneof([{add, E}, {add, E}, {rmv, E}, {add_all, Es}, {rmv_all, Es}]);
+        state_lwwregister -> {set, timestamp(), E};
+        state_mvregister -> {set, timestamp(), E};
+        state_ivar -> {set, E};
+        state_ewflag -> elements([enable, disable]);
+        state_dwflag -> elements([enable, disable]);
+        state_bcounter -> frequency([{3, increment}, {2, decrement},
+                                     {2, {move, choose(1, 2), elements(Actors)}}])
+    end.
+
+%% Run the commands through types. A step types raises on is skipped (an
+%% awset merge of two keys `==' but not `=:=', an ivar set twice, ...).
+%% Returns every state seen (replica states and deltas) and every
+%% deterministic mutation `{Op, Actor, StateBefore}'.
+simulate(#sc{type = Type, bottom = Bottom, actors = Actors, cmds = Cmds}) ->
+    Reps0 = list_to_tuple([Bottom || _ <- Actors]),
+    {_, Hist, Steps} =
+        lists:foldl(
+          fun({merge, I, J, Order}, {Reps, Hist, Steps}) ->
+                  {SI, SJ} = {element(I, Reps), element(J, Reps)},
+                  case outcome(fun() when Order -> Type:merge(SI, SJ);
+                                  () -> Type:merge(SJ, SI)
+                               end) of
+                      {ok, S1} -> {setelement(I, Reps, S1), [S1 | Hist], Steps};
+                      _ -> {Reps, Hist, Steps}
+                  end;
+             ({Kind, R, Op}, {Reps, Hist, Steps}) ->
+                  S = element(R, Reps),
+                  Actor = actor_for(Type, lists:nth(R, Actors)),
+                  Steps1 = case deterministic(Bottom, Op) of
+                               true -> [{Op, Actor, S} | Steps];
+                               false -> Steps
+                           end,
+                  case Kind of
+                      op ->
+                          case outcome(fun() -> Type:mutate(Op, Actor, S) end) of
+                              {ok, {ok, S1}} -> {setelement(R, Reps, S1), [S1 | Hist], Steps1};
+                              _ -> {Reps, Hist, Steps1}
+                          end;
+                      delta_op ->
+                          case outcome(fun() ->
+                                               {ok, D} = Type:delta_mutate(Op, Actor, S),
+                                               {D, Type:merge(D, S)}
+                                       end) of
+                              {ok, {D, S1}} -> {setelement(R, Reps, S1), [S1, D | Hist], Steps1};
+                              _ -> {Reps, Hist, Steps1}
+                          end
+                  end
+          end, {Reps0, [Bottom], []}, Cmds),
+    {lists:reverse(Hist), lists:reverse(Steps)}.
+
+%% awset_ps events are `{ObjectId, Actor}', as Lasp passes them.
+actor_for(state_awset_ps, Actor) -> {<<"object">>, Actor};
+actor_for(_Type, Actor) -> Actor.
+
+%% orset's `add' and `add_all' draw random tokens, at any nesting level.
+deterministic(Bottom, Op) ->
+    case innermost(Op) of
+        {Add, _} when Add =:= add; Add =:= add_all -> not mentions(state_orset, Bottom);
+        _ -> true
+    end.
+
+innermost({apply, _K, Op}) -> innermost(Op);
+innermost({fst, Op}) -> innermost(Op);
+innermost({snd, Op}) -> innermost(Op);
+innermost(Op) -> Op.
+
+mentions(X, X) -> true;
+mentions(X, T) when is_tuple(T) -> mentions(X, tuple_to_list(T));
+mentions(X, [H | T]) -> mentions(X, H) orelse mentions(X, T);
+mentions(_, _) -> false.
+
+picks(#sc{picks = {P1, P2, P3}}, Hist) ->
+    N = length(Hist),
+    {lists:nth(1 + P1 rem N, Hist), lists:nth(1 + P2 rem N, Hist),
+     lists:nth(1 + P3 rem N, Hist)}.
+
+%% ===================================================================
+%% Finding and loading types 0.1.8
+%% ===================================================================
+
+types_ebin() ->
+    case os:getenv("LASP_CONVERGE_TYPES_EBIN") of
+        Dir when is_list(Dir), Dir =/= "" ->
+            case has_types(Dir) of
+                true -> {ok, Dir};
+                false -> {error, [Dir]}
+            end;
+        _ ->
+            {ok, Cwd} = file:get_cwd(),
+            Starts = [Cwd, filename:dirname(filename:absname(?FILE)),
+                      filename:dirname(filename:absname(code:which(?MODULE)))],
+            Candidates = lists:usort(
+                           [filename:join([Root, "..", "shared", "lasp-0.8", "lib", "types",
+                                           "ebin"])
+                            || Start <- Starts, Root <- ancestors(Start)]),
+            case [C || C <- Candidates, has_types(C)] of
+                [Found | _] -> {ok, Found};
+                [] -> {error, Candidates}
+            end
+    end.
+
+has_types(Dir) ->
+    filelib:is_regular(filename:join(Dir, "state_awset_ps.beam")).
+
+ancestors(Dir) ->
+    case filename:dirname(Dir) of
+        Dir -> [Dir];
+        Parent -> [Dir | ancestors(Parent)]
+    end.
+
+%% Load types' modules from `Dir' (only there: a module of the same name
+%% elsewhere on the path would not be the oracle). Returns whether the
+%% folder was added to the path, to undo it afterwards.
+load_types(Dir) ->
+    Added = not lists:member(Dir, code:get_path()),
+    true = code:add_pathz(Dir),
+    Mods = [list_to_atom(filename:basename(F, ".beam"))
+            || F <- filelib:wildcard(filename:join(Dir, "*.beam"))],
+    lists:foreach(fun(Mod) ->
+                          case code:which(Mod) of
+                              Path when is_list(Path) ->
+                                  case filename:dirname(Path) =:= Dir of
+                                      true -> ok;
+                                      false -> load_from(Dir, Mod)
+                                  end;
+                              _ ->
+                                  load_from(Dir, Mod)
+                          end
+                  end, Mods),
+    {Added, Dir}.
+
+load_from(Dir, Mod) ->
+    _ = code:purge(Mod),
+    {module, Mod} = code:load_abs(filename:join(Dir, atom_to_list(Mod))),
+    ok.
+
+unload_types({true, Dir}) -> code:del_path(Dir);
+unload_types({false, _}) -> ok.
+
+%% ===================================================================
+%% Helpers
+%% ===================================================================
+
+tally(Ix) ->
+    case persistent_term:get(?TALLY, undefined) of
+        undefined -> ok;
+        Ref -> counters:add(Ref, Ix, 1)
+    end.
+
+show_bad(Bad) ->
+    lists:foreach(fun(#{call := {F, Args}, types := E, got := G}) ->
+                          io:format(user, "  ~p(~P)~n    types: ~P~n    got:   ~P~n",
+                                    [F, Args, 40, E, 40, G, 40])
+                  end, lists:sublist(Bad, 4)).
+
+note(Fmt, Args) ->
+    io:format(user, "~n[prop_lasp_converge_crdt_types] " ++ Fmt ++ "~n", Args).
