@@ -33,7 +33,7 @@
 -include_lib("proper/include/proper.hrl").
 -include_lib("eunit/include/eunit.hrl").
 
--export([prop_agrees_with_types/1]).
+-export([prop_agrees_with_types/1, write_vectors/1]).
 
 -define(M, lasp_converge_crdt).
 -define(TESTS, 250).
@@ -179,7 +179,7 @@ actors() ->
 
 actor() ->
     elements(['node1@127.0.0.1', 'node2@127.0.0.1', <<"actor-1">>, <<"actor-2">>,
-              {lasp, 1}, {lasp, 1.0}, 1, 1.0, 1 bsl 66, [a, 2], [a, 2.0]]).
+              {lasp, 1}, {lasp, 1.0}, 1, 1.0, 1 bsl 66, float(1 bsl 66), [a, 2], [a, 2.0]]).
 
 %% A small pool of elements, drawn from a palette where most terms have a
 %% twin that is `==' but not `=:='.
@@ -212,7 +212,10 @@ cmds(Type, Bottom, NRep, Pool, Actors) ->
                                   {3, {merge, Rep, Rep, boolean()}}])))).
 
 state_op(state_gmap, {state_gmap, {CType, _}}, Pool, Actors) ->
-    {apply, elements(Pool), ctype_op(CType, Pool, Actors)};
+    %% `{apply, Key, OpType, Op}' may give a key another type than CType.
+    frequency([{4, {apply, elements(Pool), ctype_op(CType, Pool, Actors)}},
+               {1, ?LET(OpType, elements([state_gcounter, state_lwwregister]),
+                        {apply, elements(Pool), OpType, op(OpType, Pool, Actors)})}]);
 state_op(state_pair, {state_pair, {{T1, _} = F, {T2, _} = S}}, Pool, Actors) ->
     oneof([{fst, ctype_op(ctype_of(T1, F), Pool, Actors)},
            {snd, ctype_op(ctype_of(T2, S), Pool, Actors)}]);
@@ -316,6 +319,7 @@ deterministic(Bottom, Op) ->
     end.
 
 innermost({apply, _K, Op}) -> innermost(Op);
+innermost({apply, _K, _OpType, Op}) -> innermost(Op);
 innermost({fst, Op}) -> innermost(Op);
 innermost({snd, Op}) -> innermost(Op);
 innermost(Op) -> Op.
@@ -329,6 +333,126 @@ picks(#sc{picks = {P1, P2, P3}}, Hist) ->
     N = length(Hist),
     {lists:nth(1 + P1 rem N, Hist), lists:nth(1 + P2 rem N, Hist),
      lists:nth(1 + P3 rem N, Hist)}.
+
+%% ===================================================================
+%% Vectors of the same classes, for a clone without types
+%% ===================================================================
+
+%% @doc Write `test/vectors/types_terms.etf' (checked by
+%% `lasp_converge_crdt_tests', with or without types at hand): cases drawn
+%% from the scenarios above where the classes meet (`=='-but-not-`=:='
+%% terms, `merge(A, B) =/= merge(B, A)', bignum timestamps, types raising),
+%% each computed by types 0.1.8 in the format of
+%% `../shared/conformance/README.md' (pair cases), plus mutation cases
+%% `#{type, label => mutate, op, actor, state, mutate, delta_mutate}'.
+%% Run from the repository root, types' ebin on the path:
+%% `prop_lasp_converge_crdt_types:write_vectors("test/vectors/types_terms.etf")'.
+-spec write_vectors(file:filename()) -> ok.
+write_vectors(File) ->
+    rand:seed(exsss, {16, 16, 16}),
+    Cases = lists:append([type_vectors(Type, 14, 6) || Type <- ?TYPES]),
+    ok = filelib:ensure_dir(File),
+    ok = file:write_file(File, term_to_binary(Cases, [compressed])).
+
+type_vectors(Type, NPairs, NMutations) ->
+    Samples = [begin
+                   {ok, Sc} = proper_gen:pick(scenario(Type), 20),
+                   {Hist, Steps} = simulate(Sc),
+                   {A, B, _} = picks(Sc, Hist),
+                   {{A, B}, Steps}
+               end || _ <- lists:seq(1, 400)],
+    Pairs = lists:sublist(lists:usort([P || {P, _} <- Samples, interesting(Type, P)]),
+                          NPairs),
+    Muts = lists:sublist(lists:usort([S || {_, Steps} <- Samples, S <- Steps,
+                                           interesting_mutation(S)]),
+                         NMutations),
+    [pair_case(Type, A, B) || {A, B} <- Pairs] ++ [mutation_case(Type, S) || S <- Muts].
+
+interesting(Type, {A, B}) ->
+    M1 = outcome(fun() -> Type:merge(A, B) end),
+    M2 = outcome(fun() -> Type:merge(B, A) end),
+    M1 =/= M2 orelse twins(A, B) orelse has_bignum({A, B}).
+
+interesting_mutation({Op, Actor, S}) ->
+    twins(Op, S) orelse twins(Actor, S) orelse has_bignum(Op).
+
+%% Whether some subterm of X is `==' but not `=:=' to some subterm of Y.
+twins(X, Y) ->
+    Xs = subterms(X),
+    Ys = subterms(Y),
+    lists:any(fun(T) -> lists:any(fun(U) -> T == U andalso T =/= U end, Ys) end, Xs).
+
+subterms(T) when is_tuple(T) -> [T | subterms(tuple_to_list(T))];
+subterms([H | R]) -> subterms(H) ++ subterms(R);
+subterms([]) -> [];
+subterms(T) -> [T].
+
+has_bignum(T) ->
+    lists:any(fun(X) -> is_integer(X) andalso abs(X) >= 1 bsl 60 end, subterms(T)).
+
+pair_case(Type, A, B) ->
+    Merge = vec(fun() -> Type:merge(A, B) end),
+    Base = #{type => Type, label => twins_and_bignums, a => A, b => B,
+             merge => Merge,
+             merge_ba => vec(fun() -> Type:merge(B, A) end),
+             equal => vec(fun() -> Type:equal(A, B) end),
+             is_inflation_ab => vec(fun() -> Type:is_inflation(A, B) end),
+             is_inflation_ba => vec(fun() -> Type:is_inflation(B, A) end),
+             is_strict_inflation_ab => vec(fun() -> Type:is_strict_inflation(A, B) end),
+             is_strict_inflation_ba => vec(fun() -> Type:is_strict_inflation(B, A) end),
+             query_a => vec(fun() -> q(A) end),
+             query_b => vec(fun() -> q(B) end),
+             is_bottom_a => vec(fun() -> Type:is_bottom(A) end),
+             is_bottom_b => vec(fun() -> Type:is_bottom(B) end)},
+    case Merge of
+        {'$raises', _, _} -> Base;
+        M -> Base#{query_merge => vec(fun() -> q(M) end)}
+    end.
+
+mutation_case(Type, {Op, Actor, S}) ->
+    #{type => Type, label => mutate, op => Op, actor => Actor, state => S,
+      mutate => vec(fun() -> Type:mutate(Op, Actor, S) end),
+      delta_mutate => vec(fun() -> Type:delta_mutate(Op, Actor, S) end)}.
+
+%% A value, or `{'$raises', Class, Tag}' (README §1).
+vec(F) ->
+    try F()
+    catch Class:Reason ->
+            Tag = case Reason of
+                      R when is_atom(R) -> R;
+                      R when is_tuple(R), tuple_size(R) > 0 -> element(1, R);
+                      _ -> other
+                  end,
+            {'$raises', Class, Tag}
+    end.
+
+%% The normalised query of README §2.
+q({Type, _} = S) ->
+    norm(S, Type:query(S)).
+
+norm({Type, _}, Q) when Type =:= state_gset; Type =:= state_twopset; Type =:= state_orset;
+                        Type =:= state_awset; Type =:= state_awset_ps;
+                        Type =:= state_mvregister ->
+    sort_set(sets:to_list(Q));
+norm({state_gmap, {_, Entries}}, Q) ->
+    [{K, norm(V, QV)} || {{_, V}, {K, QV}} <- lists:zip(Entries, Q)];
+norm({state_awmap, {CType, _}}, Q) ->
+    [{K, norm_ctype(CType, V)} || {K, V} <- Q];
+norm({state_pair, {F, S}}, {Q1, Q2}) ->
+    {norm(F, Q1), norm(S, Q2)};
+norm(_, Q) ->
+    Q.
+
+norm_ctype({state_awmap, [Sub]}, V) -> [{K, norm_ctype(Sub, X)} || {K, X} <- V];
+norm_ctype(CType, V) ->
+    case lists:member(CType, ?SET_TYPES) of
+        true -> sort_set(sets:to_list(V));
+        false -> V
+    end.
+
+sort_set(L) ->
+    lists:sort(fun(X, Y) -> X < Y orelse (X == Y andalso term_to_binary(X) =< term_to_binary(Y))
+               end, L).
 
 %% ===================================================================
 %% Finding and loading types 0.1.8
