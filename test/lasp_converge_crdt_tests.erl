@@ -208,6 +208,46 @@ twins_keep_types_representative_test() ->
                              {[{1, 1}, {{lasp, 1}, 1}], []}}},
     ?assertEqual(sets:from_list([2.0, -1.0]), ?M:query(MV)).
 
+%% More types: orddict:merge keeps the first argument's key (orset, the
+%% counters' actors), a dot map matches keys exactly (awset raises), an
+%% awset_ps join adds the other side's dots to the first side's element.
+twins_keep_types_representative_more_test() ->
+    O1 = {state_orset, [{1, [{<<1>>, true}]}]},
+    O2 = {state_orset, [{1.0, [{<<1>>, false}]}]},
+    ?assertEqual({state_orset, [{1, [{<<1>>, false}]}]}, ?M:merge(O1, O2)),
+    ?assertEqual({state_orset, [{1.0, [{<<1>>, false}]}]}, ?M:merge(O2, O1)),
+    N1 = {state_pncounter, [{{n, 1}, {2, 0}}]},
+    N2 = {state_pncounter, [{{n, 1.0}, {1, 1}}]},
+    ?assertEqual({state_pncounter, [{{n, 1}, {2, 1}}]}, ?M:merge(N1, N2)),
+    ?assertEqual({state_pncounter, [{{n, 1.0}, {2, 1}}]}, ?M:merge(N2, N1)),
+    L1 = {state_lexcounter, [{{n, 1}, {0, 2}}]},
+    L2 = {state_lexcounter, [{{n, 1.0}, {1, 1}}]},
+    ?assertEqual({state_lexcounter, [{{n, 1}, {1, 1}}]}, ?M:merge(L1, L2)),
+    ?assertEqual({state_lexcounter, [{{n, 1.0}, {1, 1}}]}, ?M:merge(L2, L1)),
+    %% awset: keys 1 and 1.0 match no clause of types' dot-map merge.
+    A1 = {state_awset, {[{1, [{a, 1}]}], {[{a, 1}], []}}},
+    A2 = {state_awset, {[{1.0, [{b, 1}]}], {[{b, 1}], []}}},
+    ?assertError({badcrdt, _}, ?M:merge(A1, A2)),
+    ?assertError({badcrdt, _}, ?M:merge(A2, A1)),
+    %% mvregister: dots {1, 1} and {1.0, 1} are one dot; equal values merge
+    %% (keeping the first argument's dot), different ones raise (ivar).
+    M1 = {state_mvregister, {[{{1, 1}, x}], {[{1, 1}], []}}},
+    M2 = {state_mvregister, {[{{1.0, 1}, x}], {[{1.0, 1}], []}}},
+    M3 = {state_mvregister, {[{{1.0, 1}, y}], {[{1.0, 1}], []}}},
+    ?assertEqual(M1, ?M:merge(M1, M2)),
+    ?assertEqual(M2, ?M:merge(M2, M1)),
+    ?assertError({badcrdt, _}, ?M:merge(M1, M3)),
+    %% awset_ps: one element added as 1 by one actor and as 1.0 by another.
+    {ok, S1} = ?M:mutate({add, 1}, {o, a}, ?M:new(state_awset_ps)),
+    {ok, S2} = ?M:mutate({add, 1.0}, {o, b}, ?M:new(state_awset_ps)),
+    Events = [{{{o, a}, 1}, [1]}, {{{o, b}, 1}, [1.0]}],
+    ?assertEqual({state_awset_ps, {{[{1, [[{{o, a}, 1}], [{{o, b}, 1}]]}], Events}, [],
+                                   {vclock, [{{o, a}, 1}, {{o, b}, 1}]}}},
+                 ?M:merge(S1, S2)),
+    ?assertEqual({state_awset_ps, {{[{1.0, [[{{o, a}, 1}], [{{o, b}, 1}]]}], Events}, [],
+                                   {vclock, [{{o, b}, 1}, {{o, a}, 1}]}}},
+                 ?M:merge(S2, S1)).
+
 %% When a merge adds nothing to one argument (the expected result is `=:='
 %% to it), that argument itself comes back: no copy.
 merge_returns_input_when_nothing_added_test_() ->
