@@ -69,6 +69,72 @@ agrees_with_types_test_() ->
             []
     end.
 
+%% States past the normal-scheduler budget take the dirty path: the same
+%% comparisons on two large replicas per type, built by types, whose
+%% elements, keys and actors are `==' twins of each other's.
+large_states_agree_with_types_test_() ->
+    case types_ebin() of
+        {ok, Dir} ->
+            {setup,
+             fun() -> load_types(Dir) end,
+             fun(Added) -> unload_types(Added) end,
+             [{lists:flatten(io_lib:format("~p: large states agree with types 0.1.8", [Type])),
+               {timeout, 300, fun() -> large(Type) end}}
+              || Type <- [state_gset, state_twopset, state_orset, state_awset_ps,
+                          state_gcounter, state_mvregister, state_gmap, state_pair]]};
+        {error, _} ->
+            %% agrees_with_types_test_/0 prints the note.
+            []
+    end.
+
+large(Type) ->
+    {A, B} = large_pair(Type, 1500),
+    Bad = compare_lattice(Type, A, B),
+    show_bad(Bad),
+    ?assertEqual([], Bad).
+
+%% Replica `a' uses integers, replica `b' the floats equal to them (and
+%% bignums past 64 bits), in elements, keys, timestamps and actors.
+large_pair(Type, N) ->
+    Ints = [I * 3 || I <- lists:seq(1, N)],
+    Twin = fun(I) when I rem 2 =:= 0 -> float(I); (I) -> I + (1 bsl 64) end,
+    Ops = fun(Side) ->
+                  X = fun(I) -> case Side of a -> I; b -> Twin(I) end end,
+                  %% Timestamps are integers (types' guard): past 64 bits,
+                  %% unique per side.
+                  Ts = fun(I) -> case Side of a -> (1 bsl 70) + 2 * I;
+                                              b -> (1 bsl 70) + 2 * I + 1
+                                 end
+                       end,
+                  case Type of
+                      state_gset -> [{{add, {e, X(I)}}, Side} || I <- Ints];
+                      state_twopset -> [{Op, Side} || I <- Ints,
+                                                     Op <- [{add, [X(I)]}, {rmv, [X(I + 3)]}]];
+                      state_orset -> [{{add_by_token, <<(I rem 7):160>>, X(I)}, Side}
+                                      || I <- Ints];
+                      state_awset_ps -> [{{add, X(I)}, {<<"o">>, Side}} || I <- Ints];
+                      state_gcounter -> [{increment, {n, X(I)}} || I <- Ints];
+                      state_mvregister -> [{{set, 0, X(I)}, {n, X(I)}} || I <- Ints];
+                      state_gmap -> [{{apply, X(I rem 500), {set, Ts(I), Side}},
+                                      Side} || I <- Ints];
+                      state_pair -> [{{fst, {set, Ts(I), Side}}, Side}
+                                     || I <- lists:sublist(Ints, 20)]
+                                    ++ [{{snd, {add, X(I)}}, Side} || I <- Ints]
+                  end
+          end,
+    Bottom = case Type of
+                 state_gmap -> state_gmap:new([state_lwwregister]);
+                 state_pair -> state_pair:new([state_lwwregister, state_gset]);
+                 _ -> Type:new()
+             end,
+    Build = fun(Side) ->
+                    lists:foldl(fun({Op, Actor}, S) ->
+                                        {ok, S1} = Type:mutate(Op, Actor, S),
+                                        S1
+                                end, Bottom, Ops(Side))
+            end,
+    {Build(a), Build(b)}.
+
 run(Type) ->
     Tally = counters:new(3, []),
     persistent_term:put(?TALLY, Tally),
