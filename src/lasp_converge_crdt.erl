@@ -141,9 +141,14 @@ ctype_to_sets({state_awmap, [Sub]}, Q) ->
 ctype_to_sets(_, Q) ->
     Q.
 
-%% @doc The join of the join-irreducible parts of `A' that strictly inflate
-%% `B' (types' `delta(A, {state, B})'): `merge(delta(A, B), B)' equals
-%% `merge(A, B)', and is usually much smaller to send.
+%% @doc What `A' holds that `B' lacks, in the spirit of types'
+%% `delta(A, {state, B})': `merge(delta(A, B), B)' equals `merge(A, B)',
+%% and it is usually much smaller to send. Unlike the other functions here
+%% it is not always term for term types' answer, nor as small: `delta(A, A)'
+%% of a causal type (awset, mvregister, awset_ps, ...), or of a gmap or pair
+%% holding one, is `A' itself where types gives bottom; and an lwwregister
+%% whose `B' has a negative timestamp gives `A' where types gives bottom
+%% (which merged into `B' is not `merge(A, B)').
 -spec delta(crdt(), crdt()) -> crdt().
 delta(A, B) ->
     try lasp_converge_nif:crdt_delta(A, B)

@@ -61,6 +61,195 @@ conformance_vectors_test_() ->
               end}]
     end.
 
+%% Our own vectors for the classes the public ones barely reach (terms
+%% `==' but not `=:=', bignum lwwregister timestamps, in every type and
+%% nested), computed by types 0.1.8 (`prop_lasp_converge_crdt_types:
+%% write_vectors/1') and kept in the repository, so they run everywhere.
+own_vectors_test_() ->
+    File = own_vectors_file(),
+    Cases = read_vectors(File),
+    Types = lists:usort([T || #{type := T} <- Cases]),
+    [{lists:flatten(io_lib:format("~p agrees with types 0.1.8 on ~s",
+                                  [Type, filename:basename(File)])),
+      fun() -> check_own_vectors(Type, [C || #{type := T} = C <- Cases, T =:= Type]) end}
+     || Type <- Types].
+
+check_own_vectors(Type, Cases) ->
+    Bad = lists:append([check_own_case(I, C) || {I, C} <- enumerate(Cases)]),
+    lists:foreach(fun(#{key := mutate_case} = M) ->
+                          note("~p own vector ~p: ~P", [Type, maps:get(idx, M), M, 40]);
+                     (M) -> print_mismatch(Type, M)
+                  end, lists:sublist(Bad, ?SHOW_MISMATCHES)),
+    ?assertEqual({Type, 0}, {Type, length(Bad)}).
+
+check_own_case(I, #{label := mutate, op := Op, actor := Actor, state := S} = C) ->
+    [#{idx => I, key => mutate_case, call => {F, Op, Actor, S}, expected => E, got => G}
+     || {F, E} <- [{mutate, maps:get(mutate, C)}, {delta_mutate, maps:get(delta_mutate, C)}],
+        G <- [outcome(fun() -> ?M:F(Op, Actor, S) end)],
+        not agrees(F, E, G, C)];
+check_own_case(I, C) ->
+    check_case(I, C).
+
+own_vectors_file() ->
+    Name = filename:join("vectors", "types_terms.etf"),
+    {ok, Cwd} = file:get_cwd(),
+    Dirs = [filename:dirname(filename:absname(?FILE)),
+            filename:dirname(filename:absname(code:which(?MODULE))),
+            filename:join(Cwd, "test")],
+    case [F || D <- Dirs, F <- [filename:join(D, Name)], filelib:is_regular(F)] of
+        [F | _] -> F;
+        [] -> erlang:error({own_vectors_missing, Name, Dirs})
+    end.
+
+%% ===================================================================
+%% Term for term: regressions, expected terms from types' code
+%% ===================================================================
+
+%% state_lwwregister: `timestamp() :: non_neg_integer()' with an
+%% `is_integer/1' guard, compared with `>' and `>=': bignums past 64 bits
+%% behave like small ones.
+lwwregister_bignum_timestamps_test() ->
+    Big = 1 bsl 70,
+    R = fun(Ts, V) -> {state_lwwregister, {Ts, V}} end,
+    ?assertEqual({ok, R(Big, a)}, ?M:mutate({set, Big, a}, x, ?M:new(state_lwwregister))),
+    ?assertEqual({ok, R(-Big, a)}, ?M:delta_mutate({set, -Big, a}, x, R(5, b))),
+    %% The larger timestamp wins; on a tie the second argument does.
+    ?assertEqual(R(Big + 1, b), ?M:merge(R(Big, a), R(Big + 1, b))),
+    ?assertEqual(R(Big + 1, b), ?M:merge(R(Big + 1, b), R(Big, a))),
+    ?assertEqual(R(Big, b), ?M:merge(R(Big, a), R(Big, b))),
+    ?assertEqual(R(Big, a), ?M:merge(R(Big, a), R(1 bsl 62, b))),
+    ?assertEqual(R(0, undefined), ?M:merge(R(-Big, a), ?M:new(state_lwwregister))),
+    {ok, Newer} = ?M:mutate({set, Big + 1, c}, x, R(Big, a)),
+    ?assertEqual(R(Big + 1, c), Newer),
+    {ok, Older} = ?M:mutate({set, 1 bsl 64, c}, x, R(Big, a)),
+    ?assertEqual(R(Big, a), Older),
+    ?assert(?M:is_inflation(R(Big, a), R(Big + 1, b))),
+    ?assertNot(?M:is_inflation(R(Big + 1, b), R(Big, a))),
+    ?assert(?M:is_strict_inflation(R(-Big, a), R(0, a))),
+    ?assert(?M:equal(R(Big, a), R(Big, a))),
+    ?assertNot(?M:equal(R(Big, a), R(Big + 1, a))),
+    %% A payload's float timestamp compares by value, as types' `>' does.
+    ?assert(?M:equal(R(float(Big), a), R(Big, a))),
+    ?assertEqual(R(Big, a), ?M:merge(R(float(Big), a), R(Big, a))),
+    ?assert(?M:is_bottom(R(0.0, undefined))),
+    ?assertEqual(b, ?M:query(R(1 bsl 200, b))),
+    %% A non-integer timestamp is no operation (types' guard fails).
+    ?assertError({badcrdt, _}, ?M:mutate({set, 1.0, a}, x, R(0, undefined))).
+
+%% ... and the same nested in a gmap and a pair.
+lwwregister_bignums_nested_test() ->
+    Big = 1 bsl 70,
+    G0 = {state_gmap, {state_lwwregister, []}},
+    {ok, G1} = ?M:mutate({apply, k, {set, Big, a}}, x, G0),
+    ?assertEqual({state_gmap, {state_lwwregister, [{k, {state_lwwregister, {Big, a}}}]}}, G1),
+    {ok, G2} = ?M:mutate({apply, k, {set, Big + 1, b}}, x, G1),
+    ?assertEqual({state_gmap, {state_lwwregister, [{k, {state_lwwregister, {Big + 1, b}}}]}},
+                 G2),
+    ?assertEqual(G2, ?M:merge(G1, G2)),
+    ?assertEqual(G2, ?M:merge(G2, G1)),
+    ?assert(?M:is_strict_inflation(G1, G2)),
+    ?assertNot(?M:is_inflation(G2, G1)),
+    ?assertEqual([{k, b}], ?M:query(G2)),
+    P0 = {state_pair, {{state_lwwregister, {0, undefined}}, {state_gcounter, []}}},
+    {ok, P1} = ?M:mutate({fst, {set, -Big, a}}, x, P0),
+    ?assertEqual(P0, P1),
+    {ok, P2} = ?M:mutate({fst, {set, Big, a}}, x, P0),
+    ?assertEqual({state_pair, {{state_lwwregister, {Big, a}}, {state_gcounter, []}}}, P2),
+    ?assertEqual({ok, {state_pair, {{state_lwwregister, {Big, a}}, {state_gcounter, []}}}},
+                 ?M:delta_mutate({fst, {set, Big, a}}, x, P0)),
+    ?assert(?M:is_strict_inflation(P0, P2)),
+    ?assertEqual({a, 0}, ?M:query(P2)).
+
+%% state_type:new/1, which a pair mutation uses for the untouched side,
+%% keeps a gmap's CType: the delta then merges with the state.
+pair_mutation_keeps_gmap_ctype_test() ->
+    P = {state_pair, {{state_gmap, {state_lwwregister, []}}, {state_max_int, 0}}},
+    Expected = {state_pair, {{state_gmap, {state_lwwregister, []}}, {state_max_int, 1}}},
+    ?assertEqual({ok, Expected}, ?M:delta_mutate({snd, increment}, x, P)),
+    ?assertEqual({ok, Expected}, ?M:mutate({snd, increment}, x, P)).
+
+%% state_awset_ps 0.1.8 has no precondition on rmv: an absent element's
+%% events are `[]', so the delta is empty and the state stays as it was.
+awset_ps_rmv_absent_test() ->
+    Actor = {<<"obj">>, a},
+    {ok, S} = ?M:mutate({add, 1}, Actor, ?M:new(state_awset_ps)),
+    ?assertEqual({ok, {state_awset_ps, {{[], []}, [], []}}}, ?M:delta_mutate({rmv, 2}, Actor, S)),
+    ?assertEqual({ok, S}, ?M:mutate({rmv, 2}, Actor, S)),
+    ?assertEqual({ok, S}, ?M:mutate({rmv_all, [2, 3]}, Actor, S)),
+    %% `==' finds the element: removing 1.0 removes 1.
+    {ok, Empty} = ?M:mutate({rmv, 1.0}, Actor, S),
+    ?assertEqual([], sets:to_list(?M:query(Empty))).
+
+%% Which of two `==' terms a result keeps, per type, both argument orders
+%% (ordsets:union and orddict:merge keep the first argument's term;
+%% ordsets:add_element the one already there).
+twins_keep_types_representative_test() ->
+    %% gset: ordsets:union keeps the first argument's element.
+    ?assertEqual({state_gset, [1]}, ?M:merge({state_gset, [1]}, {state_gset, [1.0]})),
+    ?assertEqual({state_gset, [1.0]}, ?M:merge({state_gset, [1.0]}, {state_gset, [1]})),
+    %% ... but the roles swap after the second list's smaller head.
+    ?assertEqual({state_gset, [b, {a, [2]}]},
+                 ?M:merge({state_gset, [{a, [2.0]}]}, {state_gset, [b, {a, [2]}]})),
+    ?assertEqual({state_gset, [0, 1.0, 2]},
+                 ?M:merge({state_gset, [1, 2]}, {state_gset, [0, 1.0]})),
+    ?assertEqual({ok, {state_gset, [1]}}, ?M:mutate({add, 1.0}, x, {state_gset, [1]})),
+    %% twopset: both halves are unions.
+    ?assertEqual({state_twopset, {[1.0], [2]}},
+                 ?M:merge({state_twopset, {[1.0], [2]}}, {state_twopset, {[1], [2.0]}})),
+    %% gcounter: orddict:merge keeps the first argument's actor.
+    ?assertEqual({state_gcounter, [{{n, 1.0}, 3}]},
+                 ?M:merge({state_gcounter, [{{n, 1.0}, 2}]}, {state_gcounter, [{{n, 1}, 3}]})),
+    ?assertEqual({state_gcounter, [{{n, 1}, 3}]},
+                 ?M:merge({state_gcounter, [{{n, 1}, 3}]}, {state_gcounter, [{{n, 1.0}, 2}]})),
+    %% gmap: mutate is merge(Delta, State), and the delta holds the op's key.
+    G = {state_gmap, {state_gcounter, [{1, {state_gcounter, [{x, 1}]}}]}},
+    ?assertEqual({ok, {state_gmap, {state_gcounter, [{1.0, {state_gcounter, [{x, 2}]}}]}}},
+                 ?M:mutate({apply, 1.0, increment}, x, G)),
+    %% mvregister: the query set is built in dot order, so its term is types'.
+    MV = {state_mvregister, {[{{1, 1}, 2.0}, {{{lasp, 1}, 1}, -1.0}],
+                             {[{1, 1}, {{lasp, 1}, 1}], []}}},
+    ?assertEqual(sets:from_list([2.0, -1.0]), ?M:query(MV)).
+
+%% More types: orddict:merge keeps the first argument's key (orset, the
+%% counters' actors), a dot map matches keys exactly (awset raises), an
+%% awset_ps join adds the other side's dots to the first side's element.
+twins_keep_types_representative_more_test() ->
+    O1 = {state_orset, [{1, [{<<1>>, true}]}]},
+    O2 = {state_orset, [{1.0, [{<<1>>, false}]}]},
+    ?assertEqual({state_orset, [{1, [{<<1>>, false}]}]}, ?M:merge(O1, O2)),
+    ?assertEqual({state_orset, [{1.0, [{<<1>>, false}]}]}, ?M:merge(O2, O1)),
+    N1 = {state_pncounter, [{{n, 1}, {2, 0}}]},
+    N2 = {state_pncounter, [{{n, 1.0}, {1, 1}}]},
+    ?assertEqual({state_pncounter, [{{n, 1}, {2, 1}}]}, ?M:merge(N1, N2)),
+    ?assertEqual({state_pncounter, [{{n, 1.0}, {2, 1}}]}, ?M:merge(N2, N1)),
+    L1 = {state_lexcounter, [{{n, 1}, {0, 2}}]},
+    L2 = {state_lexcounter, [{{n, 1.0}, {1, 1}}]},
+    ?assertEqual({state_lexcounter, [{{n, 1}, {1, 1}}]}, ?M:merge(L1, L2)),
+    ?assertEqual({state_lexcounter, [{{n, 1.0}, {1, 1}}]}, ?M:merge(L2, L1)),
+    %% awset: keys 1 and 1.0 match no clause of types' dot-map merge.
+    A1 = {state_awset, {[{1, [{a, 1}]}], {[{a, 1}], []}}},
+    A2 = {state_awset, {[{1.0, [{b, 1}]}], {[{b, 1}], []}}},
+    ?assertError({badcrdt, _}, ?M:merge(A1, A2)),
+    ?assertError({badcrdt, _}, ?M:merge(A2, A1)),
+    %% mvregister: dots {1, 1} and {1.0, 1} are one dot; equal values merge
+    %% (keeping the first argument's dot), different ones raise (ivar).
+    M1 = {state_mvregister, {[{{1, 1}, x}], {[{1, 1}], []}}},
+    M2 = {state_mvregister, {[{{1.0, 1}, x}], {[{1.0, 1}], []}}},
+    M3 = {state_mvregister, {[{{1.0, 1}, y}], {[{1.0, 1}], []}}},
+    ?assertEqual(M1, ?M:merge(M1, M2)),
+    ?assertEqual(M2, ?M:merge(M2, M1)),
+    ?assertError({badcrdt, _}, ?M:merge(M1, M3)),
+    %% awset_ps: one element added as 1 by one actor and as 1.0 by another.
+    {ok, S1} = ?M:mutate({add, 1}, {o, a}, ?M:new(state_awset_ps)),
+    {ok, S2} = ?M:mutate({add, 1.0}, {o, b}, ?M:new(state_awset_ps)),
+    Events = [{{{o, a}, 1}, [1]}, {{{o, b}, 1}, [1.0]}],
+    ?assertEqual({state_awset_ps, {{[{1, [[{{o, a}, 1}], [{{o, b}, 1}]]}], Events}, [],
+                                   {vclock, [{{o, a}, 1}, {{o, b}, 1}]}}},
+                 ?M:merge(S1, S2)),
+    ?assertEqual({state_awset_ps, {{[{1.0, [[{{o, a}, 1}], [{{o, b}, 1}]]}], Events}, [],
+                                   {vclock, [{{o, b}, 1}, {{o, a}, 1}]}}},
+                 ?M:merge(S2, S1)).
+
 %% When a merge adds nothing to one argument (the expected result is `=:='
 %% to it), that argument itself comes back: no copy.
 merge_returns_input_when_nothing_added_test_() ->

@@ -569,12 +569,14 @@ actor() ->
            ?LET(N, choose(1, 9), <<"actor-", (integer_to_binary(N))/binary>>),
            ?LET({H, N}, {elements([lasp1@host, lasp2@host]), choose(1, 3)}, {H, N})]).
 
-%% Elements: small integers, floats `==' to them, binaries, atoms, nested
-%% tuples. awset keys are matched exactly by types (two `=='-but-not-`=:='
-%% keys make it raise), so its pool holds no such pair.
+%% Elements: small integers, bignums, floats `==' to either, binaries,
+%% atoms, nested tuples and lists holding them. awset keys are matched
+%% exactly by types (two `=='-but-not-`=:=' keys make it raise), so its pool
+%% (and a composite's, which may hold awsets) holds no such pair; awset_ps
+%% keys its orddicts by `==' and meets them.
 pool(Type) ->
     ?LET(Es, ?LET(N, choose(1, 6), vector(N, elem())),
-         case lists:member(Type, [state_awset, state_awset_ps | composites()]) of
+         case lists:member(Type, [state_awset | composites()]) of
              true -> lists:usort(Es);
              false -> Es
          end).
@@ -585,6 +587,10 @@ composites() ->
 elem() ->
     frequency([{3, choose(-2, 5)},
                {2, elements([0.0, 1.0, 2.0, -1.0, 0.5])},
+               {1, elements([1 bsl 64, (1 bsl 64) + 1, -(1 bsl 70), 1 bsl 70,
+                             float(1 bsl 64), float(-(1 bsl 70))])},
+               {1, ?LET(N, elements([1, 1.0, 1 bsl 64, float(1 bsl 64)]),
+                        oneof([[N], [a, {N}], {[N, <<"v">>]}]))},
                {2, elements([<<"a">>, <<"b">>, <<>>, <<"user">>])},
                {2, elements([apple, banana, 'user@example.com'])},
                {1, ?LET({T, N}, {elements([item, tag]), choose(1, 3)}, {T, N})},
@@ -604,7 +610,11 @@ op(Type, Pool) ->
         state_twopset -> oneof([{add, E}, {rmv, E}]);
         state_orset -> oneof([{add, E}, {rmv, E}, {add_all, Es}, {rmv_all, Es}]);
         state_awset -> oneof([{add, E}, {add, E}, {rmv, E}, {add_all, Es}, {rmv_all, Es}]);
-        state_lwwregister -> {set, timestamp, E};
+        %% Timestamps past 64 bits too (types' `non_neg_integer()'; a
+        %% negative one sorts below bottom's 0, where types' own delta law
+        %% fails: prop_lasp_converge_crdt_types compares those with types);
+        %% unique per step (instantiate/6).
+        state_lwwregister -> {set, {timestamp, elements([0, 1 bsl 64, 1 bsl 70])}, E};
         state_mvregister -> {set, timestamp, E};
         state_ivar -> {set, first_of_pool};
         state_ewflag -> elements([enable, disable]);
@@ -739,6 +749,7 @@ instantiate(state_ivar, {set, first_of_pool}, _Step, [V | _], S, _Actors) ->
 instantiate(_Type, Op, Step, _Pool, _S, Actors) ->
     nested(Op, Step, Actors).
 
+nested({set, {timestamp, Base}, V}, Step, _Actors) -> {set, Base + Step, V};
 nested({set, timestamp, V}, Step, _Actors) -> {set, Step, V};
 nested({move, N, {replica, I}}, _Step, Actors) ->
     {move, N, lists:nth(min(I, length(Actors)), Actors)};

@@ -2283,6 +2283,9 @@ pub(crate) mod testing {
                 _ => None,
             }
         }
+        fn compare_int(&self, n: i64) -> Ordering {
+            self.compare(&TT::Int(n))
+        }
         fn is_atom(&self, atom: Atom) -> bool {
             matches!(self, TT::Atom(a) if &**a == atom.name())
         }

@@ -919,6 +919,10 @@ impl Term for OwnedTerm {
         cmp_terms(self, other, false)
     }
 
+    fn compare_int(&self, n: i64) -> Ordering {
+        cmp_terms(self, &OwnedTerm::Int(n.into()), false)
+    }
+
     fn identical(&self, other: &Self) -> bool {
         match (self, other) {
             (OwnedTerm::Fun(a), OwnedTerm::Fun(b)) => identical_fun(a, b),

@@ -157,6 +157,10 @@ pub trait Term: Clone + std::fmt::Debug {
     fn identical(&self, other: &Self) -> bool;
     /// The value of an integer that fits in an `i64`.
     fn as_i64(&self) -> Option<i64>;
+    /// Erlang's term order between this term and the integer `n`, for any
+    /// term (bignums and floats by exact value; every non-number is
+    /// greater than every number).
+    fn compare_int(&self, n: i64) -> Ordering;
     /// `true` or `false`.
     fn as_bool(&self) -> Option<bool> {
         if self.is_atom(Atom::True) {

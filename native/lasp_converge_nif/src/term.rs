@@ -711,6 +711,15 @@ impl<'a> Term for ExTerm<'a> {
         // enif_compare: standard term order, arithmetic equality.
         self.0.cmp(&other.0)
     }
+    fn compare_int(&self, n: i64) -> Ordering {
+        let w = self.raw_word();
+        if is_small(w) {
+            return ((w as i64) >> 4).cmp(&n);
+        }
+        // Anything else (a bignum, a float, a non-number): against `n` built
+        // in this term's environment, by the same comparison.
+        self.compare(&ExTerm(n.encode(self.env())))
+    }
     #[inline]
     fn identical(&self, other: &Self) -> bool {
         let (a, b) = (self.raw_word(), other.raw_word());

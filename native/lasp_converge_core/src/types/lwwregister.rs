@@ -15,17 +15,20 @@
 //! - The one operation is `{set, Timestamp, Value}` with an integer
 //!   timestamp; its delta is `{Timestamp, Value}` whatever the state holds.
 //!
-//! Timestamps must be integers that fit in an `i64` (Erlang's nanosecond
-//! system time does, until 2262): a payload with any other timestamp is
-//! refused as `{malformed, state_lwwregister}`, and so is a `set` whose
-//! integer timestamp is a bignum. A `set` with a non-integer timestamp is an
-//! unknown operation, as in types.
+//! A `set` takes any integer timestamp, bignums included (types' guard is
+//! `is_integer/1`); a `set` with a non-integer timestamp is an unknown
+//! operation, as in types. A payload's timestamp is kept as the term it is
+//! and compared in Erlang term order, as types' `>`/`>=` do: a bignum past
+//! 64 bits, a negative one or a float equal to an integer merge, compare and
+//! decide `is_bottom` exactly as in types.
 //!
 //! Reference: Marc Shapiro, Nuno Preguiça, Carlos Baquero and Marek
 //! Zawirski, *A comprehensive study of Convergent and Commutative Replicated
 //! Data Types* (2011), <http://hal.upmc.fr/file/index/docid/555588/filename/techreport.pdf>.
 
-use crate::decode::{self, Decoder};
+use std::cmp::Ordering;
+
+use crate::decode::Decoder;
 use crate::error::{BadCrdt, MutateError, Result};
 use crate::lattice::{Lattice, Merged, MutateCx};
 use crate::term::{Atom, Builder, Kind, Term};
@@ -41,21 +44,56 @@ const TAG: Atom = Atom::StateLwwregister;
 /// use lasp_converge_core::lattice::{Lattice, Merged};
 /// use lasp_converge_core::types::LWWRegister;
 ///
-/// let a = LWWRegister { ts: 1234, value: Some(T::atom("a")) };
-/// let b = LWWRegister { ts: 1235, value: Some(T::atom("b")) };
+/// use lasp_converge_core::types::lwwregister::Timestamp;
+///
+/// let a = LWWRegister { ts: Timestamp::Term(T::int(1234)), value: Some(T::atom("a")) };
+/// let b = LWWRegister { ts: Timestamp::Term(T::int(1235)), value: Some(T::atom("b")) };
 /// assert!(matches!(a.merge(&b).unwrap(), Merged::Right));
 /// assert!(matches!(b.merge(&a).unwrap(), Merged::Left));
 /// // On equal timestamps the second argument wins.
-/// let c = LWWRegister { ts: 1235, value: Some(T::atom("c")) };
+/// let c = LWWRegister { ts: Timestamp::Term(T::int(1235)), value: Some(T::atom("c")) };
+/// // Timestamps past 64 bits order as Erlang orders them.
+/// let d = LWWRegister { ts: Timestamp::Term(T::int(1i128 << 70)), value: None };
+/// assert!(matches!(d.merge(&c).unwrap(), Merged::Left));
 /// assert!(matches!(b.merge(&c).unwrap(), Merged::Right));
 /// assert_eq!(b.query(&OwnedBuilder).unwrap(), T::atom("b"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LWWRegister<T> {
     /// The timestamp.
-    pub ts: i64,
+    pub ts: Timestamp<T>,
     /// The value; `None` is the atom `undefined`.
     pub value: Option<T>,
+}
+
+/// A timestamp: the integer `0` of the bottom state, or the term a payload
+/// or a `set` holds (any integer, bignums included; any term in a payload,
+/// which types' comparisons accept too).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Timestamp<T> {
+    /// The integer `0` of `new()`.
+    Zero,
+    /// A term, compared in Erlang term order.
+    Term(T),
+}
+
+impl<T: Term> Timestamp<T> {
+    /// Erlang's term order (`<`, `==`, `>`) between two timestamps.
+    pub fn compare(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Timestamp::Zero, Timestamp::Zero) => Ordering::Equal,
+            (Timestamp::Term(a), Timestamp::Term(b)) => a.compare(b),
+            (Timestamp::Term(a), Timestamp::Zero) => a.compare_int(0),
+            (Timestamp::Zero, Timestamp::Term(b)) => b.compare_int(0).reverse(),
+        }
+    }
+
+    fn encode<B: Builder<T = T>>(&self, b: &B) -> T {
+        match self {
+            Timestamp::Zero => b.int(0),
+            Timestamp::Term(t) => t.clone(),
+        }
+    }
 }
 
 /// Whether a stored value is the atom `undefined`.
@@ -76,13 +114,15 @@ impl<T: Term> Lattice<T> for LWWRegister<T> {
 
     fn decode(payload: &T, _d: &mut Decoder) -> Result<Self> {
         let (ts, value) = payload.as_pair().ok_or(BadCrdt::Malformed(TAG))?;
-        let ts = decode::int(TAG, &ts)?;
         let value = if value.is_atom(Atom::Undefined) {
             None
         } else {
             Some(value)
         };
-        Ok(LWWRegister { ts, value })
+        Ok(LWWRegister {
+            ts: Timestamp::Term(ts),
+            value,
+        })
     }
 
     fn encode<B: Builder<T = T>>(&self, b: &B) -> T {
@@ -90,15 +130,18 @@ impl<T: Term> Lattice<T> for LWWRegister<T> {
             .value
             .clone()
             .unwrap_or_else(|| b.atom(Atom::Undefined));
-        b.pair(b.int(self.ts), value)
+        b.pair(self.ts.encode(b), value)
     }
 
     fn bottom() -> Self {
-        LWWRegister { ts: 0, value: None }
+        LWWRegister {
+            ts: Timestamp::Zero,
+            value: None,
+        }
     }
 
     fn merge(&self, other: &Self) -> Result<Merged<Self>> {
-        Ok(if self.ts > other.ts {
+        Ok(if self.ts.compare(&other.ts).is_gt() {
             Merged::Left
         } else {
             Merged::Right
@@ -106,15 +149,15 @@ impl<T: Term> Lattice<T> for LWWRegister<T> {
     }
 
     fn equal(&self, other: &Self) -> Result<bool> {
-        Ok(self.ts == other.ts && value_eq(&self.value, &other.value))
+        Ok(self.ts.compare(&other.ts).is_eq() && value_eq(&self.value, &other.value))
     }
 
     fn is_inflation(&self, other: &Self) -> Result<bool> {
-        Ok(other.ts >= self.ts)
+        Ok(other.ts.compare(&self.ts).is_ge())
     }
 
     fn is_bottom(&self) -> bool {
-        self.ts == 0 && is_undefined(&self.value)
+        self.ts.compare(&Timestamp::Zero).is_eq() && is_undefined(&self.value)
     }
 
     fn query<B: Builder<T = T>>(&self, b: &B) -> Result<T> {
@@ -125,11 +168,13 @@ impl<T: Term> Lattice<T> for LWWRegister<T> {
     }
 
     fn delta(&self, other: &Self) -> Result<Self> {
-        Ok(if self.ts > other.ts || other.ts < 0 {
-            self.clone()
-        } else {
-            Self::bottom()
-        })
+        Ok(
+            if self.ts.compare(&other.ts).is_gt() || other.ts.compare(&Timestamp::Zero).is_lt() {
+                self.clone()
+            } else {
+                Self::bottom()
+            },
+        )
     }
 
     fn delta_mutate<C: MutateCx<T>>(
@@ -147,13 +192,15 @@ impl<T: Term> Lattice<T> for LWWRegister<T> {
         if ts.kind() != Kind::Integer {
             return Err(unknown());
         }
-        let ts = decode::int(TAG, &ts)?;
         let value = if value.is_atom(Atom::Undefined) {
             None
         } else {
             Some(value)
         };
-        Ok(LWWRegister { ts, value })
+        Ok(LWWRegister {
+            ts: Timestamp::Term(ts),
+            value,
+        })
     }
 }
 
@@ -174,9 +221,9 @@ mod test {
         }
     }
 
-    fn r(ts: i64, v: &str) -> LWWRegister<T> {
+    fn r(ts: i128, v: &str) -> LWWRegister<T> {
         LWWRegister {
-            ts,
+            ts: Timestamp::Term(T::int(ts)),
             value: Some(T::atom(v)),
         }
     }
@@ -194,19 +241,25 @@ mod test {
         let b = OwnedBuilder;
         let t = b.pair(T::Int(1234), b.list(&[T::Int(97)]));
         let s = decode(&t).unwrap();
-        assert_eq!(s.ts, 1234);
+        assert_eq!(s.ts, Timestamp::Term(T::Int(1234)));
         assert_eq!(s.encode(&b), t);
         let bottom = b.pair(T::Int(0), T::atom("undefined"));
-        assert_eq!(decode(&bottom), Ok(LWWRegister::bottom()));
+        assert!(decode(&bottom).unwrap().is_bottom());
         assert_eq!(LWWRegister::<T>::bottom().encode(&b), bottom);
-        assert_eq!(decode(&b.pair(T::Int(-5), T::Nil)).unwrap().ts, -5);
+        // Any timestamp term is kept as it is: types' comparisons take it.
+        for ts in [T::Int(-5), T::Int(1 << 64), T::Float(1.0), T::atom("a")] {
+            let p = b.pair(ts.clone(), T::Nil);
+            assert_eq!(decode(&p).unwrap().ts, Timestamp::Term(ts));
+            assert_eq!(decode(&p).unwrap().encode(&b), p);
+        }
+        // `{0.0, undefined} == new()`: bottom, as types' is_bottom says.
+        assert!(decode(&b.pair(T::Float(0.0), T::atom("undefined")))
+            .unwrap()
+            .is_bottom());
         for bad in [
             T::Int(1),
             b.list(&[T::Int(1), T::Int(2)]),
             b.tuple(&[T::Int(1), T::Int(2), T::Int(3)]),
-            b.pair(T::Float(1.0), T::Int(2)),
-            b.pair(T::atom("a"), T::Int(2)),
-            b.pair(T::Int(1 << 64), T::Int(2)),
         ] {
             assert_eq!(decode(&bad), Err(BadCrdt::Malformed(TAG)));
         }
@@ -231,6 +284,46 @@ mod test {
             r(1234, "a").merge(&r(1234, "a")).unwrap(),
             Merged::Right
         ));
+    }
+
+    #[test]
+    fn bignum_timestamps_test() {
+        // Past 64 bits, either sign, against small ones and bottom.
+        let (hi, hi1, lo) = (
+            r(1 << 70, "hi"),
+            r((1 << 70) + 1, "hi1"),
+            r(-(1 << 70), "lo"),
+        );
+        assert!(matches!(hi.merge(&hi1).unwrap(), Merged::Right));
+        assert!(matches!(hi1.merge(&hi).unwrap(), Merged::Left));
+        assert!(matches!(hi.merge(&r(5, "a")).unwrap(), Merged::Left));
+        assert!(matches!(lo.merge(&r(-5, "a")).unwrap(), Merged::Right));
+        let bottom = LWWRegister::<T>::bottom();
+        assert!(matches!(bottom.merge(&lo).unwrap(), Merged::Left));
+        assert!(matches!(lo.merge(&bottom).unwrap(), Merged::Right));
+        assert!(matches!(hi.merge(&bottom).unwrap(), Merged::Left));
+        assert!(hi.is_inflation(&hi1).unwrap());
+        assert!(!hi1.is_inflation(&hi).unwrap());
+        assert!(!bottom.is_inflation(&lo).unwrap());
+        assert!(bottom.is_inflation(&hi).unwrap());
+        assert!(hi.equal(&r(1 << 70, "hi")).unwrap());
+        assert!(!hi.equal(&hi1).unwrap());
+        let s = bottom
+            .mutate(
+                &set(T::int(1i128 << 100), T::atom("v")),
+                &T::Int(1),
+                &mut Cx,
+            )
+            .unwrap();
+        assert_eq!(s, r(1 << 100, "v"));
+        // A float timestamp in a payload compares by value: 2^70 == 2^70.0.
+        let f = LWWRegister {
+            ts: Timestamp::Term(T::Float((1u128 << 70) as f64)),
+            value: Some(T::atom("hi")),
+        };
+        assert!(f.equal(&hi).unwrap());
+        assert!(matches!(f.merge(&hi).unwrap(), Merged::Right));
+        assert!(matches!(hi.merge(&f).unwrap(), Merged::Right));
     }
 
     #[test]
@@ -293,9 +386,10 @@ mod test {
                 Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
             ));
         }
-        assert!(matches!(
-            s0.delta_mutate(&set(T::Int(1 << 64), T::atom("a")), &T::Int(1), &mut Cx),
-            Err(MutateError::Bad(BadCrdt::Malformed(TAG)))
-        ));
+        assert_eq!(
+            s0.delta_mutate(&set(T::Int(1 << 64), T::atom("a")), &T::Int(1), &mut Cx)
+                .unwrap(),
+            r(1 << 64, "a")
+        );
     }
 }

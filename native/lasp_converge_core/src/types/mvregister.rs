@@ -119,24 +119,37 @@ impl<T: Term> Lattice<T> for MVRegister<T> {
     }
 
     fn query<B: Builder<T = T>>(&self, b: &B) -> Result<T> {
-        let mut vals: Vec<T> = self.values().to_vec();
-        vals.sort_by(|x, y| x.compare(y)); // stable
-                                           // Drop `=:=` duplicates; `==` values that differ (1 and 1.0) stay.
-        let mut out: Vec<T> = Vec::with_capacity(vals.len());
+        // types builds its set from the values in dot order
+        // (`sets:from_list/1`), and a `sets` set's term depends on the
+        // order its elements came in. So the values go out in dot order,
+        // each `=:=` duplicate after its first occurrence dropped (adding
+        // it again would not change the set); `==` values that differ (1
+        // and 1.0) both stay. Duplicates are found by sorting positions.
+        let vals = self.values();
+        let mut order: Vec<usize> = (0..vals.len()).collect();
+        order.sort_by(|&x, &y| vals[x].compare(&vals[y]).then(x.cmp(&y)));
+        let mut dropped = vec![false; vals.len()];
         let mut class = 0;
-        for v in vals {
-            if out
-                .get(class)
-                .is_some_and(|c| c.compare(&v) == Ordering::Equal)
+        for i in 1..order.len() {
+            let v = &vals[order[i]];
+            if vals[order[class]].compare(v) != Ordering::Equal {
+                class = i;
+                continue;
+            }
+            // Same `==` class: earlier positions come first in `order`.
+            if order[class..i]
+                .iter()
+                .any(|&j| !dropped[j] && vals[j].identical(v))
             {
-                if !out[class..].iter().any(|x| x.identical(&v)) {
-                    out.push(v);
-                }
-            } else {
-                class = out.len();
-                out.push(v);
+                dropped[order[i]] = true;
             }
         }
+        let out: Vec<T> = vals
+            .iter()
+            .zip(&dropped)
+            .filter(|(_, &d)| !d)
+            .map(|(v, _)| v.clone())
+            .collect();
         Ok(b.list(&out))
     }
 
@@ -288,7 +301,8 @@ mod test {
     fn query_test() {
         same(&MVRegister::<TT>::bottom().query(&TB).unwrap(), &t("[]"));
         let x = r("{[{{a, 1}, z}, {{b, 1}, 1.0}, {{c, 1}, z}, {{d, 1}, 1}, {{e, 1}, a}], {[{a, 1}, {b, 1}, {c, 1}, {d, 1}, {e, 1}], []}}");
-        same(&x.query(&TB).unwrap(), &t("[1.0, 1, a, z]"));
+        // Dot order, the second `z` dropped, `1.0` and `1` both kept.
+        same(&x.query(&TB).unwrap(), &t("[z, 1.0, 1, a]"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::error::{BadCrdt, MutateError, Result};
 use crate::lattice::{Lattice, Merged, MutateCx};
 use crate::term::{Atom, Builder, Term};
 use crate::types::gmap::Value;
-use crate::types::IVar;
+use crate::types::{GMap, IVar};
 
 const TAG: Atom = Atom::StatePair;
 
@@ -175,8 +175,7 @@ impl<T: Term> Lattice<T> for Pair<T> {
         cx: &mut C,
     ) -> std::result::Result<Self, MutateError<T>> {
         let (side, inner) = op.as_pair().ok_or(BadCrdt::UnknownOp(TAG))?;
-        // `state_type:new/1` of the untouched component is `Type:new()`.
-        let fresh = |v: &Value<T>, cx: &C| Crdt::bottom(&cx.builder().atom(v.crdt.tag()));
+        let fresh = |v: &Value<T>, cx: &C| state_type_new(&v.crdt, cx.builder());
         if side.is_atom(Atom::Fst) {
             let d = self.fst.crdt.delta_mutate(&inner, actor, cx)?;
             Ok(Pair::new(d, fresh(&self.snd, cx)?))
@@ -186,6 +185,23 @@ impl<T: Term> Lattice<T> for Pair<T> {
         } else {
             Err(BadCrdt::UnknownOp(TAG).into())
         }
+    }
+}
+
+/// `state_type:new/1` of the untouched component: a gmap keeps its CType
+/// (`state_gmap:new([CType])`), a pair is rebuilt part by part, and any
+/// other type is `Type:new()` (so an awmap falls back to its default CType).
+fn state_type_new<T: Term, B: Builder<T = T>>(c: &Crdt<T>, b: &B) -> Result<Crdt<T>> {
+    match c {
+        Crdt::GMap(g) => Ok(Crdt::GMap(GMap {
+            ctype: g.ctype.clone(),
+            entries: Vec::new(),
+        })),
+        Crdt::Pair(p) => Ok(Crdt::Pair(Pair::new(
+            state_type_new(&p.fst.crdt, b)?,
+            state_type_new(&p.snd.crdt, b)?,
+        ))),
+        other => Crdt::bottom(&b.atom(other.tag())),
     }
 }
 
@@ -234,5 +250,37 @@ mod test {
             .unwrap();
         same(&enc(&d), &t("{{state_ivar, undefined}, {state_ivar, 3}}"));
         assert!(p.is_strict_inflation(&d).unwrap());
+    }
+
+    #[test]
+    fn mutate_keeps_a_gmap_ctype_test() {
+        // types' state_type:new/1 keeps a gmap's CType and recurses into a
+        // pair, so the other side of the merge matches.
+        let p = s("{{state_gmap, {state_lwwregister, []}}, {state_max_int, 0}}");
+        let d = p
+            .delta_mutate(&t("{snd, increment}"), &t("a"), &mut Cx)
+            .unwrap();
+        same(
+            &enc(&d),
+            &t("{{state_gmap, {state_lwwregister, []}}, {state_max_int, 1}}"),
+        );
+        same(
+            &enc(&p.mutate(&t("{snd, increment}"), &t("a"), &mut Cx).unwrap()),
+            &t("{{state_gmap, {state_lwwregister, []}}, {state_max_int, 1}}"),
+        );
+        let q = s(
+            "{{state_pair, {{state_gmap, {state_gset, [{k, {state_gset, [x]}}]}}, \
+                   {state_gcounter, [{a, 1}]}}}, {state_gset, []}}",
+        );
+        let d = q
+            .delta_mutate(&t("{snd, {add, y}}"), &t("a"), &mut Cx)
+            .unwrap();
+        same(
+            &enc(&d),
+            &t(
+                "{{state_pair, {{state_gmap, {state_gset, []}}, {state_gcounter, []}}}, \
+                {state_gset, [y]}}",
+            ),
+        );
     }
 }
