@@ -266,7 +266,8 @@ shade(C, Peak) -> 0.12 + 0.88 * min(1.0, C / Peak).
 %% lowest value to the highest, each with the value it stands for.
 scale_legend(#{width := W, right := Rm}, Lo, Hi, Caption, Fmt) ->
     X = W - Rm + 14,
-    Vals = [Lo + (Hi - Lo) * I / (?STEPS - 1) || I <- lists:seq(0, ?STEPS - 1)],
+    %% Counts: whole numbers only, each once.
+    Vals = lists:usort([round(Lo + (Hi - Lo) * I / (?STEPS - 1)) || I <- lists:seq(0, ?STEPS - 1)]),
     Cap = short(Caption, legend_chars(Rm)),
     ["<g class=\"lc-scale\" data-lo=\"", esc(fmt_num(Lo)), "\" data-hi=\"", esc(fmt_num(Hi)), "\">",
      io_lib:format("<text class=\"lc-legend-title\" x=\"~b\" y=\"~b\">~ts<title>~ts</title></text>",
@@ -275,8 +276,7 @@ scale_legend(#{width := W, right := Rm}, Lo, Hi, Caption, Fmt) ->
                     " fill-opacity=\"~.3f\" stroke=\"currentColor\" stroke-opacity=\"0.25\"/>"
                     "<text x=\"~b\" y=\"~b\">~ts</text>",
                     [X, ?MT + 16 + 16 * I, case I of 0 -> 0.0; _ -> shade(V, Hi) end,
-                     X + 20, ?MT + 26 + 16 * I,
-                     esc(Fmt(case Hi - Lo >= 8 of true -> round(V); false -> clean(V) end))])
+                     X + 20, ?MT + 26 + 16 * I, esc(Fmt(V))])
       || {I, V} <- enumerate(Vals)],
      "</g>\n"].
 

@@ -82,10 +82,14 @@ report(Exe) ->
     ok = file:write_file(TPath, Timeline),
     screenshot(Exe, "file://" ++ TPath, filename:join(dir(), "report-timeline.png"), 800, 1000).
 
+%% The sweep page of a simulated 5-node cluster (as `make demo' draws it).
 sweep(Exe) ->
     Path = filename:join(dir(), "sweep.html"),
-    Html = unicode:characters_to_binary(
-             lasp_converge_report:render_sweep(lasp_converge_report_tests:sweep_rows(), #{})),
+    {ok, Rows} = lasp_converge_sim:sweep(#{var => {<<"demo">>, state_awset}, nodes => 5,
+                                           latency => {uniform, 200, 2000}, duration => 10000},
+                                         #{rates => [0.2, 2, 20, 200],
+                                           intervals => [50, 250, 1000, 2000]}),
+    Html = unicode:characters_to_binary(lasp_converge_report:render_sweep(Rows, #{})),
     ok = file:write_file(Path, Html),
     {Dom, Console} = dump(Exe, "file://" ++ Path, 1000, 1400),
     [?assertMatch({match, _}, re:run(Dom, "<svg[^>]*data-chart=\"" ++ C ++ "\""))
