@@ -839,7 +839,7 @@ frontier_chart(Front, Rates, Opts) ->
                  T -> ["p99 ≤ ", ?S:fmt_us(T * 1000)]
              end,
     Ps = [{R, I} || #{rate := R, state_interval := I} <- Front],
-    [?S:line([#{label => "cheapest interval", points => Ps},
+    [?S:line([#{label => "frontier", points => Ps},
               #{label => "", points => Ps, dots => true, class => "lc-s0"}],
              #{id => "sweep-frontier", width => ?WIDTH, right => ?RIGHT,
                title => ["Cheapest interval meeting the target (", Target, ")"],
