@@ -864,7 +864,9 @@ rate_text(R) -> [?S:fmt_num(R), "/s"].
 sweep_table(Rows) ->
     Keys = [rate, state_interval, updates, p50, p99, max, msgs_per_update, bytes_per_update,
             converged],
-    ["<table class=\"sweep\"><tr>", [["<th>", atom_to_list(K), "</th>"] || K <- Keys], "</tr>\n",
+    Heads = ["rate", "interval", "updates", "p50", "p99", "max", "msgs/update", "bytes/update",
+             "converged"],
+    ["<table class=\"sweep\"><tr>", [["<th>", H, "</th>"] || H <- Heads], "</tr>\n",
      [["<tr>", [["<td>", sweep_cell(K, maps:get(K, R, undefined)), "</td>"] || K <- Keys], "</tr>\n"]
       || R <- lists:sort(fun(A, B) -> {maps:get(state_interval, A), maps:get(rate, A)}
                                           =< {maps:get(state_interval, B), maps:get(rate, B)} end,
@@ -903,7 +905,7 @@ css() ->
     "border-bottom:1px solid var(--grid)}th{color:var(--muted);font-weight:600}\n"
     ".figures{display:flex;flex-wrap:wrap;gap:4px 18px;margin:8px 0}.fig{display:flex;"
     "flex-direction:column}.fig .k{color:var(--muted);font-size:12px}.fig .v{font-weight:600}\n"
-    "td{white-space:nowrap}td.full,td.mark,td.short{text-align:left}td.full{white-space:normal}td.full{color:var(--muted);font-size:12px;"
+    "table.sweep td,table.sweep th{padding:3px 6px}td{white-space:nowrap}td.full,td.mark,td.short{text-align:left}td.full{white-space:normal}td.full{color:var(--muted);font-size:12px;"
     "word-break:break-all}\n"
     ".timeline{display:flex;flex-direction:column;gap:2px;max-width:760px}\n"
     ".charts{display:flex;flex-wrap:wrap;gap:12px;margin-top:12px}\n"
