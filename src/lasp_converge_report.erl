@@ -149,10 +149,7 @@ settings_now() ->
     At = erlang:system_time(microsecond),
     try
         R = lasp_converge_replicator:settings(),
-        T = case lasp_converge_tuner:get(#{nodes => [node()]}) of
-                #{settings := S} when is_map(S) -> S;
-                _ -> #{}
-            end,
+        #{settings := T} = lasp_converge_tuner:get(#{nodes => [node()]}),
         M = maps:merge(maps:with([state_interval, propagate_on_update, mode], R),
                        maps:with([state_interval, delta_interval, propagate_on_update], T)),
         M#{at_us => At}
@@ -392,7 +389,7 @@ section(D = #{var := Var, stats := S, divergence := Div0, records := Recs0, mark
     ["<section>\n<h2 data-var=\"", ?S:esc(label(Var)), "\">", ?S:esc(var_title(Var)),
      " <small>", ?S:esc(label(Var)), "</small></h2>\n",
      summary(S, Names),
-     "<div class=\"timeline\">\n",
+     "<div class=\"var-body\">\n<div class=\"timeline\">\n",
      case Labels of
          [] -> [];
          _ -> ?S:lane([{Xm, Short, Full} || {Xm, {Short, Full}} <- Labels],
@@ -402,11 +399,11 @@ section(D = #{var := Var, stats := S, divergence := Div0, records := Recs0, mark
      divergence_charts(Div, Nodes, Names, X, Common),
      rate_charts(Recs, Lo, Common, Settings),
      settings_chart(Settings, Common),
-     "</div>\n<div class=\"charts\">\n",
+     "</div>\n<div class=\"side\">\n",
      distribution_charts(Conv, S),
      latency_heatmap(Recs, Nodes, Names),
      run_speed_chart(Recs, S, Lo, Settings),
-     "</div>\n",
+     "</div>\n</div>\n",
      marks_table(Marks0, Lo, Names),
      "</section>\n"].
 
@@ -905,9 +902,11 @@ css() ->
     "border-bottom:1px solid var(--grid)}th{color:var(--muted);font-weight:600}\n"
     ".figures{display:flex;flex-wrap:wrap;gap:4px 18px;margin:8px 0}.fig{display:flex;"
     "flex-direction:column}.fig .k{color:var(--muted);font-size:12px}.fig .v{font-weight:600}\n"
-    "table.sweep td,table.sweep th{padding:3px 6px}td{white-space:nowrap}td.full,td.mark,td.short{text-align:left}td.full{white-space:normal}td.full{color:var(--muted);font-size:12px;"
+    "table.sweep td,table.sweep th{padding:3px 6px}table.marks th{text-align:left}td{white-space:nowrap}td.full,td.mark,td.short{text-align:left}td.full{white-space:normal}td.full{color:var(--muted);font-size:12px;"
     "word-break:break-all}\n"
-    ".timeline{display:flex;flex-direction:column;gap:2px;max-width:760px}\n"
+    ".var-body{display:flex;flex-wrap:wrap;gap:12px 16px;align-items:flex-start}\n"
+    ".timeline,.side{display:flex;flex-direction:column;width:760px;max-width:100%}\n"
+    ".timeline{gap:2px}.side{gap:12px}\n"
     ".charts{display:flex;flex-wrap:wrap;gap:12px;margin-top:12px}\n"
     ".lc-chart{max-width:100%;height:auto;font-size:11px;font-family:system-ui,sans-serif}\n"
     ".lc-chart text{fill:var(--fg)}.lc-title{font-size:13px;font-weight:600}\n"

@@ -53,6 +53,14 @@
                   max_points => pos_integer(),
                   diagonal => boolean(),
                   scale_label => iodata(),
+                  scale_format => fun((number()) -> iodata()),
+                  series_label => iodata(),
+                  cell_format => fun((number()) -> iodata()),
+                  color_scale => scale(),
+                  outline => [{pos_integer(), pos_integer()}],
+                  outline_label => iodata(),
+                  x_name => iodata(), y_name => iodata(),
+                  rows => pos_integer(),
                   vlines => [{number(), iodata(), iodata()}],
                   hlines => [{number(), iodata(), iodata()}]}.
 -export_type([point/0, series/0, opts/0]).
