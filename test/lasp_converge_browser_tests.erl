@@ -42,7 +42,9 @@ browser_test_() ->
               {timeout, 240, {"dashboard: polls and redraws the live figures",
                               fun() -> dashboard(Exe) end}},
               {timeout, 120, {"dashboard: says where the variables are aggregated",
-                              fun() -> dashboard_elsewhere(Exe) end}}]}
+                              fun() -> dashboard_elsewhere(Exe) end}},
+              {timeout, 240, {"dashboard: a 3-node cluster with a partition",
+                              fun() -> dashboard_cluster(Exe) end}}]}
     end.
 
 chromium() ->
@@ -148,12 +150,51 @@ dashboard(Exe) ->
         [layout(Exe, Static, "dashboard", W, #{rows => [short_self()]}) || W <- ?WIDTHS],
         %% The picture from the DOM it ended with: a page that keeps polling
         %% can keep Chromium's virtual time from ever running out.
-        SPath = filename:join(dir(), "dashboard.html"),
+        SPath = filename:join(dir(), "dashboard-local.html"),
         ok = file:write_file(SPath, Static),
-        screenshot(Exe, "file://" ++ SPath, filename:join(dir(), "dashboard.png"), 1200, 1800)
+        screenshot(Exe, "file://" ++ SPath, filename:join(dir(), "dashboard-local.png"), 1200, 1800)
     after
         lasp_converge_http:stop(),
         lasp_converge:untrack(V)
+    end.
+
+%% Three peers replicate an orset every 100 ms; the first tracks it and
+%% serves the dashboard. Updates, a partition of the third node, the heal:
+%% the page shows a swimlane per node with the short names, and the marks.
+dashboard_cluster(Exe) ->
+    WasAlive = is_alive(),
+    try
+        lasp_converge_cluster:with_cluster(3, #{prefix => lc_dash}, fun(C) ->
+            Ns = [N1, N2, N3] = lasp_converge_cluster:nodes(C),
+            Call = fun(N, M, F, A) -> lasp_converge_cluster:call(C, N, M, F, A) end,
+            Var = {<<"shop">>, state_orset},
+            [{ok, _} = Call(N, lasp_converge_replicator, set, [#{state_interval => 100}]) || N <- Ns],
+            ok = Call(N1, lasp_converge, track, [Var, #{nodes => Ns}]),
+            {ok, _} = Call(N1, lasp_converge_replicator, declare, [Var, state_orset, #{nodes => Ns}]),
+            Upd = fun(K) ->
+                          N = lists:nth(K rem 3 + 1, Ns),
+                          {ok, _} = Call(N, lasp_converge_replicator, update, [Var, {add, K}, N]),
+                          timer:sleep(20)
+                  end,
+            lists:foreach(Upd, lists:seq(1, 30)),
+            ok = lasp_converge_fault:partition(C, [[N1, N2], [N3]]),
+            lists:foreach(Upd, lists:seq(31, 60)),
+            ok = lasp_converge_fault:heal(C),
+            lists:foreach(Upd, lists:seq(61, 80)),
+            timer:sleep(1000),
+            {ok, #{url := Url}} = Call(N1, lasp_converge_http, start, [#{refresh_ms => 500}]),
+            {Dom, Console} = dump(Exe, Url, 1500, 1400),
+            ?assertEqual([], Console),
+            ?assertMatch({match, _}, re:run(Dom, "aggregates 1 variable: shop · orset", [unicode])),
+            ?assertMatch({match, _}, re:run(Dom, ">partition n1,n2 \\| n3<")),
+            Static = re:replace(Dom, "<script>.*?</script>", "", [dotall, global, {return, binary}]),
+            [layout(Exe, Static, "dashboard-cluster", W, #{rows => ["n1", "n2", "n3"]}) || W <- ?WIDTHS],
+            SPath = filename:join(dir(), "dashboard-cluster.html"),
+            ok = file:write_file(SPath, Static),
+            screenshot(Exe, "file://" ++ SPath, filename:join(dir(), "dashboard.png"), 1400, 1300)
+        end)
+    after
+        WasAlive orelse net_kernel:stop()
     end.
 
 short_self() ->
