@@ -143,16 +143,21 @@ collect(Var) ->
 ok_list(L) when is_list(L) -> L;
 ok_list(_) -> [].
 
-%% The settings in force on this node: Lasp's where Lasp runs, else the
-%% replicator's.
+%% The settings in force on this node: Lasp's where Lasp runs (its
+%% `lasp_config'), else the replicator's.
 settings_now() ->
     At = erlang:system_time(microsecond),
     try
         R = lasp_converge_replicator:settings(),
-        #{settings := T} = lasp_converge_tuner:get(#{nodes => [node()]}),
+        #{settings := T, backends := B} = lasp_converge_tuner:get(#{nodes => [node()]}),
         M = maps:merge(maps:with([state_interval, propagate_on_update, mode], R),
                        maps:with([state_interval, delta_interval, propagate_on_update], T)),
-        M#{at_us => At}
+        case maps:get(node(), B, none) of
+            lasp ->
+                Mode = erpc:call(node(), lasp_config, get, [mode, state_based], 1000),
+                M#{at_us => At, mode => Mode};
+            _ -> M#{at_us => At}
+        end
     catch _:_ ->
             #{at_us => At}
     end.
@@ -271,9 +276,10 @@ mark_time(#{at_us := T}) when is_integer(T) -> T;
 mark_time(#{at_us := T}) when is_float(T), abs(T) < 1.0e18 -> round(T);
 mark_time(_) -> undefined.
 
-%% @doc A mark's short label (`{short, Text}', drawn in the marks lane) or
-%% its whole text (`{full, Text}', on hover and in the table); `Names' are
-%% the nodes' short names. Any term gives a label.
+%% @doc A mark's `{Short, Full}' labels: the short one drawn in the marks
+%% lane (`partition n1,n2 | n3', `interval 250→120 ms', `push on'), the
+%% whole one on hover and in the table. `Names' are the nodes' short names
+%% (`short_names/1'). Any term gives both.
 -spec mark_label(term(), #{term() => string()}) -> {unicode:chardata(), unicode:chardata()}.
 mark_label(M, Names) ->
     Short = try short_mark(M, Names)
@@ -479,8 +485,10 @@ swimlanes(Div, Nodes, Names, X, Unseen, Common = #{x_range := {_, XMax}}) ->
     Rows = [begin
                 ByBin = lists:foldl(fun(#{t_us := T, nodes := Ns}, M) ->
                                             case is_map_key(N, Ns) of
-                                                true -> maps:update_with(Key(T), fun(V) -> max(V, Unseen(N, Ns)) end,
-                                                                         Unseen(N, Ns), M);
+                                                true ->
+                                                    U = Unseen(N, Ns),
+                                                    maps:update_with(Key(T), fun(V) -> max(V, U) end,
+                                                                     U, M);
                                                 false -> M
                                             end
                                     end, #{}, Div),
@@ -648,7 +656,8 @@ run_speed_chart(Recs, S, Lo, #{interval := Interval}) ->
             Ws = [{1000 / R, P / 1000} || {_, R, P} <- windows(Recs, Lo), R > 0, P > 0],
             IntTxt = case [V || {_, _, V} <- Interval, is_number(V)] of
                          [] -> "";
-                         Is -> io_lib:format(", interval ~ts ms", [lists:join("→", [?S:fmt_num(I) || I <- dedup(Is)])])
+                         Is -> io_lib:format(", interval ~ts ms",
+                                             [lists:join("→", [?S:fmt_num(I) || I <- dedup(Is)])])
                      end,
             Tip = io_lib:format("this run: an update every ~ts, p99 ~ts~ts",
                                 [?S:fmt_us(1.0e6 / Rate), ?S:fmt_us(P99), IntTxt]),
@@ -902,7 +911,9 @@ css() ->
     "border-bottom:1px solid var(--grid)}th{color:var(--muted);font-weight:600}\n"
     ".figures{display:flex;flex-wrap:wrap;gap:4px 18px;margin:8px 0}.fig{display:flex;"
     "flex-direction:column}.fig .k{color:var(--muted);font-size:12px}.fig .v{font-weight:600}\n"
-    "table.sweep td,table.sweep th{padding:3px 6px}table.marks th{text-align:left}td{white-space:nowrap}td.full,td.mark,td.short{text-align:left}td.full{white-space:normal}td.full{color:var(--muted);font-size:12px;"
+    "table.sweep td,table.sweep th{padding:3px 6px}table.marks th{text-align:left}\n"
+    "td{white-space:nowrap}td.full,td.mark,td.short{text-align:left}\n"
+    "td.full{white-space:normal;color:var(--muted);font-size:12px;"
     "word-break:break-all}\n"
     ".var-body{display:flex;flex-wrap:wrap;gap:12px 16px;align-items:flex-start}\n"
     ".timeline,.side{display:flex;flex-direction:column;width:760px;max-width:100%}\n"
@@ -925,7 +936,8 @@ css() ->
     ".lc-cell-text{font-size:10px}.lc-chart .lc-on-dark{fill:#fff}\n"
     ".lc-mark line{stroke:var(--mark);stroke-dasharray:4 3;stroke-width:1}\n"
     ".lc-pct line{stroke:var(--c4)}.lc-pct.lc-legend line{stroke-dasharray:4 3;stroke-width:2}\n"
-    ".lc-lane-mark line{stroke:var(--mark);stroke-dasharray:2 2}.lc-lane-mark text{fill:var(--mark)!important}\n"
+    ".lc-lane-mark line{stroke:var(--mark);stroke-dasharray:2 2}\n"
+    ".lc-lane-mark text{fill:var(--mark)!important}\n"
     ".lc-band-0{fill:var(--band0)}.lc-band-1{fill:var(--band1)}\n"
     ".lc-region{fill:var(--region)}.lc-diag{stroke:var(--muted);stroke-dasharray:6 4}\n"
     ".lc-region-label{fill:var(--muted)!important;font-style:italic}\n"

@@ -313,7 +313,8 @@ grid({XCats, YCats, Values}, Opts) ->
     Level = fun(V) when not is_number(V) -> 0.0;
                (V) when CS =:= log, V =< 0 -> 0.12;
                (_) when Hi == Lo -> 0.6;
-               (V) when CS =:= log -> 0.12 + 0.88 * (math:log(V) - math:log(Lo)) / (math:log(Hi) - math:log(Lo));
+               (V) when CS =:= log ->
+                    0.12 + 0.88 * (math:log(V) - math:log(Lo)) / (math:log(Hi) - math:log(Lo));
                (V) -> 0.12 + 0.88 * (V - Lo) / (Hi - Lo)
             end,
     Outline = maps:get(outline, Opts, []),
@@ -472,8 +473,8 @@ bands(Rows, Opts) ->
                lists:append([[A, B] || {_, Segs} <- Rows, {A, B, _} <- Segs])),
     {Fx, _} = mappers(Frame, linear, XR, linear, {0, 1}),
     {L, Top, _, _} = plot_box(Frame),
-    Body = [[io_lib:format("<text class=\"lc-tick lc-row\" x=\"~b\" y=\"~b\" text-anchor=\"end\">~ts</text>\n",
-                           [L - 6, Top + 24 * (I - 1) + 16, esc(Label)]),
+    Body = [[io_lib:format("<text class=\"lc-tick lc-row\" x=\"~b\" y=\"~b\" text-anchor=\"end\">"
+                           "~ts</text>\n", [L - 6, Top + 24 * (I - 1) + 16, esc(Label)]),
              [begin
                   {A, B} = {Fx(max(X0, element(1, XR))), Fx(min(X1, element(2, XR)))},
                   Wd = B - A,
