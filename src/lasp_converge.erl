@@ -324,7 +324,8 @@ metrics() ->
 
 %% @doc Print a summary of `Var' to the terminal: its figures, a sparkline
 %% of divergence and a histogram of recent convergence times (see
-%% `lasp_converge_report').
+%% `lasp_converge_report'), in plain ASCII where the output is not Unicode
+%% (`erl -noshell', most CI logs).
 -spec print(var()) -> ok | {error, term()}.
 print(Var) ->
     lasp_converge_report:print(Var).

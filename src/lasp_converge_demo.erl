@@ -13,7 +13,9 @@
 %% the end the summary (`lasp_converge:print/1'), the tuner's changes, the
 %% messages sent, the final values (equal on every node, every update
 %% accounted for), and the path of the HTML report (`lasp_converge_report').
-%% About 30 seconds.
+%% Then a small simulated sweep of update rate × propagation interval for a
+%% cluster of the same size (`lasp_converge_sim:sweep/2'), drawn as a sweep
+%% page (`lasp_converge_report:write_sweep/3'). About 35 seconds.
 %%
 %% `merge/0,1' is the single-node demo: two replicas of an orset and of an
 %% awset diverge through `mutate/3', merge natively, and the terminal shows
@@ -28,7 +30,8 @@
 -define(VAR, {<<"demo">>, state_awset}).
 
 -type result() :: #{updates := non_neg_integer(), agree := boolean(), kept := boolean(),
-                    converged := non_neg_integer(), report := file:filename_all()}.
+                    converged := non_neg_integer(), report := file:filename_all(),
+                    sweep := file:filename_all()}.
 -export_type([result/0]).
 
 %% @equiv main(#{})
@@ -39,7 +42,8 @@ main() ->
 %% @doc The cluster demo. Options: `nodes' (default 5), `state_interval'
 %% (ms, the starting one, default 250), `tuner' (a `lasp_converge_tuner'
 %% policy, default `{target_p99, 400}', or `none'), `report' (the HTML file, default
-%% `_build/demo/lasp_converge_report.html'), `scale' (multiplies every
+%% `_build/demo/lasp_converge_report.html'), `sweep' (the sweep page, default
+%% `_build/demo/lasp_converge_sweep.html'), `scale' (multiplies every
 %% phase's duration, default 1.0).
 -spec main(map()) -> result().
 main(Opts) when is_map(Opts) ->
@@ -52,12 +56,29 @@ main(Opts) when is_map(Opts) ->
     ok = io:setopts([{encoding, unicode}]),
     io:format("~nlasp_converge demo: ~b local nodes, an awset replicated state-based "
               "every ~b ms~n~n", [N, Interval]),
+    SweepPath = filename:absname(maps:get(sweep, Opts, "_build/demo/lasp_converge_sweep.html")),
     {ok, C} = ?CL:start(N, #{prefix => lc_demo}),
-    try
-        run_cluster(C, Interval, Path, Scale, Tuner)
-    after
-        ?CL:stop(C)
-    end.
+    Result = try
+                 run_cluster(C, Interval, Path, Scale, Tuner)
+             after
+                 ?CL:stop(C)
+             end,
+    Result#{sweep => sweep(N, SweepPath)}.
+
+%% What the same cluster would do at other rates and intervals, simulated:
+%% 4 rates × 4 intervals, a second or so.
+sweep(N, Path) ->
+    io:format("simulating ~b nodes at 4 update rates x 4 intervals...~n", [N]),
+    {ok, Rows} = lasp_converge_sim:sweep(#{var => ?VAR, nodes => N, latency => {uniform, 200, 2000},
+                                           duration => 10000},
+                                         #{rates => [0.2, 2, 20, 200],
+                                           intervals => [50, 250, 1000, 2000], min_updates => 20}),
+    io:put_chars(lasp_converge_scenario:format_table(Rows)),
+    {ok, Written} = lasp_converge_report:write_sweep(
+                      Path, Rows, #{title => "lasp_converge demo: update speed vs convergence "
+                                             "speed, simulated"}),
+    io:format("~nsweep: ~ts~n~n", [Written]),
+    Written.
 
 run_cluster(C, Interval, Path, Scale, Tuner) ->
     Ns = [N1 | _] = ?CL:nodes(C),

@@ -10,7 +10,8 @@
 %% <li>`GET /metrics': the figures in Prometheus's text format
 %%     (`lasp_converge_metrics');</li>
 %% <li>`GET /api/vars': `[{"id": N, "name": "..."}]', the variables this
-%%     node aggregates;</li>
+%%     node aggregates (the page also says, when served, which connected
+%%     node aggregates which variable);</li>
 %% <li>`GET /api/var?id=N': `{"id", "name", "stats", "samples", "records",
 %%     "html"}', the variable's figures and its section of the report
 %%     (`lasp_converge_report:section/1') as HTML.</li>
@@ -250,6 +251,29 @@ var(I) ->
 
 name(V) -> unicode:characters_to_binary(io_lib:format("~0tp", [V])).
 
+%% Which node aggregates which variable: this one, and the connected nodes
+%% (asked when the page is served), with a hint when this one aggregates
+%% nothing.
+where() ->
+    Here = lasp_converge:tracked(),
+    Others = [{N, Vs} || {N, {ok, Vs}} <- lists:zip(nodes(), erpc:multicall(nodes(), lasp_converge_tracker,
+                                                                               aggregated, [], 1000)),
+                         is_list(Vs), Vs =/= []],
+    Titles = fun(Vs) -> lists:join(", ", [lasp_converge_report:var_title(V) || V <- Vs]) end,
+    Me = lasp_converge_svg:esc(atom_to_list(node())),
+    ["<p id=\"where\" class=\"meta\">",
+     case Here of
+         [] -> ["This node, ", Me, ", aggregates no variable, so there is nothing to draw here: "
+                "call <code>lasp_converge:track/2</code> on this node, or open the dashboard "
+                "(<code>lasp_converge_http:start/1</code>) on the node that aggregates the "
+                "variable."];
+         _ -> ["This node, ", Me, ", aggregates ", integer_to_list(length(Here)), " variable",
+               [$s || length(Here) > 1], ": ", lasp_converge_svg:esc(Titles(Here)), "."]
+     end,
+     [[" ", lasp_converge_svg:esc(atom_to_list(N)), " aggregates ", lasp_converge_svg:esc(Titles(Vs)), "."]
+      || {N, Vs} <- Others],
+     "</p>\n"].
+
 %% ===================================================================
 %% The page
 %% ===================================================================
@@ -259,7 +283,8 @@ page() ->
     ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
      "<title>lasp_converge live</title>\n<style>", lasp_converge_report:css(),
      "#status{color:var(--muted)}</style></head>\n<body>\n"
-     "<h1>lasp_converge live</h1>\n<p id=\"status\">connecting…</p>\n<div id=\"vars\"></div>\n"
+     "<h1>lasp_converge live</h1>\n", where(), "<p id=\"status\">connecting…</p>\n"
+     "<div id=\"vars\"></div>\n"
      "<script>\n"
      "const REFRESH = ", integer_to_list(R), ";\n"
      "let polls = 0;\n"

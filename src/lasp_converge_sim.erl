@@ -116,7 +116,7 @@
 %% Bounded Staleness", VLDB 2012), asked of CRDT anti-entropy.
 -module(lasp_converge_sim).
 
--export([run/1, run/2, active/0, recommend/1]).
+-export([run/1, run/2, active/0, recommend/1, sweep/2]).
 
 -type latency() :: {constant, non_neg_integer()}
                  | {uniform, non_neg_integer(), non_neg_integer()}
@@ -226,6 +226,60 @@ await(Run, Tag, Timeout) ->
 -spec active() -> non_neg_integer().
 active() ->
     lasp_converge_nif:sim_active().
+
+%% @doc Simulate `Spec' once per cell of a grid of update rates and
+%% intervals (`#{rates := [UpdatesPerSecond], intervals := [Ms]}'), and
+%% return one row per cell shaped as those of
+%% `lasp_converge_scenario:sweep/2', so that
+%% `lasp_converge_report:write_sweep/2' draws either: `var' (the spec's
+%% `var', default `simulated'), `rate', `state_interval', `updates', `p50',
+%% `p99', `max' (µs), `msgs_per_update', `bytes_per_update', `converged'
+%% (every update reached every node), `agree' (the same), `duration_ms'.
+%% `min_updates' (default 20) stretches a cell's `duration' (default 10,000
+%% ms) until about that many updates are expected.
+%%
+%% ```
+%% 1> {ok, Rows} = lasp_converge_sim:sweep(#{nodes => 20, latency => {uniform, 500, 3000}},
+%%                                         #{rates => [0.1, 1, 10, 100],
+%%                                           intervals => [20, 100, 500, 2000]}).
+%% 2> lasp_converge_report:write_sweep("sweep.html", Rows).
+%% '''
+-spec sweep(map(), #{rates := [number()], intervals := [number()],
+                     min_updates => non_neg_integer()}) ->
+          {ok, [map()]} | {error, term()}.
+sweep(Spec0, #{rates := Rates, intervals := Intervals} = Grid) when is_map(Spec0) ->
+    Min = maps:get(min_updates, Grid, 20),
+    Var = maps:get(var, Spec0, simulated),
+    Spec = maps:remove(var, Spec0),
+    Valid = fun(L) -> is_list(L) andalso L =/= [] andalso
+                          lists:all(fun(X) -> is_number(X) andalso X > 0 end, L) end,
+    case Valid(Rates) andalso Valid(Intervals) andalso is_integer(Min) andalso Min >= 0 of
+        false ->
+            {error, bad_grid};
+        true ->
+            sweep_cells(Spec, Var, Min, [{I, R} || I <- Intervals, R <- Rates], [])
+    end;
+sweep(_, _) ->
+    {error, bad_grid}.
+
+sweep_cells(_Spec, _Var, _Min, [], Acc) ->
+    {ok, lists:reverse(Acc)};
+sweep_cells(Spec, Var, Min, [{I, R} | Cells], Acc) ->
+    Duration = max(maps:get(duration, Spec, 10000), ceil(Min * 1000 / R)),
+    case run(Spec#{update_rate => R, state_interval => I, duration => Duration,
+                   max_samples => 0}) of
+        {ok, Res} ->
+            Done = maps:get(unconverged, Res) + maps:get(pending, Res) =:= 0,
+            Row = #{var => Var, rate => R, state_interval => I,
+                    updates => maps:get(updates, Res), p50 => maps:get(p50, Res),
+                    p99 => maps:get(p99, Res), max => maps:get(max, Res),
+                    msgs_per_update => maps:get(messages_per_update, Res),
+                    bytes_per_update => maps:get(bytes_per_update, Res),
+                    converged => Done, agree => Done, duration_ms => Duration},
+            sweep_cells(Spec, Var, Min, Cells, [Row | Acc]);
+        {error, Why} ->
+            {error, {cell, #{rate => R, state_interval => I}, Why}}
+    end.
 
 %% @doc The cheapest propagation settings whose simulated p99 convergence
 %% meets `target_p99' (ms).

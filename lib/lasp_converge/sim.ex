@@ -93,6 +93,21 @@ defmodule LaspConverge.Sim do
   def recommend(opts) when is_list(opts) or is_map(opts),
     do: :lasp_converge_sim.recommend(to_map(opts))
 
+  @doc """
+  Simulates `spec` once per cell of a grid of `:rates` (updates a second)
+  and `:intervals` (ms), optionally `:min_updates` (default 20), and returns
+  one row per cell shaped as `LaspConverge.Scenario.sweep/2`'s, for
+  `LaspConverge.Report.write_sweep/2`. See `:lasp_converge_sim.sweep/2`.
+
+      iex> {:ok, rows} = LaspConverge.Sim.sweep([nodes: 5, duration: 2_000],
+      ...>   rates: [1, 10], intervals: [50, 500])
+      iex> Enum.map(rows, &{&1.rate, &1.state_interval})
+      [{1, 50}, {10, 50}, {1, 500}, {10, 500}]
+  """
+  @spec sweep(spec(), keyword() | map()) :: {:ok, [map()]} | {:error, term()}
+  def sweep(spec, grid) when (is_list(spec) or is_map(spec)) and (is_list(grid) or is_map(grid)),
+    do: :lasp_converge_sim.sweep(to_map(spec), Map.new(grid))
+
   defp to_map(spec) when is_map(spec), do: spec
   defp to_map(spec), do: Map.new(spec)
 end
