@@ -180,7 +180,8 @@
 -compile({no_auto_import, [get/0, get/1]}).
 
 -export([set/1, set/2, get/0, get/1,
-         start/2, start/3, stop/1, log/1, status/1, running/0, recommend/1]).
+         start/2, start/3, stop/1, log/1, status/1, running/0, recommend/1,
+         optimum/2, simulate/3]).
 
 -type var() :: term().
 -type key() :: state_interval | delta_interval.
@@ -388,6 +389,34 @@ status(Var) ->
 -spec recommend(map()) -> {ok, map()} | {error, term()}.
 recommend(Spec) ->
     lasp_converge_sim:recommend(Spec).
+
+%% @doc The offline optimum of a schedule of update rates: per phase the
+%% cheaper in messages of propagation on update and the longest interval
+%% whose simulated p99 meets `target_p99', with the total and the best
+%% fixed interval, so a controller's messages can be judged against the
+%% fewest possible. `Phases' is `[{Name, DurationMs, UpdatesPerSecond}]';
+%% `lasp_converge_tuner_optimum' documents the options and the result.
+%%
+%% ```
+%% 1> {ok, O} = lasp_converge_tuner:optimum([{busy, 5000, 100}, {quiet, 9000, 0.3}],
+%%                                          #{target_p99 => 600, nodes => 4}).
+%% 2> [C || #{choice := C} <- maps:get(phases, O)].
+%% [{interval,593},push]
+%% '''
+-spec optimum([lasp_converge_tuner_optimum:phase()], map()) -> {ok, map()} | {error, term()}.
+optimum(Phases, Opts) ->
+    lasp_converge_tuner_optimum:optimum(Phases, Opts).
+
+%% @doc `Policy' run against the simulator over a schedule, window by
+%% window, as a controller would run on a cluster (see
+%% `lasp_converge_tuner_optimum:closed_loop/3'): its windows, messages, how
+%% many windows with updates met `target_p99' and its log.
+-spec simulate(policy(), [lasp_converge_tuner_optimum:phase()], map()) -> map() | {error, term()}.
+simulate(Policy, Phases, Opts) ->
+    case valid_policy(Policy) of
+        true -> lasp_converge_tuner_optimum:closed_loop(Policy, Phases, Opts);
+        false -> {error, {bad_policy, Policy}}
+    end.
 
 %% @doc The variables with a controller on this node.
 -spec running() -> [var()].
