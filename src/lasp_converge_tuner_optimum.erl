@@ -250,9 +250,10 @@ phase_updates(D, Rate, Nodes, K0) ->
 %% @doc `Policy' (a `lasp_converge_tuner:policy()') against the simulator
 %% over `Phases' (see the module doc). Returns `#{windows, messages, met,
 %% with_updates, log}': per window `at_ms' (its start), `updates', `p99'
-%% (µs), `messages', and the `interval' and `push' in force; `met' of the
-%% `with_updates' windows that had updates met `target_p99'; `log' the
-%% policy's changes, `#{at_ms, interval, push, why, measurement}'.
+%% (µs), `messages', and the `interval' and `push' in force at its start;
+%% `met' of the `with_updates' windows that had updates met `target_p99';
+%% `log' the policy's changes, `#{at_ms, interval, push, why,
+%% measurement}'.
 -spec closed_loop(lasp_converge_tuner:policy(), [phase()], map()) -> map() | {error, term()}.
 closed_loop(Policy, Phases, Opts) ->
     W = maps:get(window, Opts, 1000),
@@ -268,11 +269,25 @@ closed_loop(Policy, Phases, Opts) ->
     {D0, S1} = lasp_converge_tuner_policy:initial(Policy, S0),
     Set1 = apply_decision(D0, Set0),
     Log0 = log_entry(0, D0, Set1, S1, none),
-    Step = fun(At, Set, Cost, Span, {S, Lg}) ->
-                   M = measurement(At + W, W, Cost, Span, Opts),
+    %% A window's end, or (`{partial, Parts}') a surge check while pushing:
+    %% the first part that changes something, else the last one's state.
+    Step = fun({window, M}, Set, {S, Lg}) ->
                    {D, S2} = lasp_converge_tuner_policy:decide(Policy, S, M),
                    Set2 = apply_decision(D, Set),
-                   {Set2, D =/= keep, {S2, log_entry(At + W, D, Set2, S2, M) ++ Lg}}
+                   {Set2, D =/= keep, {S2, log_entry(maps:get(at_ms, M), D, Set2, S2, M) ++ Lg}};
+              ({partial, Parts}, Set, {S, Lg}) ->
+                   Try = fun Try([M | Rest]) ->
+                                 case lasp_converge_tuner_policy:decide(Policy, S, M) of
+                                     {keep, S2} when Rest =:= [] -> {Set, false, {S2, Lg}};
+                                     {keep, _} -> Try(Rest);
+                                     {D, S2} ->
+                                         Set2 = apply_decision(D, Set),
+                                         {Set2, true,
+                                          {S2, log_entry(maps:get(at_ms, M), D, Set2, S2, M)
+                                           ++ Lg}}
+                                 end
+                         end,
+                   Try(Parts)
            end,
     try plant(Phases, Opts, Set1, Step, {S1, Log0}) of
         {Res, {_, Log}} -> Res#{log => lists:reverse(Log)}
@@ -296,9 +311,11 @@ open_loop(Choices, Phases, Opts) when length(Choices) =:= length(Phases) ->
                       {interval, I} -> #{interval => I, push => false}
                   end
           end,
-    Step = fun(At, _Set, _Cost, _Span, Acc) ->
-                   Next = For(At + maps:get(window, Opts, 1000)),
-                   {Next, true, Acc}
+    Step = fun({window, #{at_ms := At}}, Set, Acc) ->
+                   Next = For(At),
+                   {Next, Next =/= Set, Acc};
+              ({partial, _}, Set, Acc) ->
+                   {Set, false, Acc}
            end,
     try plant(Phases, Opts, For(0), Step, none) of
         {Res, _} -> Res
@@ -307,8 +324,10 @@ open_loop(Choices, Phases, Opts) when length(Choices) =:= length(Phases) ->
 open_loop(_, _, _) ->
     {error, bad_choices}.
 
-%% Window by window: simulate the settings in force, then `Step' gives the
-%% next ones and whether they changed (the sample window restarts).
+%% Window by window: while pushing, the surge checks (which may change the
+%% settings within the window: the window is then simulated in two
+%% parts), then the window's measurement, from which `Step' gives the next
+%% settings and whether they changed (the sample window restarts).
 plant(Phases, Opts, Set0, Step, Acc0) ->
     W = maps:get(window, Opts, 1000),
     Total = lists:sum([D || {_, D, _} <- Phases]),
@@ -317,18 +336,32 @@ plant(Phases, Opts, Set0, Step, Acc0) ->
     Seed = maps:get(seed, Opts, 1),
     Loop = fun Loop(At, _Set, _Span, Acc, Rows) when At >= Total ->
                    {lists:reverse(Rows), Acc};
-               Loop(At, Set, SpanStart, Acc, Rows) ->
+               Loop(At, Set, SpanStart0, Acc0_, Rows) ->
                    Len = min(W, Total - At),
                    Us = in(All, At, At + Len),
-                   Cost = simulate(Set, Us, Len, Opts#{seed => Seed * 100000 + At div W}),
+                   WSeed = Seed * 100000 + At div W,
+                   {Split, SetB, Acc} = surge_checks(Set, Us, At, Len, Step, Acc0_),
+                   Cost = case Split of
+                              Len ->
+                                  simulate(Set, Us, Len, Opts#{seed => WSeed});
+                              _ ->
+                                  add(simulate(Set, in(Us, 0, Split), Split,
+                                               Opts#{seed => WSeed}),
+                                      simulate(SetB, in(Us, Split, Len), Len - Split,
+                                               Opts#{seed => WSeed + 70000}))
+                          end,
+                   SpanStart = case Split of
+                                   Len -> SpanStart0;
+                                   _ -> At + Split
+                               end,
                    Span = case SpanStart of
                               At -> {Cost, Len};
                               _ -> {span, in(All, SpanStart, At + Len), At + Len - SpanStart,
-                                    Set, Seed * 100000 + At div W + 50000}
+                                    SetB, WSeed + 50000}
                           end,
-                   {Next, Changed, Acc1} = Step(At, Set, Cost, Span, Acc),
-                   Done = sample_done(Span, Opts),
-                   SpanNext = case Changed orelse Done of
+                   M = measurement(At + Len, Len, Cost, Span, Opts),
+                   {Next, Changed, Acc1} = Step({window, M}, SetB, Acc),
+                   SpanNext = case Changed orelse sample_done(Span, Opts) of
                                   true -> At + Len;
                                   false -> SpanStart
                               end,
@@ -341,6 +374,42 @@ plant(Phases, Opts, Set0, Step, Acc0) ->
     Met = [R || #{p99 := P} = R <- With, T =:= undefined orelse meets(P, T * 1000)],
     {#{windows => Rows, messages => lists:sum([M || #{messages := M} <- Rows]),
        met => length(Met), with_updates => length(With)}, Acc}.
+
+%% The controller's checks while pushing, every `max(25, W / 20)' ms: the
+%% updates since the window began and since the latest earlier check with
+%% half `surge_min()' of them or more. `{SplitMs, Settings, Acc}': where
+%% the settings changed (the window's length when they did not).
+surge_checks(#{push := false} = Set, _Us, _At, Len, _Step, Acc) ->
+    {Len, Set, Acc};
+surge_checks(Set, Us, At, Len, Step, Acc) ->
+    Every = max(25, Len div 20),
+    Half = lasp_converge_tuner_policy:surge_min() div 2,
+    Count = fun(C) -> length([x || {T, _} <- Us, T < C]) end,
+    Check = fun Check(C, _Checks, A) when C >= Len ->
+                    {Len, Set, A};
+                Check(C, Checks, A) ->
+                    U = Count(C),
+                    Part = fun(From, U0) ->
+                                   Ms = max(1, C - From),
+                                   #{at_ms => At + C, window_ms => Ms, partial => true,
+                                     updates => U - U0, rate => (U - U0) * 1000 / Ms}
+                           end,
+                    Recent = [Part(T0, U0) || {T0, U0} <- Checks, U - U0 >= Half],
+                    case Step({partial, [Part(0, 0) | lists:sublist(Recent, 1)]}, Set, A) of
+                        {Next, true, A1} -> {C, Next, A1};
+                        {_, false, A1} -> Check(C + Every, [{C, U} | Checks], A1)
+                    end
+            end,
+    Check(Every, [], Acc).
+
+add(#{updates := U1, p99 := P1, messages := M1}, #{updates := U2, p99 := P2, messages := M2}) ->
+    %% The window's p99: the worse of its two parts' (an upper bound).
+    P = case {U1, U2} of
+            {0, _} -> P2;
+            {_, 0} -> P1;
+            _ -> worse(P1, P2)
+        end,
+    #{updates => U1 + U2, p99 => P, messages => M1 + M2}.
 
 in(Us, A, B) ->
     [{At - A, N} || {At, N} <- Us, At >= A, At < B].
