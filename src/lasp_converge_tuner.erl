@@ -42,7 +42,9 @@
 %%     2) windows in a row under `low' (default 0.5) times the target.
 %%     Between the two the interval stays. The aim rises to `aim_high'
 %%     (default 0.85) when the last `2 × calm + 1' windows agree with the
-%%     model, their gains (below) within 6 % of each other: the interval is
+%%     model, their gains (below) within 6 % of each other, or the last
+%%     `calm + 1' when each of them had 100 finished updates or more (its
+%%     p99 is then a percentile, not the slowest of a few): the interval is
 %%     then set for the higher aim from the highest of those gains (the aim
 %%     rises with the interval: a move that the hysteresis or the dwell
 %%     time holds back leaves the aim where it was, to be tried again). A
@@ -243,6 +245,7 @@
                    aim := float(),
                    aim_base := float(),
                    aim_high := float(),
+                   rich := non_neg_integer(),
                    target := pos_integer() | undefined,
                    recent := [float()],
                    raise_after := integer() | undefined,

@@ -27,6 +27,9 @@
 %% A window whose rate is under this part of the mean of the last windows
 %% is judged alone when push may go on: the rate fell.
 -define(DROP, 0.5).
+%% Samples a window needs for its p99 to be a percentile rather than the
+%% slowest of a few: `calm + 1' such windows in a row may raise the aim.
+-define(RICH, 100).
 
 %% @doc The controller's initial state for `Policy'. `Ctx' gives the
 %% interval in force (`interval'), the cluster (`nodes': how many,
@@ -51,6 +54,7 @@ init_state(Policy, Ctx) ->
       aim => maps:get(aim, Ctx, 0.7),
       aim_base => maps:get(aim, Ctx, 0.7),
       aim_high => max(maps:get(aim, Ctx, 0.7), maps:get(aim_high, Ctx, 0.85)),
+      rich => 0,
       target => case Policy of
                     {target_p99, T} -> T;
                     _ -> undefined
@@ -195,7 +199,8 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
                             %% The aim rises with the interval or not at
                             %% all (a move within the hysteresis or the
                             %% dwell time is tried again next window).
-                            case gate(Want, {aim, maps:get(aim, S1), P}, S1, M, normal) of
+                            Why = {aim, maps:get(aim, S1), P},
+                            case gate(Want, Why, S1, M, normal) of
                                 {keep, S2} -> {keep, S2#{aim := maps:get(aim, S)}};
                                 Moved -> Moved
                             end;
@@ -218,22 +223,35 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
 %% Over the target: back to the base aim, and no raise for five dwell
 %% times.
 missed(#{aim_base := Base, dwell_ms := Dwell} = S, M) ->
-    S#{aim := Base, recent := [], raise_after := maps:get(at_ms, M) + 5 * Dwell}.
+    S#{aim := Base, recent := [], rich => 0, raise_after := maps:get(at_ms, M) + 5 * Dwell}.
 
 %% The aim rises from `aim' to `aim_high' once the last `2 × calm + 1'
 %% windows agree with the model: their gains within ?SPREAD of each other,
 %% so that the interval for the higher aim, set from the highest of them,
 %% keeps the p99 there (`{raised, Interval, State}'); noisier measurements
-%% keep the margin of the base aim (`{same, State}').
+%% keep the margin of the base aim (`{same, State}'). When the last `calm
+%% + 1' windows each had ?RICH samples or more, their p99s are
+%% percentiles rather than the slowest of a few updates, and those
+%% windows are enough.
 raise_aim(T, G, #{aim := Aim, aim_high := High, recent := R0, calm := Calm,
                   latency_ms := L, raise_after := After} = S, M) ->
     R = lists:sublist([G | R0], 2 * Calm + 1),
-    S1 = S#{recent := R},
+    Rich = case maps:get(samples, M, 0) >= ?RICH of
+               true -> maps:get(rich, S, 0) + 1;
+               false -> 0
+           end,
+    S1 = S#{recent := R, rich => Rich},
     Held = After =/= undefined andalso maps:get(at_ms, M) < After,
-    Steady = length(R) > 2 * Calm andalso lists:min(R) > 0
-        andalso lists:max(R) =< lists:min(R) * (1 + ?SPREAD),
+    %% Windows of many samples each: `calm + 1' of them are enough.
+    Enough = case Rich > Calm of
+                 true -> Calm + 1;
+                 false -> 2 * Calm + 1
+             end,
+    Last = lists:sublist(R, Enough),
+    Steady = length(Last) >= Enough andalso lists:min(Last) > 0
+        andalso lists:max(Last) =< lists:min(Last) * (1 + ?SPREAD),
     case Aim < High andalso not Held andalso Steady of
-        true -> {raised, max(0.0, High * T - L) / lists:max(R), S1#{aim := High}};
+        true -> {raised, max(0.0, High * T - L) / lists:max(Last), S1#{aim := High}};
         false -> {same, S1}
     end.
 

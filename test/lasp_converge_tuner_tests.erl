@@ -795,3 +795,22 @@ recommend_is_the_simulators_test() ->
     ?assertMatch(#{fanout := 2, state_interval := I, p99 := P} when is_integer(I) andalso P =< 2000000,
                  Best),
     ?assertEqual({error, {bad_spec, target_p99}}, lasp_converge_tuner:recommend(#{nodes => 3})).
+
+%% Windows of 100 samples or more agree with the model: their p99s are
+%% percentiles, so the aim rises after `calm + 1' of them (the third
+%% window) instead of `2 × calm + 1'; with fewer samples it waits for the
+%% fifth, as before.
+target_aim_rises_sooner_with_rich_windows_test() ->
+    S0 = ?P:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    Rich = fun(I) -> #{p99 => round(1000 * (I + 2)), samples => 150} end,
+    Few = fun(I) -> #{p99 => round(1000 * (I + 2)), samples => 20} end,
+    {IsRich, _} = closed_loop(?TP1, S0, Rich, 5),
+    ?assertEqual([698, 698, 848, 848, 848], IsRich),
+    {IsFew, _} = closed_loop(?TP1, S0, Few, 5),
+    ?assertEqual([698, 698, 698, 698, 848], IsFew),
+    %% A window with fewer samples in between starts the count again.
+    Mixed = [Rich(698), Rich(698), Few(698), Rich(698), Rich(698)],
+    ?assertEqual([698, 698, 698, 698, 848], run(?TP1, S0, Mixed)),
+    %% Rich windows whose gains spread more than 6 %: no rise.
+    Spread = [#{p99 => P, samples => 150} || P <- [700000, 640000, 690000, 630000, 700000]],
+    ?assert(lists:all(fun(I) -> I =:= 698 end, run(?TP1, S0, Spread))).
