@@ -165,7 +165,18 @@
 %% measurement that caused it (`log/1'), and recorded as a tracker mark
 %% `#{at_us, tuner, key, old, new, why}' on the variable's aggregating node
 %% (`lasp_converge:mark/1'), so reports can draw interval changes next to
-%% convergence.
+%% convergence. The reason carries the figures the decision was made
+%% from: `{model, #{rounds, latency_ms, target_ms, aim, interval}}' (the
+%% interval the model asks for); `{over_target | under_target, #{p99_ms,
+%% samples, target_ms, gain, aim, latency_ms, interval}}' (the window's
+%% p99, the gain it gives and the interval that brings the p99 to the aim,
+%% before the bounds, step limits, dwell time and hysteresis;
+%% `under_target' adds `low'); `{aim, Aim, #{..., gains}}' (the same, with
+%% the gains of the windows that agreed); `{quiet | surge | busy, #{rate,
+%% share, interval, anti_entropy, nodes, ...}}' (the rate, the interval
+%% and anti-entropy interval the push share compares, the share, and
+%% `under' or `over', the threshold it crossed); `{over_target, P99Ms}'
+%% while pushing.
 %%
 %% The gossip model: Demers et al., "Epidemic Algorithms for Replicated
 %% Database Maintenance", PODC 1987 (push rumour spreading reaches all N
@@ -177,6 +188,8 @@
 %% `lasp_converge_tuner_settings' (applying and reading the settings on
 %% each member), `lasp_converge_tuner_policy' (the decisions, pure) and
 %% `lasp_converge_tuner_controller' (the process per variable).
+%% `lasp_converge_tuner_optimum' works out a schedule's offline optimum
+%% (`optimum/2') and runs a policy against the simulator (`simulate/3').
 -module(lasp_converge_tuner).
 
 -compile({no_auto_import, [get/0, get/1]}).

@@ -92,7 +92,8 @@ initial({rate_proportional, _}, S) ->
     {keep, S#{why := no_rate_yet}};
 initial({target_p99, T}, #{aim := Aim, latency_ms := L, nodes := N, fanout := F} = S) ->
     R = rounds(N, F),
-    Why = {model, #{rounds => R, latency_ms => L}},
+    Why = {model, #{rounds => R, latency_ms => L, target_ms => T, aim => Aim,
+                    interval => round((Aim * T - L) / R)}},
     case pushable(S) andalso maps:get(push, S) of
         true ->
             #{min := Min, max := Max} = S,
@@ -179,7 +180,10 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
         undefined ->
             {keep, S#{why := no_samples}};
         infinity ->
-            gate(I / 4, {over_target, infinity}, missed(S, M), M, urgent);
+            gate(I / 4, {over_target, #{p99_ms => infinity, target_ms => T,
+                                        unconverged => maps:get(unconverged, M, 0),
+                                        interval => round(I / 4)}},
+                 missed(S, M), M, urgent);
         P99 ->
             %% The model: p99 = gain * interval + latency; the gain is
             %% measured (smoothed), starting from the model's rounds.
@@ -191,15 +195,18 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
                     %% Over: the higher of this window's gain and the
                     %% smoothed one, aiming at the base aim again.
                     Gu = max(G, Gs),
-                    gate(max(0.0, Base * T - L) / Gu, {over_target, P},
+                    Asked = max(0.0, Base * T - L) / Gu,
+                    gate(Asked, {over_target, figures(P, T, Gu, Base, L, Asked, M)},
                          (missed(S, M))#{below := 0, gain := Gu}, M, urgent);
                 false ->
                     case raise_aim(T, G, S#{gain := Gs}, M) of
-                        {raised, Want, S1} ->
+                        {raised, Want, S1, Gains} ->
                             %% The aim rises with the interval or not at
                             %% all (a move within the hysteresis or the
                             %% dwell time is tried again next window).
-                            Why = {aim, maps:get(aim, S1), P},
+                            Figures = figures(P, T, lists:max(Gains), maps:get(aim, S1), L,
+                                              Want, M),
+                            Why = {aim, maps:get(aim, S1), Figures#{gains => Gains}},
                             case gate(Want, Why, S1, M, normal) of
                                 {keep, S2} -> {keep, S2#{aim := maps:get(aim, S)}};
                                 Moved -> Moved
@@ -212,7 +219,9 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
                                                true -> max(I, Goal / Gs);
                                                false -> 2 * I
                                            end,
-                                    calm(Want, {under_target, P}, S1, M);
+                                    calm(Want, {under_target,
+                                                (figures(P, T, Gs, Aim, L, Want, M))#{
+                                                  low => Low}}, S1, M);
                                 false ->
                                     {keep, S1#{below := 0, why := {in_band, P}}}
                             end
@@ -251,7 +260,7 @@ raise_aim(T, G, #{aim := Aim, aim_high := High, recent := R0, calm := Calm,
     Steady = length(Last) >= Enough andalso lists:min(Last) > 0
         andalso lists:max(Last) =< lists:min(Last) * (1 + ?SPREAD),
     case Aim < High andalso not Held andalso Steady of
-        true -> {raised, max(0.0, High * T - L) / lists:max(Last), S1#{aim := High}};
+        true -> {raised, max(0.0, High * T - L) / lists:max(Last), S1#{aim := High}, Last};
         false -> {same, S1}
     end.
 
@@ -348,9 +357,11 @@ push_on(#{rates := Rs, calm := Calm, hysteresis := H, anti_entropy := AE, aim_ba
                     %% the writer. The base aim's interval is kept, the
                     %% one push was judged against; a higher aim is earned
                     %% again from the rounds measured after push.
+                    Figures = (share_figures(Rate, Share, S))#{under => 1 - H,
+                                                               windows => length(Rs)},
                     Why = case Basis of
-                              mean -> #{rate => Rate, share => Share};
-                              drop -> #{rate => Rate, share => Share, drop => true}
+                              mean -> Figures;
+                              drop -> Figures#{drop => true}
                           end,
                     {#{propagate_on_update => true, interval => AE},
                      S#{push := true, need := round(base_need(S)), aim := Base, recent := [],
@@ -386,14 +397,17 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
                       orelse (U >= ?SURGE_MIN andalso Sh > Surge)
                       orelse (U >= ?SURGE_MIN div 2 andalso Sh > ?STEEP * Surge),
                   case Shows andalso Sh > Surge of
-                      true -> {surge, #{rate => Window, share => Sh}};
+                      true -> {surge, (share_figures(Window, Sh, S))#{
+                                         over => Surge, updates => U,
+                                         window_ms => maps:get(window_ms, M, 0)}};
                       false -> undefined
                   end
           end,
     Why1 = case Why of
                undefined when Dwelt ->
                    case Over(Mean, 1 / (1 - H)) of
-                       true -> {busy, #{rate => Mean, share => push_share(Mean, S)}};
+                       true -> {busy, (share_figures(Mean, push_share(Mean, S), S))#{
+                                        over => 1 / (1 - H), windows => length(Rs)}};
                        false -> undefined
                    end;
                _ ->
@@ -414,6 +428,20 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
              S#{push := false, interval := Need, last_change_ms := Now, below := 0,
                 drop_after := Now + 5 * Dwell, why := Why2}}
     end.
+
+%% The figures a decision on the interval was made from, for its `why':
+%% the window's p99 (ms) and samples, the target, the gain (p99 per ms of
+%% interval beyond the latency), the aim and the interval that they ask
+%% for (before the bounds, step limits, dwell time and hysteresis).
+figures(P, T, Gain, Aim, L, Asked, M) ->
+    #{p99_ms => P, samples => maps:get(samples, M, undefined), target_ms => T,
+      gain => Gain, aim => Aim, latency_ms => L, interval => round(Asked)}.
+
+%% The figures of the push share: the rate, the interval and the
+%% anti-entropy interval it compares, the nodes, and the share.
+share_figures(Rate, Share, #{nodes := N, anti_entropy := AE} = S) ->
+    #{rate => Rate, share => Share, interval => round(base_need(S)), anti_entropy => AE,
+      nodes => N}.
 
 smooth(X, undefined) -> float(X);
 smooth(X, Prev) -> ?ALPHA * X + (1 - ?ALPHA) * Prev.
