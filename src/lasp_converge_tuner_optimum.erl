@@ -44,8 +44,10 @@
 %% through the same plant, so their messages and windows compare with
 %% the policy's. Each window is its own run: timers start at random
 %% phases, and an update made in a window converges under that window's
-%% settings. Not modelled: the controller's checks within a window while
-%% pushing (a surge turns push off only at the end of the window here).
+%% settings. While pushing, the controller's surge checks run within the
+%% window (twenty a window) and a change there splits the window in two
+%% runs, whose p99 is then the worse of the two parts'. Not modelled: the
+%% controller's own timing (windows here are exact, measured at once).
 %%
 %% == Options ==
 %%
