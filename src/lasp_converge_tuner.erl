@@ -42,7 +42,9 @@
 %%     2) windows in a row under `low' (default 0.5) times the target.
 %%     Between the two the interval stays. The aim rises to `aim_high'
 %%     (default 0.85) when the last `2 × calm + 1' windows agree with the
-%%     model, their gains (below) within 6 % of each other: the interval is
+%%     model, their gains (below) within 6 % of each other, or the last
+%%     `calm + 1' when each of them had 100 finished updates or more (its
+%%     p99 is then a percentile, not the slowest of a few): the interval is
 %%     then set for the higher aim from the highest of those gains (the aim
 %%     rises with the interval: a move that the hysteresis or the dwell
 %%     time holds back leaves the aim where it was, to be tried again). A
@@ -163,7 +165,18 @@
 %% measurement that caused it (`log/1'), and recorded as a tracker mark
 %% `#{at_us, tuner, key, old, new, why}' on the variable's aggregating node
 %% (`lasp_converge:mark/1'), so reports can draw interval changes next to
-%% convergence.
+%% convergence. The reason carries the figures the decision was made
+%% from: `{model, #{rounds, latency_ms, target_ms, aim, interval}}' (the
+%% interval the model asks for); `{over_target | under_target, #{p99_ms,
+%% samples, target_ms, gain, aim, latency_ms, interval}}' (the window's
+%% p99, the gain it gives and the interval that brings the p99 to the aim,
+%% before the bounds, step limits, dwell time and hysteresis;
+%% `under_target' adds `low'); `{aim, Aim, #{..., gains}}' (the same, with
+%% the gains of the windows that agreed); `{quiet | surge | busy, #{rate,
+%% share, interval, anti_entropy, nodes, ...}}' (the rate, the interval
+%% and anti-entropy interval the push share compares, the share, and
+%% `under' or `over', the threshold it crossed); `{over_target, P99Ms}'
+%% while pushing.
 %%
 %% The gossip model: Demers et al., "Epidemic Algorithms for Replicated
 %% Database Maintenance", PODC 1987 (push rumour spreading reaches all N
@@ -175,12 +188,15 @@
 %% `lasp_converge_tuner_settings' (applying and reading the settings on
 %% each member), `lasp_converge_tuner_policy' (the decisions, pure) and
 %% `lasp_converge_tuner_controller' (the process per variable).
+%% `lasp_converge_tuner_optimum' works out a schedule's offline optimum
+%% (`optimum/2') and runs a policy against the simulator (`simulate/3').
 -module(lasp_converge_tuner).
 
 -compile({no_auto_import, [get/0, get/1]}).
 
 -export([set/1, set/2, get/0, get/1,
-         start/2, start/3, stop/1, log/1, status/1, running/0, recommend/1]).
+         start/2, start/3, stop/1, log/1, status/1, running/0, recommend/1,
+         optimum/2, simulate/3]).
 
 -type var() :: term().
 -type key() :: state_interval | delta_interval.
@@ -242,6 +258,7 @@
                    aim := float(),
                    aim_base := float(),
                    aim_high := float(),
+                   rich := non_neg_integer(),
                    target := pos_integer() | undefined,
                    recent := [float()],
                    raise_after := integer() | undefined,
@@ -388,6 +405,34 @@ status(Var) ->
 -spec recommend(map()) -> {ok, map()} | {error, term()}.
 recommend(Spec) ->
     lasp_converge_sim:recommend(Spec).
+
+%% @doc The offline optimum of a schedule of update rates: per phase the
+%% cheaper in messages of propagation on update and the longest interval
+%% whose simulated p99 meets `target_p99', with the total and the best
+%% fixed interval, so a controller's messages can be judged against the
+%% fewest possible. `Phases' is `[{Name, DurationMs, UpdatesPerSecond}]';
+%% `lasp_converge_tuner_optimum' documents the options and the result.
+%%
+%% ```
+%% 1> {ok, O} = lasp_converge_tuner:optimum([{busy, 5000, 100}, {quiet, 9000, 0.3}],
+%%                                          #{target_p99 => 600, nodes => 4}).
+%% 2> [C || #{choice := C} <- maps:get(phases, O)].
+%% [{interval,593},push]
+%% '''
+-spec optimum([lasp_converge_tuner_optimum:phase()], map()) -> {ok, map()} | {error, term()}.
+optimum(Phases, Opts) ->
+    lasp_converge_tuner_optimum:optimum(Phases, Opts).
+
+%% @doc `Policy' run against the simulator over a schedule, window by
+%% window, as a controller would run on a cluster (see
+%% `lasp_converge_tuner_optimum:closed_loop/3'): its windows, messages, how
+%% many windows with updates met `target_p99' and its log.
+-spec simulate(policy(), [lasp_converge_tuner_optimum:phase()], map()) -> map() | {error, term()}.
+simulate(Policy, Phases, Opts) ->
+    case valid_policy(Policy) of
+        true -> lasp_converge_tuner_optimum:closed_loop(Policy, Phases, Opts);
+        false -> {error, {bad_policy, Policy}}
+    end.
 
 %% @doc The variables with a controller on this node.
 -spec running() -> [var()].

@@ -27,6 +27,9 @@
 %% A window whose rate is under this part of the mean of the last windows
 %% is judged alone when push may go on: the rate fell.
 -define(DROP, 0.5).
+%% Samples a window needs for its p99 to be a percentile rather than the
+%% slowest of a few: `calm + 1' such windows in a row may raise the aim.
+-define(RICH, 100).
 
 %% @doc The controller's initial state for `Policy'. `Ctx' gives the
 %% interval in force (`interval'), the cluster (`nodes': how many,
@@ -51,6 +54,7 @@ init_state(Policy, Ctx) ->
       aim => maps:get(aim, Ctx, 0.7),
       aim_base => maps:get(aim, Ctx, 0.7),
       aim_high => max(maps:get(aim, Ctx, 0.7), maps:get(aim_high, Ctx, 0.85)),
+      rich => 0,
       target => case Policy of
                     {target_p99, T} -> T;
                     _ -> undefined
@@ -88,7 +92,8 @@ initial({rate_proportional, _}, S) ->
     {keep, S#{why := no_rate_yet}};
 initial({target_p99, T}, #{aim := Aim, latency_ms := L, nodes := N, fanout := F} = S) ->
     R = rounds(N, F),
-    Why = {model, #{rounds => R, latency_ms => L}},
+    Why = {model, #{rounds => R, latency_ms => L, target_ms => T, aim => Aim,
+                    interval => round((Aim * T - L) / R)}},
     case pushable(S) andalso maps:get(push, S) of
         true ->
             #{min := Min, max := Max} = S,
@@ -175,7 +180,10 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
         undefined ->
             {keep, S#{why := no_samples}};
         infinity ->
-            gate(I / 4, {over_target, infinity}, missed(S, M), M, urgent);
+            gate(I / 4, {over_target, #{p99_ms => infinity, target_ms => T,
+                                        unconverged => maps:get(unconverged, M, 0),
+                                        interval => round(I / 4)}},
+                 missed(S, M), M, urgent);
         P99 ->
             %% The model: p99 = gain * interval + latency; the gain is
             %% measured (smoothed), starting from the model's rounds.
@@ -187,15 +195,19 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
                     %% Over: the higher of this window's gain and the
                     %% smoothed one, aiming at the base aim again.
                     Gu = max(G, Gs),
-                    gate(max(0.0, Base * T - L) / Gu, {over_target, P},
+                    Asked = max(0.0, Base * T - L) / Gu,
+                    gate(Asked, {over_target, figures(P, T, Gu, Base, L, Asked, M)},
                          (missed(S, M))#{below := 0, gain := Gu}, M, urgent);
                 false ->
                     case raise_aim(T, G, S#{gain := Gs}, M) of
-                        {raised, Want, S1} ->
+                        {raised, Want, S1, Gains} ->
                             %% The aim rises with the interval or not at
                             %% all (a move within the hysteresis or the
                             %% dwell time is tried again next window).
-                            case gate(Want, {aim, maps:get(aim, S1), P}, S1, M, normal) of
+                            Figures = figures(P, T, lists:max(Gains), maps:get(aim, S1), L,
+                                              Want, M),
+                            Why = {aim, maps:get(aim, S1), Figures#{gains => Gains}},
+                            case gate(Want, Why, S1, M, normal) of
                                 {keep, S2} -> {keep, S2#{aim := maps:get(aim, S)}};
                                 Moved -> Moved
                             end;
@@ -207,7 +219,9 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
                                                true -> max(I, Goal / Gs);
                                                false -> 2 * I
                                            end,
-                                    calm(Want, {under_target, P}, S1, M);
+                                    calm(Want, {under_target,
+                                                (figures(P, T, Gs, Aim, L, Want, M))#{
+                                                  low => Low}}, S1, M);
                                 false ->
                                     {keep, S1#{below := 0, why := {in_band, P}}}
                             end
@@ -218,22 +232,35 @@ interval_step(T, #{interval := I, low := Low, latency_ms := L, gain := G0,
 %% Over the target: back to the base aim, and no raise for five dwell
 %% times.
 missed(#{aim_base := Base, dwell_ms := Dwell} = S, M) ->
-    S#{aim := Base, recent := [], raise_after := maps:get(at_ms, M) + 5 * Dwell}.
+    S#{aim := Base, recent := [], rich => 0, raise_after := maps:get(at_ms, M) + 5 * Dwell}.
 
 %% The aim rises from `aim' to `aim_high' once the last `2 × calm + 1'
 %% windows agree with the model: their gains within ?SPREAD of each other,
 %% so that the interval for the higher aim, set from the highest of them,
 %% keeps the p99 there (`{raised, Interval, State}'); noisier measurements
-%% keep the margin of the base aim (`{same, State}').
+%% keep the margin of the base aim (`{same, State}'). When the last `calm
+%% + 1' windows each had ?RICH samples or more, their p99s are
+%% percentiles rather than the slowest of a few updates, and those
+%% windows are enough.
 raise_aim(T, G, #{aim := Aim, aim_high := High, recent := R0, calm := Calm,
                   latency_ms := L, raise_after := After} = S, M) ->
     R = lists:sublist([G | R0], 2 * Calm + 1),
-    S1 = S#{recent := R},
+    Rich = case maps:get(samples, M, 0) >= ?RICH of
+               true -> maps:get(rich, S, 0) + 1;
+               false -> 0
+           end,
+    S1 = S#{recent := R, rich => Rich},
     Held = After =/= undefined andalso maps:get(at_ms, M) < After,
-    Steady = length(R) > 2 * Calm andalso lists:min(R) > 0
-        andalso lists:max(R) =< lists:min(R) * (1 + ?SPREAD),
+    %% Windows of many samples each: `calm + 1' of them are enough.
+    Enough = case Rich > Calm of
+                 true -> Calm + 1;
+                 false -> 2 * Calm + 1
+             end,
+    Last = lists:sublist(R, Enough),
+    Steady = length(Last) >= Enough andalso lists:min(Last) > 0
+        andalso lists:max(Last) =< lists:min(Last) * (1 + ?SPREAD),
     case Aim < High andalso not Held andalso Steady of
-        true -> {raised, max(0.0, High * T - L) / lists:max(R), S1#{aim := High}};
+        true -> {raised, max(0.0, High * T - L) / lists:max(Last), S1#{aim := High}, Last};
         false -> {same, S1}
     end.
 
@@ -330,9 +357,11 @@ push_on(#{rates := Rs, calm := Calm, hysteresis := H, anti_entropy := AE, aim_ba
                     %% the writer. The base aim's interval is kept, the
                     %% one push was judged against; a higher aim is earned
                     %% again from the rounds measured after push.
+                    Figures = (share_figures(Rate, Share, S))#{under => 1 - H,
+                                                               windows => length(Rs)},
                     Why = case Basis of
-                              mean -> #{rate => Rate, share => Share};
-                              drop -> #{rate => Rate, share => Share, drop => true}
+                              mean -> Figures;
+                              drop -> Figures#{drop => true}
                           end,
                     {#{propagate_on_update => true, interval => AE},
                      S#{push := true, need := round(base_need(S)), aim := Base, recent := [],
@@ -368,14 +397,17 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
                       orelse (U >= ?SURGE_MIN andalso Sh > Surge)
                       orelse (U >= ?SURGE_MIN div 2 andalso Sh > ?STEEP * Surge),
                   case Shows andalso Sh > Surge of
-                      true -> {surge, #{rate => Window, share => Sh}};
+                      true -> {surge, (share_figures(Window, Sh, S))#{
+                                         over => Surge, updates => U,
+                                         window_ms => maps:get(window_ms, M, 0)}};
                       false -> undefined
                   end
           end,
     Why1 = case Why of
                undefined when Dwelt ->
                    case Over(Mean, 1 / (1 - H)) of
-                       true -> {busy, #{rate => Mean, share => push_share(Mean, S)}};
+                       true -> {busy, (share_figures(Mean, push_share(Mean, S), S))#{
+                                        over => 1 / (1 - H), windows => length(Rs)}};
                        false -> undefined
                    end;
                _ ->
@@ -396,6 +428,20 @@ push_off(T, #{rates := Rs, hysteresis := H, need := Need, dwell_ms := Dwell,
              S#{push := false, interval := Need, last_change_ms := Now, below := 0,
                 drop_after := Now + 5 * Dwell, why := Why2}}
     end.
+
+%% The figures a decision on the interval was made from, for its `why':
+%% the window's p99 (ms) and samples, the target, the gain (p99 per ms of
+%% interval beyond the latency), the aim and the interval that they ask
+%% for (before the bounds, step limits, dwell time and hysteresis).
+figures(P, T, Gain, Aim, L, Asked, M) ->
+    #{p99_ms => P, samples => maps:get(samples, M, undefined), target_ms => T,
+      gain => Gain, aim => Aim, latency_ms => L, interval => round(Asked)}.
+
+%% The figures of the push share: the rate, the interval and the
+%% anti-entropy interval it compares, the nodes, and the share.
+share_figures(Rate, Share, #{nodes := N, anti_entropy := AE} = S) ->
+    #{rate => Rate, share => Share, interval => round(base_need(S)), anti_entropy => AE,
+      nodes => N}.
 
 smooth(X, undefined) -> float(X);
 smooth(X, Prev) -> ?ALPHA * X + (1 - ?ALPHA) * Prev.

@@ -795,3 +795,55 @@ recommend_is_the_simulators_test() ->
     ?assertMatch(#{fanout := 2, state_interval := I, p99 := P} when is_integer(I) andalso P =< 2000000,
                  Best),
     ?assertEqual({error, {bad_spec, target_p99}}, lasp_converge_tuner:recommend(#{nodes => 3})).
+
+%% Windows of 100 samples or more agree with the model: their p99s are
+%% percentiles, so the aim rises after `calm + 1' of them (the third
+%% window) instead of `2 × calm + 1'; with fewer samples it waits for the
+%% fifth, as before.
+target_aim_rises_sooner_with_rich_windows_test() ->
+    S0 = ?P:init_state(?TP1, #{interval => 698, nodes => 5, push => never}),
+    Rich = fun(I) -> #{p99 => round(1000 * (I + 2)), samples => 150} end,
+    Few = fun(I) -> #{p99 => round(1000 * (I + 2)), samples => 20} end,
+    {IsRich, _} = closed_loop(?TP1, S0, Rich, 5),
+    ?assertEqual([698, 698, 848, 848, 848], IsRich),
+    {IsFew, _} = closed_loop(?TP1, S0, Few, 5),
+    ?assertEqual([698, 698, 698, 698, 848], IsFew),
+    %% A window with fewer samples in between starts the count again.
+    Mixed = [Rich(698), Rich(698), Few(698), Rich(698), Rich(698)],
+    ?assertEqual([698, 698, 698, 698, 848], run(?TP1, S0, Mixed)),
+    %% Rich windows whose gains spread more than 6 %: no rise.
+    Spread = [#{p99 => P, samples => 150} || P <- [700000, 640000, 690000, 630000, 700000]],
+    ?assert(lists:all(fun(I) -> I =:= 698 end, run(?TP1, S0, Spread))).
+
+%% Each change says why with the figures it was made from: the model's
+%% interval; the measured p99, the gain and the interval they ask for;
+%% the rate, the interval and nodes the push share compares, and the
+%% share against its threshold.
+why_figures_test() ->
+    S0 = ?P:init_state(?TP1, #{interval => 10000, nodes => 5, fanout => all}),
+    {698, S1} = ?P:initial(?TP1, S0),
+    ?assertMatch(#{why := {model, #{rounds := 1, target_ms := 1000, aim := 0.7,
+                                    interval := 698, latency_ms := 2}}}, S1),
+    %% 1.5 s measured at 698 ms: gain (1500 - 2) / 698, asking for
+    %% (700 - 2) / gain.
+    {I2, S2} = ?P:decide(?TP1, S1, m(1000, #{p99 => 1500000, samples => 40})),
+    {over_target, #{p99_ms := 1500.0, samples := 40, target_ms := 1000, gain := G,
+                    aim := 0.7, interval := Asked}} = maps:get(why, S2),
+    ?assert(abs(G - 1498 / 698) < 1.0e-9),
+    ?assertEqual(round(698 / G), Asked),
+    ?assertEqual(I2, Asked),
+    %% Quiet: the share of pushing at the mean rate against the interval.
+    {_, S3} = push_run(push_state(), 0, [1]),
+    {quiet, #{rate := 1.0, interval := 698, nodes := 5, anti_entropy := 60000,
+              share := Share, under := 0.8, windows := 1}} = maps:get(why, S3),
+    ?assertEqual(?P:push_share(1.0, push_state()), Share),
+    %% A surge: the window's rate and share, over twice the threshold.
+    {_, S4} = ?P:decide(?TP1, S3, w(10000, 100, #{})),
+    ?assertMatch({surge, #{rate := 100.0, interval := 698, nodes := 5, over := 2.5}},
+                 maps:get(why, S4)),
+    %% The aim rises: the gains of the windows that agreed.
+    {_, S5} = raised_burst(5),
+    {aim, 0.85, #{gains := Gains, gain := Max, interval := 848, p99_ms := _}} =
+        maps:get(why, S5),
+    ?assertEqual(5, length(Gains)),
+    ?assertEqual(lists:max(Gains), Max).

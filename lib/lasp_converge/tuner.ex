@@ -124,6 +124,44 @@ defmodule LaspConverge.Tuner do
   def recommend(opts) when is_list(opts) or is_map(opts),
     do: :lasp_converge_tuner.recommend(Map.new(opts))
 
+  @doc """
+  The offline optimum of a schedule of update rates for a p99 target:
+  per phase the cheaper in messages of `:propagate_on_update` and the
+  longest interval whose simulated p99 meets `:target_p99` (ms), with the
+  total `:messages` and the `:best_fixed` interval. `phases` is a list of
+  `{name, duration_ms, updates_per_second}`; options as
+  `:lasp_converge_tuner_optimum` documents them (`:nodes`, `:mode`,
+  `:seeds`, ...).
+
+      iex> {:ok, o} = LaspConverge.Tuner.optimum([{:busy, 3_000, 100}, {:quiet, 9_000, 0.3}],
+      ...>   target_p99: 600, nodes: 4)
+      iex> [busy, quiet] = o.phases
+      iex> {busy.choice, quiet.choice}
+      {{:interval, 593}, :push}
+      iex> o.messages == busy.messages + quiet.messages
+      true
+  """
+  @spec optimum([{term(), pos_integer(), number()}], keyword() | map()) ::
+          {:ok, map()} | {:error, term()}
+  def optimum(phases, opts) when is_list(opts) or is_map(opts),
+    do: :lasp_converge_tuner.optimum(phases, Map.new(opts))
+
+  @doc """
+  Runs `policy` against the simulator over a schedule (phases as for
+  `optimum/2`), window by window, as a controller would on a cluster:
+  the windows, the messages, how many windows with updates met
+  `:target_p99` (`:met` of `:with_updates`) and the policy's log.
+
+      iex> r = LaspConverge.Tuner.simulate({:target_p99, 600}, [{:busy, 5_000, 50}],
+      ...>   target_p99: 600, nodes: 3)
+      iex> {r.met, r.with_updates}
+      {5, 5}
+  """
+  @spec simulate(policy(), [{term(), pos_integer(), number()}], keyword() | map()) ::
+          map() | {:error, term()}
+  def simulate(policy, phases, opts) when is_list(opts) or is_map(opts),
+    do: :lasp_converge_tuner.simulate(policy(policy), phases, Map.new(opts))
+
   @doc "The initial decision state for `policy` (see `:lasp_converge_tuner_policy.init_state/2`)."
   @spec init_state(policy(), map() | keyword()) :: map()
   def init_state(policy, ctx),
