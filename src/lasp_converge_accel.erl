@@ -400,55 +400,68 @@ drop(Orig, Timeout) ->
 %% The hot functions
 %%====================================================================
 
-%% Each answers as `Orig:F(...)' does. The fast path throws `fallback' (or
-%% raises) on anything it does not take; then types' code answers.
+%% Each answers as `Orig:F(...)' does. The fast path raises on anything it
+%% does not take (a clause that does not match); then types' code answers.
 
 %% @private
 -spec merge(module(), module(), term(), term()) -> term().
-merge(state_awset, Orig, A, B) ->
+merge(state_awset = Mod, Orig, A, B) ->
     case big_awset(A, B) of
-        true -> nif(merge, Orig, A, B);
-        false -> Orig:merge(A, B)
+        true -> nif(merge, Mod, Orig, A, B);
+        false -> orig(Mod, Orig, merge, A, B)
     end;
-merge(_Mod, Orig, A, B) ->
-    Orig:merge(A, B).
+merge(Mod, Orig, A, B) ->
+    orig(Mod, Orig, merge, A, B).
 
 %% @private
 -spec is_inflation(module(), module(), term(), term()) -> term().
-is_inflation(state_awset, Orig, A, B) ->
+is_inflation(state_awset = Mod, Orig, A, B) ->
     case big_awset(A, B) of
-        true -> nif(is_inflation, Orig, A, B);
-        false -> Orig:is_inflation(A, B)
+        true -> nif(is_inflation, Mod, Orig, A, B);
+        false -> orig(Mod, Orig, is_inflation, A, B)
     end;
 is_inflation(Mod, Orig, {Mod, P1} = A, {Mod, P2} = B) ->
     try inflation(Mod, P1, P2)
-    catch _:_ -> Orig:is_inflation(A, B)
+    catch _:_ -> orig(Mod, Orig, is_inflation, A, B)
     end;
-is_inflation(_Mod, Orig, A, B) ->
-    Orig:is_inflation(A, B).
+is_inflation(Mod, Orig, A, B) ->
+    orig(Mod, Orig, is_inflation, A, B).
 
 %% @private
 -spec is_strict_inflation(module(), module(), term(), term()) -> term().
-is_strict_inflation(state_awset, Orig, A, B) ->
+is_strict_inflation(state_awset = Mod, Orig, A, B) ->
     case big_awset(A, B) of
-        true -> nif(is_strict_inflation, Orig, A, B);
-        false -> Orig:is_strict_inflation(A, B)
+        true -> nif(is_strict_inflation, Mod, Orig, A, B);
+        false -> orig(Mod, Orig, is_strict_inflation, A, B)
     end;
-is_strict_inflation(_Mod, Orig, A, B) ->
-    Orig:is_strict_inflation(A, B).
+is_strict_inflation(Mod, Orig, A, B) ->
+    orig(Mod, Orig, is_strict_inflation, A, B).
 
 %% @private
 -spec equal(module(), module(), term(), term()) -> term().
 equal(Mod, Orig, {Mod, P1} = A, {Mod, P2} = B) ->
     try equal_payload(Mod, P1, P2)
-    catch _:_ -> Orig:equal(A, B)
+    catch _:_ -> orig(Mod, Orig, equal, A, B)
     end;
-equal(_Mod, Orig, A, B) ->
-    Orig:equal(A, B).
+equal(Mod, Orig, A, B) ->
+    orig(Mod, Orig, equal, A, B).
 
-nif(F, Orig, A, B) ->
+nif(F, Mod, Orig, A, B) ->
     try lasp_converge_crdt:F(A, B)
-    catch error:_ -> Orig:F(A, B)
+    catch error:_ -> orig(Mod, Orig, F, A, B)
+    end.
+
+%% `Orig:F(A, B)'. A process that entered a hot function just before
+%% `decelerate/0' dropped `Orig' finds `Mod' holding types' own code
+%% again: it calls that instead.
+orig(Mod, Orig, F, A, B) ->
+    try Orig:F(A, B)
+    catch
+        error:undef:St ->
+            case erlang:module_loaded(Orig) of
+                false -> Mod:F(A, B);
+                true -> erlang:raise(error, undef, St)
+            end
     end.
 
 big_awset({state_awset, {S1, _}}, {state_awset, {S2, _}}) when is_list(S1), is_list(S2) ->
