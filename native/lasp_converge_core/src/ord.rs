@@ -157,6 +157,58 @@ pub fn covers<T: Term, V>(
     true
 }
 
+/// Whether every entry `(K, VX)` of `x` has a `==` key in `y` whose value
+/// passes `ok(VX, VY)`: types' `is_inflation` loop (`orddict:find/2` per
+/// entry, quadratic) in one walk over both sorted dicts, galloping over runs
+/// of `y` below the next key of `x`. Stops at the first failing entry, as
+/// `lists_ext:iterate_until/2` does.
+pub fn all_found<T: Term, V, W, E>(
+    x: &[(T, V)],
+    y: &[(T, W)],
+    mut ok: impl FnMut(&V, &W) -> std::result::Result<bool, E>,
+) -> std::result::Result<bool, E> {
+    let mut j = 0;
+    for (k, vx) in x {
+        let rest = &y[j..];
+        let c = match rest.first().map(|(ky, _)| ky.compare(k)) {
+            Some(Ordering::Less) => {
+                let (n, next) = run_below_known(rest, k, |(ky, _)| ky);
+                j += n;
+                next
+            }
+            c => c,
+        };
+        match y.get(j) {
+            Some((ky, vy)) if c.unwrap_or_else(|| ky.compare(k)) == Ordering::Equal => {
+                if !ok(vx, vy)? {
+                    return Ok(false);
+                }
+                j += 1;
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// `orddict_ext:equal/3` on two sorted dicts: the same size, the same keys
+/// (`==`) in the same places, and `eq` on each pair of values.
+pub fn same_entries<T: Term, V, E>(
+    x: &[(T, V)],
+    y: &[(T, V)],
+    mut eq: impl FnMut(&V, &V) -> std::result::Result<bool, E>,
+) -> std::result::Result<bool, E> {
+    if x.len() != y.len() {
+        return Ok(false);
+    }
+    for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
+        if kx.compare(ky) != Ordering::Equal || !eq(vx, vy)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// `orddict:find(K, D)` / `ordsets:is_element`: binary search by `==`.
 pub fn find<'a, T: Term, V>(d: &'a [(T, V)], k: &T) -> Option<&'a V> {
     d.binary_search_by(|(key, _)| key.compare(k))
