@@ -315,7 +315,7 @@ rename(Forms, Name) ->
      end || F <- Forms].
 
 compile_forms(Mod, Forms) ->
-    case compile:forms(Forms, [binary, return_errors, no_line_info]) of
+    case compile:forms(Forms, [binary, return_errors]) of
         {ok, _, Bin} -> {ok, Bin};
         {ok, _, Bin, _Warnings} -> {ok, Bin};
         Error -> {error, {compile, Mod, Error}}

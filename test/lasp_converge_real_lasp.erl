@@ -51,14 +51,16 @@ add_types_path() ->
     end.
 
 %% Start `N' Lasp nodes. Opts: `state_interval' (ms, default 1000),
-%% `prefix' (node name prefix), `lasp_env' (more `{Key, Value}' for lasp).
+%% `prefix' (node name prefix), `lasp_env' (more `{Key, Value}' for lasp),
+%% `extra_paths' (more code paths).
 -spec start(pos_integer(), map()) -> {ok, map()} | {error, term()}.
 start(N, Opts) ->
     case lib_dir() of
         {ok, Dir} ->
             WasAlive = ensure_distributed(),
             Paths = filelib:wildcard(filename:join([Dir, "*", "ebin"]))
-                ++ [filename:dirname(code:which(lasp_converge_accel))],
+                ++ [filename:dirname(code:which(lasp_converge_accel))
+                    | maps:get(extra_paths, Opts, [])],
             Prefix = maps:get(prefix, Opts, "lc_real"),
             Tag = lists:concat([Prefix, "_", os:getpid(), "_", erlang:unique_integer([positive])]),
             Peers = [start_node(Tag, K, Paths, Opts) || K <- lists:seq(1, N)],
@@ -86,7 +88,8 @@ scratch_root(Tag) ->
 start_node(Tag, K, Paths, Opts) ->
     Name = lists:concat([Tag, "_", K]),
     Env = [{V, false} || V <- ?LASP_OS_VARS],
-    Args = lists:append([["-pa", P] || P <- Paths]),
+    %% Absolute: the node changes its working directory below.
+    Args = lists:append([["-pa", filename:absname(P)] || P <- Paths]),
     {ok, Pid, Node} = peer:start_link(#{name => list_to_atom(Name), args => Args, env => Env,
                                         wait_boot => 30000}),
     Cwd = filename:join(scratch_root(Tag), Name),
