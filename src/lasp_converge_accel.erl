@@ -28,7 +28,8 @@
 %% it goes and hands anything else (unsorted keys, a value of another
 %% shape, a raised error) to types' code.</li>
 %% <li>`merge/2', `is_inflation/2' and `is_strict_inflation/2' of awset with
-%% at least `?AWSET_NIF_MIN' elements on either side: the NIF
+%% at least 64 elements on both sides (a replica and a received state,
+%% not an update's one-element delta): the NIF
 %% (`lasp_converge_crdt'), which raises `{badcrdt, _}' on input it does not
 %% take; that input goes to types' code. Smaller awsets, gset, twopset
 %% (already linear in types) and every other function stay types' own.</li>
@@ -70,8 +71,9 @@
 -define(SUFFIX, "$types").
 -define(ATTR, lasp_converge_accel).
 -define(TIMEOUT, 60000).
-%% The smallest awset (elements on either side) sent to the NIF; below it
-%% types' merge costs less than the NIF's decode of both inputs.
+%% The smallest awset (elements on both sides) sent to the NIF; below it,
+%% or with a small delta on one side, types' merge costs less than the
+%% NIF's decode of both inputs.
 -define(AWSET_NIF_MIN, 64).
 
 %% The functions each accelerated module answers here; all its other
@@ -470,7 +472,7 @@ orig(Mod, Orig, F, A, B) ->
     end.
 
 big_awset({state_awset, {S1, _}}, {state_awset, {S2, _}}) when is_list(S1), is_list(S2) ->
-    longer_than(S1, ?AWSET_NIF_MIN) orelse longer_than(S2, ?AWSET_NIF_MIN);
+    longer_than(S1, ?AWSET_NIF_MIN) andalso longer_than(S2, ?AWSET_NIF_MIN);
 big_awset(_, _) ->
     false.
 
