@@ -381,6 +381,39 @@ mod test {
         }
     }
 
+    // `all_found` and `same_entries` against one binary search per entry
+    // (types' loop, `orddict:find/2` per key), on dictionaries of up to 40
+    // entries over keys 0..64 so that long runs of `y` are galloped over.
+    #[test]
+    fn lockstep_walks_agree_with_lookups() {
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        let dict = |n: u64, bits: u64, vals: u64| -> Vec<(OwnedTerm, i64)> {
+            (0..64i64)
+                .filter(|i| bits >> i & 1 == 1)
+                .take(n as usize)
+                .map(|i| (OwnedTerm::Int(i.into()), (vals >> (i % 60)) as i64 & 1))
+                .collect()
+        };
+        for _ in 0..5000 {
+            let (nx, ny) = (next() % 41, next() % 41);
+            let (bx, by, vx, vy) = (next(), next(), next(), next());
+            let (x, y) = (dict(nx, bx, vx), dict(ny, by, vy));
+            let naive_le = x.iter().all(|(k, a)| find(&y, k).is_some_and(|b| a <= b));
+            let got: Result<bool, ()> = all_found(&x, &y, |a, b| Ok(a <= b));
+            assert_eq!(got, Ok(naive_le), "{x:?} {y:?}");
+            let naive_eq =
+                x.len() == y.len() && x.iter().all(|(k, a)| find(&y, k).is_some_and(|b| a == b));
+            let got: Result<bool, ()> = same_entries(&x, &y, |a, b| Ok(a == b));
+            assert_eq!(got, Ok(naive_eq), "{x:?} {y:?}");
+            // A subset with the same values is always found; an error stops the walk.
+            let sub: Vec<_> = y.iter().step_by(3).cloned().collect();
+            assert_eq!(all_found(&sub, &y, |a, b| Ok::<_, ()>(a == b)), Ok(true));
+            if !sub.is_empty() {
+                assert_eq!(all_found(&sub, &y, |_, _| Err::<bool, _>(7)), Err(7));
+            }
+        }
+    }
+
     // `covers` against one binary search per entry of `y`, on dictionaries
     // of every size pair up to 12 over keys 0..16 (a pseudo-random subset
     // each) and values that dominate or not.
