@@ -174,6 +174,9 @@ lasp(Module, Function, Args) ->
 %% @private
 -spec local_accelerate(opts()) -> {ok, node_status()} | {error, term()}.
 local_accelerate(Opts) ->
+    locked(fun() -> do_accelerate(Opts) end).
+
+do_accelerate(Opts) ->
     Types = maps:get(types, Opts, accelerated_types()),
     Timeout = maps:get(purge_timeout, Opts, 10000),
     case check_version() of
@@ -203,6 +206,9 @@ accelerate_all([Mod | Mods], Timeout, Done) ->
 %% @private
 -spec local_decelerate(opts()) -> {ok, node_status()} | {error, term()}.
 local_decelerate(Opts) ->
+    locked(fun() -> do_decelerate(Opts) end).
+
+do_decelerate(Opts) ->
     Timeout = maps:get(purge_timeout, Opts, 10000),
     Types = maps:get(types, Opts, accelerated_types()),
     case lists:foldl(fun(M, ok) -> decelerate_mod(M, Timeout);
@@ -211,6 +217,10 @@ local_decelerate(Opts) ->
         ok -> local_status();
         Error -> Error
     end.
+
+%% One accelerate or decelerate at a time on a node.
+locked(Fun) ->
+    global:trans({{?MODULE, node()}, self()}, Fun, [node()], infinity).
 
 %% @private
 -spec local_status() -> {ok, node_status()}.
