@@ -341,7 +341,7 @@ compile_forms(Mod, Forms) ->
 %% The module of the original name: every export of `Orig', the hot ones
 %% sent here with the module names in front.
 delegate(Mod, Orig, Exports, Info) ->
-    L = 1,
+    L = erl_anno:new(1),
     Hot = hot(Mod),
     Funs = [begin
                 Vars = [{var, L, list_to_atom("A" ++ integer_to_list(I))} || I <- lists:seq(1, A)],
