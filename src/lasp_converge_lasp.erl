@@ -68,6 +68,15 @@
 %% which the tuner leaves alone, is set and read here. A new interval
 %% takes effect on a Lasp node once the timer armed with the old one fires.
 %%
+%% == Acceleration ==
+%%
+%% `accelerate/0,1' makes Lasp's calls into types' `state_*' modules
+%% (merge, inflation checks, equal) answer from faster code, term for term
+%% as types answers, by hot code loading on this node or on every member
+%% (`#{nodes => all}'); `decelerate/0,1' puts types' own code back and
+%% `accel_status/0,1' says which types are accelerated where. See
+%% `lasp_converge_accel' for how, and guides/lasp.md.
+%%
 %% == Without Lasp ==
 %%
 %% Lasp's modules are named at run time (`erlang:apply/3', `erpc'), so this
@@ -80,6 +89,8 @@
 -compile({no_auto_import, [get/0]}).
 
 -export([track/1, track/2, untrack/1, update/3, members/0, status/1, set/1, get/0]).
+-export([accelerate/0, accelerate/1, decelerate/0, decelerate/1, accel_status/0,
+         accel_status/1]).
 %% Run on each member through erpc, and by the stream's function.
 -export([local_start/2, local_stop/1, local_status/1, stream_event/2]).
 
@@ -118,6 +129,34 @@
                     jitter_percent => 1, mode => state_based}).
 %% This module's registry entry for an id: {Key, Token, Active, Observed, Errors}.
 -define(KEY(Id), {?MODULE, Id}).
+
+%% @doc Accelerate types on this node (`lasp_converge_accel:accelerate/0').
+-spec accelerate() -> {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
+accelerate() -> lasp_converge_accel:accelerate().
+
+%% @doc Accelerate types on `nodes' (`local', `all' Lasp members, or a
+%% list); see `lasp_converge_accel:accelerate/1'.
+-spec accelerate(lasp_converge_accel:opts()) ->
+          {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
+accelerate(Opts) -> lasp_converge_accel:accelerate(Opts).
+
+%% @doc Put types' own code back on this node.
+-spec decelerate() -> {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
+decelerate() -> lasp_converge_accel:decelerate().
+
+%% @doc Put types' own code back on `nodes'.
+-spec decelerate(lasp_converge_accel:opts()) ->
+          {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
+decelerate(Opts) -> lasp_converge_accel:decelerate(Opts).
+
+%% @doc Which types are accelerated on this node.
+-spec accel_status() -> {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
+accel_status() -> lasp_converge_accel:status().
+
+%% @doc Which types are accelerated on `nodes'.
+-spec accel_status(lasp_converge_accel:opts()) ->
+          {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
+accel_status(Opts) -> lasp_converge_accel:status(Opts).
 
 %% @equiv track(Id, #{})
 -spec track(id()) -> {ok, membership()} | {error, term()}.

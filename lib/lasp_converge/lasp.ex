@@ -23,6 +23,12 @@ defmodule LaspConverge.Lasp do
       its convergence time may be over-estimated, never under-estimated.
     * `set/1` and `get/0` reach `lasp_config` on every Lasp member (through
       `LaspConverge.Tuner` for five of the six keys).
+    * `accelerate/1` makes Lasp's calls into lasp-lang/types 0.1.8 (merge,
+      inflation checks, equal) answer from faster code, term for term as
+      types answers, by hot code loading, on this node or on every member
+      (`nodes: :all`); `decelerate/1` puts types' own code back and
+      `accel_status/1` says what is accelerated where (see
+      `:lasp_converge_accel` and guides/lasp.md).
 
   Without Lasp on this node every call returns `{:error, :lasp_not_running}`:
 
@@ -30,6 +36,12 @@ defmodule LaspConverge.Lasp do
       {:error, :lasp_not_running}
       iex> LaspConverge.Lasp.update({"x", :state_orset}, {:add, 1}, self())
       {:error, {:bad_actor, self()}}
+
+  Where types' modules were never replaced, they are all stock:
+
+      iex> {:ok, %{} = per_node} = LaspConverge.Lasp.accel_status()
+      iex> per_node[node()][:state_gcounter]
+      :stock
   """
 
   @typedoc "A Lasp id, such as `{\"x\", :state_orset}` (the type second)."
@@ -98,4 +110,27 @@ defmodule LaspConverge.Lasp do
   """
   @spec get() :: {:ok, map()} | {:error, term()}
   def get, do: :lasp_converge_lasp.get()
+
+  @typedoc "Per node, each accelerable type: `:accelerated` or `:stock`."
+  @type accel_status :: %{node() => %{module() => :accelerated | :stock}}
+
+  @doc """
+  Accelerates types' `state_*` modules in the running node(s). Options
+  (keyword list or map): `:nodes` (`:local`, the default; `:all`, this
+  node and every Lasp member; or a list of nodes), `:types` (default
+  `:lasp_converge_accel.accelerated_types()`), `:purge_timeout` (ms to wait
+  for processes still running old code, default 10000). Idempotent.
+  Refuses with `{:error, {:types_version, found, expected}}` unless types
+  0.1.8 is loaded.
+  """
+  @spec accelerate(keyword() | map()) :: {:ok, accel_status()} | {:error, term()}
+  def accelerate(opts \\ []), do: :lasp_converge_lasp.accelerate(Map.new(opts))
+
+  @doc "Puts types' own code back (same options as `accelerate/1`). Idempotent."
+  @spec decelerate(keyword() | map()) :: {:ok, accel_status()} | {:error, term()}
+  def decelerate(opts \\ []), do: :lasp_converge_lasp.decelerate(Map.new(opts))
+
+  @doc "Which types are accelerated, per node (`nodes:` as in `accelerate/1`)."
+  @spec accel_status(keyword() | map()) :: {:ok, accel_status()} | {:error, term()}
+  def accel_status(opts \\ []), do: :lasp_converge_lasp.accel_status(Map.new(opts))
 end

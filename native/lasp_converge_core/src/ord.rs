@@ -157,6 +157,58 @@ pub fn covers<T: Term, V>(
     true
 }
 
+/// Whether every entry `(K, VX)` of `x` has a `==` key in `y` whose value
+/// passes `ok(VX, VY)`: types' `is_inflation` loop (`orddict:find/2` per
+/// entry, quadratic) in one walk over both sorted dicts, galloping over runs
+/// of `y` below the next key of `x`. Stops at the first failing entry, as
+/// `lists_ext:iterate_until/2` does.
+pub fn all_found<T: Term, V, W, E>(
+    x: &[(T, V)],
+    y: &[(T, W)],
+    mut ok: impl FnMut(&V, &W) -> std::result::Result<bool, E>,
+) -> std::result::Result<bool, E> {
+    let mut j = 0;
+    for (k, vx) in x {
+        let rest = &y[j..];
+        let c = match rest.first().map(|(ky, _)| ky.compare(k)) {
+            Some(Ordering::Less) => {
+                let (n, next) = run_below_known(rest, k, |(ky, _)| ky);
+                j += n;
+                next
+            }
+            c => c,
+        };
+        match y.get(j) {
+            Some((ky, vy)) if c.unwrap_or_else(|| ky.compare(k)) == Ordering::Equal => {
+                if !ok(vx, vy)? {
+                    return Ok(false);
+                }
+                j += 1;
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// `orddict_ext:equal/3` on two sorted dicts: the same size, the same keys
+/// (`==`) in the same places, and `eq` on each pair of values.
+pub fn same_entries<T: Term, V, E>(
+    x: &[(T, V)],
+    y: &[(T, V)],
+    mut eq: impl FnMut(&V, &V) -> std::result::Result<bool, E>,
+) -> std::result::Result<bool, E> {
+    if x.len() != y.len() {
+        return Ok(false);
+    }
+    for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
+        if kx.compare(ky) != Ordering::Equal || !eq(vx, vy)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// `orddict:find(K, D)` / `ordsets:is_element`: binary search by `==`.
 pub fn find<'a, T: Term, V>(d: &'a [(T, V)], k: &T) -> Option<&'a V> {
     d.binary_search_by(|(key, _)| key.compare(k))
@@ -326,6 +378,39 @@ mod test {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
+        }
+    }
+
+    // `all_found` and `same_entries` against one binary search per entry
+    // (types' loop, `orddict:find/2` per key), on dictionaries of up to 40
+    // entries over keys 0..64 so that long runs of `y` are galloped over.
+    #[test]
+    fn lockstep_walks_agree_with_lookups() {
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        let dict = |n: u64, bits: u64, vals: u64| -> Vec<(OwnedTerm, i64)> {
+            (0..64i64)
+                .filter(|i| bits >> i & 1 == 1)
+                .take(n as usize)
+                .map(|i| (OwnedTerm::Int(i.into()), (vals >> (i % 60)) as i64 & 1))
+                .collect()
+        };
+        for _ in 0..5000 {
+            let (nx, ny) = (next() % 41, next() % 41);
+            let (bx, by, vx, vy) = (next(), next(), next(), next());
+            let (x, y) = (dict(nx, bx, vx), dict(ny, by, vy));
+            let naive_le = x.iter().all(|(k, a)| find(&y, k).is_some_and(|b| a <= b));
+            let got: Result<bool, ()> = all_found(&x, &y, |a, b| Ok(a <= b));
+            assert_eq!(got, Ok(naive_le), "{x:?} {y:?}");
+            let naive_eq =
+                x.len() == y.len() && x.iter().all(|(k, a)| find(&y, k).is_some_and(|b| a == b));
+            let got: Result<bool, ()> = same_entries(&x, &y, |a, b| Ok(a == b));
+            assert_eq!(got, Ok(naive_eq), "{x:?} {y:?}");
+            // A subset with the same values is always found; an error stops the walk.
+            let sub: Vec<_> = y.iter().step_by(3).cloned().collect();
+            assert_eq!(all_found(&sub, &y, |a, b| Ok::<_, ()>(a == b)), Ok(true));
+            if !sub.is_empty() {
+                assert_eq!(all_found(&sub, &y, |_, _| Err::<bool, _>(7)), Err(7));
+            }
         }
     }
 

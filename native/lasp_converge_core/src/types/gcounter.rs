@@ -4,8 +4,6 @@
 //! each actor (Almeida, Shoker, Baquero: *Delta State Replicated Data
 //! Types*, 2016).
 
-use std::cmp::Ordering;
-
 use crate::decode::{self, Decoder};
 use crate::error::{BadCrdt, MutateError, Result};
 use crate::lattice::{Lattice, Merged, MutateCx};
@@ -82,19 +80,11 @@ impl<T: Term> Lattice<T> for GCounter<T> {
     }
 
     fn equal(&self, other: &Self) -> Result<bool> {
-        Ok(self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&other.entries)
-                .all(|((ka, va), (kb, vb))| ka.compare(kb) == Ordering::Equal && va == vb))
+        ord::same_entries(&self.entries, &other.entries, |a, b| Ok(a == b))
     }
 
     fn is_inflation(&self, other: &Self) -> Result<bool> {
-        Ok(self
-            .entries
-            .iter()
-            .all(|(k, v)| other.find(k).is_some_and(|vb| *v <= vb)))
+        ord::all_found(&self.entries, &other.entries, |a, b| Ok(a <= b))
     }
 
     fn is_bottom(&self) -> bool {

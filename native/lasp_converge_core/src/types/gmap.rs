@@ -292,35 +292,14 @@ impl<T: Term> Lattice<T> for GMap<T> {
 
     fn equal(&self, other: &Self) -> Result<bool> {
         self.same_ctype(other)?;
-        if self.entries.len() != other.entries.len() {
-            return Ok(false);
-        }
-        for (k, va) in &self.entries {
-            match ord::find(&other.entries, k) {
-                Some(vb) => {
-                    if !va.crdt.equal(&vb.crdt)? {
-                        return Ok(false);
-                    }
-                }
-                None => return Ok(false),
-            }
-        }
-        Ok(true)
+        ord::same_entries(&self.entries, &other.entries, |a, b| a.crdt.equal(&b.crdt))
     }
 
     fn is_inflation(&self, other: &Self) -> Result<bool> {
         self.same_ctype(other)?;
-        for (k, va) in &self.entries {
-            match ord::find(&other.entries, k) {
-                Some(vb) => {
-                    if !va.crdt.is_inflation(&vb.crdt)? {
-                        return Ok(false);
-                    }
-                }
-                None => return Ok(false),
-            }
-        }
-        Ok(true)
+        ord::all_found(&self.entries, &other.entries, |a, b| {
+            a.crdt.is_inflation(&b.crdt)
+        })
     }
 
     fn is_bottom(&self) -> bool {

@@ -112,18 +112,11 @@ impl<T: Term> Lattice<T> for LexCounter<T> {
     }
 
     fn equal(&self, other: &Self) -> Result<bool> {
-        Ok(self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .all(|(k, v)| other.find(k).is_some_and(|vb| *v == vb)))
+        ord::same_entries(&self.entries, &other.entries, |a, b| Ok(a == b))
     }
 
     fn is_inflation(&self, other: &Self) -> Result<bool> {
-        Ok(self
-            .entries
-            .iter()
-            .all(|(k, v)| other.find(k).is_some_and(|vb| lex_ge(vb, *v))))
+        ord::all_found(&self.entries, &other.entries, |a, b| Ok(lex_ge(*b, *a)))
     }
 
     fn is_bottom(&self) -> bool {

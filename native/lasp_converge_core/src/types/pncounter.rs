@@ -126,18 +126,13 @@ impl<T: Term> Lattice<T> for PNCounter<T> {
     }
 
     fn equal(&self, other: &Self) -> Result<bool> {
-        Ok(self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .all(|(k, v)| other.find(k).is_some_and(|vb| *v == vb)))
+        ord::same_entries(&self.entries, &other.entries, |a, b| Ok(a == b))
     }
 
     fn is_inflation(&self, other: &Self) -> Result<bool> {
-        Ok(self
-            .entries
-            .iter()
-            .all(|(k, (i, d))| other.find(k).is_some_and(|(ib, db)| *i <= ib && *d <= db)))
+        ord::all_found(&self.entries, &other.entries, |(i, d), (ib, db)| {
+            Ok(i <= ib && d <= db)
+        })
     }
 
     fn is_bottom(&self) -> bool {
