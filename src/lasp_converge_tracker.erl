@@ -40,6 +40,8 @@
          mark_all/1, aggregated/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
+%% How long reset/1 waits for the members to clear their journals.
+-define(JOURNAL_RESET_MS, 5000).
 -define(SYNC_ROUNDS, 8).
 -define(SYNC_TIMEOUT, 1000).
 -define(RPC_TIMEOUT, 5000).
@@ -258,6 +260,16 @@ nif_opts(Opts) ->
                         end
                 end, M1, Plain).
 
+%% Wait for the members' acknowledgements of a journal reset, up to a
+%% deadline (a member on a node that does not answer is not waited for).
+journals_reset(_Ref, 0, _Deadline) ->
+    ok;
+journals_reset(Ref, N, Deadline) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive {lc_journal_reset_done, Ref} -> journals_reset(Ref, N - 1, Deadline)
+    after Left -> ok
+    end.
+
 schedule(_, false) -> ok;
 schedule(Msg, Ms) when is_integer(Ms), Ms > 0 ->
     _ = erlang:send_after(Ms, self(), Msg),
@@ -271,8 +283,12 @@ handle_call(untrack, _From, St = #st{role = aggregator, members = Members}) ->
 handle_call({query, marks}, _From, St = #st{role = aggregator, marks = Marks}) ->
     {reply, lists:reverse(Marks), St};
 handle_call({query, reset}, _From, St = #st{role = aggregator, members = Members}) ->
-    %% A new measurement: the members' journals start again too.
-    maps:foreach(fun(_, Pid) -> Pid ! lc_journal_reset end, Members),
+    %% A new measurement: the members' journals start again too, before
+    %% reset/1 returns, so that nothing recorded after it is cleared.
+    Ref = make_ref(),
+    maps:foreach(fun(_, Pid) -> Pid ! {lc_journal_reset, self(), Ref} end, Members),
+    ok = journals_reset(Ref, maps:size(Members),
+                        erlang:monotonic_time(millisecond) + ?JOURNAL_RESET_MS),
     {reply, query(reset, St), St#st{marks = []}};
 handle_call({query, Q}, _From, St = #st{role = aggregator}) ->
     {reply, query(Q, St), St};
@@ -328,8 +344,9 @@ handle_info({join, Node, N}, St = #st{role = aggregator}) ->
 handle_info({'DOWN', _, process, Agg, _}, St = #st{role = member, agg = Agg, var = Var}) ->
     ok = lasp_converge_handover:lost(Var, Agg),
     {noreply, St};
-handle_info(lc_journal_reset, St = #st{role = member, var = Var}) ->
+handle_info({lc_journal_reset, From, Ref}, St = #st{role = member, var = Var}) ->
     ok = lasp_converge_handover:clear(Var),
+    From ! {lc_journal_reset_done, Ref},
     {noreply, St};
 handle_info({lc_journal, Msg}, St = #st{role = member, var = Var, agg = Agg}) ->
     ok = lasp_converge_handover:record(Var, Agg, Msg),

@@ -259,7 +259,11 @@ telemetry_and_logs(C, Ns = [N1, N2, N3], Var) ->
         _ = logger:remove_handler(lc_metrics_log),
         _ = erpc:call(N1, logger, remove_handler, [lc_metrics_log]),
         unload(node()),
-        unload(N1)
+        unload(N1),
+        %% What was sent before the sink went: later tests may run in this
+        %% process.
+        flush(),
+        flush_logs()
     end.
 
 unload(N) ->
