@@ -73,6 +73,8 @@
 %% What `merge/2', `equal/2' and the inflation checks accept.
 -type input() :: replica() | lasp_converge_crdt:crdt() | binary().
 
+-define(SET_TYPES, [state_gset, state_twopset, state_orset, state_awset,
+                    state_mvregister, state_awset_ps]).
 -define(TWIN(Call, Dirty), try Call catch error:lasp_converge_dirty -> Dirty end).
 
 %% @doc A replica holding the bottom state of `Type'.
@@ -121,11 +123,22 @@ mutate(Op, Actor, R) ->
     ?TWIN(lasp_converge_nif:replica_mutate(Op, Actor, R),
           lasp_converge_nif:replica_mutate_dirty(Op, Actor, R)).
 
-%% @doc `Type:query(State)'.
+%% @doc `Type:query(State)', shaped as types shapes it (an OTP `sets'
+%% set for the set-valued types; see `lasp_converge_crdt:query/1').
 -spec query(replica()) -> term().
 query(R) ->
-    ?TWIN(lasp_converge_nif:replica_query(R),
-          lasp_converge_nif:replica_query_dirty(R)).
+    case type(R) of
+        T when T =:= state_gmap; T =:= state_awmap; T =:= state_pair ->
+            %% Sets nest inside composites where the state term says.
+            lasp_converge_crdt:query(to_term(R));
+        T ->
+            V = ?TWIN(lasp_converge_nif:replica_query(R),
+                      lasp_converge_nif:replica_query_dirty(R)),
+            case lists:member(T, ?SET_TYPES) of
+                true -> sets:from_list(V);
+                false -> V
+            end
+    end.
 
 %% @doc Entries held: elements of a set, actors of a counter, keys of a
 %% map or dot map; for other types the length of the payload's list, or 1.

@@ -163,24 +163,28 @@ impl Replica {
     }
 
     /// Entries held: elements of a gset, actors of a gcounter; for other
-    /// types the length of the payload's list (for `{List, Context}`
-    /// payloads, of that list), or 1.
+    /// types the length of the first list in the payload, looking into
+    /// tuples up to two levels (`{DotMap, Context}`, `{CType, Entries}`),
+    /// or 1 when there is none (registers, flags).
     pub fn size(&self) -> usize {
         match self {
             Replica::GSet(m) => m.len(),
             Replica::GCounter(m) => m.len(),
             Replica::Generic(c) => {
-                let t = c.encode(&OwnedBuilder);
-                let payload = t.tuple_elem(1).unwrap_or(OwnedTerm::Nil);
-                let list = match &payload {
-                    OwnedTerm::Tuple(es) if !es.is_empty() => es[0].clone(),
-                    other => other.clone(),
-                };
-                match list.list_parts() {
-                    Some((es, _)) => es.len(),
-                    None if matches!(list, OwnedTerm::Nil) => 0,
-                    None => 1,
+                // The first list in the payload, looking one or two tuple
+                // levels down: `{DotMap, CC}`, `{CType, Entries}`, ...
+                fn count(t: &OwnedTerm, depth: usize) -> Option<usize> {
+                    match t {
+                        OwnedTerm::Nil => Some(0),
+                        OwnedTerm::List(_) => t.list_parts().map(|(es, _)| es.len()),
+                        OwnedTerm::Tuple(es) if depth < 2 => {
+                            es.iter().find_map(|e| count(e, depth + 1))
+                        }
+                        _ => None,
+                    }
                 }
+                let t = c.encode(&OwnedBuilder);
+                t.tuple_elem(1).and_then(|p| count(&p, 0)).unwrap_or(1)
             }
         }
     }
