@@ -6,7 +6,7 @@
 #   make toolchain  install Erlang/OTP, Elixir, rebar3 and PropEr if missing
 #   make demo       run lasp_converge_demo:main/0
 #   make bench      run lasp_converge_bench:main/0 (bench/lasp_converge_bench.erl), then the
-#                   tracker, simulator and tuner benchmarks
+#                   tracker, simulator, tuner and replica benchmarks
 #   make lint       cargo fmt --check, clippy, rebar3 xref, rebar3 dialyzer,
 #                   mix format --check-formatted (the gate explorer's `mix ci` runs)
 #   make fmt        cargo fmt and mix format (rewrites files)
@@ -111,11 +111,12 @@ bench: toolchain nif
 	fi
 	$(REBAR3) compile
 	@mkdir -p $(BENCH_OUT)
-	$(ERLC) -o $(BENCH_OUT) -I include -pa _build/default/lib/lasp_converge/ebin $(BENCH_SRC) bench/lasp_converge_tracker_bench.erl bench/lasp_converge_tuner_bench.erl bench/lasp_converge_sim_bench.erl
+	$(ERLC) -o $(BENCH_OUT) -I include -pa _build/default/lib/lasp_converge/ebin $(BENCH_SRC) bench/lasp_converge_tracker_bench.erl bench/lasp_converge_tuner_bench.erl bench/lasp_converge_sim_bench.erl bench/lasp_converge_replica_bench.erl
 	$(call erl_run,lasp_converge_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_tracker_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_sim_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_tuner_bench:main(),-pa $(BENCH_OUT))
+	$(call erl_run,lasp_converge_replica_bench:main(),-pa $(BENCH_OUT))
 
 lint: toolchain
 	$(CARGO) fmt --all --check

@@ -103,16 +103,21 @@ impl Replica {
     pub fn from_crdt(c: Crdt<OwnedTerm>) -> Self {
         match &c {
             Crdt::GSet(g) => {
-                let m: Option<BTreeMap<_, _>> = g.elems.iter().map(keyed).collect();
-                m.map_or(Replica::Generic(c), Replica::GSet)
+                // Ascending in term order, so in key order: built in bulk.
+                let v: Option<Vec<_>> = g.elems.iter().map(keyed).collect();
+                v.map_or(Replica::Generic(c), |v| {
+                    Replica::GSet(v.into_iter().collect())
+                })
             }
             Crdt::GCounter(g) => {
-                let m: Option<BTreeMap<_, _>> = g
+                let v: Option<Vec<_>> = g
                     .entries
                     .iter()
                     .map(|(a, n)| keyed(a).map(|(k, e)| (k, (e, *n))))
                     .collect();
-                m.map_or(Replica::Generic(c), Replica::GCounter)
+                v.map_or(Replica::Generic(c), |v| {
+                    Replica::GCounter(v.into_iter().collect())
+                })
             }
             _ => Replica::Generic(c),
         }
@@ -212,21 +217,35 @@ impl Replica {
         }
         match (&mut *self, incoming) {
             (Replica::GSet(m), Replica::GSet(inc)) => {
-                union(m, inc, first);
+                let ins: Vec<In> = inc
+                    .iter()
+                    .map(|(k, e)| In {
+                        key: k,
+                        exact: &e.exact,
+                        count: 0,
+                    })
+                    .collect();
+                let elems: Vec<&Elem> = inc.values().collect();
+                for (i, act) in plan_set(m, &ins, first) {
+                    if act != Act::Check {
+                        m.insert(ins[i].key.into(), elems[i].clone());
+                    }
+                }
                 Ok(())
             }
             (Replica::GCounter(m), Replica::GCounter(inc)) => {
-                for (k, (e, n)) in inc {
-                    match m.get_mut(k) {
-                        Some((old, v)) => {
-                            if first == First::Incoming {
-                                *old = e.clone();
-                            }
-                            *v = (*v).max(*n);
-                        }
-                        None => {
-                            m.insert(k.clone(), (e.clone(), *n));
-                        }
+                let ins: Vec<In> = inc
+                    .iter()
+                    .map(|(k, (e, n))| In {
+                        key: k,
+                        exact: &e.exact,
+                        count: *n,
+                    })
+                    .collect();
+                let elems: Vec<&Elem> = inc.values().map(|(e, _)| e).collect();
+                for (i, act) in plan_counter(m, &ins, first) {
+                    if act != Act::Check {
+                        write_count(m, ins[i].key, elems[i].clone(), ins[i].count, first);
                     }
                 }
                 Ok(())
@@ -349,21 +368,23 @@ impl Replica {
         }
         let body = &bytes[5..];
         match bytes[4] {
-            GSET => {
-                let mut m = BTreeMap::new();
-                read_entries(body, 0, |k, e, _| {
-                    m.insert(k, e);
-                })?;
-                Ok(Replica::GSet(m))
-            }
-            GCOUNTER => {
-                let mut m = BTreeMap::new();
-                read_entries(body, 8, |k, e, tail| {
-                    let mut n = [0u8; 8];
-                    n.copy_from_slice(tail);
-                    m.insert(k, (e, i64::from_be_bytes(n)));
-                })?;
-                Ok(Replica::GCounter(m))
+            GSET | GCOUNTER => {
+                let gset = bytes[4] == GSET;
+                let ins = scan_entries(body, if gset { 0 } else { 8 })?;
+                let mut out = Vec::with_capacity(ins.len());
+                for x in &ins {
+                    out.push((Box::<[u8]>::from(x.key), decode_entry(body, x)?));
+                }
+                Ok(if gset {
+                    Replica::GSet(out.into_iter().collect())
+                } else {
+                    Replica::GCounter(
+                        out.into_iter()
+                            .zip(&ins)
+                            .map(|((k, e), x)| (k, (e, x.count)))
+                            .collect(),
+                    )
+                })
             }
             GENERIC => {
                 let mut etf_bytes = Vec::with_capacity(body.len() + 1);
@@ -380,92 +401,301 @@ impl Replica {
     /// binaries naming atoms the VM does not have, as `binary_to_term(B,
     /// [safe])` does).
     pub fn atoms_known(&self, known: &dyn Fn(&str) -> bool) -> bool {
-        fn walk(t: &OwnedTerm, known: &dyn Fn(&str) -> bool) -> bool {
-            match t {
-                OwnedTerm::Atom(a) => known(a),
-                OwnedTerm::Tuple(es) => es.iter().all(|e| walk(e, known)),
-                OwnedTerm::Map(ps) => ps.iter().all(|(k, v)| walk(k, known) && walk(v, known)),
-                OwnedTerm::List(_) => t
-                    .list_parts()
-                    .is_some_and(|(es, tl)| es.iter().all(|e| walk(e, known)) && walk(tl, known)),
-                _ => true,
-            }
-        }
         match self {
-            Replica::GSet(m) => m.values().all(|e| walk(&e.term, known)),
-            Replica::GCounter(m) => m.values().all(|(e, _)| walk(&e.term, known)),
-            Replica::Generic(c) => walk(&c.encode(&OwnedBuilder), known),
+            Replica::GSet(m) => m.values().all(|e| term_atoms_ok(&e.term, known)),
+            Replica::GCounter(m) => m.values().all(|(e, _)| term_atoms_ok(&e.term, known)),
+            Replica::Generic(c) => term_atoms_ok(&c.encode(&OwnedBuilder), known),
         }
     }
 }
 
-/// `ordsets:union(X, Y)` into `m`, where the resident set is `X` when
-/// `first` is `Resident` (else `Y`). On `==` elements the union keeps the
-/// "current first" list's term, and the current first is whichever side
+/// One incoming entry, by its bytes: the primary key, the exact part and
+/// (gcounter) the count.
+struct In<'a> {
+    key: &'a [u8],
+    exact: &'a [u8],
+    count: i64,
+}
+
+/// What a merge does with an incoming entry: add it, overwrite the
+/// resident entry with it, or only check it (it matches a resident key but
+/// its exact part differs and the resident term is kept: a binary's entry
+/// is then decoded to validate it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Insert,
+    Replace,
+    Check,
+}
+
+/// Below this ratio of incoming to resident entries a merge looks each
+/// incoming key up (O(m log n)); above it, it walks both in order (O(n + m)),
+/// which reads keys sequentially instead of chasing tree pointers.
+const WALK_RATIO: usize = 8;
+
+/// `ordsets:union(X, Y)` planned against `m`, where the resident set is `X`
+/// when `first` is `Resident` (else `Y`). On `==` elements the union keeps
+/// the "current first" list's term, and the current first is whichever side
 /// last emitted an element the other lacks (initially `X`).
-fn union(m: &mut BTreeMap<Key, Elem>, inc: &BTreeMap<Key, Elem>, first: First) {
+fn plan_set<V: HasExact>(m: &BTreeMap<Key, V>, inc: &[In], first: First) -> Vec<(usize, Act)> {
+    let mut plan = Vec::new();
     let mut cur = first;
-    let mut prev: Option<&Key> = None;
-    for (k, e) in inc {
-        let lo = prev.map_or(Unbounded, |p| Excluded(&p[..]));
-        if m.range::<[u8], _>((lo, Excluded(&k[..]))).next().is_some() {
-            cur = First::Resident;
-        }
-        match m.get_mut(k) {
-            Some(old) => {
+    let mut on_match = |i: usize, resident: &V, x: &In, cur: First| {
+        if resident.exact() != x.exact {
+            plan.push((
+                i,
                 if cur == First::Incoming {
-                    *old = e.clone();
+                    Act::Replace
+                } else {
+                    Act::Check
+                },
+            ));
+        }
+    };
+    let mut inserts = Vec::new();
+    if inc.len() * WALK_RATIO >= m.len() {
+        let mut it = m.iter().peekable();
+        for (i, x) in inc.iter().enumerate() {
+            while let Some((k, _)) = it.peek() {
+                if &k[..] < x.key {
+                    cur = First::Resident;
+                    it.next();
+                } else {
+                    break;
                 }
             }
-            None => {
-                m.insert(k.clone(), e.clone());
-                cur = First::Incoming;
+            match it.peek() {
+                Some((k, v)) if &k[..] == x.key => {
+                    on_match(i, v, x, cur);
+                    it.next();
+                }
+                _ => {
+                    inserts.push(i);
+                    cur = First::Incoming;
+                }
             }
         }
-        prev = Some(k);
+    } else {
+        let mut prev: Option<&[u8]> = None;
+        for (i, x) in inc.iter().enumerate() {
+            let lo = prev.map_or(Unbounded, Excluded);
+            if m.range::<[u8], _>((lo, Excluded(x.key))).next().is_some() {
+                cur = First::Resident;
+            }
+            match m.get(x.key) {
+                Some(v) => on_match(i, v, x, cur),
+                None => {
+                    inserts.push(i);
+                    cur = First::Incoming;
+                }
+            }
+            prev = Some(x.key);
+        }
+    }
+    plan.extend(inserts.into_iter().map(|i| (i, Act::Insert)));
+    plan
+}
+
+/// `orddict:merge` with `max` planned against `m`: the entries that change
+/// something (a new actor, a larger count, or the incoming key term when the
+/// incoming side is first).
+fn plan_counter(m: &BTreeMap<Key, (Elem, i64)>, inc: &[In], first: First) -> Vec<(usize, Act)> {
+    let judge = |x: &In, (e, v): &(Elem, i64)| {
+        let other_term = e.exact[..] != *x.exact;
+        if x.count > *v || (other_term && first == First::Incoming) {
+            Some(Act::Replace)
+        } else if other_term {
+            Some(Act::Check)
+        } else {
+            None
+        }
+    };
+    let mut plan = Vec::new();
+    if inc.len() * WALK_RATIO >= m.len() {
+        let mut it = m.iter().peekable();
+        for (i, x) in inc.iter().enumerate() {
+            while it.peek().is_some_and(|(k, _)| &k[..] < x.key) {
+                it.next();
+            }
+            match it.peek() {
+                Some((k, v)) if &k[..] == x.key => {
+                    plan.extend(judge(x, v).map(|a| (i, a)));
+                    it.next();
+                }
+                _ => plan.push((i, Act::Insert)),
+            }
+        }
+    } else {
+        for (i, x) in inc.iter().enumerate() {
+            match m.get(x.key) {
+                Some(v) => plan.extend(judge(x, v).map(|a| (i, a))),
+                None => plan.push((i, Act::Insert)),
+            }
+        }
+    }
+    plan
+}
+
+/// Write one planned gcounter entry: the larger count, and the incoming
+/// key term when the incoming side is first (or the actor is new).
+fn write_count(m: &mut BTreeMap<Key, (Elem, i64)>, key: &[u8], e: Elem, n: i64, first: First) {
+    match m.get_mut(key) {
+        Some((old, v)) => {
+            if first == First::Incoming {
+                *old = e;
+            }
+            *v = (*v).max(n);
+        }
+        None => {
+            m.insert(key.into(), (e, n));
+        }
     }
 }
 
-/// Walk `count` entries of `key ++ tail_len bytes`, strictly ascending.
-fn read_entries(body: &[u8], tail_len: usize, mut put: impl FnMut(Key, Elem, &[u8])) -> Result<()> {
-    let bad = |why| BadCrdt::BadBinary(why);
-    let key_err = |e| {
-        bad(match e {
-            wire::KeyError::Truncated => Atom::Truncated,
-            _ => Atom::Malformed,
-        })
-    };
+/// The exact part of a resident entry.
+trait HasExact {
+    fn exact(&self) -> &[u8];
+}
+
+impl HasExact for Elem {
+    fn exact(&self) -> &[u8] {
+        &self.exact
+    }
+}
+
+/// Scan a keyed body: `count` entries of `key ++ tail_len bytes`, primaries
+/// strictly ascending, nothing left over. Keys are checked for structure
+/// only; [`decode_entry`] validates one fully.
+fn scan_entries(body: &[u8], tail_len: usize) -> Result<Vec<In<'_>>> {
+    let bad = BadCrdt::BadBinary;
     let n = body.get(..4).ok_or(bad(Atom::Truncated))?;
     let n = u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize;
+    // Each entry takes at least two bytes: refuse counts the body cannot hold.
+    if n > body.len() / 2 {
+        return Err(bad(Atom::Truncated));
+    }
+    let mut out: Vec<In> = Vec::with_capacity(n);
     let mut pos = 4;
-    let mut prev: Option<(usize, usize)> = None;
     for _ in 0..n {
-        let rest = body.get(pos..).ok_or(bad(Atom::Truncated))?;
-        let (term, used) = wire::decode(rest).map_err(key_err)?;
-        let plen = wire::primary_len(rest).map_err(key_err)?;
-        if let Some((ps, pl)) = prev {
-            if body[ps..ps + pl] >= rest[..plen] {
-                return Err(bad(Atom::Unsorted));
-            }
-        }
-        prev = Some((pos, plen));
+        let rest = &body[pos..];
+        let (plen, used) = wire::key_len(rest).map_err(|e| {
+            bad(match e {
+                wire::KeyError::Truncated => Atom::Truncated,
+                _ => Atom::Malformed,
+            })
+        })?;
         let tail = rest
             .get(used..used + tail_len)
             .ok_or(bad(Atom::Truncated))?;
-        put(
-            rest[..plen].into(),
-            Elem {
-                term,
-                exact: rest[plen..used].into(),
-            },
-            tail,
-        );
+        let count = if tail_len == 8 {
+            let mut c = [0u8; 8];
+            c.copy_from_slice(tail);
+            i64::from_be_bytes(c)
+        } else {
+            0
+        };
+        let x = In {
+            key: &rest[..plen],
+            exact: &rest[plen..used],
+            count,
+        };
+        if out.last().is_some_and(|p| p.key >= x.key) {
+            return Err(bad(Atom::Unsorted));
+        }
+        out.push(x);
         pos += used + tail_len;
     }
     if pos != body.len() {
         return Err(bad(Atom::Malformed));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Decode and fully validate one scanned entry.
+fn decode_entry(body: &[u8], x: &In) -> Result<Elem> {
+    // `x.key` borrows from `body`: its offset is where the entry starts.
+    let at = x.key.as_ptr() as usize - body.as_ptr() as usize;
+    let len = x.key.len() + x.exact.len();
+    let (term, used) = wire::decode(&body[at..at + len]).map_err(|e| {
+        BadCrdt::BadBinary(match e {
+            wire::KeyError::Truncated => Atom::Truncated,
+            _ => Atom::Malformed,
+        })
+    })?;
+    if used != len {
+        return Err(BadCrdt::BadBinary(Atom::Malformed));
+    }
+    Ok(Elem {
+        term,
+        exact: x.exact.into(),
+    })
+}
+
+impl Replica {
+    /// `merge(Self, Incoming)` straight from a binary, in place. When both
+    /// are keyed gsets or gcounters, only the entries the merge writes (and
+    /// those matching a resident key with another exact term) are decoded;
+    /// the others are checked by their bytes. `atom_ok` is asked about every
+    /// atom of a decoded entry. Otherwise the binary is read whole first.
+    pub fn merge_binary(&mut self, bytes: &[u8], atom_ok: &dyn Fn(&str) -> bool) -> Result<()> {
+        let layout = match (&*self, bytes.get(..5)) {
+            (Replica::GSet(_), Some([b'L', b'C', b'R', VERSION, GSET])) => GSET,
+            (Replica::GCounter(_), Some([b'L', b'C', b'R', VERSION, GCOUNTER])) => GCOUNTER,
+            _ => {
+                let inc = Replica::from_binary(bytes)?;
+                if !inc.atoms_known(atom_ok) {
+                    return Err(BadCrdt::BadBinary(Atom::Unsupported));
+                }
+                return self.merge(&inc);
+            }
+        };
+        let body = &bytes[5..];
+        let ins = scan_entries(body, if layout == GSET { 0 } else { 8 })?;
+        let plan = match &*self {
+            Replica::GSet(m) => plan_set(m, &ins, First::Resident),
+            Replica::GCounter(m) => plan_counter(m, &ins, First::Resident),
+            Replica::Generic(_) => Vec::new(),
+        };
+        // Decode and check everything before writing anything.
+        let mut writes = Vec::with_capacity(plan.len());
+        for (i, act) in plan {
+            let e = decode_entry(body, &ins[i])?;
+            if !term_atoms_ok(&e.term, atom_ok) {
+                return Err(BadCrdt::BadBinary(Atom::Unsupported));
+            }
+            if act != Act::Check {
+                writes.push((i, e));
+            }
+        }
+        match self {
+            Replica::GSet(m) => {
+                for (i, e) in writes {
+                    m.insert(ins[i].key.into(), e);
+                }
+            }
+            Replica::GCounter(m) => {
+                for (i, e) in writes {
+                    write_count(m, ins[i].key, e, ins[i].count, First::Resident);
+                }
+            }
+            Replica::Generic(_) => {}
+        }
+        Ok(())
+    }
+}
+
+fn term_atoms_ok(t: &OwnedTerm, known: &dyn Fn(&str) -> bool) -> bool {
+    match t {
+        OwnedTerm::Atom(a) => known(a),
+        OwnedTerm::Tuple(es) => es.iter().all(|e| term_atoms_ok(e, known)),
+        OwnedTerm::Map(ps) => ps
+            .iter()
+            .all(|(k, v)| term_atoms_ok(k, known) && term_atoms_ok(v, known)),
+        OwnedTerm::List(_) => t.list_parts().is_some_and(|(es, tl)| {
+            es.iter().all(|e| term_atoms_ok(e, known)) && term_atoms_ok(tl, known)
+        }),
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -496,7 +726,8 @@ mod test {
 
     // Lasp-like elements, with `==`-but-not-`=:=` pairs (1 and 1.0).
     fn elem(r: &mut Rng) -> OwnedTerm {
-        let n = r.below(12) as i64;
+        let wide = r.below(2);
+        let n = r.below(12 + 60 * wide) as i64;
         match r.below(5) {
             0 => OwnedTerm::int(n),
             1 => OwnedTerm::float(n as f64),
@@ -508,7 +739,10 @@ mod test {
 
     fn gset(r: &mut Rng) -> OwnedTerm {
         let mut es: Vec<OwnedTerm> = Vec::new();
-        for _ in 0..r.below(10) {
+        // Sometimes large, so that small merges into it look keys up
+        // instead of walking.
+        let n = if r.below(3) == 0 { 100 } else { 10 };
+        for _ in 0..r.below(n) {
             let e = elem(r);
             if !es.iter().any(|x| x.equal(&e)) {
                 es.push(e);
@@ -520,7 +754,8 @@ mod test {
 
     fn gcounter(r: &mut Rng) -> OwnedTerm {
         let mut es: Vec<(OwnedTerm, i64)> = Vec::new();
-        for _ in 0..r.below(8) {
+        let n = if r.below(3) == 0 { 100 } else { 8 };
+        for _ in 0..r.below(n) {
             let a = elem(r);
             if !es.iter().any(|(x, _)| x.equal(&a)) {
                 es.push((a, r.below(5) as i64));
@@ -560,6 +795,18 @@ mod test {
             let mut rb = Replica::from_term(&a).unwrap();
             rb.merge(&back).unwrap();
             assert!(rb.to_term().identical(&want));
+            let mut rc = Replica::from_term(&a).unwrap();
+            rc.merge_binary(&bin, &|_| true).unwrap();
+            assert!(rc.to_term().identical(&want), "merge_binary({a}, {b})");
+            // Refusing an atom refuses the whole binary and writes nothing.
+            let mut rd = Replica::from_term(&a).unwrap();
+            match rd.merge_binary(&bin, &|name| name != "k") {
+                Ok(()) => assert!(rd.to_term().identical(&want)),
+                Err(e) => {
+                    assert_eq!(e, BadCrdt::BadBinary(Atom::Unsupported));
+                    assert!(rd.to_term().identical(&a));
+                }
+            }
         }
     }
 

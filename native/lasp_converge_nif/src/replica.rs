@@ -260,6 +260,16 @@ fn merge<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>, x: Term<'a>) -> NifResul
             return Err(dirty());
         }
     }
+    // A binary merges straight in: only the entries it writes are decoded.
+    if res(x).is_none() {
+        if let Ok(b) = x.decode::<Binary>() {
+            let mut g = target.0.write();
+            g.r.merge_binary(b.as_slice(), &|a| atom_exists(env, a))
+                .map_err(raise)?;
+            g.reweigh(b.len() / 16);
+            return Ok(rustler::types::atom::ok().encode(env));
+        }
+    }
     // Copied out before the write lock: never two locks at once.
     let (inc, w) = incoming(env, x)?;
     let mut g = target.0.write();
