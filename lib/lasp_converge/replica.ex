@@ -14,10 +14,11 @@ defmodule LaspConverge.Replica do
   freed by garbage collection once no process refers to it; it has no owner
   process. A reference means nothing on another node: send `to_binary/1`.
 
-  `:state_gset` and `:state_gcounter` are kept in ordered maps keyed by an
-  order-preserving encoding of their elements, so merging `m` entries into a
-  replica of `n` costs O(m log n) and `mutate/3` O(log n). Every other type
-  (and a gset or gcounter holding pids, maps, bignums, ...) is kept as the
+  `:state_gset`, `:state_gcounter` and `:state_awset` are kept in ordered
+  maps keyed by an order-preserving encoding of their elements (an awset
+  also indexes its dots), so merging `m` entries into a replica of `n` costs
+  O(m log n) and `mutate/3` O(log n). Every other type (and one holding
+  pids, maps, bignums, ...) is kept as the
   library's decoded state: every function works and answers as types does,
   and a merge costs the library's term merge, O(n + m). `keyed?/1` tells
   which.
@@ -164,7 +165,7 @@ defmodule LaspConverge.Replica do
   @spec copy(t()) :: t()
   def copy(r), do: call(fn -> :lasp_converge_replica.copy(r) end)
 
-  @doc "Whether merges into `r` cost O(m log n) (a keyed gset or gcounter)."
+  @doc "Whether merges into `r` cost O(m log n) (a keyed gset, gcounter or awset)."
   @spec keyed?(t()) :: boolean()
   def keyed?(r), do: :lasp_converge_replica.is_keyed(r)
 

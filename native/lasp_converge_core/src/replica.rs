@@ -5,7 +5,8 @@
 //! [`Replica::mutate`] change it in place. `state_gset` and
 //! `state_gcounter` are held in ordered maps keyed by their elements' (or
 //! actors') [`wire`] keys, so merging `m` incoming entries into `n` resident
-//! ones costs `O(m log n)`; every other type, and a gset or gcounter whose
+//! ones costs `O(m log n)`; `state_awset` likewise, with a dot index (see
+//! [`AwSet`]); every other type, and one whose
 //! terms have no key (pids, maps, bignums ...), is held as the core's decoded
 //! [`Crdt`], where a merge is the core's merge, `O(n + m)`.
 //!
@@ -44,6 +45,9 @@ use crate::owned::{OwnedBuilder, OwnedTerm};
 use crate::term::{Atom, Term};
 use crate::types::{GCounter, GSet};
 use crate::wire;
+
+mod awset;
+pub use awset::AwSet;
 
 /// The first bytes of every binary.
 pub const MAGIC: &[u8; 3] = b"LCR";
@@ -87,6 +91,8 @@ pub enum Replica {
     GSet(BTreeMap<Key, Elem>),
     /// A `state_gcounter`, actor key to actor and count.
     GCounter(BTreeMap<Key, (Elem, i64)>),
+    /// A `state_awset`: dot map keyed by element, dot index, context.
+    AWSet(Box<AwSet>),
     /// Any other state, decoded by the core.
     Generic(Crdt<OwnedTerm>),
 }
@@ -119,6 +125,13 @@ impl Replica {
                     Replica::GCounter(v.into_iter().collect())
                 })
             }
+            Crdt::AWSet(_) => {
+                let t = c.encode(&OwnedBuilder);
+                match t.tuple_elem(1).and_then(|p| AwSet::from_payload(&p)) {
+                    Some(a) => Replica::AWSet(Box::new(a)),
+                    None => Replica::Generic(c),
+                }
+            }
             _ => Replica::Generic(c),
         }
     }
@@ -139,6 +152,7 @@ impl Replica {
         match self {
             Replica::GSet(_) => Atom::StateGset,
             Replica::GCounter(_) => Atom::StateGcounter,
+            Replica::AWSet(_) => Atom::StateAwset,
             Replica::Generic(c) => c.tag(),
         }
     }
@@ -158,13 +172,18 @@ impl Replica {
             Replica::GCounter(m) => Crdt::GCounter(GCounter {
                 entries: m.values().map(|(e, n)| (e.term.clone(), *n)).collect(),
             }),
+            Replica::AWSet(a) => Crdt::decode(&a.to_term(), &mut Decoder::new(Limits::dirty()))
+                .unwrap_or_else(|_| Crdt::AWSet(Box::new(crate::lattice::Lattice::bottom()))),
             Replica::Generic(c) => c.clone(),
         }
     }
 
     /// The state term, exactly as types holds it.
     pub fn to_term(&self) -> OwnedTerm {
-        self.to_crdt().encode(&OwnedBuilder)
+        match self {
+            Replica::AWSet(a) => a.to_term(),
+            _ => self.to_crdt().encode(&OwnedBuilder),
+        }
     }
 
     /// Entries held: elements of a gset, actors of a gcounter; for other
@@ -175,6 +194,7 @@ impl Replica {
         match self {
             Replica::GSet(m) => m.len(),
             Replica::GCounter(m) => m.len(),
+            Replica::AWSet(a) => a.len(),
             Replica::Generic(c) => {
                 // The first list in the payload, looking one or two tuple
                 // levels down: `{DotMap, CC}`, `{CType, Entries}`, ...
@@ -250,6 +270,7 @@ impl Replica {
                 }
                 Ok(())
             }
+            (Replica::AWSet(a), Replica::AWSet(inc)) => a.merge(inc, first),
             _ => {
                 self.generalise();
                 let Replica::Generic(c) = &*self else {
@@ -302,6 +323,21 @@ impl Replica {
                         .collect(),
                 })
             }),
+            Replica::AWSet(_) => {
+                let named = match op.as_pair() {
+                    Some((_, OwnedTerm::List(l))) => OwnedTerm::List(l).list_elems(),
+                    Some((_, e)) => Some(vec![e]),
+                    None => Some(Vec::new()),
+                };
+                let keyable = keyed(actor).is_some()
+                    && named.is_some_and(|es| es.iter().all(|e| keyed(e).is_some()));
+                if keyable {
+                    if let Replica::AWSet(a) = self {
+                        return a.mutate(op, actor, cx);
+                    }
+                }
+                None
+            }
             Replica::Generic(_) => None,
         };
         let delta = match projected {
@@ -340,6 +376,10 @@ impl Replica {
                     out.extend_from_slice(&e.exact);
                     out.extend_from_slice(&n.to_be_bytes());
                 }
+            }
+            Replica::AWSet(a) => {
+                out.push(GENERIC);
+                out.extend_from_slice(&etf::encode(&a.to_term())[1..]);
             }
             Replica::Generic(c) => {
                 out.push(GENERIC);
@@ -404,6 +444,7 @@ impl Replica {
         match self {
             Replica::GSet(m) => m.values().all(|e| term_atoms_ok(&e.term, known)),
             Replica::GCounter(m) => m.values().all(|(e, _)| term_atoms_ok(&e.term, known)),
+            Replica::AWSet(a) => term_atoms_ok(&a.terms(), known),
             Replica::Generic(c) => term_atoms_ok(&c.encode(&OwnedBuilder), known),
         }
     }
@@ -654,7 +695,7 @@ impl Replica {
         let plan = match &*self {
             Replica::GSet(m) => plan_set(m, &ins, First::Resident),
             Replica::GCounter(m) => plan_counter(m, &ins, First::Resident),
-            Replica::Generic(_) => Vec::new(),
+            Replica::AWSet(_) | Replica::Generic(_) => Vec::new(),
         };
         // Decode and check everything before writing anything.
         let mut writes = Vec::with_capacity(plan.len());
@@ -678,7 +719,7 @@ impl Replica {
                     write_count(m, ins[i].key, e, ins[i].count, First::Resident);
                 }
             }
-            Replica::Generic(_) => {}
+            Replica::AWSet(_) | Replica::Generic(_) => {}
         }
         Ok(())
     }
@@ -770,6 +811,89 @@ mod test {
         b.pair(OwnedTerm::atom("state_gcounter"), b.list(&items))
     }
 
+    // awset states built by real operations on three replicas, with merges.
+    fn awset(r: &mut Rng) -> OwnedTerm {
+        let b = OwnedBuilder;
+        let mut reps = vec![Crdt::bottom(&OwnedTerm::atom("state_awset")).unwrap(); 3];
+        let actors = [
+            OwnedTerm::atom("a"),
+            OwnedTerm::bin(b"b"),
+            OwnedTerm::tuple([OwnedTerm::atom("c"), OwnedTerm::int(1)]),
+        ];
+        let steps = if r.below(4) == 0 { 120 } else { 12 };
+        for _ in 0..r.below(steps) {
+            let i = r.below(3) as usize;
+            let e = match r.below(3) {
+                0 => OwnedTerm::int(r.below(40) as i64),
+                1 => OwnedTerm::bin(format!("e{}", r.below(40)).as_bytes()),
+                _ => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::int(r.below(9) as i64)]),
+            };
+            match r.below(6) {
+                0..=2 => {
+                    let op = b.pair(OwnedTerm::atom("add"), e);
+                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
+                }
+                3 => {
+                    let op = b.pair(OwnedTerm::atom("rmv"), e);
+                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
+                }
+                _ => {
+                    let j = r.below(3) as usize;
+                    reps[i] = reps[i]
+                        .merge(&reps[j])
+                        .unwrap()
+                        .into_state(&reps[i], &reps[j]);
+                }
+            }
+        }
+        let pick = r.below(3) as usize;
+        if r.below(3) == 0 {
+            // A delta instead of a whole state.
+            let e = OwnedTerm::int(r.below(40) as i64);
+            let op = b.pair(
+                OwnedTerm::atom(if r.below(2) == 0 { "add" } else { "rmv" }),
+                e,
+            );
+            return reps[pick]
+                .delta_mutate(&op, &actors[pick], &mut Cx)
+                .unwrap()
+                .encode(&b);
+        }
+        reps[pick].encode(&b)
+    }
+
+    #[test]
+    fn awset_merge_matches_core_test() {
+        check_merges(awset, 46);
+        let mut r = Rng(47);
+        let b = OwnedBuilder;
+        for _ in 0..1000 {
+            let s = awset(&mut r);
+            let e = OwnedTerm::int(r.below(40) as i64);
+            let name = ["add", "rmv", "add_all", "rmv_all"][r.below(4) as usize];
+            let arg = if name.ends_with("all") {
+                b.list(&[e.clone(), OwnedTerm::bin(b"e3")])
+            } else {
+                e
+            };
+            let op = b.pair(OwnedTerm::atom(name), arg);
+            let actor = OwnedTerm::atom("a");
+            let want_delta =
+                crate::api::delta_mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let want = crate::api::mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let mut rs = Replica::from_term(&s).unwrap();
+            assert!(matches!(rs, Replica::AWSet(_)));
+            let d = rs.mutate(&op, &actor, &mut Cx).unwrap();
+            let ok = |t: OwnedTerm| b.pair(OwnedTerm::atom("ok"), t);
+            assert!(ok(d.encode(&b)).identical(&want_delta), "{op} on {s}");
+            assert!(
+                ok(rs.to_term()).identical(&want),
+                "{op} on {s}: {want} vs {}",
+                rs.to_term()
+            );
+        }
+    }
+
     fn core_merge(a: &OwnedTerm, b: &OwnedTerm) -> OwnedTerm {
         crate::api::merge(&OwnedBuilder, a, b, Limits::dirty()).unwrap()
     }
@@ -780,9 +904,9 @@ mod test {
             let (a, b) = (gen(&mut r), gen(&mut r));
             let mut ra = Replica::from_term(&a).unwrap();
             assert!(ra.is_keyed());
+            let want = core_merge(&a, &b);
             assert!(ra.to_term().identical(&a));
             ra.merge(&Replica::from_term(&b).unwrap()).unwrap();
-            let want = core_merge(&a, &b);
             assert!(
                 ra.to_term().identical(&want),
                 "merge({a}, {b}) = {want}, got {}",
