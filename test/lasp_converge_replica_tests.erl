@@ -162,7 +162,9 @@ op(state_gmap) -> {apply, elem(state_awset), increment}.
 keyed_types_test() ->
     ?assert(?R:is_keyed(?R:new(state_gset))),
     ?assert(?R:is_keyed(?R:new(state_gcounter))),
-    ?assertNot(?R:is_keyed(?R:new(state_orset))),
+    ?assert(?R:is_keyed(?R:new(state_orset))),
+    ?assert(?R:is_keyed(?R:new(state_awset))),
+    ?assertNot(?R:is_keyed(?R:new(state_pncounter))),
     %% A term with no key (a pid): held by the core, still exact.
     S = {state_gset, [1, self()]},
     R = ?R:from_term(S),

@@ -14,7 +14,7 @@ defmodule LaspConverge.Replica do
   freed by garbage collection once no process refers to it; it has no owner
   process. A reference means nothing on another node: send `to_binary/1`.
 
-  `:state_gset`, `:state_gcounter` and `:state_awset` are kept in ordered
+  `:state_gset`, `:state_gcounter`, `:state_orset` and `:state_awset` are kept in ordered
   maps keyed by an order-preserving encoding of their elements (an awset
   also indexes its dots), so merging `m` entries into a replica of `n` costs
   O(m log n) and `mutate/3` O(log n). Every other type (and one holding
@@ -165,7 +165,7 @@ defmodule LaspConverge.Replica do
   @spec copy(t()) :: t()
   def copy(r), do: call(fn -> :lasp_converge_replica.copy(r) end)
 
-  @doc "Whether merges into `r` cost O(m log n) (a keyed gset, gcounter or awset)."
+  @doc "Whether merges into `r` cost O(m log n) (a keyed gset, gcounter, orset or awset)."
   @spec keyed?(t()) :: boolean()
   def keyed?(r), do: :lasp_converge_replica.is_keyed(r)
 

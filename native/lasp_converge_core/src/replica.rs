@@ -5,8 +5,8 @@
 //! [`Replica::mutate`] change it in place. `state_gset` and
 //! `state_gcounter` are held in ordered maps keyed by their elements' (or
 //! actors') [`wire`] keys, so merging `m` incoming entries into `n` resident
-//! ones costs `O(m log n)`; `state_awset` likewise, with a dot index (see
-//! [`AwSet`]); every other type, and one whose
+//! ones costs `O(m log n)`; `state_orset` ([`ORSet`]) and `state_awset`
+//! ([`AwSet`], with a dot index) likewise; every other type, and one whose
 //! terms have no key (pids, maps, bignums ...), is held as the core's decoded
 //! [`Crdt`], where a merge is the core's merge, `O(n + m)`.
 //!
@@ -47,7 +47,9 @@ use crate::types::{GCounter, GSet};
 use crate::wire;
 
 mod awset;
+mod orset;
 pub use awset::AwSet;
+pub use orset::ORSet;
 
 /// The first bytes of every binary.
 pub const MAGIC: &[u8; 3] = b"LCR";
@@ -91,6 +93,8 @@ pub enum Replica {
     GSet(BTreeMap<Key, Elem>),
     /// A `state_gcounter`, actor key to actor and count.
     GCounter(BTreeMap<Key, (Elem, i64)>),
+    /// A `state_orset`, element key to element and tokens.
+    ORSet(Box<ORSet>),
     /// A `state_awset`: dot map keyed by element, dot index, context.
     AWSet(Box<AwSet>),
     /// Any other state, decoded by the core.
@@ -125,6 +129,13 @@ impl Replica {
                     Replica::GCounter(v.into_iter().collect())
                 })
             }
+            Crdt::ORSet(_) => {
+                let t = c.encode(&OwnedBuilder);
+                match t.tuple_elem(1).and_then(|p| ORSet::from_payload(&p)) {
+                    Some(o) => Replica::ORSet(Box::new(o)),
+                    None => Replica::Generic(c),
+                }
+            }
             Crdt::AWSet(_) => {
                 let t = c.encode(&OwnedBuilder);
                 match t.tuple_elem(1).and_then(|p| AwSet::from_payload(&p)) {
@@ -152,6 +163,7 @@ impl Replica {
         match self {
             Replica::GSet(_) => Atom::StateGset,
             Replica::GCounter(_) => Atom::StateGcounter,
+            Replica::ORSet(_) => Atom::StateOrset,
             Replica::AWSet(_) => Atom::StateAwset,
             Replica::Generic(c) => c.tag(),
         }
@@ -172,6 +184,8 @@ impl Replica {
             Replica::GCounter(m) => Crdt::GCounter(GCounter {
                 entries: m.values().map(|(e, n)| (e.term.clone(), *n)).collect(),
             }),
+            Replica::ORSet(o) => Crdt::decode(&o.to_term(), &mut Decoder::new(Limits::dirty()))
+                .unwrap_or_else(|_| Crdt::ORSet(Box::new(crate::lattice::Lattice::bottom()))),
             Replica::AWSet(a) => Crdt::decode(&a.to_term(), &mut Decoder::new(Limits::dirty()))
                 .unwrap_or_else(|_| Crdt::AWSet(Box::new(crate::lattice::Lattice::bottom()))),
             Replica::Generic(c) => c.clone(),
@@ -182,6 +196,7 @@ impl Replica {
     pub fn to_term(&self) -> OwnedTerm {
         match self {
             Replica::AWSet(a) => a.to_term(),
+            Replica::ORSet(o) => o.to_term(),
             _ => self.to_crdt().encode(&OwnedBuilder),
         }
     }
@@ -195,6 +210,7 @@ impl Replica {
             Replica::GSet(m) => m.len(),
             Replica::GCounter(m) => m.len(),
             Replica::AWSet(a) => a.len(),
+            Replica::ORSet(o) => o.len(),
             Replica::Generic(c) => {
                 // The first list in the payload, looking one or two tuple
                 // levels down: `{DotMap, CC}`, `{CType, Entries}`, ...
@@ -271,6 +287,7 @@ impl Replica {
                 Ok(())
             }
             (Replica::AWSet(a), Replica::AWSet(inc)) => a.merge(inc, first),
+            (Replica::ORSet(o), Replica::ORSet(inc)) => o.merge(inc, first),
             _ => {
                 self.generalise();
                 let Replica::Generic(c) = &*self else {
@@ -323,6 +340,16 @@ impl Replica {
                         .collect(),
                 })
             }),
+            Replica::ORSet(_) => {
+                let keyable =
+                    ORSet::named(op).is_some_and(|es| es.iter().all(|e| keyed(e).is_some()));
+                if keyable {
+                    if let Replica::ORSet(o) = self {
+                        return o.mutate(op, actor, cx);
+                    }
+                }
+                None
+            }
             Replica::AWSet(_) => {
                 let named = match op.as_pair() {
                     Some((_, OwnedTerm::List(l))) => OwnedTerm::List(l).list_elems(),
@@ -380,6 +407,10 @@ impl Replica {
             Replica::AWSet(a) => {
                 out.push(GENERIC);
                 out.extend_from_slice(&etf::encode(&a.to_term())[1..]);
+            }
+            Replica::ORSet(o) => {
+                out.push(GENERIC);
+                out.extend_from_slice(&etf::encode(&o.to_term())[1..]);
             }
             Replica::Generic(c) => {
                 out.push(GENERIC);
@@ -445,6 +476,7 @@ impl Replica {
             Replica::GSet(m) => m.values().all(|e| term_atoms_ok(&e.term, known)),
             Replica::GCounter(m) => m.values().all(|(e, _)| term_atoms_ok(&e.term, known)),
             Replica::AWSet(a) => term_atoms_ok(&a.terms(), known),
+            Replica::ORSet(o) => term_atoms_ok(&o.to_term(), known),
             Replica::Generic(c) => term_atoms_ok(&c.encode(&OwnedBuilder), known),
         }
     }
@@ -695,7 +727,7 @@ impl Replica {
         let plan = match &*self {
             Replica::GSet(m) => plan_set(m, &ins, First::Resident),
             Replica::GCounter(m) => plan_counter(m, &ins, First::Resident),
-            Replica::AWSet(_) | Replica::Generic(_) => Vec::new(),
+            _ => Vec::new(),
         };
         // Decode and check everything before writing anything.
         let mut writes = Vec::with_capacity(plan.len());
@@ -719,7 +751,7 @@ impl Replica {
                     write_count(m, ins[i].key, e, ins[i].count, First::Resident);
                 }
             }
-            Replica::AWSet(_) | Replica::Generic(_) => {}
+            _ => {}
         }
         Ok(())
     }
@@ -894,6 +926,81 @@ mod test {
         }
     }
 
+    // Fresh tokens for building orsets.
+    struct Fresh(u8);
+    impl MutateCx<OwnedTerm> for Fresh {
+        type B = OwnedBuilder;
+        fn builder(&self) -> &OwnedBuilder {
+            &OwnedBuilder
+        }
+        fn token(&mut self) -> OwnedTerm {
+            self.0 = self.0.wrapping_add(1);
+            OwnedBuilder.binary(&[self.0; 3])
+        }
+    }
+
+    // orset states by real operations, with `==` elements (1, 1.0).
+    fn orset(r: &mut Rng) -> OwnedTerm {
+        let b = OwnedBuilder;
+        let mut cx = Fresh(r.below(200) as u8);
+        let mut reps = vec![Crdt::bottom(&OwnedTerm::atom("state_orset")).unwrap(); 2];
+        let steps = if r.below(4) == 0 { 100 } else { 10 };
+        for _ in 0..r.below(steps) {
+            let i = r.below(2) as usize;
+            let e = elem(r);
+            match r.below(5) {
+                0..=2 => {
+                    let op = b.pair(OwnedTerm::atom("add"), e);
+                    reps[i] = reps[i].mutate(&op, &OwnedTerm::atom("a"), &mut cx).unwrap();
+                }
+                3 => {
+                    let op = b.pair(OwnedTerm::atom("rmv"), e);
+                    reps[i] = reps[i].mutate(&op, &OwnedTerm::atom("a"), &mut cx).unwrap();
+                }
+                _ => {
+                    let j = 1 - i;
+                    reps[i] = reps[i]
+                        .merge(&reps[j])
+                        .unwrap()
+                        .into_state(&reps[i], &reps[j]);
+                }
+            }
+        }
+        reps[r.below(2) as usize].encode(&b)
+    }
+
+    #[test]
+    fn orset_merge_and_mutate_match_core_test() {
+        check_merges(orset, 48);
+        let mut r = Rng(49);
+        let b = OwnedBuilder;
+        for _ in 0..1000 {
+            let s = orset(&mut r);
+            let e = elem(&mut r);
+            let op = match r.below(5) {
+                0 => b.pair(OwnedTerm::atom("add"), e),
+                1 => b.pair(OwnedTerm::atom("rmv"), e),
+                2 => b.pair(OwnedTerm::atom("add_all"), b.list(&[e, OwnedTerm::int(2)])),
+                3 => b.pair(OwnedTerm::atom("rmv_all"), b.list(&[e, OwnedTerm::int(2)])),
+                _ => b.tuple(&[OwnedTerm::atom("add_by_token"), OwnedTerm::bin(b"tk"), e]),
+            };
+            let actor = OwnedTerm::atom("a");
+            let want_delta =
+                crate::api::delta_mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let want = crate::api::mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let mut rs = Replica::from_term(&s).unwrap();
+            assert!(matches!(rs, Replica::ORSet(_)));
+            let d = rs.mutate(&op, &actor, &mut Cx).unwrap();
+            let ok = |t: OwnedTerm| b.pair(OwnedTerm::atom("ok"), t);
+            assert!(ok(d.encode(&b)).identical(&want_delta), "{op} on {s}");
+            assert!(
+                ok(rs.to_term()).identical(&want),
+                "{op} on {s}: {want} vs {}",
+                rs.to_term()
+            );
+        }
+    }
+
     fn core_merge(a: &OwnedTerm, b: &OwnedTerm) -> OwnedTerm {
         crate::api::merge(&OwnedBuilder, a, b, Limits::dirty()).unwrap()
     }
@@ -985,10 +1092,10 @@ mod test {
     #[test]
     fn generic_types_and_unkeyed_terms_test() {
         let b = OwnedBuilder;
-        // An orset is held by the core; mutate and merge still agree.
-        let mut o = Replica::new(&OwnedTerm::atom("state_orset")).unwrap();
+        // A pncounter is held by the core; mutate and merge still agree.
+        let mut o = Replica::new(&OwnedTerm::atom("state_pncounter")).unwrap();
         assert!(!o.is_keyed());
-        let op = b.pair(OwnedTerm::atom("add"), OwnedTerm::int(1));
+        let op = OwnedTerm::atom("increment");
         let d = o.mutate(&op, &OwnedTerm::atom("a"), &mut Cx).unwrap();
         assert_eq!(o.size(), 1);
         let t = o.to_term();
@@ -1014,7 +1121,7 @@ mod test {
         // Type mismatch.
         assert_eq!(
             g.merge(&o),
-            Err(BadCrdt::TypeMismatch(Atom::StateGset, Atom::StateOrset))
+            Err(BadCrdt::TypeMismatch(Atom::StateGset, Atom::StatePncounter))
         );
     }
 
