@@ -351,3 +351,29 @@ types_merge_test_() ->
                       end || {Type, A, B} <- Cases]
              end}
     end.
+
+%% ===================================================================
+%% Between nodes: a binary crosses, a reference does not
+%% ===================================================================
+
+binary_moves_between_nodes_test_() ->
+    {timeout, 120,
+     fun() ->
+             lasp_converge_cluster:with_cluster(
+               1, #{prefix => lc_replica, apps => []},
+               fun(C) ->
+                       [Node] = lasp_converge_cluster:nodes(C),
+                       S = {state_gset, [1, 2.0, {item, <<"x">>}, <<"y">>]},
+                       Bin = ?R:to_binary(?R:from_term(S)),
+                       ?assertEqual(S, erpc:call(Node, lasp_converge_crdt, from_binary, [Bin])),
+                       Back = erpc:call(Node, lasp_converge_crdt, to_binary,
+                                        [{state_gcounter, [{a, 2}, {{lasp, 1}, 5}]}]),
+                       R = ?R:from_term({state_gcounter, [{a, 3}]}),
+                       ok = ?R:merge(R, Back),
+                       ?assertEqual({state_gcounter, [{a, 3}, {{lasp, 1}, 5}]}, ?R:to_term(R)),
+                       %% A replica made on the other node is a plain
+                       %% reference here.
+                       Remote = erpc:call(Node, lasp_converge_replica, new, [state_gset]),
+                       ?assertError(badarg, ?R:to_term(Remote))
+               end)
+     end}.
