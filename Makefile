@@ -8,7 +8,7 @@
 #   make toolchain  install Erlang/OTP, Elixir, rebar3 and PropEr if missing
 #   make demo       run lasp_converge_demo:main/0
 #   make bench      run lasp_converge_bench:main/0 (bench/lasp_converge_bench.erl), then the
-#                   tracker, simulator, acceleration and tuner benchmarks (the tuner family last)
+#                   tracker, simulator, replica, acceleration and tuner benchmarks (the tuner family last)
 #   make lint       cargo fmt --check, clippy, rebar3 xref, rebar3 dialyzer,
 #                   mix format --check-formatted (the gate explorer's `mix ci` runs)
 #   make fmt        cargo fmt and mix format (rewrites files)
@@ -119,10 +119,11 @@ bench: toolchain nif
 	$(REBAR3) compile
 	@mkdir -p $(BENCH_OUT)
 	$(ERLC) -o $(BENCH_OUT) -I include -pa _build/default/lib/lasp_converge/ebin $(BENCH_SRC) bench/lasp_converge_tracker_bench.erl bench/lasp_converge_tuner_bench.erl bench/lasp_converge_sim_bench.erl \
-		bench/lasp_converge_tuner_family_bench.erl bench/lasp_converge_accel_bench.erl test/lasp_converge_real_lasp.erl
+		bench/lasp_converge_replica_bench.erl bench/lasp_converge_tuner_family_bench.erl bench/lasp_converge_accel_bench.erl test/lasp_converge_real_lasp.erl
 	$(call erl_run,lasp_converge_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_tracker_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_sim_bench:main(),-pa $(BENCH_OUT))
+	$(call erl_run,lasp_converge_replica_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_tuner_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_accel_bench:main(),-pa $(BENCH_OUT))
 	$(call erl_run,lasp_converge_tuner_family_bench:main(),-pa $(BENCH_OUT))

@@ -31,7 +31,8 @@
          merge/2, merge_all/1,
          equal/2, is_inflation/2, is_strict_inflation/2, is_bottom/1,
          query/1, delta/2,
-         mutate/3, delta_mutate/3]).
+         mutate/3, delta_mutate/3,
+         to_binary/1, from_binary/1]).
 
 -export_type([crdt/0, type/0, why/0]).
 
@@ -173,3 +174,16 @@ delta_mutate(Op, Actor, S) ->
     try lasp_converge_nif:crdt_delta_mutate(Op, Actor, S)
     catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_delta_mutate_dirty(Op, Actor, S)
     end.
+
+%% @doc The state in `lasp_converge_replica''s binary format: compact,
+%% versioned, keys ordered for `memcmp' (see `lasp_converge_replica').
+-spec to_binary(crdt()) -> binary().
+to_binary(Crdt) ->
+    lasp_converge_replica:to_binary(lasp_converge_replica:from_term(Crdt)).
+
+%% @doc The state term of a binary from `to_binary/1' or
+%% `lasp_converge_replica:to_binary/1', validated; bad bytes raise
+%% `error:{badcrdt, {bad_binary, Why}}'.
+-spec from_binary(binary()) -> crdt().
+from_binary(Bin) ->
+    lasp_converge_replica:to_term(lasp_converge_replica:from_binary(Bin)).

@@ -25,6 +25,18 @@
          tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
          tracker_json/1, tracker_reset/1, tracker_live/0]).
 -export([sim_start/2, sim_cancel/1, sim_active/0]).
+-export([replica_new/1, replica_live/0, replica_type/1, replica_is_keyed/1,
+         replica_from_term/1, replica_from_term_dirty/1,
+         replica_from_binary/1, replica_from_binary_dirty/1,
+         replica_to_term/1, replica_to_term_dirty/1,
+         replica_to_binary/1, replica_to_binary_dirty/1,
+         replica_query/1, replica_query_dirty/1,
+         replica_size/1, replica_size_dirty/1,
+         replica_merge/2, replica_merge_dirty/2,
+         replica_mutate/3, replica_mutate_dirty/3,
+         replica_equal/2, replica_equal_dirty/2,
+         replica_is_inflation/2, replica_is_inflation_dirty/2,
+         replica_is_strict_inflation/2, replica_is_strict_inflation_dirty/2]).
 
 -on_load(init/0).
 
@@ -182,3 +194,59 @@ sim_cancel(_) -> ?NOT_LOADED.
 %% Simulation threads alive in this VM (computing or waiting for a turn).
 -spec sim_active() -> non_neg_integer().
 sim_active() -> ?NOT_LOADED.
+
+%% Resident replicas (native/lasp_converge_nif/src/replica.rs). Call
+%% lasp_converge_replica, which picks the normal or the `_dirty' twin.
+-spec replica_new(atom()) -> reference().
+replica_new(_) -> ?NOT_LOADED.
+%% How many replica resources exist in this VM (for the lifetime test).
+-spec replica_live() -> non_neg_integer().
+replica_live() -> ?NOT_LOADED.
+-spec replica_type(reference()) -> atom().
+replica_type(_) -> ?NOT_LOADED.
+-spec replica_is_keyed(reference()) -> boolean().
+replica_is_keyed(_) -> ?NOT_LOADED.
+-spec replica_from_term(term()) -> reference().
+replica_from_term(_) -> ?NOT_LOADED.
+-spec replica_from_term_dirty(term()) -> reference().
+replica_from_term_dirty(_) -> ?NOT_LOADED.
+-spec replica_from_binary(binary()) -> reference().
+replica_from_binary(_) -> ?NOT_LOADED.
+-spec replica_from_binary_dirty(binary()) -> reference().
+replica_from_binary_dirty(_) -> ?NOT_LOADED.
+-spec replica_to_term(reference()) -> term().
+replica_to_term(_) -> ?NOT_LOADED.
+-spec replica_to_term_dirty(reference()) -> term().
+replica_to_term_dirty(_) -> ?NOT_LOADED.
+-spec replica_to_binary(reference()) -> binary().
+replica_to_binary(_) -> ?NOT_LOADED.
+-spec replica_to_binary_dirty(reference()) -> binary().
+replica_to_binary_dirty(_) -> ?NOT_LOADED.
+-spec replica_query(reference()) -> term().
+replica_query(_) -> ?NOT_LOADED.
+-spec replica_query_dirty(reference()) -> term().
+replica_query_dirty(_) -> ?NOT_LOADED.
+-spec replica_size(reference()) -> non_neg_integer().
+replica_size(_) -> ?NOT_LOADED.
+-spec replica_size_dirty(reference()) -> non_neg_integer().
+replica_size_dirty(_) -> ?NOT_LOADED.
+-spec replica_merge(reference(), term()) -> ok.
+replica_merge(_, _) -> ?NOT_LOADED.
+-spec replica_merge_dirty(reference(), term()) -> ok.
+replica_merge_dirty(_, _) -> ?NOT_LOADED.
+-spec replica_mutate(term(), term(), reference()) -> {ok, term()} | {error, term()}.
+replica_mutate(_, _, _) -> ?NOT_LOADED.
+-spec replica_mutate_dirty(term(), term(), reference()) -> {ok, term()} | {error, term()}.
+replica_mutate_dirty(_, _, _) -> ?NOT_LOADED.
+-spec replica_equal(term(), term()) -> boolean().
+replica_equal(_, _) -> ?NOT_LOADED.
+-spec replica_equal_dirty(term(), term()) -> boolean().
+replica_equal_dirty(_, _) -> ?NOT_LOADED.
+-spec replica_is_inflation(term(), term()) -> boolean().
+replica_is_inflation(_, _) -> ?NOT_LOADED.
+-spec replica_is_inflation_dirty(term(), term()) -> boolean().
+replica_is_inflation_dirty(_, _) -> ?NOT_LOADED.
+-spec replica_is_strict_inflation(term(), term()) -> boolean().
+replica_is_strict_inflation(_, _) -> ?NOT_LOADED.
+-spec replica_is_strict_inflation_dirty(term(), term()) -> boolean().
+replica_is_strict_inflation_dirty(_, _) -> ?NOT_LOADED.

@@ -32,6 +32,9 @@ defmodule LaspConverge.CRDTError do
       where lasp-lang/types matches keys exactly
     * `{:unknown_op, type}` - an operation the type does not accept
     * `{:not_implemented, type}` - not implemented for this type yet
+    * `{:bad_binary, why}` - bytes that `LaspConverge.Replica.to_binary/1`
+      did not write (`:bad_magic`, `:bad_version`, `:truncated`,
+      `:unsorted`, `:malformed`, or `:unsupported` for an atom this VM lacks)
 
   `LaspConverge.CRDT.mutate!/3` and `LaspConverge.CRDT.delta_mutate!/3` also
   raise it for an `{:error, reason}` answer of lasp-lang/types, such as
@@ -68,5 +71,6 @@ defmodule LaspConverge.CRDTError do
   defp describe({:unknown_op, type}), do: "operation not supported by #{inspect(type)}"
   defp describe({:not_implemented, type}), do: "#{inspect(type)} is not implemented yet"
   defp describe({:precondition, _}), do: "operation precondition failed"
+  defp describe({:bad_binary, why}), do: "not a replica binary (#{why})"
   defp describe(_), do: "bad CRDT input"
 end

@@ -34,6 +34,10 @@ pub enum BadCrdt {
     UnknownOp(Atom),
     /// This function is not implemented for this type yet.
     NotImplemented(Atom),
+    /// A binary is not one `lasp_converge_replica:to_binary/1` writes: the
+    /// atom says why (`bad_magic`, `bad_version`, `truncated`, `unsorted`,
+    /// `malformed`).
+    BadBinary(Atom),
     /// Not an error: the input is larger than the normal-scheduler budget,
     /// and the caller should retry on a dirty scheduler.
     Yield,
@@ -58,6 +62,7 @@ impl BadCrdt {
             BadCrdt::NotIdentical(t) => tagged(Atom::NotIdentical, t),
             BadCrdt::UnknownOp(t) => tagged(Atom::UnknownOp, t),
             BadCrdt::NotImplemented(t) => tagged(Atom::NotImplemented, t),
+            BadCrdt::BadBinary(why) => tagged(Atom::BadBinary, why),
             BadCrdt::Yield => b.atom(Atom::TooLarge),
         }
     }

@@ -17,10 +17,12 @@ pub mod etf;
 pub mod lattice;
 pub mod ord;
 pub mod owned;
+pub mod replica;
 pub mod sim;
 pub mod term;
 pub mod tracker;
 pub mod types;
+pub mod wire;
 
 pub use crdt::Crdt;
 pub use decode::Limits;

@@ -143,6 +143,11 @@ known_atoms! {
     NonEnoughPermissions => "non_enough_permissions",
     NotPresent => "not_present",
     NotImplemented => "not_implemented",
+    BadBinary => "bad_binary",
+    Truncated => "truncated",
+    BadMagic => "bad_magic",
+    BadVersion => "bad_version",
+    Unsupported => "unsupported",
 }
 
 /// A read-only handle to an Erlang term.

@@ -2,6 +2,7 @@
 mod atoms;
 mod crdt;
 mod error;
+mod replica;
 mod sim;
 mod term;
 mod tracker;

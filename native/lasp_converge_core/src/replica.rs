@@ -1,0 +1,1164 @@
+//! Resident replicas: a CRDT state kept decoded between calls, and its
+//! binary wire format.
+//!
+//! A [`Replica`] is a *mutable* state: [`Replica::merge`] and
+//! [`Replica::mutate`] change it in place. `state_gset` and
+//! `state_gcounter` are held in ordered maps keyed by their elements' (or
+//! actors') [`wire`] keys, so merging `m` incoming entries into `n` resident
+//! ones costs `O(m log n)`; `state_orset` ([`ORSet`]) and `state_awset`
+//! ([`AwSet`], with a dot index) likewise; every other type, and one whose
+//! terms have no key (pids, maps, bignums ...), is held as the core's decoded
+//! [`Crdt`], where a merge is the core's merge, `O(n + m)`.
+//!
+//! Every answer is term for term what lasp-lang/types gives for the same
+//! terms: [`Replica::merge`] is `merge(State, Incoming)` (the resident state
+//! is the first argument, so on `==` entries its terms are kept, and the
+//! role swap of `ordsets:union/2` is followed), and [`Replica::mutate`] is
+//! types' `mutate`: `merge(Delta, State)` of the `delta_mutate` delta.
+//!
+//! # Binary format (version 1)
+//!
+//! `"LCR"`, the version byte `1`, a layout byte, then:
+//!
+//! - layout `1`, `state_gset`: the element count as 4 bytes big-endian, then
+//!   each element's [`wire`] key, strictly ascending (`memcmp` of the keys'
+//!   primary parts, which is the term order, so no two elements are `==`);
+//! - layout `2`, `state_gcounter`: the actor count, then per actor its key
+//!   (strictly ascending as above) and its count as 8 bytes big-endian
+//!   two's complement;
+//! - layout `0`, any type: `term_to_binary({Type, Payload})` (the external
+//!   term format, read by the core's [`etf`] reader and validated as a
+//!   state term is).
+//!
+//! Anything else, a truncation, bytes left over, an unsorted or malformed
+//! entry, is refused with [`BadCrdt::BadBinary`].
+
+use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
+
+use crate::crdt::Crdt;
+use crate::decode::{Decoder, Limits};
+use crate::error::{BadCrdt, MutateError, Result};
+use crate::etf;
+use crate::lattice::MutateCx;
+use crate::owned::{OwnedBuilder, OwnedTerm};
+use crate::term::{Atom, Term};
+use crate::types::{GCounter, GSet};
+use crate::wire;
+
+mod awset;
+mod orset;
+pub use awset::AwSet;
+pub use orset::ORSet;
+
+/// The first bytes of every binary.
+pub const MAGIC: &[u8; 3] = b"LCR";
+/// The format version written and read.
+pub const VERSION: u8 = 1;
+
+const GENERIC: u8 = 0;
+const GSET: u8 = 1;
+const GCOUNTER: u8 = 2;
+
+/// A term with its [`wire`] key: the primary part is the map key, the exact
+/// part (one byte per number) is kept here.
+#[derive(Debug, Clone)]
+pub struct Elem {
+    term: OwnedTerm,
+    exact: Box<[u8]>,
+}
+
+type Key = Box<[u8]>;
+
+/// Split a term's key into the primary part and the rest.
+fn keyed(t: &OwnedTerm) -> Option<(Key, Elem)> {
+    let mut v = Vec::new();
+    wire::encode(t, &mut v).ok()?;
+    let p = wire::primary_len(&v).ok()?;
+    let exact = v[p..].into();
+    v.truncate(p);
+    Some((
+        v.into_boxed_slice(),
+        Elem {
+            term: t.clone(),
+            exact,
+        },
+    ))
+}
+
+/// A CRDT state held between calls. See the module documentation.
+#[derive(Debug, Clone)]
+pub enum Replica {
+    /// A `state_gset`, element key to element.
+    GSet(BTreeMap<Key, Elem>),
+    /// A `state_gcounter`, actor key to actor and count.
+    GCounter(BTreeMap<Key, (Elem, i64)>),
+    /// A `state_orset`, element key to element and tokens.
+    ORSet(Box<ORSet>),
+    /// A `state_awset`: dot map keyed by element, dot index, context.
+    AWSet(Box<AwSet>),
+    /// Any other state, decoded by the core.
+    Generic(Crdt<OwnedTerm>),
+}
+
+/// Which side's term survives when two `==` entries meet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum First {
+    Resident,
+    Incoming,
+}
+
+impl Replica {
+    /// Hold a decoded state.
+    pub fn from_crdt(c: Crdt<OwnedTerm>) -> Self {
+        match &c {
+            Crdt::GSet(g) => {
+                // Ascending in term order, so in key order: built in bulk.
+                let v: Option<Vec<_>> = g.elems.iter().map(keyed).collect();
+                v.map_or(Replica::Generic(c), |v| {
+                    Replica::GSet(v.into_iter().collect())
+                })
+            }
+            Crdt::GCounter(g) => {
+                let v: Option<Vec<_>> = g
+                    .entries
+                    .iter()
+                    .map(|(a, n)| keyed(a).map(|(k, e)| (k, (e, *n))))
+                    .collect();
+                v.map_or(Replica::Generic(c), |v| {
+                    Replica::GCounter(v.into_iter().collect())
+                })
+            }
+            Crdt::ORSet(_) => {
+                let t = c.encode(&OwnedBuilder);
+                match t.tuple_elem(1).and_then(|p| ORSet::from_payload(&p)) {
+                    Some(o) => Replica::ORSet(Box::new(o)),
+                    None => Replica::Generic(c),
+                }
+            }
+            Crdt::AWSet(_) => {
+                let t = c.encode(&OwnedBuilder);
+                match t.tuple_elem(1).and_then(|p| AwSet::from_payload(&p)) {
+                    Some(a) => Replica::AWSet(Box::new(a)),
+                    None => Replica::Generic(c),
+                }
+            }
+            _ => Replica::Generic(c),
+        }
+    }
+
+    /// Decode and hold a state term.
+    pub fn from_term(t: &OwnedTerm) -> Result<Self> {
+        let c = Crdt::decode(t, &mut Decoder::new(Limits::dirty()))?;
+        Ok(Self::from_crdt(c))
+    }
+
+    /// The bottom state of a type.
+    pub fn new(ty: &OwnedTerm) -> Result<Self> {
+        Ok(Self::from_crdt(Crdt::bottom(ty)?))
+    }
+
+    /// The type atom.
+    pub fn tag(&self) -> Atom {
+        match self {
+            Replica::GSet(_) => Atom::StateGset,
+            Replica::GCounter(_) => Atom::StateGcounter,
+            Replica::ORSet(_) => Atom::StateOrset,
+            Replica::AWSet(_) => Atom::StateAwset,
+            Replica::Generic(c) => c.tag(),
+        }
+    }
+
+    /// Whether the state is held in a keyed map (merges cost
+    /// `O(m log n)`) rather than as a core state.
+    pub fn is_keyed(&self) -> bool {
+        !matches!(self, Replica::Generic(_))
+    }
+
+    /// The state as the core's decoded representation (copies handles, `O(n)`).
+    pub fn to_crdt(&self) -> Crdt<OwnedTerm> {
+        match self {
+            Replica::GSet(m) => Crdt::GSet(GSet {
+                elems: m.values().map(|e| e.term.clone()).collect(),
+            }),
+            Replica::GCounter(m) => Crdt::GCounter(GCounter {
+                entries: m.values().map(|(e, n)| (e.term.clone(), *n)).collect(),
+            }),
+            Replica::ORSet(o) => Crdt::decode(&o.to_term(), &mut Decoder::new(Limits::dirty()))
+                .unwrap_or_else(|_| Crdt::ORSet(Box::new(crate::lattice::Lattice::bottom()))),
+            Replica::AWSet(a) => Crdt::decode(&a.to_term(), &mut Decoder::new(Limits::dirty()))
+                .unwrap_or_else(|_| Crdt::AWSet(Box::new(crate::lattice::Lattice::bottom()))),
+            Replica::Generic(c) => c.clone(),
+        }
+    }
+
+    /// The state term, exactly as types holds it.
+    pub fn to_term(&self) -> OwnedTerm {
+        match self {
+            Replica::AWSet(a) => a.to_term(),
+            Replica::ORSet(o) => o.to_term(),
+            _ => self.to_crdt().encode(&OwnedBuilder),
+        }
+    }
+
+    /// Entries held: elements of a gset, actors of a gcounter; for other
+    /// types the length of the first list in the payload, looking into
+    /// tuples up to two levels (`{DotMap, Context}`, `{CType, Entries}`),
+    /// or 1 when there is none (registers, flags).
+    pub fn size(&self) -> usize {
+        match self {
+            Replica::GSet(m) => m.len(),
+            Replica::GCounter(m) => m.len(),
+            Replica::AWSet(a) => a.len(),
+            Replica::ORSet(o) => o.len(),
+            Replica::Generic(c) => {
+                // The first list in the payload, looking one or two tuple
+                // levels down: `{DotMap, CC}`, `{CType, Entries}`, ...
+                fn count(t: &OwnedTerm, depth: usize) -> Option<usize> {
+                    match t {
+                        OwnedTerm::Nil => Some(0),
+                        OwnedTerm::List(_) => t.list_parts().map(|(es, _)| es.len()),
+                        OwnedTerm::Tuple(es) if depth < 2 => {
+                            es.iter().find_map(|e| count(e, depth + 1))
+                        }
+                        _ => None,
+                    }
+                }
+                let t = c.encode(&OwnedBuilder);
+                t.tuple_elem(1).and_then(|p| count(&p, 0)).unwrap_or(1)
+            }
+        }
+    }
+
+    /// Fall back to the core representation (for terms with no key).
+    fn generalise(&mut self) {
+        if self.is_keyed() {
+            *self = Replica::Generic(self.to_crdt());
+        }
+    }
+
+    /// `merge(Self, Incoming)`, in place.
+    pub fn merge(&mut self, incoming: &Replica) -> Result<()> {
+        self.merge_as(incoming, First::Resident)
+    }
+
+    /// `merge(Self, Incoming)` of a decoded state, in place.
+    pub fn merge_crdt(&mut self, incoming: Crdt<OwnedTerm>) -> Result<()> {
+        self.merge(&Replica::from_crdt(incoming))
+    }
+
+    fn merge_as(&mut self, incoming: &Replica, first: First) -> Result<()> {
+        if self.tag() != incoming.tag() {
+            return Err(BadCrdt::TypeMismatch(self.tag(), incoming.tag()));
+        }
+        match (&mut *self, incoming) {
+            (Replica::GSet(m), Replica::GSet(inc)) => {
+                let ins: Vec<In> = inc
+                    .iter()
+                    .map(|(k, e)| In {
+                        key: k,
+                        exact: &e.exact,
+                        count: 0,
+                    })
+                    .collect();
+                let elems: Vec<&Elem> = inc.values().collect();
+                for (i, act) in plan_set(m, &ins, first) {
+                    if act != Act::Check {
+                        m.insert(ins[i].key.into(), elems[i].clone());
+                    }
+                }
+                Ok(())
+            }
+            (Replica::GCounter(m), Replica::GCounter(inc)) => {
+                let ins: Vec<In> = inc
+                    .iter()
+                    .map(|(k, (e, n))| In {
+                        key: k,
+                        exact: &e.exact,
+                        count: *n,
+                    })
+                    .collect();
+                let elems: Vec<&Elem> = inc.values().map(|(e, _)| e).collect();
+                for (i, act) in plan_counter(m, &ins, first) {
+                    if act != Act::Check {
+                        write_count(m, ins[i].key, elems[i].clone(), ins[i].count, first);
+                    }
+                }
+                Ok(())
+            }
+            (Replica::AWSet(a), Replica::AWSet(inc)) => a.merge(inc, first),
+            (Replica::ORSet(o), Replica::ORSet(inc)) => o.merge(inc, first),
+            _ => {
+                self.generalise();
+                let Replica::Generic(c) = &*self else {
+                    return Err(BadCrdt::NotACrdt);
+                };
+                let other = incoming.to_crdt();
+                let merged = match first {
+                    First::Resident => c.merge(&other)?.into_state(c, &other),
+                    First::Incoming => other.merge(c)?.into_state(&other, c),
+                };
+                *self = Replica::from_crdt(merged);
+                Ok(())
+            }
+        }
+    }
+
+    /// types' `mutate(Op, Actor, State)`, in place; returns the delta of
+    /// `delta_mutate(Op, Actor, State)`.
+    ///
+    /// For gsets and gcounters the delta is computed by the core over the
+    /// state restricted to the operation's element or actor (all a
+    /// `delta_mutate` of these types reads), so a mutation costs
+    /// `O(log n)`.
+    pub fn mutate<C: MutateCx<OwnedTerm>>(
+        &mut self,
+        op: &OwnedTerm,
+        actor: &OwnedTerm,
+        cx: &mut C,
+    ) -> std::result::Result<Crdt<OwnedTerm>, MutateError<OwnedTerm>> {
+        let projected = match &*self {
+            Replica::GSet(m) => {
+                let elem = op
+                    .as_pair()
+                    .filter(|(n, _)| n.is_atom(Atom::Add))
+                    .map(|(_, e)| e);
+                match elem.map(|e| keyed(&e)) {
+                    Some(None) => None,
+                    Some(Some((k, _))) => Some(Crdt::GSet(GSet {
+                        elems: m.get(&k).map(|e| e.term.clone()).into_iter().collect(),
+                    })),
+                    None => Some(Crdt::GSet(GSet { elems: Vec::new() })),
+                }
+            }
+            Replica::GCounter(m) => keyed(actor).map(|(k, _)| {
+                Crdt::GCounter(GCounter {
+                    entries: m
+                        .get(&k)
+                        .map(|(e, n)| (e.term.clone(), *n))
+                        .into_iter()
+                        .collect(),
+                })
+            }),
+            Replica::ORSet(_) => {
+                let keyable =
+                    ORSet::named(op).is_some_and(|es| es.iter().all(|e| keyed(e).is_some()));
+                if keyable {
+                    if let Replica::ORSet(o) = self {
+                        return o.mutate(op, actor, cx);
+                    }
+                }
+                None
+            }
+            Replica::AWSet(_) => {
+                let named = match op.as_pair() {
+                    Some((_, OwnedTerm::List(l))) => OwnedTerm::List(l).list_elems(),
+                    Some((_, e)) => Some(vec![e]),
+                    None => Some(Vec::new()),
+                };
+                let keyable = keyed(actor).is_some()
+                    && named.is_some_and(|es| es.iter().all(|e| keyed(e).is_some()));
+                if keyable {
+                    if let Replica::AWSet(a) = self {
+                        return a.mutate(op, actor, cx);
+                    }
+                }
+                None
+            }
+            Replica::Generic(_) => None,
+        };
+        let delta = match projected {
+            Some(p) => p.delta_mutate(op, actor, cx)?,
+            None => {
+                self.generalise();
+                match &*self {
+                    Replica::Generic(c) => c.delta_mutate(op, actor, cx)?,
+                    _ => return Err(BadCrdt::NotACrdt.into()),
+                }
+            }
+        };
+        self.merge_as(&Replica::from_crdt(delta.clone()), First::Incoming)?;
+        Ok(delta)
+    }
+
+    /// The binary of this state (see the module documentation).
+    pub fn to_binary(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 16 * self.size());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        match self {
+            Replica::GSet(m) => {
+                out.push(GSET);
+                out.extend_from_slice(&(m.len() as u32).to_be_bytes());
+                for (k, e) in m {
+                    out.extend_from_slice(k);
+                    out.extend_from_slice(&e.exact);
+                }
+            }
+            Replica::GCounter(m) => {
+                out.push(GCOUNTER);
+                out.extend_from_slice(&(m.len() as u32).to_be_bytes());
+                for (k, (e, n)) in m {
+                    out.extend_from_slice(k);
+                    out.extend_from_slice(&e.exact);
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+            Replica::AWSet(a) => {
+                out.push(GENERIC);
+                out.extend_from_slice(&etf::encode(&a.to_term())[1..]);
+            }
+            Replica::ORSet(o) => {
+                out.push(GENERIC);
+                out.extend_from_slice(&etf::encode(&o.to_term())[1..]);
+            }
+            Replica::Generic(c) => {
+                out.push(GENERIC);
+                let t = c.encode(&OwnedBuilder);
+                out.extend_from_slice(&etf::encode(&t)[1..]);
+            }
+        }
+        out
+    }
+
+    /// Read a binary written by [`Replica::to_binary`], validating it.
+    pub fn from_binary(bytes: &[u8]) -> Result<Self> {
+        let bad = |why| BadCrdt::BadBinary(why);
+        if bytes.len() < 5 {
+            return Err(bad(if MAGIC.starts_with(bytes) {
+                Atom::Truncated
+            } else {
+                Atom::BadMagic
+            }));
+        }
+        if &bytes[..3] != MAGIC {
+            return Err(bad(Atom::BadMagic));
+        }
+        if bytes[3] != VERSION {
+            return Err(bad(Atom::BadVersion));
+        }
+        let body = &bytes[5..];
+        match bytes[4] {
+            GSET | GCOUNTER => {
+                let gset = bytes[4] == GSET;
+                let ins = scan_entries(body, if gset { 0 } else { 8 })?;
+                let mut out = Vec::with_capacity(ins.len());
+                for x in &ins {
+                    out.push((Box::<[u8]>::from(x.key), decode_entry(body, x)?));
+                }
+                Ok(if gset {
+                    Replica::GSet(out.into_iter().collect())
+                } else {
+                    Replica::GCounter(
+                        out.into_iter()
+                            .zip(&ins)
+                            .map(|((k, e), x)| (k, (e, x.count)))
+                            .collect(),
+                    )
+                })
+            }
+            GENERIC => {
+                let mut etf_bytes = Vec::with_capacity(body.len() + 1);
+                etf_bytes.push(131);
+                etf_bytes.extend_from_slice(body);
+                let t = etf::decode(&etf_bytes).map_err(|_| bad(Atom::Malformed))?;
+                Self::from_term(&t)
+            }
+            _ => Err(bad(Atom::Malformed)),
+        }
+    }
+
+    /// Whether every atom in the state satisfies `known` (the NIF refuses
+    /// binaries naming atoms the VM does not have, as `binary_to_term(B,
+    /// [safe])` does).
+    pub fn atoms_known(&self, known: &dyn Fn(&str) -> bool) -> bool {
+        match self {
+            Replica::GSet(m) => m.values().all(|e| term_atoms_ok(&e.term, known)),
+            Replica::GCounter(m) => m.values().all(|(e, _)| term_atoms_ok(&e.term, known)),
+            Replica::AWSet(a) => term_atoms_ok(&a.terms(), known),
+            Replica::ORSet(o) => term_atoms_ok(&o.to_term(), known),
+            Replica::Generic(c) => term_atoms_ok(&c.encode(&OwnedBuilder), known),
+        }
+    }
+}
+
+/// One incoming entry, by its bytes: the primary key, the exact part and
+/// (gcounter) the count.
+struct In<'a> {
+    key: &'a [u8],
+    exact: &'a [u8],
+    count: i64,
+}
+
+/// What a merge does with an incoming entry: add it, overwrite the
+/// resident entry with it, or only check it (it matches a resident key but
+/// its exact part differs and the resident term is kept: a binary's entry
+/// is then decoded to validate it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Insert,
+    Replace,
+    Check,
+}
+
+/// Below this ratio of incoming to resident entries a merge looks each
+/// incoming key up (O(m log n)); above it, it walks both in order (O(n + m)),
+/// which reads keys sequentially instead of chasing tree pointers.
+const WALK_RATIO: usize = 8;
+
+/// `ordsets:union(X, Y)` planned against `m`, where the resident set is `X`
+/// when `first` is `Resident` (else `Y`). On `==` elements the union keeps
+/// the "current first" list's term, and the current first is whichever side
+/// last emitted an element the other lacks (initially `X`).
+fn plan_set<V: HasExact>(m: &BTreeMap<Key, V>, inc: &[In], first: First) -> Vec<(usize, Act)> {
+    let mut plan = Vec::new();
+    let mut cur = first;
+    let mut on_match = |i: usize, resident: &V, x: &In, cur: First| {
+        if resident.exact() != x.exact {
+            plan.push((
+                i,
+                if cur == First::Incoming {
+                    Act::Replace
+                } else {
+                    Act::Check
+                },
+            ));
+        }
+    };
+    let mut inserts = Vec::new();
+    if inc.len() * WALK_RATIO >= m.len() {
+        let mut it = m.iter().peekable();
+        for (i, x) in inc.iter().enumerate() {
+            while let Some((k, _)) = it.peek() {
+                if &k[..] < x.key {
+                    cur = First::Resident;
+                    it.next();
+                } else {
+                    break;
+                }
+            }
+            match it.peek() {
+                Some((k, v)) if &k[..] == x.key => {
+                    on_match(i, v, x, cur);
+                    it.next();
+                }
+                _ => {
+                    inserts.push(i);
+                    cur = First::Incoming;
+                }
+            }
+        }
+    } else {
+        let mut prev: Option<&[u8]> = None;
+        for (i, x) in inc.iter().enumerate() {
+            let lo = prev.map_or(Unbounded, Excluded);
+            if m.range::<[u8], _>((lo, Excluded(x.key))).next().is_some() {
+                cur = First::Resident;
+            }
+            match m.get(x.key) {
+                Some(v) => on_match(i, v, x, cur),
+                None => {
+                    inserts.push(i);
+                    cur = First::Incoming;
+                }
+            }
+            prev = Some(x.key);
+        }
+    }
+    plan.extend(inserts.into_iter().map(|i| (i, Act::Insert)));
+    plan
+}
+
+/// `orddict:merge` with `max` planned against `m`: the entries that change
+/// something (a new actor, a larger count, or the incoming key term when the
+/// incoming side is first).
+fn plan_counter(m: &BTreeMap<Key, (Elem, i64)>, inc: &[In], first: First) -> Vec<(usize, Act)> {
+    let judge = |x: &In, (e, v): &(Elem, i64)| {
+        let other_term = e.exact[..] != *x.exact;
+        if x.count > *v || (other_term && first == First::Incoming) {
+            Some(Act::Replace)
+        } else if other_term {
+            Some(Act::Check)
+        } else {
+            None
+        }
+    };
+    let mut plan = Vec::new();
+    if inc.len() * WALK_RATIO >= m.len() {
+        let mut it = m.iter().peekable();
+        for (i, x) in inc.iter().enumerate() {
+            while it.peek().is_some_and(|(k, _)| &k[..] < x.key) {
+                it.next();
+            }
+            match it.peek() {
+                Some((k, v)) if &k[..] == x.key => {
+                    plan.extend(judge(x, v).map(|a| (i, a)));
+                    it.next();
+                }
+                _ => plan.push((i, Act::Insert)),
+            }
+        }
+    } else {
+        for (i, x) in inc.iter().enumerate() {
+            match m.get(x.key) {
+                Some(v) => plan.extend(judge(x, v).map(|a| (i, a))),
+                None => plan.push((i, Act::Insert)),
+            }
+        }
+    }
+    plan
+}
+
+/// Write one planned gcounter entry: the larger count, and the incoming
+/// key term when the incoming side is first (or the actor is new).
+fn write_count(m: &mut BTreeMap<Key, (Elem, i64)>, key: &[u8], e: Elem, n: i64, first: First) {
+    match m.get_mut(key) {
+        Some((old, v)) => {
+            if first == First::Incoming {
+                *old = e;
+            }
+            *v = (*v).max(n);
+        }
+        None => {
+            m.insert(key.into(), (e, n));
+        }
+    }
+}
+
+/// The exact part of a resident entry.
+trait HasExact {
+    fn exact(&self) -> &[u8];
+}
+
+impl HasExact for Elem {
+    fn exact(&self) -> &[u8] {
+        &self.exact
+    }
+}
+
+/// Scan a keyed body: `count` entries of `key ++ tail_len bytes`, primaries
+/// strictly ascending, nothing left over. Keys are checked for structure
+/// only; [`decode_entry`] validates one fully.
+fn scan_entries(body: &[u8], tail_len: usize) -> Result<Vec<In<'_>>> {
+    let bad = BadCrdt::BadBinary;
+    let n = body.get(..4).ok_or(bad(Atom::Truncated))?;
+    let n = u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize;
+    // Each entry takes at least two bytes: refuse counts the body cannot hold.
+    if n > body.len() / 2 {
+        return Err(bad(Atom::Truncated));
+    }
+    let mut out: Vec<In> = Vec::with_capacity(n);
+    let mut pos = 4;
+    for _ in 0..n {
+        let rest = &body[pos..];
+        let (plen, used) = wire::key_len(rest).map_err(|e| {
+            bad(match e {
+                wire::KeyError::Truncated => Atom::Truncated,
+                _ => Atom::Malformed,
+            })
+        })?;
+        let tail = rest
+            .get(used..used + tail_len)
+            .ok_or(bad(Atom::Truncated))?;
+        let count = if tail_len == 8 {
+            let mut c = [0u8; 8];
+            c.copy_from_slice(tail);
+            i64::from_be_bytes(c)
+        } else {
+            0
+        };
+        let x = In {
+            key: &rest[..plen],
+            exact: &rest[plen..used],
+            count,
+        };
+        if out.last().is_some_and(|p| p.key >= x.key) {
+            return Err(bad(Atom::Unsorted));
+        }
+        out.push(x);
+        pos += used + tail_len;
+    }
+    if pos != body.len() {
+        return Err(bad(Atom::Malformed));
+    }
+    Ok(out)
+}
+
+/// Decode and fully validate one scanned entry.
+fn decode_entry(body: &[u8], x: &In) -> Result<Elem> {
+    // `x.key` borrows from `body`: its offset is where the entry starts.
+    let at = x.key.as_ptr() as usize - body.as_ptr() as usize;
+    let len = x.key.len() + x.exact.len();
+    let (term, used) = wire::decode(&body[at..at + len]).map_err(|e| {
+        BadCrdt::BadBinary(match e {
+            wire::KeyError::Truncated => Atom::Truncated,
+            _ => Atom::Malformed,
+        })
+    })?;
+    if used != len {
+        return Err(BadCrdt::BadBinary(Atom::Malformed));
+    }
+    Ok(Elem {
+        term,
+        exact: x.exact.into(),
+    })
+}
+
+impl Replica {
+    /// `merge(Self, Incoming)` straight from a binary, in place. When both
+    /// are keyed gsets or gcounters, only the entries the merge writes (and
+    /// those matching a resident key with another exact term) are decoded;
+    /// the others are checked by their bytes. `atom_ok` is asked about every
+    /// atom of a decoded entry. Otherwise the binary is read whole first.
+    pub fn merge_binary(&mut self, bytes: &[u8], atom_ok: &dyn Fn(&str) -> bool) -> Result<()> {
+        let layout = match (&*self, bytes.get(..5)) {
+            (Replica::GSet(_), Some([b'L', b'C', b'R', VERSION, GSET])) => GSET,
+            (Replica::GCounter(_), Some([b'L', b'C', b'R', VERSION, GCOUNTER])) => GCOUNTER,
+            _ => {
+                let inc = Replica::from_binary(bytes)?;
+                if !inc.atoms_known(atom_ok) {
+                    return Err(BadCrdt::BadBinary(Atom::Unsupported));
+                }
+                return self.merge(&inc);
+            }
+        };
+        let body = &bytes[5..];
+        let ins = scan_entries(body, if layout == GSET { 0 } else { 8 })?;
+        let plan = match &*self {
+            Replica::GSet(m) => plan_set(m, &ins, First::Resident),
+            Replica::GCounter(m) => plan_counter(m, &ins, First::Resident),
+            _ => Vec::new(),
+        };
+        // Decode and check everything before writing anything.
+        let mut writes = Vec::with_capacity(plan.len());
+        for (i, act) in plan {
+            let e = decode_entry(body, &ins[i])?;
+            if !term_atoms_ok(&e.term, atom_ok) {
+                return Err(BadCrdt::BadBinary(Atom::Unsupported));
+            }
+            if act != Act::Check {
+                writes.push((i, e));
+            }
+        }
+        match self {
+            Replica::GSet(m) => {
+                for (i, e) in writes {
+                    m.insert(ins[i].key.into(), e);
+                }
+            }
+            Replica::GCounter(m) => {
+                for (i, e) in writes {
+                    write_count(m, ins[i].key, e, ins[i].count, First::Resident);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn term_atoms_ok(t: &OwnedTerm, known: &dyn Fn(&str) -> bool) -> bool {
+    match t {
+        OwnedTerm::Atom(a) => known(a),
+        OwnedTerm::Tuple(es) => es.iter().all(|e| term_atoms_ok(e, known)),
+        OwnedTerm::Map(ps) => ps
+            .iter()
+            .all(|(k, v)| term_atoms_ok(k, known) && term_atoms_ok(v, known)),
+        OwnedTerm::List(_) => t.list_parts().is_some_and(|(es, tl)| {
+            es.iter().all(|e| term_atoms_ok(e, known)) && term_atoms_ok(tl, known)
+        }),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::term::Builder;
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    struct Cx;
+    impl MutateCx<OwnedTerm> for Cx {
+        type B = OwnedBuilder;
+        fn builder(&self) -> &OwnedBuilder {
+            &OwnedBuilder
+        }
+        fn token(&mut self) -> OwnedTerm {
+            OwnedBuilder.binary(&[7; 20])
+        }
+    }
+
+    // Lasp-like elements, with `==`-but-not-`=:=` pairs (1 and 1.0).
+    fn elem(r: &mut Rng) -> OwnedTerm {
+        let wide = r.below(2);
+        let n = r.below(12 + 60 * wide) as i64;
+        match r.below(5) {
+            0 => OwnedTerm::int(n),
+            1 => OwnedTerm::float(n as f64),
+            2 => OwnedTerm::bin(format!("e{n}").as_bytes()),
+            3 => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::int(n)]),
+            _ => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::float(n as f64)]),
+        }
+    }
+
+    fn gset(r: &mut Rng) -> OwnedTerm {
+        let mut es: Vec<OwnedTerm> = Vec::new();
+        // Sometimes large, so that small merges into it look keys up
+        // instead of walking.
+        let n = if r.below(3) == 0 { 100 } else { 10 };
+        for _ in 0..r.below(n) {
+            let e = elem(r);
+            if !es.iter().any(|x| x.equal(&e)) {
+                es.push(e);
+            }
+        }
+        es.sort_by(|a, b| a.compare(b));
+        OwnedBuilder.pair(OwnedTerm::atom("state_gset"), OwnedBuilder.list(&es))
+    }
+
+    fn gcounter(r: &mut Rng) -> OwnedTerm {
+        let mut es: Vec<(OwnedTerm, i64)> = Vec::new();
+        let n = if r.below(3) == 0 { 100 } else { 8 };
+        for _ in 0..r.below(n) {
+            let a = elem(r);
+            if !es.iter().any(|(x, _)| x.equal(&a)) {
+                es.push((a, r.below(5) as i64));
+            }
+        }
+        es.sort_by(|a, b| a.0.compare(&b.0));
+        let b = OwnedBuilder;
+        let items: Vec<_> = es
+            .iter()
+            .map(|(a, n)| b.pair(a.clone(), b.int(*n)))
+            .collect();
+        b.pair(OwnedTerm::atom("state_gcounter"), b.list(&items))
+    }
+
+    // awset states built by real operations on three replicas, with merges.
+    fn awset(r: &mut Rng) -> OwnedTerm {
+        let b = OwnedBuilder;
+        let mut reps = vec![Crdt::bottom(&OwnedTerm::atom("state_awset")).unwrap(); 3];
+        let actors = [
+            OwnedTerm::atom("a"),
+            OwnedTerm::bin(b"b"),
+            OwnedTerm::tuple([OwnedTerm::atom("c"), OwnedTerm::int(1)]),
+        ];
+        let steps = if r.below(4) == 0 { 120 } else { 12 };
+        for _ in 0..r.below(steps) {
+            let i = r.below(3) as usize;
+            let e = match r.below(3) {
+                0 => OwnedTerm::int(r.below(40) as i64),
+                1 => OwnedTerm::bin(format!("e{}", r.below(40)).as_bytes()),
+                _ => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::int(r.below(9) as i64)]),
+            };
+            match r.below(6) {
+                0..=2 => {
+                    let op = b.pair(OwnedTerm::atom("add"), e);
+                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
+                }
+                3 => {
+                    let op = b.pair(OwnedTerm::atom("rmv"), e);
+                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
+                }
+                _ => {
+                    let j = r.below(3) as usize;
+                    reps[i] = reps[i]
+                        .merge(&reps[j])
+                        .unwrap()
+                        .into_state(&reps[i], &reps[j]);
+                }
+            }
+        }
+        let pick = r.below(3) as usize;
+        if r.below(3) == 0 {
+            // A delta instead of a whole state.
+            let e = OwnedTerm::int(r.below(40) as i64);
+            let op = b.pair(
+                OwnedTerm::atom(if r.below(2) == 0 { "add" } else { "rmv" }),
+                e,
+            );
+            return reps[pick]
+                .delta_mutate(&op, &actors[pick], &mut Cx)
+                .unwrap()
+                .encode(&b);
+        }
+        reps[pick].encode(&b)
+    }
+
+    #[test]
+    fn awset_merge_matches_core_test() {
+        check_merges(awset, 46);
+        let mut r = Rng(47);
+        let b = OwnedBuilder;
+        for _ in 0..1000 {
+            let s = awset(&mut r);
+            let e = OwnedTerm::int(r.below(40) as i64);
+            let name = ["add", "rmv", "add_all", "rmv_all"][r.below(4) as usize];
+            let arg = if name.ends_with("all") {
+                b.list(&[e.clone(), OwnedTerm::bin(b"e3")])
+            } else {
+                e
+            };
+            let op = b.pair(OwnedTerm::atom(name), arg);
+            let actor = OwnedTerm::atom("a");
+            let want_delta =
+                crate::api::delta_mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let want = crate::api::mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let mut rs = Replica::from_term(&s).unwrap();
+            assert!(matches!(rs, Replica::AWSet(_)));
+            let d = rs.mutate(&op, &actor, &mut Cx).unwrap();
+            let ok = |t: OwnedTerm| b.pair(OwnedTerm::atom("ok"), t);
+            assert!(ok(d.encode(&b)).identical(&want_delta), "{op} on {s}");
+            assert!(
+                ok(rs.to_term()).identical(&want),
+                "{op} on {s}: {want} vs {}",
+                rs.to_term()
+            );
+        }
+    }
+
+    // Fresh tokens for building orsets.
+    struct Fresh(u8);
+    impl MutateCx<OwnedTerm> for Fresh {
+        type B = OwnedBuilder;
+        fn builder(&self) -> &OwnedBuilder {
+            &OwnedBuilder
+        }
+        fn token(&mut self) -> OwnedTerm {
+            self.0 = self.0.wrapping_add(1);
+            OwnedBuilder.binary(&[self.0; 3])
+        }
+    }
+
+    // orset states by real operations, with `==` elements (1, 1.0).
+    fn orset(r: &mut Rng) -> OwnedTerm {
+        let b = OwnedBuilder;
+        let mut cx = Fresh(r.below(200) as u8);
+        let mut reps = vec![Crdt::bottom(&OwnedTerm::atom("state_orset")).unwrap(); 2];
+        let steps = if r.below(4) == 0 { 100 } else { 10 };
+        for _ in 0..r.below(steps) {
+            let i = r.below(2) as usize;
+            let e = elem(r);
+            match r.below(5) {
+                0..=2 => {
+                    let op = b.pair(OwnedTerm::atom("add"), e);
+                    reps[i] = reps[i].mutate(&op, &OwnedTerm::atom("a"), &mut cx).unwrap();
+                }
+                3 => {
+                    let op = b.pair(OwnedTerm::atom("rmv"), e);
+                    reps[i] = reps[i].mutate(&op, &OwnedTerm::atom("a"), &mut cx).unwrap();
+                }
+                _ => {
+                    let j = 1 - i;
+                    reps[i] = reps[i]
+                        .merge(&reps[j])
+                        .unwrap()
+                        .into_state(&reps[i], &reps[j]);
+                }
+            }
+        }
+        reps[r.below(2) as usize].encode(&b)
+    }
+
+    #[test]
+    fn orset_merge_and_mutate_match_core_test() {
+        check_merges(orset, 48);
+        let mut r = Rng(49);
+        let b = OwnedBuilder;
+        for _ in 0..1000 {
+            let s = orset(&mut r);
+            let e = elem(&mut r);
+            let op = match r.below(5) {
+                0 => b.pair(OwnedTerm::atom("add"), e),
+                1 => b.pair(OwnedTerm::atom("rmv"), e),
+                2 => b.pair(OwnedTerm::atom("add_all"), b.list(&[e, OwnedTerm::int(2)])),
+                3 => b.pair(OwnedTerm::atom("rmv_all"), b.list(&[e, OwnedTerm::int(2)])),
+                _ => b.tuple(&[OwnedTerm::atom("add_by_token"), OwnedTerm::bin(b"tk"), e]),
+            };
+            let actor = OwnedTerm::atom("a");
+            let want_delta =
+                crate::api::delta_mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let want = crate::api::mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let mut rs = Replica::from_term(&s).unwrap();
+            assert!(matches!(rs, Replica::ORSet(_)));
+            let d = rs.mutate(&op, &actor, &mut Cx).unwrap();
+            let ok = |t: OwnedTerm| b.pair(OwnedTerm::atom("ok"), t);
+            assert!(ok(d.encode(&b)).identical(&want_delta), "{op} on {s}");
+            assert!(
+                ok(rs.to_term()).identical(&want),
+                "{op} on {s}: {want} vs {}",
+                rs.to_term()
+            );
+        }
+    }
+
+    fn core_merge(a: &OwnedTerm, b: &OwnedTerm) -> OwnedTerm {
+        crate::api::merge(&OwnedBuilder, a, b, Limits::dirty()).unwrap()
+    }
+
+    fn check_merges(gen: fn(&mut Rng) -> OwnedTerm, seed: u64) {
+        let mut r = Rng(seed);
+        for _ in 0..3000 {
+            let (a, b) = (gen(&mut r), gen(&mut r));
+            let mut ra = Replica::from_term(&a).unwrap();
+            assert!(ra.is_keyed());
+            let want = core_merge(&a, &b);
+            assert!(ra.to_term().identical(&a));
+            ra.merge(&Replica::from_term(&b).unwrap()).unwrap();
+            assert!(
+                ra.to_term().identical(&want),
+                "merge({a}, {b}) = {want}, got {}",
+                ra.to_term()
+            );
+            // Through the binary.
+            let bin = Replica::from_term(&b).unwrap().to_binary();
+            let back = Replica::from_binary(&bin).unwrap();
+            assert!(back.to_term().identical(&b), "{b}");
+            let mut rb = Replica::from_term(&a).unwrap();
+            rb.merge(&back).unwrap();
+            assert!(rb.to_term().identical(&want));
+            let mut rc = Replica::from_term(&a).unwrap();
+            rc.merge_binary(&bin, &|_| true).unwrap();
+            assert!(rc.to_term().identical(&want), "merge_binary({a}, {b})");
+            // Refusing an atom refuses the whole binary and writes nothing.
+            let mut rd = Replica::from_term(&a).unwrap();
+            match rd.merge_binary(&bin, &|name| name != "k") {
+                Ok(()) => assert!(rd.to_term().identical(&want)),
+                Err(e) => {
+                    assert_eq!(e, BadCrdt::BadBinary(Atom::Unsupported));
+                    assert!(rd.to_term().identical(&a));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gset_merge_matches_core_test() {
+        check_merges(gset, 42);
+    }
+
+    #[test]
+    fn gcounter_merge_matches_core_test() {
+        check_merges(gcounter, 43);
+    }
+
+    #[test]
+    fn mutate_matches_core_test() {
+        let mut r = Rng(44);
+        let b = OwnedBuilder;
+        for _ in 0..2000 {
+            let (s, op, actor) = if r.below(2) == 0 {
+                (
+                    gset(&mut r),
+                    b.pair(OwnedTerm::atom("add"), elem(&mut r)),
+                    OwnedTerm::atom("a"),
+                )
+            } else {
+                (gcounter(&mut r), OwnedTerm::atom("increment"), elem(&mut r))
+            };
+            let want_delta =
+                crate::api::delta_mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let want = crate::api::mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+            let mut rs = Replica::from_term(&s).unwrap();
+            let d = rs.mutate(&op, &actor, &mut Cx).unwrap();
+            let ok = |t: OwnedTerm| b.pair(OwnedTerm::atom("ok"), t);
+            assert!(ok(d.encode(&b)).identical(&want_delta), "{op} on {s}");
+            assert!(
+                ok(rs.to_term()).identical(&want),
+                "{op} on {s}: {want} vs {}",
+                rs.to_term()
+            );
+        }
+        let mut rs = Replica::from_term(&gset(&mut r)).unwrap();
+        assert!(matches!(
+            rs.mutate(
+                &OwnedTerm::atom("increment"),
+                &OwnedTerm::atom("a"),
+                &mut Cx
+            ),
+            Err(MutateError::Bad(BadCrdt::UnknownOp(Atom::StateGset)))
+        ));
+    }
+
+    #[test]
+    fn generic_types_and_unkeyed_terms_test() {
+        let b = OwnedBuilder;
+        // A pncounter is held by the core; mutate and merge still agree.
+        let mut o = Replica::new(&OwnedTerm::atom("state_pncounter")).unwrap();
+        assert!(!o.is_keyed());
+        let op = OwnedTerm::atom("increment");
+        let d = o.mutate(&op, &OwnedTerm::atom("a"), &mut Cx).unwrap();
+        assert_eq!(o.size(), 1);
+        let t = o.to_term();
+        assert!(core_merge(&t, &d.encode(&b)).identical(&t));
+        let back = Replica::from_binary(&o.to_binary()).unwrap();
+        assert!(back.to_term().identical(&t));
+        // A gset holding a pid falls back to the core.
+        let pid = OwnedTerm::pid("n@h", 1, 2, 3);
+        let s = b.pair(OwnedTerm::atom("state_gset"), b.list(&[OwnedTerm::int(1)]));
+        let mut g = Replica::from_term(&s).unwrap();
+        g.mutate(
+            &b.pair(OwnedTerm::atom("add"), pid.clone()),
+            &OwnedTerm::atom("a"),
+            &mut Cx,
+        )
+        .unwrap();
+        assert!(!g.is_keyed());
+        assert_eq!(g.size(), 2);
+        assert!(Replica::from_binary(&g.to_binary())
+            .unwrap()
+            .to_term()
+            .identical(&g.to_term()));
+        // Type mismatch.
+        assert_eq!(
+            g.merge(&o),
+            Err(BadCrdt::TypeMismatch(Atom::StateGset, Atom::StatePncounter))
+        );
+    }
+
+    #[test]
+    fn binary_fuzz_test() {
+        let mut r = Rng(45);
+        for i in 0..3000 {
+            let t = if i % 2 == 0 {
+                gset(&mut r)
+            } else {
+                gcounter(&mut r)
+            };
+            let bin = Replica::from_term(&t).unwrap().to_binary();
+            for cut in 0..bin.len() {
+                assert!(Replica::from_binary(&bin[..cut]).is_err());
+            }
+            let mut bad = bin.clone();
+            let at = r.below(bin.len() as u64) as usize;
+            bad[at] = r.below(256) as u8;
+            if let Ok(x) = Replica::from_binary(&bad) {
+                // A different valid binary: it must be canonical.
+                assert_eq!(x.to_binary(), bad);
+            }
+            let junk: Vec<u8> = (0..r.below(40)).map(|_| r.below(256) as u8).collect();
+            let _ = Replica::from_binary(&junk);
+        }
+        let mut bin = Replica::new(&OwnedTerm::atom("state_gset"))
+            .unwrap()
+            .to_binary();
+        bin[3] = 2;
+        assert_eq!(
+            Replica::from_binary(&bin).err(),
+            Some(BadCrdt::BadBinary(Atom::BadVersion))
+        );
+        assert_eq!(
+            Replica::from_binary(b"xyz12").err(),
+            Some(BadCrdt::BadBinary(Atom::BadMagic))
+        );
+    }
+}

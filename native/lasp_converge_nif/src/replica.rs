@@ -1,0 +1,397 @@
+// Resident replica NIFs: one resource per replica, holding the core's
+// `Replica` behind a parking_lot RwLock. The handle is MUTABLE, like an ETS
+// table: `merge` and `mutate` change it in place, readers take the read lock
+// and see every write that returned before they started. Two locks are never
+// held at once (a replica merged into another is copied out first), so a
+// replica merged into itself or two replicas merged both ways cannot
+// deadlock.
+//
+// Terms cross the boundary through the external term format:
+// `enif_term_to_binary` + the core's ETF reader on the way in (O(term)),
+// the core's ETF writer + `enif_binary_to_term` in safe mode on the way out,
+// so no atom is ever created: a binary naming an atom this VM lacks is
+// refused when read.
+//
+// Scheduling: every NIF has a `_dirty` twin. The normal one weighs its work
+// first (entries held for calls that read the whole state, the incoming
+// term's or binary's size for merges) and raises `lasp_converge_dirty` past
+// `NORMAL_ENTRIES`; the Erlang wrapper then calls the twin on a dirty CPU
+// scheduler. 2,000 entries is the core's `Limits::NORMAL_CELLS`, about
+// 100 us of work (`make bench`).
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lasp_converge_core::decode::Decoder;
+use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm};
+use lasp_converge_core::replica::Replica;
+use lasp_converge_core::{etf, BadCrdt, Builder, Crdt, Limits, MutateCx, MutateError};
+use parking_lot::RwLock;
+use rustler::{Binary, Encoder, Env, Error, NewBinary, NifResult, ResourceArc, Term};
+
+use crate::error::raise;
+use crate::term::{ExBuilder, ExTerm};
+
+const NORMAL_ENTRIES: usize = 2_000;
+const NORMAL_BYTES: usize = 64 * 1024;
+
+pub struct ExReplicaRef(RwLock<Inner>);
+
+struct Inner {
+    r: Replica,
+    // Entries for a keyed replica; for a generic one an estimate of its
+    // size (ETF bytes / 16), kept up to date by merges.
+    weight: usize,
+}
+
+impl Inner {
+    fn new(r: Replica, weight: usize) -> Self {
+        let weight = if r.is_keyed() { r.size() } else { weight };
+        Inner { r, weight }
+    }
+    fn reweigh(&mut self, added: usize) {
+        self.weight = if self.r.is_keyed() {
+            self.r.size()
+        } else {
+            self.weight.saturating_add(added)
+        };
+    }
+}
+
+// Live replica resources, for the lifetime test (rustler's
+// `resource_test.exs`): `Drop` runs when the last reference is collected.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for ExReplicaRef {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ExReplicaRef {}
+
+fn wrap(r: Replica, weight: usize) -> ResourceArc<ExReplicaRef> {
+    LIVE.fetch_add(1, Ordering::Relaxed);
+    ResourceArc::new(ExReplicaRef(RwLock::new(Inner::new(r, weight))))
+}
+
+#[rustler::nif]
+fn replica_live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn dirty() -> Error {
+    raise(BadCrdt::Yield)
+}
+
+fn res(t: Term) -> Option<ResourceArc<ExReplicaRef>> {
+    t.decode::<ResourceArc<ExReplicaRef>>().ok()
+}
+
+fn replica_arg(t: Term) -> NifResult<ResourceArc<ExReplicaRef>> {
+    res(t).ok_or(Error::BadArg)
+}
+
+/// A term copied out of the caller's heap.
+fn owned(t: Term) -> NifResult<OwnedTerm> {
+    etf::decode(t.to_binary().as_slice()).map_err(|_| raise(BadCrdt::NotACrdt))
+}
+
+/// A term built in the caller's heap. Safe mode: never creates an atom.
+fn to_erl<'a>(env: Env<'a>, t: &OwnedTerm) -> NifResult<Term<'a>> {
+    env.binary_to_term(&etf::encode(t))
+        .map(|(t, _)| t)
+        .ok_or(raise(BadCrdt::NotACrdt))
+}
+
+fn heavy(t: Term) -> bool {
+    <ExTerm as lasp_converge_core::Term>::too_heavy(&[&ExTerm(t)], 2 * NORMAL_ENTRIES)
+}
+
+fn atom_exists(env: Env, name: &str) -> bool {
+    rustler::Atom::existing_from_utf8_bytes(env, name.as_bytes()).is_ok()
+}
+
+fn from_binary(env: Env, bytes: &[u8]) -> NifResult<Replica> {
+    let r = Replica::from_binary(bytes).map_err(raise)?;
+    if !r.atoms_known(&|a| atom_exists(env, a)) {
+        return Err(raise(BadCrdt::BadBinary(
+            lasp_converge_core::Atom::Unsupported,
+        )));
+    }
+    Ok(r)
+}
+
+/// What `merge`, `equal` and the inflation checks accept: a replica, a
+/// binary of the wire format, or a state term. Returns it and its weight.
+fn incoming(env: Env, t: Term) -> NifResult<(Replica, usize)> {
+    if let Some(r) = res(t) {
+        let g = r.0.read();
+        return Ok((g.r.clone(), g.weight));
+    }
+    if let Ok(b) = t.decode::<Binary>() {
+        return Ok((from_binary(env, b.as_slice())?, b.len() / 16));
+    }
+    let o = owned(t)?;
+    let c = Crdt::decode(&o, &mut Decoder::new(Limits::dirty())).map_err(raise)?;
+    let w = etf::encode(&o).len() / 16;
+    Ok((Replica::from_crdt(c), w))
+}
+
+fn weigh_in(t: Term) -> usize {
+    if let Some(r) = res(t) {
+        return r.0.read().weight;
+    }
+    if let Ok(b) = t.decode::<Binary>() {
+        return b.len() * NORMAL_ENTRIES / NORMAL_BYTES;
+    }
+    if heavy(t) {
+        usize::MAX
+    } else {
+        0
+    }
+}
+
+macro_rules! twin {
+    ($name:ident, $dirty:ident, $imp:ident, ($($arg:ident),*)) => {
+        #[rustler::nif]
+        fn $name<'a>(env: Env<'a>, $($arg: Term<'a>),*) -> NifResult<Term<'a>> {
+            $imp(env, false, $($arg),*)
+        }
+
+        #[rustler::nif(schedule = "DirtyCpu")]
+        fn $dirty<'a>(env: Env<'a>, $($arg: Term<'a>),*) -> NifResult<Term<'a>> {
+            $imp(env, true, $($arg),*)
+        }
+    };
+}
+
+#[rustler::nif]
+fn replica_new<'a>(env: Env<'a>, ty: Term<'a>) -> NifResult<Term<'a>> {
+    let r = Replica::new(&owned(ty)?).map_err(raise)?;
+    Ok(wrap(r, 0).encode(env))
+}
+
+fn from_term<'a>(env: Env<'a>, is_dirty: bool, t: Term<'a>) -> NifResult<Term<'a>> {
+    if !is_dirty && heavy(t) {
+        return Err(dirty());
+    }
+    let o = owned(t)?;
+    let w = etf::encode(&o).len() / 16;
+    let r = Replica::from_term(&o).map_err(raise)?;
+    Ok(wrap(r, w).encode(env))
+}
+twin!(replica_from_term, replica_from_term_dirty, from_term, (t));
+
+fn from_bin<'a>(env: Env<'a>, is_dirty: bool, b: Term<'a>) -> NifResult<Term<'a>> {
+    let b = b.decode::<Binary>()?;
+    if !is_dirty && b.len() > NORMAL_BYTES {
+        return Err(dirty());
+    }
+    let r = from_binary(env, b.as_slice())?;
+    Ok(wrap(r, b.len() / 16).encode(env))
+}
+twin!(
+    replica_from_binary,
+    replica_from_binary_dirty,
+    from_bin,
+    (b)
+);
+
+/// Run `f` on the replica's state, on this scheduler only when the state is
+/// small.
+fn reading<'a, X>(
+    r: Term<'a>,
+    is_dirty: bool,
+    f: impl FnOnce(&Replica) -> NifResult<X>,
+) -> NifResult<X> {
+    let r = replica_arg(r)?;
+    let g = r.0.read();
+    if !is_dirty && g.weight > NORMAL_ENTRIES {
+        return Err(dirty());
+    }
+    f(&g.r)
+}
+
+fn to_term<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>) -> NifResult<Term<'a>> {
+    let t = reading(r, is_dirty, |r| Ok(r.to_term()))?;
+    to_erl(env, &t)
+}
+twin!(replica_to_term, replica_to_term_dirty, to_term, (r));
+
+fn to_bin<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>) -> NifResult<Term<'a>> {
+    let bytes = reading(r, is_dirty, |r| Ok(r.to_binary()))?;
+    let mut b = NewBinary::new(env, bytes.len());
+    b.as_mut_slice().copy_from_slice(&bytes);
+    Ok(b.into())
+}
+twin!(replica_to_binary, replica_to_binary_dirty, to_bin, (r));
+
+fn query<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>) -> NifResult<Term<'a>> {
+    let q = reading(r, is_dirty, |r| {
+        r.to_crdt().query(&OwnedBuilder).map_err(raise)
+    })?;
+    to_erl(env, &q)
+}
+twin!(replica_query, replica_query_dirty, query, (r));
+
+fn size<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>) -> NifResult<Term<'a>> {
+    let r = replica_arg(r)?;
+    let g = r.0.read();
+    if !is_dirty && !g.r.is_keyed() && g.weight > NORMAL_ENTRIES {
+        return Err(dirty());
+    }
+    Ok(g.r.size().encode(env))
+}
+twin!(replica_size, replica_size_dirty, size, (r));
+
+fn merge<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>, x: Term<'a>) -> NifResult<Term<'a>> {
+    let target = replica_arg(r)?;
+    if !is_dirty {
+        let w = weigh_in(x);
+        let resident = {
+            let g = target.0.read();
+            if g.r.is_keyed() {
+                0
+            } else {
+                g.weight
+            }
+        };
+        if w > NORMAL_ENTRIES || resident > NORMAL_ENTRIES {
+            return Err(dirty());
+        }
+    }
+    // A binary merges straight in: only the entries it writes are decoded.
+    if res(x).is_none() {
+        if let Ok(b) = x.decode::<Binary>() {
+            let mut g = target.0.write();
+            g.r.merge_binary(b.as_slice(), &|a| atom_exists(env, a))
+                .map_err(raise)?;
+            g.reweigh(b.len() / 16);
+            return Ok(rustler::types::atom::ok().encode(env));
+        }
+    }
+    // Copied out before the write lock: never two locks at once.
+    let (inc, w) = incoming(env, x)?;
+    let mut g = target.0.write();
+    g.r.merge(&inc).map_err(raise)?;
+    g.reweigh(w);
+    Ok(rustler::types::atom::ok().encode(env))
+}
+twin!(replica_merge, replica_merge_dirty, merge, (r, x));
+
+/// Fresh 20-byte tokens from the OS, as types' `crypto:strong_rand_bytes(20)`.
+struct OwnedMutate;
+
+impl MutateCx<OwnedTerm> for OwnedMutate {
+    type B = OwnedBuilder;
+    fn builder(&self) -> &OwnedBuilder {
+        &OwnedBuilder
+    }
+    fn token(&mut self) -> OwnedTerm {
+        let mut bytes = [0u8; 20];
+        if getrandom::fill(&mut bytes).is_err() {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed) as u64;
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            bytes[..8].copy_from_slice(&n.to_le_bytes());
+            bytes[8..20].copy_from_slice(&t.to_le_bytes()[..12]);
+        }
+        OwnedBuilder.binary(&bytes)
+    }
+}
+
+fn mutate<'a>(
+    env: Env<'a>,
+    is_dirty: bool,
+    op: Term<'a>,
+    actor: Term<'a>,
+    r: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let target = replica_arg(r)?;
+    if !is_dirty {
+        let g = target.0.read();
+        if heavy(op) || (!g.r.is_keyed() && g.weight > NORMAL_ENTRIES) {
+            return Err(dirty());
+        }
+    }
+    let (op, actor) = (owned(op)?, owned(actor)?);
+    let mut g = target.0.write();
+    let b = ExBuilder { env };
+    match g.r.mutate(&op, &actor, &mut OwnedMutate) {
+        Ok(delta) => {
+            g.reweigh(1);
+            let d = to_erl(env, &delta.encode(&OwnedBuilder))?;
+            Ok((rustler::types::atom::ok(), d).encode(env))
+        }
+        Err(MutateError::Bad(e)) => Err(raise(e)),
+        Err(MutateError::Reason(why)) => {
+            let why = to_erl(env, &why)?;
+            Ok(b.pair(
+                ExTerm(rustler::types::atom::error().to_term(env)),
+                ExTerm(why),
+            )
+            .0)
+        }
+    }
+}
+twin!(replica_mutate, replica_mutate_dirty, mutate, (op, actor, r));
+
+fn compare<'a>(
+    env: Env<'a>,
+    is_dirty: bool,
+    a: Term<'a>,
+    b: Term<'a>,
+    f: fn(&Crdt<OwnedTerm>, &Crdt<OwnedTerm>) -> lasp_converge_core::error::Result<bool>,
+) -> NifResult<Term<'a>> {
+    if !is_dirty && (weigh_in(a) > NORMAL_ENTRIES || weigh_in(b) > NORMAL_ENTRIES) {
+        return Err(dirty());
+    }
+    let (x, _) = incoming(env, a)?;
+    let (y, _) = incoming(env, b)?;
+    Ok(f(&x.to_crdt(), &y.to_crdt()).map_err(raise)?.encode(env))
+}
+
+fn equal<'a>(env: Env<'a>, is_dirty: bool, a: Term<'a>, b: Term<'a>) -> NifResult<Term<'a>> {
+    compare(env, is_dirty, a, b, Crdt::equal)
+}
+twin!(replica_equal, replica_equal_dirty, equal, (a, b));
+
+fn is_inflation<'a>(env: Env<'a>, is_dirty: bool, a: Term<'a>, b: Term<'a>) -> NifResult<Term<'a>> {
+    compare(env, is_dirty, a, b, Crdt::is_inflation)
+}
+twin!(
+    replica_is_inflation,
+    replica_is_inflation_dirty,
+    is_inflation,
+    (a, b)
+);
+
+fn is_strict_inflation<'a>(
+    env: Env<'a>,
+    is_dirty: bool,
+    a: Term<'a>,
+    b: Term<'a>,
+) -> NifResult<Term<'a>> {
+    compare(env, is_dirty, a, b, Crdt::is_strict_inflation)
+}
+twin!(
+    replica_is_strict_inflation,
+    replica_is_strict_inflation_dirty,
+    is_strict_inflation,
+    (a, b)
+);
+
+#[rustler::nif]
+fn replica_type<'a>(env: Env<'a>, r: Term<'a>) -> NifResult<Term<'a>> {
+    let r = replica_arg(r)?;
+    let tag = r.0.read().r.tag();
+    Ok(crate::atoms::get(tag).encode(env))
+}
+
+#[rustler::nif]
+fn replica_is_keyed(r: Term) -> NifResult<bool> {
+    Ok(replica_arg(r)?.0.read().r.is_keyed())
+}
