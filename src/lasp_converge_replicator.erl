@@ -99,7 +99,7 @@
 -behaviour(gen_server).
 
 -export([declare/2, declare/3, declare_local/3,
-         update/3, value/1, state/1, set/1, settings/0, stats/0, flush/1,
+         update/3, value/1, state/1, set/1, settings/0, setting_changes/0, stats/0, flush/1,
          declared/0, absorb/2, set_faults/1,
          ensure_started/0, start_link/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
@@ -135,7 +135,8 @@
                     delay => #{node() => pos_integer()},
                     drop => float(),
                     paused => boolean()}.
--export_type([var/0, mode/0, settings/0, stats/0, faults/0]).
+-type setting_change() :: #{at_us := integer(), key := atom(), old := term(), new := term()}.
+-export_type([var/0, mode/0, settings/0, stats/0, faults/0, setting_change/0]).
 
 -define(DEFAULTS, #{state_interval => 10000, fanout => all,
                     propagate_on_update => false, jitter_percent => 0,
@@ -160,12 +161,16 @@
               %% which (exclusive) it acknowledged our deltas, `undefined'
               %% when it must get the full state.
               acks = #{} :: #{node() => {integer() | undefined, non_neg_integer() | undefined}}}).
+-define(HISTORY, 1000).
+
 -record(st, {settings :: settings(), vars = #{} :: #{var() => #var{}},
              timer :: reference() | undefined,
              unknown = 0 :: non_neg_integer(),
              faults = ?NO_FAULTS :: faults(),
              %% Replication messages received while paused, newest first.
-             held = [] :: [tuple()]}).
+             held = [] :: [tuple()],
+             %% Changes of settings, newest first (the newest ?HISTORY).
+             changes = [] :: [setting_change()]}).
 
 %% ---- API ----
 
@@ -254,6 +259,19 @@ settings() ->
     case call(settings) of
         {error, not_started} -> ?DEFAULTS;
         S -> S
+    end.
+
+%% @doc The changes of this node's settings since its replicator started,
+%% oldest first (the newest 1000): when (`at_us', on the tracker's clock,
+%% `lasp_converge_tracker:now_us/0'), which key, the old and the new value.
+%% Every change counts, whoever made it (`set/1', the tuner, a scenario), so
+%% reports draw the settings in force over time from the settings
+%% themselves.
+-spec setting_changes() -> [setting_change()].
+setting_changes() ->
+    case call(setting_changes) of
+        {error, not_started} -> [];
+        Cs -> Cs
     end.
 
 %% @doc Messages and bytes sent (with the kinds: `full_states', `deltas',
@@ -386,13 +404,17 @@ handle_call({absorb, Var, State}, _From, #st{vars = Vs} = St) ->
                     {reply, {error, {badcrdt, Why}}, St}
             end
     end;
-handle_call({set, Opts}, _From, #st{settings = S0, vars = Vs} = St) ->
+handle_call({set, Opts}, _From, #st{settings = S0, vars = Vs, changes = Cs0} = St) ->
     S = maps:merge(S0, maps:with(maps:keys(?DEFAULTS), Opts)),
+    At = lasp_converge_tracker:now_us(),
+    New = [#{at_us => At, key => K, old => maps:get(K, S0), new => V}
+           || {K, V} <- lists:sort(maps:to_list(S)), V =/= maps:get(K, S0)],
+    Cs = lists:sublist(lists:reverse(New) ++ Cs0, ?HISTORY),
     Vs1 = case maps:get(mode, S) =:= maps:get(mode, S0) of
               true -> Vs;
               false -> maps:map(fun(_, V) -> forget_deltas(V) end, Vs)
           end,
-    {reply, {ok, S}, rearm(St#st{settings = S, vars = Vs1})};
+    {reply, {ok, S}, rearm(St#st{settings = S, vars = Vs1, changes = Cs})};
 handle_call({flush, Var}, _From, #st{vars = Vs} = St) ->
     case maps:find(Var, Vs) of
         {ok, V} -> {reply, ok, St#st{vars = Vs#{Var := send_round(Var, V, St)}}};
@@ -400,6 +422,8 @@ handle_call({flush, Var}, _From, #st{vars = Vs} = St) ->
     end;
 handle_call(settings, _From, St) ->
     {reply, St#st.settings, St};
+handle_call(setting_changes, _From, St) ->
+    {reply, lists:reverse(St#st.changes), St};
 handle_call(declared, _From, #st{vars = Vs} = St) ->
     {reply, [{Var, T, Ms} || {Var, #var{type = T, members = Ms}} <- maps:to_list(Vs)], St};
 handle_call({faults, F}, _From, #st{faults = F0, held = Held} = St) ->

@@ -156,7 +156,8 @@ settings_now() ->
             lasp ->
                 Mode = erpc:call(node(), lasp_config, get, [mode, state_based], 1000),
                 M#{at_us => At, mode => Mode};
-            _ -> M#{at_us => At}
+            %% The replicator keeps every change of its settings.
+            _ -> M#{at_us => At, changes => lasp_converge_replicator:setting_changes()}
         end
     catch _:_ ->
             #{at_us => At}
@@ -559,9 +560,16 @@ latency_heatmap(Recs, Nodes0, Names) ->
 %% ---- settings over time ----
 
 %% Each setting's segments `{X0, X1, Value}': the value read now, and
-%% before each recorded change the old value.
+%% before each recorded change the old value. The changes are the
+%% replicator's own record of its settings where it runs them (every change,
+%% whoever made it), else the tuner's marks (a Lasp node's `lasp_config'
+%% keeps no record).
 settings_timeline(Now, Marks, X, {_, XMax}) ->
-    Changes = [{K, X(T), O, N} || M = #{tuner := _, key := K, old := O, new := N} <- Marks,
+    Recorded = case maps:get(changes, Now, []) of
+                   [_ | _] = Logged -> Logged;
+                   _ -> [M || M = #{tuner := _} <- Marks]
+               end,
+    Changes = [{K, X(T), O, N} || M = #{key := K, old := O, new := N} <- Recorded,
                                  (T = mark_time(M)) =/= undefined],
     Mode = maps:get(mode, Now, undefined),
     IntervalKey = case Mode of
@@ -572,13 +580,17 @@ settings_timeline(Now, Marks, X, {_, XMax}) ->
                   Cs = lists:keysort(2, [C || C = {K, _, _, _} <- Changes, lists:member(K, Keys)]),
                   Current = hd([V || K <- Keys, (V = maps:get(K, Now, undefined)) =/= undefined]
                                ++ [undefined]),
-                  Start = case Cs of
-                              [{_, _, O, _} | _] -> O;
-                              [] -> Current
+                  %% A change before the chart's start sets the value it
+                  %% starts with.
+                  {Pre, Post} = lists:splitwith(fun({_, Xc, _, _}) -> Xc =< 0.0 end, Cs),
+                  Start = case {Pre, Post} of
+                              {[_ | _], _} -> element(4, lists:last(Pre));
+                              {[], [{_, _, O, _} | _]} -> O;
+                              {[], []} -> Current
                           end,
                   case Start of
                       undefined -> [];
-                      _ -> segments(0.0, Start, Cs, XMax)
+                      _ -> segments(0.0, Start, Post, XMax)
                   end
           end,
     #{interval => Row([IntervalKey]), push => Row([propagate_on_update]), mode => Row([mode])}.

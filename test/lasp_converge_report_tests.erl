@@ -619,6 +619,8 @@ real_run() ->
             lists:foreach(Upd, lists:seq(21, 40)),
             timer:sleep(500),
             ok = lasp_converge_fault:heal(C),
+            %% A change made by hand, not by the tuner: drawn as well.
+            {ok, _} = ?CL:call(C, N1, lasp_converge_replicator, set, [#{state_interval => 80}]),
             lists:foreach(Upd, lists:seq(41, 60)),
             wait(fun() -> maps:get(converged, ?CL:call(C, N1, lasp_converge, stats, [Var])) =:= 60
                  end, 20000),
@@ -636,8 +638,11 @@ real_run() ->
             [?assertMatch({match, _}, re:run(Html, "data-row=\"" ++ N ++ "\"")) || N <- Short],
             [?assertMatch({match, _}, re:run(Html, "<td class=\"full\">" ++ atom_to_list(N)))
              || N <- Ns],
-            %% The interval it ran at, from the settings.
-            ?assertMatch({match, _}, re:run(Html, "data-row=\"interval\" data-text=\"50 ms\"")),
+            %% The intervals it ran at, from the settings and their recorded
+            %% changes: 50 ms (set before tracking began), then 80 ms.
+            {match, Ints} = re:run(Html, "data-row=\"interval\" data-text=\"([0-9]+) ms\"",
+                                   [global, {capture, all_but_first, list}]),
+            ?assertEqual(["50", "80"], [I || [I] <- Ints]),
             Recs = ?CL:call(C, N1, lasp_converge, records, [Var]),
             ?assertEqual(60, length(Recs)),
             ?assert(lists:all(fun(#{outcome := O, seen := S}) ->
