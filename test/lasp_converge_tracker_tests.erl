@@ -219,18 +219,21 @@ index_on_counters_test() ->
     {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(R, 1, 30, ?C:merge(A1, B1)),
     ?assertMatch(#{per_node := #{1 := #{pending := 0}, 2 := #{pending := 2}}}, stats(R)).
 
-unindexed_keys_are_still_checked_test() ->
+floats_and_multi_entry_deltas_are_indexed_test() ->
     R = tracker(),
-    %% A float key is never indexed (1 == 1.0 in an orddict); a delta of two
-    %% entries has no single key; a twopset is not indexed at all.
+    %% A float element (1 == 1.0: numbers are indexed by value), a delta of
+    %% two entries (indexed under each) and a twopset are all indexed: a
+    %% change elsewhere checks none of them.
     {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([1.5])),
     {ok, new} = ?N:tracker_updated(R, 0, 2, 0, gset([1.5]), gset([1.5, x, y])),
     {ok, _} = ?N:tracker_observed(R, 1, 10, gset([])),
-    {ok, #{checked := 2, newly_seen := 0}} = ?N:tracker_observed(R, 1, 20, gset([z])),
+    {ok, #{checked := 0, newly_seen := 0}} = ?N:tracker_observed(R, 1, 20, gset([z])),
+    {ok, #{checked := 1, newly_seen := 0}} = ?N:tracker_observed(R, 1, 25, gset([x, z])),
     {ok, #{newly_seen := 2}} = ?N:tracker_observed(R, 1, 30, gset([1.5, x, y, z])),
     T = tracker(),
     {ok, new} = ?N:tracker_updated(T, 0, 1, 0, {state_twopset, {[], []}}, {state_twopset, {[a], []}}),
     {ok, _} = ?N:tracker_observed(T, 1, 10, {state_twopset, {[], []}}),
+    {ok, #{checked := 0}} = ?N:tracker_observed(T, 1, 15, {state_twopset, {[b], []}}),
     {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(T, 1, 20, {state_twopset, {[a], []}}).
 
 %% A member sends what its state gained since the last state it sent; the

@@ -19,12 +19,12 @@
 // (never `badarg`, never an atom made from input); reasons are fixed atoms
 // or `{badcrdt, Why}` as the CRDT NIFs raise them.
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use lasp_converge_core::decode::Decoder;
-use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm};
+use lasp_converge_core::owned::OwnedTerm;
+use lasp_converge_core::tracker::witness::{self, IndexAtom, View};
 use lasp_converge_core::tracker::{Config, Filter, NodeId, Registered, Tracker, Witness};
 use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged, Term as CoreTerm};
 use rustler::types::map::map_new;
@@ -106,80 +106,41 @@ mod atoms {
         max_latency_us,
         seq_window,
         clock_window,
+        max_nodes,
+        too_many_nodes,
         exact,
     }
 }
 
 /// The witness of one update: the delta, decoded, owned by Rust, and its
-/// index key (see `entry_keys`).
+/// index atoms (the core's `tracker::witness`).
 pub struct ExWitness {
     delta: Crdt<OwnedTerm>,
-    key: Option<u64>,
+    atoms: Option<Vec<IndexAtom>>,
 }
 
 impl ExWitness {
     fn new(delta: Crdt<OwnedTerm>) -> Self {
-        let key = match entry_keys(&delta).as_deref() {
-            Some([k]) => Some(*k),
-            _ => None,
-        };
-        ExWitness { delta, key }
+        let atoms = witness::atoms(&delta);
+        ExWitness { delta, atoms }
     }
 }
 
 impl Witness for ExWitness {
-    fn key(&self) -> Option<u64> {
-        self.key
+    fn atoms(&self) -> Option<Vec<(u64, u64)>> {
+        self.atoms
+            .as_ref()
+            .map(|a| a.iter().map(|x| (x.pos, x.rank)).collect())
     }
 }
 
-// The witness index. For the types whose payload is an ordset or orddict
-// joined entry by entry (gset elements; gcounter, pncounter actors; orset
-// elements), whether a state holds a delta depends only on the state's
-// entries under the delta's keys. So a delta with one entry is indexed under
-// a hash of its key, and an observation checks only the witnesses under the
-// keys of `delta(State, LastState)` (the entries that changed since the
-// node's previous observation), plus the keyless ones (`Filter::Changed`).
-// Keys holding a float are not indexed: `1` and `1.0` are the same orddict
-// key but encode differently. Other types are checked linearly.
-fn entry_keys(c: &Crdt<OwnedTerm>) -> Option<Vec<u64>> {
-    let by_entry = match c.tag() {
-        Atom::StateGset => false,
-        Atom::StateGcounter | Atom::StatePncounter | Atom::StateOrset => true,
-        _ => return None,
-    };
-    let t = c.encode(&OwnedBuilder);
-    let (_, payload) = t.as_pair()?;
-    let (entries, tail) = payload.list_parts()?;
-    if !matches!(tail, OwnedTerm::Nil) {
-        return None;
-    }
-    let mut keys = Vec::with_capacity(entries.len());
-    for e in entries {
-        let k = if by_entry { e.as_pair()?.0 } else { e.clone() };
-        if has_float(&k) {
-            return None;
-        }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        etf::encode(&k).hash(&mut h);
-        keys.push(h.finish());
-    }
-    Some(keys)
-}
-
-fn has_float(t: &OwnedTerm) -> bool {
-    match t {
-        OwnedTerm::Float(_) => true,
-        OwnedTerm::Tuple(es) => es.iter().any(has_float),
-        OwnedTerm::Map(ps) => ps.iter().any(|(k, v)| has_float(k) || has_float(v)),
-        OwnedTerm::List(_) => match t.list_parts() {
-            Some((es, tail)) => es.into_iter().any(has_float) || has_float(tail),
-            None => true,
-        },
-        _ => false,
-    }
-}
-
+// The witness index: each witness is filed under its index atoms, and each
+// node's observation opens, per position its change touches, the range of
+// ranks it may now hold (`View::changed`, over the atoms of
+// `delta(State, LastState)` or of the delta a member sent). Only the
+// witnesses in those ranges are checked (`Filter::Ranges`), plus the
+// keyless ones (a state too large to list, an unknown shape). Every check
+// is still the type's own `is_inflation`.
 struct Inner {
     tracker: Tracker<ExWitness>,
     // The type of the tracked variable, fixed by its first update or
@@ -188,6 +149,8 @@ struct Inner {
     // Per node: the join of the states it was observed to hold, and the
     // timestamp (its clock) of its latest observation.
     last: HashMap<NodeId, (Crdt<OwnedTerm>, i64)>,
+    // Per node: the chain ranks of its state (`witness::View`).
+    views: HashMap<NodeId, View>,
 }
 
 pub struct ExTrackerRef(Mutex<Inner>);
@@ -305,6 +268,7 @@ fn config_from(opts: Term) -> Option<(Config, Vec<NodeId>)> {
     field!(max_latency_us, u64);
     field!(seq_window, usize);
     field!(clock_window, usize);
+    field!(max_nodes, usize);
     let mut exact = Vec::new();
     if let Ok(v) = opts.map_get(atoms::exact()) {
         for n in list(v)? {
@@ -331,6 +295,7 @@ fn tracker_new<'a>(env: Env<'a>, opts: Term<'a>) -> Reply<'a> {
         tracker,
         tag: None,
         last: HashMap::new(),
+        views: HashMap::new(),
     })));
     Ok((atoms::ok(), r).encode(env))
 }
@@ -355,9 +320,13 @@ fn tracker_set_members<'a>(
         return error(env, atoms::bad_members());
     };
     let mut inner = r.lock();
+    if !inner.tracker.admits_all(&ids) {
+        return error(env, atoms::too_many_nodes());
+    }
     inner.tracker.set_members(ts, &ids);
     let live: Vec<NodeId> = inner.tracker.members();
     inner.last.retain(|n, _| live.contains(n));
+    inner.views.retain(|n, _| live.contains(n));
     Ok(atoms::ok().encode(env))
 }
 
@@ -436,16 +405,31 @@ fn register<'a>(
     if let Err(e) = check_tag(&mut inner, &witness) {
         return bad(env, e);
     }
-    let Inner { tracker, last, .. } = &mut *inner;
+    if !inner.tracker.admits(origin) {
+        return error(env, atoms::too_many_nodes());
+    }
+    let Inner {
+        tracker,
+        last,
+        views,
+        ..
+    } = &mut *inner;
     let reg = if last.is_empty() {
         tracker.updated(origin, seq, ts, ExWitness::new(witness))
     } else {
         tracker.updated_with(origin, seq, ts, ExWitness::new(witness), |n, w| {
-            last.get(&n)
+            // The node's chain ranks rule most nodes out without a check.
+            let may = match (&w.atoms, views.get(&n)) {
+                (Some(a), Some(v)) => v.may_hold(a),
+                _ => true,
+            };
+            may && last
+                .get(&n)
                 .is_some_and(|(s, _)| w.delta.is_inflation(s).unwrap_or(false))
         })
     };
     Ok(match reg {
+        Registered::TooManyNodes => return error(env, atoms::too_many_nodes()),
         Registered::New { finished: false } => (atoms::ok(), atoms::new()).encode(env),
         Registered::New { finished: true } => (atoms::ok(), atoms::finished()).encode(env),
         Registered::Duplicate => (atoms::ok(), atoms::duplicate()).encode(env),
@@ -633,33 +617,48 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
     if let Err(e) = check_tag(&mut inner, &x) {
         return bad(env, e);
     }
+    if !inner.tracker.admits(n) {
+        return error(env, atoms::too_many_nodes());
+    }
     let last = inner.last.remove(&n);
     // The node's state now is the join with what it held (a replica's state
-    // only inflates); `joined` is `None` when that is `x` itself. `changed`:
-    // the index keys of what changed since its previous observation; only
-    // those entries can hold a witness it has not seen. On its first
-    // observation everything is checked; on one delivered out of order
-    // (earlier than its latest), everything is checked against `x` alone,
-    // so first-seen times move back only for what `x` itself holds.
-    let (joined, changed, at, in_order) = match last {
+    // only inflates); `joined` is `None` when that is `x` itself. `change`:
+    // what its state gained since its previous observation (`x` itself for a
+    // delta); only the witnesses in the rank ranges its atoms open can have
+    // become held. On its first observation everything is checked; on one
+    // delivered out of order (earlier than its latest), everything is
+    // checked against `x` alone, so first-seen times move back only for
+    // what `x` itself holds.
+    let (joined, change, at, in_order) = match last {
         None => (None, None, ts, true),
         Some((l, prev_ts)) => {
             let in_order = prev_ts <= ts;
-            let changed = match (in_order, is_delta) {
+            let change = match (in_order, is_delta) {
                 (false, _) => None,
-                (true, true) => entry_keys(&x),
-                (true, false) => x.delta(&l).ok().and_then(|d| entry_keys(&d)),
+                (true, true) => witness::atoms(&x),
+                (true, false) => x.delta(&l).ok().and_then(|d| witness::atoms(&d)),
             };
             let joined = match l.merge(&x) {
                 Ok(Merged::Left) => Some(l),
                 Ok(Merged::New(j)) => Some(j),
                 _ => None,
             };
-            (joined, changed, prev_ts.max(ts), in_order)
+            (joined, change, prev_ts.max(ts), in_order)
         }
     };
-    let filter = match &changed {
-        Some(keys) => Filter::Changed(keys),
+    let view = inner.views.entry(n).or_default();
+    let ranges = match &change {
+        Some(d) => Some(view.changed(d)),
+        None => {
+            // Everything is checked; the ranks of `x` still count.
+            if let Some(a) = witness::atoms(&x) {
+                view.changed(&a);
+            }
+            None
+        }
+    };
+    let filter = match &ranges {
+        Some(r) => Filter::Ranges(r),
         None => Filter::All,
     };
     let target = match &joined {
@@ -858,5 +857,6 @@ fn tracker_reset<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     let mut inner = r.lock();
     inner.tracker.reset();
     inner.last.clear();
+    inner.views.clear();
     Ok(atoms::ok().encode(env))
 }

@@ -1,0 +1,687 @@
+//! Index atoms: where in a state a witness lives, so that an observation
+//! checks only the pending updates whose part of the state changed.
+//!
+//! Every type's state is read as a product of small lattices, one per
+//! *position*: a set element, a counter's actor, a dot of a causal context,
+//! a map key followed by the positions of its value, and so on. At each
+//! position a state has a *rank*, a `u64` that only grows as the state
+//! inflates (0: nothing there). [`atoms`] lists the positions a state
+//! mentions with their ranks; it is computed from the encoded term and
+//! dispatches once on the type.
+//!
+//! What the tracker relies on (checked for all 19 types by
+//! `prop_index_complete_*` in `tests/laws.rs`): if a witness `W` is not
+//! held by `Last` but is held by `S = Last ⊔ D`, then some atom `(p, r)` of
+//! `W` has its position `p` among the atoms of `D`, with
+//! `lo ≤ r ≤ hi` for the range [`View::changed`] gives for `p`. The index
+//! only narrows the candidates: each candidate is still checked with the
+//! type's own `is_inflation`, so a hash collision or a saturated rank costs
+//! an extra check, never a wrong answer.
+//!
+//! Positions are hashes of the terms that name them. Terms that are `==`
+//! hash alike (numbers are hashed by their `f64` value), so `1` and `1.0`
+//! meet at one position, as they do in an orddict.
+//!
+//! When the atoms of a state would be too many ([`ATOM_LIMIT`], e.g. a
+//! compressed causal context covering a million dots) or the term is not
+//! understood, [`atoms`] gives `None`: the witness is then checked on every
+//! observation, and an observation with such a change checks everything.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use crate::owned::{OwnedBuilder, OwnedTerm};
+use crate::Crdt;
+
+/// Most atoms [`atoms`] lists for one state.
+pub const ATOM_LIMIT: usize = 4096;
+
+/// One position of a state and its rank there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IndexAtom {
+    /// The position, a hash of the terms naming it.
+    pub pos: u64,
+    /// The rank at the position (0: nothing there); grows as the state inflates.
+    pub rank: u64,
+    /// A chain position (a counter, a register's timestamp): its rank is a
+    /// value that may grow many times, and [`View`] remembers it per node to
+    /// narrow later ranges. Other positions (elements, dots) change rank at
+    /// most twice.
+    pub chain: bool,
+}
+
+/// The index atoms of a state (see the module docs), or `None`.
+pub fn atoms(c: &Crdt<OwnedTerm>) -> Option<Vec<IndexAtom>> {
+    atoms_of_term(&c.encode(&OwnedBuilder))
+}
+
+/// [`atoms`] of an encoded `{Type, Payload}` term.
+pub fn atoms_of_term(t: &OwnedTerm) -> Option<Vec<IndexAtom>> {
+    let mut out = Vec::new();
+    let mut cx = Cx {
+        out: &mut out,
+        depth: 0,
+    };
+    cx.crdt(0, t)?;
+    Some(out)
+}
+
+/// Per node: the ranks last seen at chain positions.
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    ranks: HashMap<u64, u64>,
+}
+
+impl View {
+    /// The ranges of ranks a change `d` (the atoms of what the node's state
+    /// gained) opens, as `(pos, lo, hi)`: a witness atom at `pos` whose rank
+    /// is within `lo..=hi` may have become held. Remembers the new ranks.
+    pub fn changed(&mut self, d: &[IndexAtom]) -> Vec<(u64, u64, u64)> {
+        let mut out = Vec::with_capacity(d.len());
+        for a in d {
+            if !a.chain {
+                out.push((a.pos, 0, a.rank));
+                continue;
+            }
+            let old = self.ranks.get(&a.pos).copied().unwrap_or(0);
+            if a.rank > old {
+                self.ranks.insert(a.pos, a.rank);
+                // A witness not held at `pos` before had a rank above `old`
+                // (equal when the rank saturated).
+                let lo = if old == u64::MAX { old } else { old + 1 };
+                out.push((a.pos, lo.min(a.rank), a.rank));
+            }
+        }
+        out
+    }
+
+    /// Whether the node's chain ranks cover every chain atom of `w` (a
+    /// necessary condition for the node's state to hold `w` when `w` has
+    /// only chain atoms; used to skip checks, never to conclude).
+    pub fn may_hold(&self, w: &[IndexAtom]) -> bool {
+        w.iter()
+            .filter(|a| a.chain)
+            .all(|a| self.ranks.get(&a.pos).copied().unwrap_or(0) >= a.rank)
+    }
+
+    /// Chain positions remembered.
+    pub fn len(&self) -> usize {
+        self.ranks.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.ranks.is_empty()
+    }
+}
+
+// ---- hashing ----
+
+/// A hash of `t` under which `==` terms agree.
+fn term_hash<H: Hasher>(t: &OwnedTerm, h: &mut H) {
+    match t {
+        OwnedTerm::Int(i) => {
+            0u8.hash(h);
+            num_bits(*i as f64).hash(h);
+        }
+        // A float beyond the i128 range can only equal a bignum.
+        OwnedTerm::Float(f) if f.abs() >= 1.7e38 => {
+            1u8.hash(h);
+            (*f < 0.0).hash(h);
+        }
+        OwnedTerm::Float(f) => {
+            0u8.hash(h);
+            num_bits(*f).hash(h);
+        }
+        // Bignums meet every other bignum (or huge float) of their sign.
+        OwnedTerm::BigInt(b) => {
+            1u8.hash(h);
+            b.is_negative().hash(h);
+        }
+        OwnedTerm::Tuple(es) => {
+            2u8.hash(h);
+            es.len().hash(h);
+            for e in es.iter() {
+                term_hash(e, h);
+            }
+        }
+        OwnedTerm::Nil => 3u8.hash(h),
+        OwnedTerm::List(_) => {
+            4u8.hash(h);
+            match t.list_parts() {
+                Some((es, tail)) => {
+                    es.len().hash(h);
+                    for e in es {
+                        term_hash(e, h);
+                    }
+                    term_hash(tail, h);
+                }
+                None => 5u8.hash(h),
+            }
+        }
+        OwnedTerm::Map(ps) => {
+            6u8.hash(h);
+            for (k, v) in ps.iter() {
+                term_hash(k, h);
+                term_hash(v, h);
+            }
+        }
+        // Everything else is equal only when identical: its encoding names it.
+        other => {
+            7u8.hash(h);
+            crate::etf::encode(other).hash(h);
+        }
+    }
+}
+
+fn num_bits(f: f64) -> u64 {
+    if f == 0.0 {
+        0
+    } else {
+        f.to_bits()
+    }
+}
+
+fn pos(parent: u64, tag: u8, terms: &[&OwnedTerm]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parent.hash(&mut h);
+    tag.hash(&mut h);
+    for t in terms {
+        term_hash(t, &mut h);
+    }
+    h.finish()
+}
+
+fn pos_n(parent: u64, tag: u8, t: &OwnedTerm, n: u64) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parent.hash(&mut h);
+    tag.hash(&mut h);
+    term_hash(t, &mut h);
+    n.hash(&mut h);
+    h.finish()
+}
+
+// ---- ranks ----
+
+/// `1 + n` for a non-negative integer, saturating; `None` if negative.
+fn count_rank(t: &OwnedTerm) -> Option<u64> {
+    match t {
+        OwnedTerm::Int(i) if *i >= 0 => {
+            Some(u64::try_from(*i).unwrap_or(u64::MAX).saturating_add(1))
+        }
+        OwnedTerm::BigInt(b) if !b.is_negative() => Some(u64::MAX),
+        _ => None,
+    }
+}
+
+/// An order-preserving rank of any integer (for timestamps), `>= 1`.
+fn int_rank(t: &OwnedTerm) -> Option<u64> {
+    let v = match t {
+        OwnedTerm::Int(i) => (*i).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+        OwnedTerm::BigInt(b) if b.is_negative() => i64::MIN,
+        OwnedTerm::BigInt(_) => i64::MAX,
+        _ => return None,
+    };
+    Some(((v as u64) ^ (1 << 63)).saturating_add(1).max(1))
+}
+
+// ---- walking states ----
+
+fn list(t: &OwnedTerm) -> Option<Vec<&OwnedTerm>> {
+    match t {
+        OwnedTerm::Nil => Some(Vec::new()),
+        OwnedTerm::List(_) => {
+            let (es, tail) = t.list_parts()?;
+            matches!(tail, OwnedTerm::Nil).then_some(es)
+        }
+        _ => None,
+    }
+}
+
+fn pair(t: &OwnedTerm) -> Option<(&OwnedTerm, &OwnedTerm)> {
+    match t {
+        OwnedTerm::Tuple(es) if es.len() == 2 => Some((&es[0], &es[1])),
+        _ => None,
+    }
+}
+
+fn is_atom(t: &OwnedTerm, name: &str) -> bool {
+    t.atom_name() == Some(name)
+}
+
+/// How a causal dot store nests (awmap's value types).
+#[derive(Clone, Copy)]
+enum Store<'a> {
+    /// A dot set (ewflag, dwflag, an awset's values).
+    Set,
+    /// A dot fun (mvregister).
+    Fun,
+    /// A dot map of `Key -> store` (awset: of dot sets; awmap: of its values).
+    Map(&'a OwnedTerm),
+}
+
+struct Cx<'a> {
+    out: &'a mut Vec<IndexAtom>,
+    depth: usize,
+}
+
+const MAX_DEPTH: usize = 64;
+
+impl Cx<'_> {
+    fn push(&mut self, pos: u64, rank: u64, chain: bool) -> Option<()> {
+        if self.out.len() >= ATOM_LIMIT {
+            return None;
+        }
+        self.out.push(IndexAtom { pos, rank, chain });
+        Some(())
+    }
+
+    /// A whole `{Type, Payload}` under position `p`.
+    fn crdt(&mut self, p: u64, t: &OwnedTerm) -> Option<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let (tag, payload) = pair(t)?;
+        let r = self.payload(p, tag.atom_name()?, payload);
+        self.depth -= 1;
+        r
+    }
+
+    fn payload(&mut self, p: u64, ty: &str, x: &OwnedTerm) -> Option<()> {
+        match ty {
+            "state_gset" => {
+                for e in list(x)? {
+                    self.push(pos(p, 1, &[e]), 1, false)?;
+                }
+            }
+            "state_twopset" => {
+                let (adds, rmvs) = pair(x)?;
+                for e in list(adds)? {
+                    self.push(pos(p, 2, &[e]), 1, false)?;
+                }
+                for e in list(rmvs)? {
+                    self.push(pos(p, 3, &[e]), 1, false)?;
+                }
+            }
+            "state_gcounter" => {
+                for e in list(x)? {
+                    let (actor, n) = pair(e)?;
+                    self.push(pos(p, 4, &[actor]), count_rank(n)?, true)?;
+                }
+            }
+            "state_pncounter" => self.pncounter(p, x)?,
+            "state_lexcounter" => {
+                for e in list(x)? {
+                    let (actor, lr) = pair(e)?;
+                    let (l, r) = pair(lr)?;
+                    self.push(pos(p, 7, &[actor]), lex_rank(l, r)?, true)?;
+                }
+            }
+            "state_max_int" => self.push(pos(p, 8, &[]), count_rank(x)?, true)?,
+            "state_boolean" => self.push(pos(p, 9, &[]), count_rank(x)?, true)?,
+            "state_lwwregister" => {
+                let (ts, _) = pair(x)?;
+                self.push(pos(p, 10, &[]), int_rank(ts)?, true)?;
+            }
+            "state_ivar" => {
+                let r = if is_atom(x, "undefined") { 1 } else { 2 };
+                self.push(pos(p, 11, &[]), r, true)?;
+            }
+            "state_orset" => {
+                for e in list(x)? {
+                    let (elem, tokens) = pair(e)?;
+                    for tk in list(tokens)? {
+                        let (token, active) = pair(tk)?;
+                        // A removed token (`false`) is above an active one.
+                        let r = match active.atom_name()? {
+                            "true" => 1,
+                            "false" => 2,
+                            _ => return None,
+                        };
+                        self.push(pos(p, 12, &[elem, token]), r, true)?;
+                    }
+                }
+            }
+            "state_awset" => self.causal(p, x, Store::Map(&NIL))?,
+            "state_ewflag" | "state_dwflag" => self.causal(p, x, Store::Set)?,
+            "state_mvregister" => self.causal(p, x, Store::Fun)?,
+            "state_awmap" => {
+                let (ctype, dsc) = pair(x)?;
+                self.causal(p, dsc, Store::Map(ctype))?;
+            }
+            "state_gmap" => {
+                let (_ctype, entries) = pair(x)?;
+                for e in list(entries)? {
+                    let (k, v) = pair(e)?;
+                    let kp = pos(p, 13, &[k]);
+                    // The key itself: any change under it shows here too.
+                    self.push(kp, 1, false)?;
+                    self.crdt(kp, v)?;
+                }
+            }
+            "state_pair" => {
+                let (a, b) = pair(x)?;
+                self.crdt(pos(p, 14, &[]), a)?;
+                self.crdt(pos(p, 15, &[]), b)?;
+            }
+            "state_bcounter" => {
+                let (pn, g) = pair(x)?;
+                let (pn_tag, pn) = pair(pn)?;
+                let (g_tag, g) = pair(g)?;
+                if !is_atom(pn_tag, "state_pncounter") || !is_atom(g_tag, "state_gmap") {
+                    return None;
+                }
+                self.pncounter(pos(p, 16, &[]), pn)?;
+                let (_, transfers) = pair(g)?;
+                for e in list(transfers)? {
+                    let (k, n) = pair(e)?;
+                    self.push(pos(p, 17, &[k]), count_rank(n)?, true)?;
+                }
+            }
+            "state_awset_ps" => self.awset_ps(p, x)?,
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn pncounter(&mut self, p: u64, x: &OwnedTerm) -> Option<()> {
+        for e in list(x)? {
+            let (actor, pn) = pair(e)?;
+            let (inc, dec) = pair(pn)?;
+            self.push(pos(p, 5, &[actor]), count_rank(inc)?, true)?;
+            self.push(pos(p, 6, &[actor]), count_rank(dec)?, true)?;
+        }
+        Some(())
+    }
+
+    /// A causal state `{Store, {Compressed, Cloud}}`: one position per dot
+    /// of the context, rank 1 while the dot is in the store, 2 once removed
+    /// (a causal join keeps, per dot, the larger of the two).
+    fn causal(&mut self, p: u64, x: &OwnedTerm, kind: Store<'_>) -> Option<()> {
+        let (store, cc) = pair(x)?;
+        let mut live: HashMap<u64, ()> = HashMap::new();
+        self.store_dots(p, store, kind, &mut live, 0)?;
+        let (compressed, cloud) = pair(cc)?;
+        let mut n = 0usize;
+        for e in list(compressed)? {
+            let (actor, max) = pair(e)?;
+            let max = match max {
+                OwnedTerm::Int(m) if *m >= 0 => u64::try_from(*m).ok()?,
+                _ => return None,
+            };
+            n = n.saturating_add(usize::try_from(max).ok()?);
+            if n > ATOM_LIMIT {
+                return None;
+            }
+            for s in 1..=max {
+                let dp = pos_n(p, 20, actor, s);
+                let r = if live.contains_key(&dp) { 1 } else { 2 };
+                self.push(dp, r, false)?;
+            }
+        }
+        for d in list(cloud)? {
+            let dp = dot_pos(p, d)?;
+            let r = if live.contains_key(&dp) { 1 } else { 2 };
+            self.push(dp, r, false)?;
+        }
+        Some(())
+    }
+
+    fn store_dots(
+        &mut self,
+        p: u64,
+        store: &OwnedTerm,
+        kind: Store<'_>,
+        live: &mut HashMap<u64, ()>,
+        depth: usize,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH || live.len() > ATOM_LIMIT {
+            return None;
+        }
+        match kind {
+            Store::Set => {
+                for d in list(store)? {
+                    live.insert(dot_pos(p, d)?, ());
+                }
+            }
+            Store::Fun => {
+                for e in list(store)? {
+                    let (d, _) = pair(e)?;
+                    live.insert(dot_pos(p, d)?, ());
+                }
+            }
+            Store::Map(ctype) => {
+                let inner = value_store(ctype)?;
+                for e in list(store)? {
+                    let (_, sub) = pair(e)?;
+                    self.store_dots(p, sub, inner, live, depth + 1)?;
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// awset_ps: per event id, its counter in `AllEvents` (a chain); per
+    /// event that `AllEvents` holds but the event store does not (removed),
+    /// a position of rank 2, and rank 1 for a live event.
+    fn awset_ps(&mut self, p: u64, x: &OwnedTerm) -> Option<()> {
+        let (ds, rest) = match x {
+            OwnedTerm::Tuple(es) if es.len() == 3 => (&es[0], (&es[1], &es[2])),
+            _ => return None,
+        };
+        let (filtered, all) = rest;
+        let (_, event_store) = pair(ds)?;
+        let mut live: HashMap<u64, ()> = HashMap::new();
+        for e in list(event_store)? {
+            let (ev, _) = pair(e)?;
+            let (id, n) = pair(ev)?;
+            live.insert(pos(p, 31, &[id, n]), ());
+        }
+        for ev in list(filtered)? {
+            let (id, n) = pair(ev)?;
+            live.insert(pos(p, 31, &[id, n]), ());
+        }
+        let mut events: Vec<(&OwnedTerm, u64)> = Vec::new();
+        let mut total = 0usize;
+        let mut counters: Vec<(&OwnedTerm, &OwnedTerm)> = Vec::new();
+        match pair(all) {
+            Some((tag, vc)) if is_atom(tag, "vclock") => {
+                for e in list(vc)? {
+                    let (id, c) = pair(e)?;
+                    counters.push((id, c));
+                    let c = match c {
+                        OwnedTerm::Int(c) if *c >= 0 => u64::try_from(*c).ok()?,
+                        _ => return None,
+                    };
+                    total = total.saturating_add(usize::try_from(c).ok()?);
+                    if total > ATOM_LIMIT {
+                        return None;
+                    }
+                    events.extend((1..=c).map(|n| (id, n)));
+                }
+            }
+            _ => {
+                for ev in list(all)? {
+                    let (id, c) = pair(ev)?;
+                    counters.push((id, c));
+                    let n = match c {
+                        OwnedTerm::Int(c) if *c >= 0 => u64::try_from(*c).ok()?,
+                        _ => return None,
+                    };
+                    events.push((id, n));
+                }
+            }
+        }
+        for (id, c) in counters {
+            self.push(pos(p, 30, &[id]), count_rank(c)?, true)?;
+        }
+        for (id, n) in events {
+            let ep = pos(p, 31, &[id, &OwnedTerm::Int(i128::from(n))]);
+            let r = if live.contains_key(&ep) { 1 } else { 2 };
+            self.push(ep, r, false)?;
+        }
+        Some(())
+    }
+}
+
+/// `[]`: as an awmap `CType`, "the dot sets of an awset's own dot map".
+static NIL: OwnedTerm = OwnedTerm::Nil;
+
+fn dot_pos(p: u64, d: &OwnedTerm) -> Option<u64> {
+    let (actor, seq) = pair(d)?;
+    let s = match seq {
+        OwnedTerm::Int(s) => u64::try_from(*s).ok()?,
+        _ => return None,
+    };
+    Some(pos_n(p, 20, actor, s))
+}
+
+/// The store kind of an awmap's values, from its `CType`.
+fn value_store(ctype: &OwnedTerm) -> Option<Store<'_>> {
+    // awset's own dot map holds dot sets.
+    if matches!(ctype, OwnedTerm::Nil) {
+        return Some(Store::Set);
+    }
+    let (name, args) = match ctype {
+        OwnedTerm::Atom(_) => (ctype, None),
+        OwnedTerm::Tuple(es) if es.len() == 2 => (&es[0], Some(&es[1])),
+        _ => return None,
+    };
+    match name.atom_name()? {
+        "state_awset" => Some(Store::Map(&NIL)),
+        "state_mvregister" => Some(Store::Fun),
+        "state_ewflag" | "state_dwflag" => Some(Store::Set),
+        "state_awmap" => {
+            let sub = match args.and_then(list) {
+                Some(v) if v.len() == 1 => v[0],
+                _ => return None,
+            };
+            Some(Store::Map(sub))
+        }
+        _ => None,
+    }
+}
+
+/// An order-preserving rank of a lexcounter entry `{Left, Right}` (by Left,
+/// then Right), `>= 1`; `None` for a negative Left.
+fn lex_rank(l: &OwnedTerm, r: &OwnedTerm) -> Option<u64> {
+    const L_MAX: i128 = 1 << 30;
+    let l = match l {
+        OwnedTerm::Int(l) if *l >= 0 => *l,
+        OwnedTerm::BigInt(b) if !b.is_negative() => return Some(u64::MAX),
+        _ => return None,
+    };
+    if l >= L_MAX {
+        return Some(u64::MAX);
+    }
+    let r = match r {
+        OwnedTerm::Int(r) => *r,
+        OwnedTerm::BigInt(b) if b.is_negative() => i128::MIN,
+        OwnedTerm::BigInt(_) => i128::MAX,
+        _ => return None,
+    };
+    let r = (r.saturating_add(1 << 31)).clamp(0, (1 << 32) - 1) as u64;
+    Some(((l as u64) << 32 | r) + 1)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::owned::OwnedTerm as T;
+
+    fn ranks(t: &T) -> Vec<(u64, u64)> {
+        let mut v: Vec<_> = atoms_of_term(t)
+            .expect("atoms")
+            .iter()
+            .map(|a| (a.pos, a.rank))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn st(ty: &str, payload: T) -> T {
+        T::tuple([T::atom(ty), payload])
+    }
+
+    #[test]
+    fn numbers_that_compare_equal_meet() {
+        let a = st("state_gset", T::list([T::int(1)]));
+        let b = st("state_gset", T::list([T::float(1.0)]));
+        assert_eq!(ranks(&a), ranks(&b));
+        let c = st("state_gset", T::list([T::int(2)]));
+        assert_ne!(ranks(&a), ranks(&c));
+    }
+
+    #[test]
+    fn counters_rank_by_count() {
+        let g = |n: i128| {
+            st(
+                "state_gcounter",
+                T::list([T::tuple([T::atom("a"), T::int(n)])]),
+            )
+        };
+        let (r1, r5) = (ranks(&g(1)), ranks(&g(5)));
+        assert_eq!(r1[0].0, r5[0].0);
+        assert!(r1[0].1 < r5[0].1);
+    }
+
+    #[test]
+    fn lww_timestamps_keep_their_order() {
+        let l = |ts: i128| st("state_lwwregister", T::tuple([T::int(ts), T::atom("v")]));
+        let rs: Vec<u64> = [-5, 0, 7, 1 << 70]
+            .iter()
+            .map(|&t| ranks(&l(t))[0].1)
+            .collect();
+        assert!(rs.windows(2).all(|w| w[0] < w[1]), "{rs:?}");
+    }
+
+    #[test]
+    fn lex_ranks_order_left_then_right() {
+        let r = |l: i128, x: i128| lex_rank(&T::int(l), &T::int(x)).unwrap();
+        assert!(r(0, 5) < r(1, -3));
+        assert!(r(1, -3) < r(1, 4));
+        assert!(r(1, 4) < r(1 << 40, -9));
+    }
+
+    #[test]
+    fn a_removed_dot_ranks_above_a_live_one() {
+        let dot = T::tuple([T::atom("a"), T::int(1)]);
+        let cc = T::tuple([T::list([T::tuple([T::atom("a"), T::int(1)])]), T::Nil]);
+        let live = st(
+            "state_awset",
+            T::tuple([
+                T::list([T::tuple([T::atom("x"), T::list([dot])])]),
+                cc.clone(),
+            ]),
+        );
+        let removed = st("state_awset", T::tuple([T::Nil, cc]));
+        let (l, r) = (ranks(&live), ranks(&removed));
+        assert_eq!((l.len(), r.len()), (1, 1));
+        assert_eq!(l[0].0, r[0].0);
+        assert_eq!((l[0].1, r[0].1), (1, 2));
+    }
+
+    #[test]
+    fn huge_contexts_are_not_expanded() {
+        let cc = T::tuple([
+            T::list([T::tuple([T::atom("a"), T::int(1_000_000)])]),
+            T::Nil,
+        ]);
+        assert!(atoms_of_term(&st("state_awset", T::tuple([T::Nil, cc]))).is_none());
+    }
+
+    #[test]
+    fn a_view_opens_only_the_new_part_of_a_chain() {
+        let mut v = View::default();
+        let a = |rank| IndexAtom {
+            pos: 9,
+            rank,
+            chain: true,
+        };
+        assert_eq!(v.changed(&[a(3)]), vec![(9, 1, 3)]);
+        assert_eq!(v.changed(&[a(7)]), vec![(9, 4, 7)]);
+        assert!(v.changed(&[a(5)]).is_empty());
+        assert!(v.may_hold(&[a(7)]) && !v.may_hold(&[a(8)]));
+    }
+}
