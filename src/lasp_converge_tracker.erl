@@ -168,6 +168,7 @@ init({Var, {aggregator, Opts}}) ->
                 false ->
                     ignore;
                 true ->
+                    _ = lasp_converge_observer:start_link(Var),
                     {ok, start_aggregator(Var, Res, Opts)}
             end;
         {error, _} = E ->
@@ -183,6 +184,7 @@ init({Var, {member, Agg, SeqBase}}) ->
             ignore;
         true ->
             _ = SeqBase > 0 andalso ets:insert(Reg, {{seq, Var}, SeqBase}),
+            _ = lasp_converge_observer:start_link(Var),
             _ = erlang:monitor(process, Agg),
             {ok, #st{var = Var, role = member, agg = Agg, tick = false, clock = false}}
     end.
@@ -327,7 +329,7 @@ terminate(_Reason, #st{var = Var}) ->
     _ = ets:delete(Reg, {seq, Var}),
     _ = ets:delete(Reg, {last, Var}),
     _ = ets:delete(Reg, {type, Var}),
-    ok.
+    lasp_converge_observer:forget(Var).
 
 %% ---- internals ----
 

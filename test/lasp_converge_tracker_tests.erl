@@ -334,7 +334,8 @@ api_test_() ->
      fun() -> {ok, Apps} = application:ensure_all_started(lasp_converge), Apps end,
      fun(Apps) -> [application:stop(A) || A <- lists:reverse(Apps)] end,
      [fun api_lifecycle/0, fun api_figures/0, fun api_bad_input/0,
-      fun api_updated_delta/0]}.
+      fun api_updated_delta/0, fun api_future_ts_is_refused/0,
+      fun api_replicator_hands_off_to_the_observer/0]}.
 
 api_lifecycle() ->
     V = {<<"life">>, state_gset},
@@ -386,6 +387,72 @@ api_bad_input() ->
     after
         lasp_converge:untrack(V)
     end.
+
+%% A timestamp in the wrong unit (nanoseconds) or far in the future is
+%% refused with a clear reason and leaves every figure as it was; before,
+%% it moved the tracker's clock decades ahead and expired everything.
+api_future_ts_is_refused() ->
+    V = {<<"future">>, state_gset},
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    try
+        Ns = erlang:system_time(),
+        ?assertEqual({error, {bad_ts, Ns}},
+                     lasp_converge:updated(V, gset([]), gset([a]), #{ts => Ns})),
+        ?assertEqual({error, {bad_ts, Ns}}, lasp_converge:observed(V, gset([a]), #{ts => Ns})),
+        Ahead = lasp_converge_tracker:now_us() + 61000000,
+        ?assertEqual({error, {bad_ts, Ahead}},
+                     lasp_converge:updated_delta(V, gset([b]), #{ts => Ahead})),
+        ?assertMatch(#{updates := 0, unconverged := 0}, lasp_converge:stats(V)),
+        %% A reading a little ahead (clock skew) is fine.
+        Now = lasp_converge_tracker:now_us(),
+        ok = lasp_converge:updated(V, gset([]), gset([a]), #{ts => Now + 1000000}),
+        ok = lasp_converge:observed(V, gset([a]), #{ts => Now + 1000000}),
+        ?assertMatch(#{updates := 1, converged := 1, unconverged := 0}, lasp_converge:stats(V))
+    after
+        lasp_converge:untrack(V)
+    end.
+
+%% The replicator hands its updates and observations to the variable's
+%% observer and returns: with the observer suspended, an update still
+%% completes, and the tracker sees it only once the observer runs again.
+api_replicator_hands_off_to_the_observer() ->
+    V = {<<"handoff">>, state_awset},
+    {ok, _} = lasp_converge_replicator:declare(V, state_awset, #{nodes => [node()]}),
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    try
+        true = erlang:suspend_process(Obs),
+        {ok, _} = lasp_converge_replicator:update(V, {add, x}, node()),
+        ?assertMatch(#{updates := 0}, lasp_converge:stats(V)),
+        true = erlang:resume_process(Obs),
+        ok = lasp_converge_observer:sync(V),
+        ?assertMatch(#{updates := 1, converged := 1}, lasp_converge:stats(V)),
+        ?assertEqual(0, lasp_converge_observer:errors(V))
+    after
+        %% Resumed already unless an assertion failed in between.
+        _ = catch erlang:resume_process(Obs),
+        lasp_converge:untrack(V)
+    end.
+
+%% Node slots are bounded (`max_nodes', default 1024) and freed by reset:
+%% before, every distinct node id took a slot (a latency histogram) for
+%% the tracker's life.
+node_slots_are_bounded_and_freed_test() ->
+    {ok, R} = ?N:tracker_new(#{exact => [0]}),
+    ok = ?N:tracker_set_members(R, 0, [0]),
+    Rs = [?N:tracker_observed(R, I, 10, gset([a])) || I <- lists:seq(1, 1100)],
+    ?assertEqual(1023, length([ok || {ok, _} <- Rs])),
+    ?assertEqual(77, length([E || {error, too_many_nodes} = E <- Rs])),
+    ?assertMatch({ok, #{nodes := 1024}}, ?N:tracker_retained(R)),
+    ?assertEqual({error, too_many_nodes}, ?N:tracker_set_members(R, 20, [0, 5000])),
+    ok = ?N:tracker_reset(R),
+    ?assertMatch({ok, #{nodes := 1}}, ?N:tracker_retained(R)),
+    {ok, _} = ?N:tracker_observed(R, 5000, 30, gset([a])),
+    {ok, T} = ?N:tracker_new(#{max_nodes => 2}),
+    {ok, _} = ?N:tracker_observed(T, 1, 10, gset([])),
+    {ok, _} = ?N:tracker_observed(T, 2, 10, gset([])),
+    ?assertEqual({error, too_many_nodes}, ?N:tracker_updated(T, 3, 1, 10, gset([]), gset([a]))),
+    ?assertEqual({error, too_many_nodes}, ?N:tracker_observed(T, 3, 10, gset([]))).
 
 %% A million updates through the NIF (gcounter increments by 8 actors,
 %% registered as their deltas, 10 us of tracker time apart; a batch of 100
