@@ -56,7 +56,8 @@
                         record_window => non_neg_integer(),
                         max_samples => non_neg_integer(),
                         clock_window => pos_integer(),
-                        max_latency_us => pos_integer()}.
+                        max_latency_us => pos_integer(),
+                        max_nodes => pos_integer()}.
 -type event_opts() :: #{ts => integer()}.
 -type stats() :: #{updates := non_neg_integer(),
                    converged := non_neg_integer(),
@@ -97,7 +98,9 @@ track(Var) ->
 %% `false' for none: tests that pass their own timestamps), `clock' (ms
 %% between clock pings to each member, default 1000, `false' for none), and
 %% the native limits `max_pending', `record_window', `max_samples',
-%% `clock_window', `max_latency_us'.
+%% `clock_window', `max_latency_us', `max_nodes' (distinct nodes held,
+%% default 1024; past it a new node's events give
+%% `{error, too_many_nodes}' until `reset/1' frees the non-members).
 -spec track(var(), track_opts()) -> ok | {error, term()}.
 track(Var, Opts) when is_map(Opts) ->
     case lasp_converge_tracker:lookup(Var) of

@@ -237,7 +237,7 @@ sync_clock(Res, Id, Node, Pid, N) ->
 
 nif_opts(Opts) ->
     Ms = [{horizon, horizon_us}, {sample_every, sample_every_us}],
-    Plain = [max_pending, record_window, max_samples, clock_window, max_latency_us],
+    Plain = [max_pending, record_window, max_samples, clock_window, max_latency_us, max_nodes],
     M0 = #{exact => [0]},
     M1 = lists:foldl(fun({K, NK}, Acc) ->
                              case Opts of
