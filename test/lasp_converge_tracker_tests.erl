@@ -326,6 +326,114 @@ bad_input_creates_no_atoms_test() ->
     ?assertEqual(Before, erlang:system_info(atom_count)).
 
 %% ===================================================================
+%% The indexed answer is the brute-force one, for every type
+%% ===================================================================
+
+%% For each of the 19 types: a writer (node 0) makes updates, registered
+%% with their deltas; node 1 observes whole states (random joins of the
+%% deltas, in increasing time), node 2 the deltas it gains, and some
+%% observations come before the update they hold is registered. After each
+%% step, every node's count of unseen updates equals the number of
+%% registered witnesses its state does not inflate (`is_inflation'), as a
+%% tracker checking every pending update would count.
+indexed_equals_brute_force_test_() ->
+    {timeout, 120, [{atom_to_list(T), fun() -> brute_force(T) end} || T <- ?C:types()]}.
+
+brute_force(Type) ->
+    rand:seed(exsss, {7, 11, erlang:phash2(Type)}),
+    R = tracker(#{horizon_us => 1 bsl 40, max_pending => 100000}),
+    S0 = ?C:new(Type),
+    {Ds, _} = lists:mapfoldl(fun(I, {S, Prev}) ->
+                                     D = bf_delta(Type, I, S, Prev),
+                                     {D, {?C:merge(S, D), D}}
+                             end, {S0, S0}, lists:seq(1, 60)),
+    Deltas = lists:zip(lists:seq(1, 60), Ds),
+    %% Registered in batches of 6; each node gains random earlier or
+    %% slightly later deltas (up to 3 ahead: not registered yet).
+    lists:foldl(
+      fun(Batch, {Ts, N1, N2, Sent2}) ->
+              Reg = lists:sublist(Deltas, 6 * Batch),
+              [{ok, _} = register_delta(R, I, D) || {I, D} <- lists:sublist(Deltas, 6 * Batch - 5, 6)],
+              Pool = lists:sublist(Deltas, min(60, 6 * Batch + 3)),
+              N1b = bf_join(N1, Pool),
+              N2b = bf_join(N2, Pool),
+              {ok, _} = ?N:tracker_observed(R, 1, Ts, N1b),
+              Gain = case Sent2 of
+                         undefined -> N2b;
+                         _ -> ?C:delta(N2b, Sent2)
+                     end,
+              {ok, _} = ?N:tracker_observed_delta(R, 2, Ts, Gain),
+              #{per_node := #{1 := #{pending := P1}, 2 := #{pending := P2}}} = stats(R),
+              ?assertEqual({Type, Batch, node1, unseen(Reg, N1b)}, {Type, Batch, node1, P1}),
+              ?assertEqual({Type, Batch, node2, unseen(Reg, N2b)}, {Type, Batch, node2, P2}),
+              {Ts + 10, N1b, N2b, N2b}
+      end, {1000, S0, S0, undefined}, lists:seq(1, 10)),
+    ok.
+
+register_delta(R, I, D) ->
+    try ?N:tracker_witness(R, 0, I, I, D)
+    catch error:lasp_converge_dirty -> ?N:tracker_witness_dirty(R, 0, I, I, D)
+    end.
+
+%% Join 1 to 4 random deltas of the pool into S.
+bf_join(S, Pool) ->
+    lists:foldl(fun(_, X) ->
+                        {_, D} = lists:nth(rand:uniform(length(Pool)), Pool),
+                        try ?C:merge(X, D) catch error:_ -> X end
+                end, S, lists:seq(1, rand:uniform(4))).
+
+unseen(Reg, S) ->
+    length([I || {I, D} <- Reg, not inflates(D, S)]).
+
+inflates(D, S) ->
+    try ?C:is_inflation(D, S) catch error:_ -> false end.
+
+%% Update I's delta (actors and elements mixing atoms, binaries, tuples),
+%% or the previous delta where the type allows no new update.
+bf_delta(Type, I, S, Prev) ->
+    Actor = case I rem 3 of
+                0 -> {'lasp@host', I rem 4};
+                1 -> list_to_binary(["actor-", integer_to_list(I rem 4)]);
+                _ -> list_to_atom("node" ++ integer_to_list(I rem 4))
+            end,
+    E = case I rem 3 of
+            0 -> I rem 7;
+            1 -> <<(I rem 5):8>>;
+            _ -> {I rem 6, x}
+        end,
+    A = case Type of
+            state_awset_ps -> {<<"obj">>, Actor};
+            _ -> Actor
+        end,
+    try ?C:delta_mutate(bf_op(Type, I, E), A, S) of
+        {ok, D} -> D;
+        _ -> Prev
+    catch error:_ -> Prev
+    end.
+
+bf_op(T, I, _) when T =:= state_gcounter; T =:= state_max_int; T =:= state_lexcounter;
+                    T =:= state_pncounter; T =:= state_bcounter ->
+    case I rem 3 of
+        0 when T =/= state_gcounter, T =/= state_max_int -> decrement;
+        _ -> increment
+    end;
+bf_op(state_boolean, _, _) -> true;
+bf_op(T, I, _) when T =:= state_ewflag; T =:= state_dwflag ->
+    case I rem 2 of 0 -> enable; 1 -> disable end;
+bf_op(state_gset, _, E) -> {add, E};
+bf_op(T, I, E) when T =:= state_twopset; T =:= state_orset; T =:= state_awset;
+                    T =:= state_awset_ps ->
+    case I rem 4 of 3 -> {rmv, E}; _ -> {add, E} end;
+bf_op(state_ivar, _, E) -> {set, E};
+bf_op(state_lwwregister, I, E) -> {set, I rem 9, E};
+bf_op(state_mvregister, I, E) -> {set, I, E};
+bf_op(state_gmap, I, _) -> {apply, I rem 5, increment};
+bf_op(state_pair, I, E) when I rem 2 =:= 0 -> {fst, {set, E}};
+bf_op(state_pair, _, E) -> {snd, {set, E}};
+bf_op(state_awmap, I, _) when I rem 4 =:= 3 -> {rmv, I rem 3};
+bf_op(state_awmap, I, E) -> {apply, I rem 3, {add, E}}.
+
+%% ===================================================================
 %% Public API, one node
 %% ===================================================================
 

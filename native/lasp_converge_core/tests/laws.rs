@@ -39,7 +39,9 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use lasp_converge_core::api;
 use lasp_converge_core::lattice::MutateCx;
 use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm as T};
-use lasp_converge_core::tracker::witness::{atoms_of_term, View};
+use lasp_converge_core::tracker::witness::{
+    atoms_of_term, ranks_decide, witness_atoms_of_term, View,
+};
 use lasp_converge_core::{BadCrdt, Limits, Term};
 
 /// Most states a history keeps for the law checks.
@@ -499,7 +501,7 @@ fn index_complete(_: &str, a: &T, b: &T, c: &T) -> Result<(), Stop> {
     };
     let dca = delta(c, a)?;
     for w in std::iter::once(c).chain(dca.as_ref()) {
-        let Some(wa) = atoms_of_term(w) else {
+        let Some(wa) = witness_atoms_of_term(w) else {
             continue;
         };
         if wa.is_empty() || is_inflation(w, a)? || !is_inflation(w, &s)? {
@@ -522,6 +524,64 @@ fn index_complete(_: &str, a: &T, b: &T, c: &T) -> Result<(), Stop> {
             if !found {
                 return fail(format!(
                     "W = {w}\nLast = {a}\nD = {d}\nS = {s}\natoms(W) = {wa:?}\nranges(D) = {ranges:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For the types whose ranks decide (`ranks_decide`), a state holds a
+/// witness exactly when its ranks cover the witness's atoms: `S`'s view,
+/// built whole or as the tracker builds it (`A`'s, then the change
+/// `delta(S, A)`), answers `is_inflation(W, S)` for `W` in `C`,
+/// `delta(C, A)`, `delta(C, B)`.
+fn ranks_decide_law(ty: &str, a: &T, b: &T, c: &T) -> Result<(), Stop> {
+    let tag = match lasp_converge_core::crdt::TYPES
+        .iter()
+        .find(|t| t.name() == ty)
+    {
+        Some(t) => *t,
+        None => return fail(format!("unknown type {ty}")),
+    };
+    if !ranks_decide(tag) {
+        return Ok(());
+    }
+    let Some(s) = merge(a, b)? else {
+        return Ok(());
+    };
+    let delta = |x: &T, y: &T| match api::delta(&OwnedBuilder, x, y, lim()) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if types_raises(&e) => Ok(None),
+        Err(e) => Err(bad(&format!("delta({x}, {y})"), e)),
+    };
+    let (Some(sa), Some(aa)) = (atoms_of_term(&s), atoms_of_term(a)) else {
+        return Ok(());
+    };
+    let whole = View::of(&sa);
+    let mut built = View::of(&aa);
+    if let Some(d) = delta(&s, a)? {
+        match atoms_of_term(&d) {
+            Some(da) => {
+                built.changed(&da);
+            }
+            None => built = whole.clone(),
+        }
+    }
+    let ws = [Some(c.clone()), delta(c, a)?, delta(c, b)?];
+    for w in ws.iter().flatten() {
+        let Some(wa) = witness_atoms_of_term(w) else {
+            continue;
+        };
+        if !View::decides(&wa) {
+            continue;
+        }
+        let infl = is_inflation(w, &s)?;
+        for (how, v) in [("whole", &whole), ("built", &built)] {
+            if v.covers(&wa) != infl {
+                return fail(format!(
+                    "W = {w}\nS = {s}\nA = {a}\nis_inflation(W, S) = {infl}, {how} view covers = {}",
+                    !infl
                 ));
             }
         }
@@ -873,5 +933,121 @@ fn prop_index_complete_bcounter() {
         "state_bcounter",
         "prop_index_complete_bcounter",
         index_complete,
+    );
+}
+#[test]
+fn prop_ranks_decide_gcounter() {
+    check(
+        "state_gcounter",
+        "prop_ranks_decide_gcounter",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_pncounter() {
+    check(
+        "state_pncounter",
+        "prop_ranks_decide_pncounter",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_gset() {
+    check("state_gset", "prop_ranks_decide_gset", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_twopset() {
+    check(
+        "state_twopset",
+        "prop_ranks_decide_twopset",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_orset() {
+    check("state_orset", "prop_ranks_decide_orset", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_awset() {
+    check("state_awset", "prop_ranks_decide_awset", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_lwwregister() {
+    check(
+        "state_lwwregister",
+        "prop_ranks_decide_lwwregister",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_boolean() {
+    check(
+        "state_boolean",
+        "prop_ranks_decide_boolean",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_ivar() {
+    check("state_ivar", "prop_ranks_decide_ivar", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_max_int() {
+    check(
+        "state_max_int",
+        "prop_ranks_decide_max_int",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_mvregister() {
+    check(
+        "state_mvregister",
+        "prop_ranks_decide_mvregister",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_ewflag() {
+    check("state_ewflag", "prop_ranks_decide_ewflag", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_dwflag() {
+    check("state_dwflag", "prop_ranks_decide_dwflag", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_lexcounter() {
+    check(
+        "state_lexcounter",
+        "prop_ranks_decide_lexcounter",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_gmap() {
+    check("state_gmap", "prop_ranks_decide_gmap", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_pair() {
+    check("state_pair", "prop_ranks_decide_pair", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_awmap() {
+    check("state_awmap", "prop_ranks_decide_awmap", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_awset_ps() {
+    check(
+        "state_awset_ps",
+        "prop_ranks_decide_awset_ps",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_bcounter() {
+    check(
+        "state_bcounter",
+        "prop_ranks_decide_bcounter",
+        ranks_decide_law,
     );
 }

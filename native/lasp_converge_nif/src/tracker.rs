@@ -121,7 +121,7 @@ pub struct ExWitness {
 
 impl ExWitness {
     fn new(delta: Crdt<OwnedTerm>) -> Self {
-        let atoms = witness::atoms(&delta);
+        let atoms = witness::witness_atoms(&delta);
         ExWitness { delta, atoms }
     }
 }
@@ -149,8 +149,27 @@ struct Inner {
     // Per node: the join of the states it was observed to hold, and the
     // timestamp (its clock) of its latest observation.
     last: HashMap<NodeId, (Crdt<OwnedTerm>, i64)>,
-    // Per node: the chain ranks of its state (`witness::View`).
-    views: HashMap<NodeId, View>,
+    // Per node: the ranks of its state (`witness::View`), and whether they
+    // are complete (every change of the state was listed).
+    views: HashMap<NodeId, NodeView>,
+}
+
+#[derive(Default)]
+struct NodeView {
+    view: View,
+    complete: bool,
+}
+
+impl NodeView {
+    // Whether the node's state holds `w`, from the ranks alone, when they
+    // decide it (a type whose ranks decide, a complete view, no saturated
+    // rank); `None` otherwise.
+    fn holds(&self, tag: Option<Atom>, w: &ExWitness) -> Option<bool> {
+        let atoms = w.atoms.as_deref()?;
+        let decides =
+            self.complete && tag.is_some_and(witness::ranks_decide) && View::decides(atoms);
+        decides.then(|| self.view.covers(atoms))
+    }
 }
 
 pub struct ExTrackerRef(Mutex<Inner>);
@@ -412,20 +431,20 @@ fn register<'a>(
         tracker,
         last,
         views,
-        ..
+        tag,
     } = &mut *inner;
+    let tag = *tag;
     let reg = if last.is_empty() {
         tracker.updated(origin, seq, ts, ExWitness::new(witness))
     } else {
         tracker.updated_with(origin, seq, ts, ExWitness::new(witness), |n, w| {
-            // The node's chain ranks rule most nodes out without a check.
-            let may = match (&w.atoms, views.get(&n)) {
-                (Some(a), Some(v)) => v.may_hold(a),
-                _ => true,
-            };
-            may && last
-                .get(&n)
-                .is_some_and(|(s, _)| w.delta.is_inflation(s).unwrap_or(false))
+            // The node's ranks answer without reading its state when they can.
+            match views.get(&n).and_then(|v| v.holds(tag, w)) {
+                Some(held) => held,
+                None => last
+                    .get(&n)
+                    .is_some_and(|(s, _)| w.delta.is_inflation(s).unwrap_or(false)),
+            }
         })
     };
     Ok(match reg {
@@ -629,6 +648,7 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
     // delivered out of order (earlier than its latest), everything is
     // checked against `x` alone, so first-seen times move back only for
     // what `x` itself holds.
+    let mut unjoined = false;
     let (joined, change, at, in_order) = match last {
         None => (None, None, ts, true),
         Some((l, prev_ts)) => {
@@ -641,33 +661,56 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
             let joined = match l.merge(&x) {
                 Ok(Merged::Left) => Some(l),
                 Ok(Merged::New(j)) => Some(j),
-                _ => None,
+                Ok(Merged::Right) => None,
+                Err(_) => {
+                    unjoined = true;
+                    None
+                }
             };
             (joined, change, prev_ts.max(ts), in_order)
         }
-    };
-    let view = inner.views.entry(n).or_default();
-    let ranges = match &change {
-        Some(d) => Some(view.changed(d)),
-        None => {
-            // Everything is checked; the ranks of `x` still count.
-            if let Some(a) = witness::atoms(&x) {
-                view.changed(&a);
-            }
-            None
-        }
-    };
-    let filter = match &ranges {
-        Some(r) => Filter::Ranges(r),
-        None => Filter::All,
     };
     let target = match &joined {
         Some(j) if in_order => j,
         _ => &x,
     };
-    let obs = inner.tracker.observed(n, ts, filter, |w: &ExWitness| {
-        // Same type (checked above), decoded states: cannot fail.
-        w.delta.is_inflation(target).unwrap_or(false)
+    let nv = inner.views.entry(n).or_default();
+    // The ranges the change opens (from the node's ranks before it), then
+    // the ranks after it: those of `target`. When the change could not be
+    // listed (or the ranks were not complete), they are listed again from
+    // the whole state.
+    let ranges = change.as_ref().map(|d| nv.view.changed(d));
+    if in_order {
+        if ranges.is_none() || !nv.complete || unjoined {
+            match witness::atoms(target) {
+                Some(a) => {
+                    nv.view = View::of(&a);
+                    nv.complete = true;
+                }
+                None => nv.complete = false,
+            }
+        }
+    } else if let Some(a) = witness::atoms(&x) {
+        // An earlier state: it adds nothing the node's ranks lack.
+        nv.view.changed(&a);
+    }
+    let filter = match &ranges {
+        Some(r) => Filter::Ranges(r),
+        None => Filter::All,
+    };
+    let Inner {
+        tracker,
+        views,
+        tag,
+        ..
+    } = &mut *inner;
+    let (tag, nv) = (*tag, views.get(&n));
+    let obs = tracker.observed(n, ts, filter, |w: &ExWitness| {
+        match nv.filter(|_| in_order).and_then(|v| v.holds(tag, w)) {
+            Some(held) => held,
+            // Same type (checked above), decoded states: cannot fail.
+            None => w.delta.is_inflation(target).unwrap_or(false),
+        }
     });
     inner.last.insert(n, (joined.unwrap_or(x), at));
     let m = map_new(env);
