@@ -14,10 +14,19 @@
 %% An event that fails in the observer (a state of another type, say) is
 %% counted in `errors/1'; the optional `OnResult' fun of an observation is
 %% called with its result, in the observer.
+%%
+%% When the observer falls behind (more than `?BEHIND' events queued), it
+%% skips observations, which a later observation of the same replica
+%% supersedes (a replica's state only grows), and counts them in
+%% `skipped/1': the updates they held are then first seen a little later.
+%% Updates are never skipped.
 -module(lasp_converge_observer).
 
--export([start_link/1, forget/1, submit/2, errors/1, sync/1]).
+-export([start_link/1, forget/1, submit/2, errors/1, skipped/1, sync/1]).
 -export([init/1]).
+
+%% Events queued past which observations are skipped.
+-define(BEHIND, 1000).
 
 -type event() :: {updated, term(), term()}
                | {updated_delta, term()}
@@ -39,6 +48,7 @@ forget(Var) ->
     Reg = lasp_converge_sup:registry(),
     _ = ets:delete(Reg, {observer, Var}),
     _ = ets:delete(Reg, {observer_errors, Var}),
+    _ = ets:delete(Reg, {observer_skipped, Var}),
     ok.
 
 %% @doc Hand `Event' of `Var' to this node's observer, stamped with this
@@ -58,6 +68,13 @@ submit(Var, Event) ->
 -spec errors(term()) -> non_neg_integer().
 errors(Var) ->
     try ets:lookup_element(lasp_converge_sup:registry(), {observer_errors, Var}, 2)
+    catch error:badarg -> 0
+    end.
+
+%% @doc Observations of `Var' this node's observer skipped while behind.
+-spec skipped(term()) -> non_neg_integer().
+skipped(Var) ->
+    try ets:lookup_element(lasp_converge_sup:registry(), {observer_skipped, Var}, 2)
     catch error:badarg -> 0
     end.
 
@@ -93,7 +110,17 @@ init(Var) ->
 loop(Var, Reg) ->
     receive
         {lc_event, Ts, Event} ->
-            apply_event(Var, Reg, Ts, Event),
+            case behind() andalso element(1, Event) =:= observed of
+                true ->
+                    _ = ets:update_counter(Reg, {observer_skipped, Var}, 1,
+                                           {{observer_skipped, Var}, 0}),
+                    _ = case Event of
+                            {observed, _, OnResult} -> (catch OnResult(ok));
+                            _ -> ok
+                        end;
+                false ->
+                    apply_event(Var, Reg, Ts, Event)
+            end,
             loop(Var, Reg);
         {lc_sync, From, Ref} ->
             From ! {Ref, ok},
@@ -125,6 +152,10 @@ apply_event(Var, Reg, Ts, Event) ->
         _ ->
             ok
     end.
+
+behind() ->
+    {message_queue_len, N} = erlang:process_info(self(), message_queue_len),
+    N > ?BEHIND.
 
 observer(Var) ->
     try ets:lookup(lasp_converge_sup:registry(), {observer, Var}) of

@@ -443,7 +443,8 @@ api_test_() ->
      fun(Apps) -> [application:stop(A) || A <- lists:reverse(Apps)] end,
      [fun api_lifecycle/0, fun api_figures/0, fun api_bad_input/0,
       fun api_updated_delta/0, fun api_future_ts_is_refused/0,
-      fun api_replicator_hands_off_to_the_observer/0]}.
+      fun api_replicator_hands_off_to_the_observer/0,
+      fun api_observer_behind_skips_observations/0]}.
 
 api_lifecycle() ->
     V = {<<"life">>, state_gset},
@@ -538,6 +539,30 @@ api_replicator_hands_off_to_the_observer() ->
         ?assertEqual(0, lasp_converge_observer:errors(V))
     after
         %% Resumed already unless an assertion failed in between.
+        _ = catch erlang:resume_process(Obs),
+        lasp_converge:untrack(V)
+    end.
+
+%% An observer more than 1000 events behind skips observations (a later
+%% one supersedes them) but never updates, and counts what it skipped.
+api_observer_behind_skips_observations() ->
+    V = {<<"behind">>, state_gset},
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    try
+        true = erlang:suspend_process(Obs),
+        [begin
+             ok = lasp_converge_observer:submit(V, {updated, gset(lists:seq(1, I - 1)),
+                                                    gset(lists:seq(1, I))}),
+             ok = lasp_converge:observed_async(V, gset(lists:seq(1, I)))
+         end || I <- lists:seq(1, 1500)],
+        true = erlang:resume_process(Obs),
+        ok = lasp_converge_observer:sync(V),
+        ?assert(lasp_converge_observer:skipped(V) > 0),
+        ?assertEqual(0, lasp_converge_observer:errors(V)),
+        ?assertMatch(#{updates := 1500, converged := 1500, pending := 0},
+                     lasp_converge:stats(V))
+    after
         _ = catch erlang:resume_process(Obs),
         lasp_converge:untrack(V)
     end.

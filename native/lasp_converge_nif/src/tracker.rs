@@ -8,8 +8,9 @@
 // is computed over the caller's terms, copied out once through
 // `term_to_binary` + the core's ETF reader, and decoded once. An
 // observation copies the observed state the same way (once, O(state)) and
-// then checks every candidate with the core's `is_inflation(witness, state)`
-// without touching the BEAM heap. Keeping one `OwnedEnv` per witness instead
+// then checks only the candidates the witness index selects, from the
+// node's ranks when they decide, else with the core's
+// `is_inflation(witness, state)`, without touching the BEAM heap. Keeping one `OwnedEnv` per witness instead
 // would cost an env per pending update and a copy into the caller's heap per
 // check. The last state observed per node is kept too, so an announcement
 // that reaches the tracker after a node already merged the update is
@@ -298,8 +299,9 @@ fn config_from(opts: Term) -> Option<(Config, Vec<NodeId>)> {
 }
 
 // `tracker_new(Opts)`: `{ok, Ref}`. Opts: the `Config` fields (microseconds
-// and counts, atom keys) and `exact => [NodeId]`, the nodes that read the
-// reference clock (the tracker's own node).
+// and counts, atom keys, `max_nodes` included: past it a new node's calls
+// give `{error, too_many_nodes}`) and `exact => [NodeId]`, the nodes that
+// read the reference clock (the tracker's own node).
 #[rustler::nif]
 fn tracker_new<'a>(env: Env<'a>, opts: Term<'a>) -> Reply<'a> {
     let Some((config, exact)) = config_from(opts) else {
@@ -649,9 +651,27 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
     // checked against `x` alone, so first-seen times move back only for
     // what `x` itself holds.
     let mut unjoined = false;
-    let (joined, change, at, in_order) = match last {
-        None => (None, None, ts, true),
-        Some((l, prev_ts)) => {
+    // A whole state that holds the node's last one, for a type whose ranks
+    // decide: its ranks above the node's are the change, and it is the
+    // node's state now; no delta, no merge (each O(state) in the type's own
+    // terms). Otherwise the change is `delta(x, last)`.
+    let held = match (
+        &last,
+        is_delta,
+        inner.tag.is_some_and(witness::ranks_decide),
+    ) {
+        (Some((_, prev_ts)), false, true) if *prev_ts <= ts => {
+            inner.views.get(&n).filter(|v| v.complete).and_then(|v| {
+                let xa = witness::atoms_of_term(&o)?;
+                v.view.within(&View::of(&xa)).then_some(xa)
+            })
+        }
+        _ => None,
+    };
+    let (joined, change, at, in_order) = match (last, held) {
+        (Some((_, prev_ts)), Some(xa)) => (None, Some(xa), prev_ts.max(ts), true),
+        (None, _) => (None, None, ts, true),
+        (Some((l, prev_ts)), None) => {
             let in_order = prev_ts <= ts;
             let change = match (in_order, is_delta) {
                 (false, _) => None,

@@ -95,6 +95,11 @@
 //!   registered with plain [`updated`](Tracker::updated) since the node's
 //!   previous observation (never checked against its state). The cost is
 //!   then independent of the number pending.
+//! * [`Filter::Ranges`]: as `Changed`, for witnesses with several
+//!   [`atoms`](Witness::atoms) `(position, rank)`: `(pos, lo, hi)` selects
+//!   the witnesses with an atom at `pos` ranked within `lo..=hi`.
+//!   [`witness`] lists the atoms of every lasp-lang/types state and the
+//!   ranges a node's change opens ([`witness::View::changed`]).
 //!
 //! Keyless witnesses are checked under every filter. The number of checks of
 //! each observation is returned in [`Observed::checked`].

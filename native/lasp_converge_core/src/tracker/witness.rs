@@ -164,6 +164,16 @@ impl View {
         w.iter().all(|a| a.rank < u64::MAX)
     }
 
+    /// Whether every rank remembered here is at most `other`'s: for a type
+    /// whose ranks decide, whether `other`'s state holds this one's.
+    pub fn within(&self, other: &View) -> bool {
+        self.ranks.len() <= other.ranks.len()
+            && self
+                .ranks
+                .iter()
+                .all(|(p, r)| other.ranks.get(p).is_some_and(|o| o >= r))
+    }
+
     /// Positions remembered.
     pub fn len(&self) -> usize {
         self.ranks.len()
@@ -762,5 +772,6 @@ mod test {
         assert_eq!(v.changed(&[a(7)]), vec![(9, 4, 7)]);
         assert!(v.changed(&[a(5)]).is_empty());
         assert!(v.covers(&[a(7)]) && !v.covers(&[a(8)]));
+        assert!(v.within(&View::of(&[a(7)])) && !v.within(&View::of(&[a(6)])));
     }
 }
