@@ -15,18 +15,17 @@
 %% counted in `errors/1'; the optional `OnResult' fun of an observation is
 %% called with its result, in the observer.
 %%
-%% When the observer falls behind (more than `?BEHIND' events queued), it
-%% skips observations, which a later observation of the same replica
-%% supersedes (a replica's state only grows), and counts them in
-%% `skipped/1': the updates they held are then first seen a little later.
-%% Updates are never skipped.
+%% The observer runs at low priority, so it takes the time the replicas
+%% leave. When it falls behind (events queued behind an observation), it
+%% skips that observation, which a later one of the same replica supersedes
+%% (a replica's state only grows, and every change of it is observed), and
+%% counts it in `skipped/1': the updates it held are then first seen at the
+%% later observation, at most the observer's lag later. Updates are never
+%% skipped.
 -module(lasp_converge_observer).
 
 -export([start_link/1, forget/1, submit/2, errors/1, skipped/1, sync/1]).
 -export([init/1]).
-
-%% Events queued past which observations are skipped.
--define(BEHIND, 1000).
 
 -type event() :: {updated, term(), term()}
                | {updated_delta, term()}
@@ -105,6 +104,7 @@ sync(Var) ->
 %% @private
 -spec init(term()) -> no_return().
 init(Var) ->
+    _ = process_flag(priority, low),
     loop(Var, lasp_converge_sup:registry()).
 
 loop(Var, Reg) ->
@@ -155,7 +155,7 @@ apply_event(Var, Reg, Ts, Event) ->
 
 behind() ->
     {message_queue_len, N} = erlang:process_info(self(), message_queue_len),
-    N > ?BEHIND.
+    N > 0.
 
 observer(Var) ->
     try ets:lookup(lasp_converge_sup:registry(), {observer, Var}) of

@@ -543,8 +543,8 @@ api_replicator_hands_off_to_the_observer() ->
         lasp_converge:untrack(V)
     end.
 
-%% An observer more than 1000 events behind skips observations (a later
-%% one supersedes them) but never updates, and counts what it skipped.
+%% An observer with events queued behind an observation skips it (a later
+%% one supersedes it) but never skips an update, and counts what it skipped.
 api_observer_behind_skips_observations() ->
     V = {<<"behind">>, state_gset},
     ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
