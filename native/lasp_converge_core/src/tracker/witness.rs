@@ -188,7 +188,12 @@ impl View {
 // ---- hashing ----
 
 /// A hash of `t` under which `==` terms agree.
-fn term_hash<H: Hasher>(t: &OwnedTerm, h: &mut H) {
+fn term_hash<H: Hasher>(t: &OwnedTerm, h: &mut H, depth: usize) -> Option<()> {
+    // Terms nested deeper are not indexed (the witness is then checked on
+    // every observation): hashing stays within a bounded stack.
+    if depth > MAX_TERM_DEPTH {
+        return None;
+    }
     match t {
         OwnedTerm::Int(i) => {
             0u8.hash(h);
@@ -212,7 +217,7 @@ fn term_hash<H: Hasher>(t: &OwnedTerm, h: &mut H) {
             2u8.hash(h);
             es.len().hash(h);
             for e in es.iter() {
-                term_hash(e, h);
+                term_hash(e, h, depth + 1)?;
             }
         }
         OwnedTerm::Nil => 3u8.hash(h),
@@ -222,9 +227,9 @@ fn term_hash<H: Hasher>(t: &OwnedTerm, h: &mut H) {
                 Some((es, tail)) => {
                     es.len().hash(h);
                     for e in es {
-                        term_hash(e, h);
+                        term_hash(e, h, depth + 1)?;
                     }
-                    term_hash(tail, h);
+                    term_hash(tail, h, depth + 1)?;
                 }
                 None => 5u8.hash(h),
             }
@@ -232,8 +237,8 @@ fn term_hash<H: Hasher>(t: &OwnedTerm, h: &mut H) {
         OwnedTerm::Map(ps) => {
             6u8.hash(h);
             for (k, v) in ps.iter() {
-                term_hash(k, h);
-                term_hash(v, h);
+                term_hash(k, h, depth + 1)?;
+                term_hash(v, h, depth + 1)?;
             }
         }
         // Everything else is equal only when identical: its encoding names it.
@@ -242,6 +247,7 @@ fn term_hash<H: Hasher>(t: &OwnedTerm, h: &mut H) {
             crate::etf::encode(other).hash(h);
         }
     }
+    Some(())
 }
 
 fn num_bits(f: f64) -> u64 {
@@ -252,23 +258,23 @@ fn num_bits(f: f64) -> u64 {
     }
 }
 
-fn pos(parent: u64, tag: u8, terms: &[&OwnedTerm]) -> u64 {
+fn pos(parent: u64, tag: u8, terms: &[&OwnedTerm]) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     parent.hash(&mut h);
     tag.hash(&mut h);
     for t in terms {
-        term_hash(t, &mut h);
+        term_hash(t, &mut h, 0)?;
     }
-    h.finish()
+    Some(h.finish())
 }
 
-fn pos_n(parent: u64, tag: u8, t: &OwnedTerm, n: u64) -> u64 {
+fn pos_n(parent: u64, tag: u8, t: &OwnedTerm, n: u64) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     parent.hash(&mut h);
     tag.hash(&mut h);
-    term_hash(t, &mut h);
+    term_hash(t, &mut h, 0)?;
     n.hash(&mut h);
-    h.finish()
+    Some(h.finish())
 }
 
 // ---- ranks ----
@@ -339,6 +345,9 @@ struct Cx<'a> {
 
 const MAX_DEPTH: usize = 64;
 
+/// Deepest element term hashed.
+const MAX_TERM_DEPTH: usize = 256;
+
 impl Cx<'_> {
     fn push(&mut self, pos: u64, rank: u64, narrows: bool) -> Option<()> {
         if self.out.len() >= ATOM_LIMIT {
@@ -364,22 +373,22 @@ impl Cx<'_> {
         match ty {
             "state_gset" => {
                 for e in list(x)? {
-                    self.push(pos(p, 1, &[e]), 1, true)?;
+                    self.push(pos(p, 1, &[e])?, 1, true)?;
                 }
             }
             "state_twopset" => {
                 let (adds, rmvs) = pair(x)?;
                 for e in list(adds)? {
-                    self.push(pos(p, 2, &[e]), 1, true)?;
+                    self.push(pos(p, 2, &[e])?, 1, true)?;
                 }
                 for e in list(rmvs)? {
-                    self.push(pos(p, 3, &[e]), 1, true)?;
+                    self.push(pos(p, 3, &[e])?, 1, true)?;
                 }
             }
             "state_gcounter" => {
                 for e in list(x)? {
                     let (actor, n) = pair(e)?;
-                    self.push(pos(p, 4, &[actor]), count_rank(n)?, true)?;
+                    self.push(pos(p, 4, &[actor])?, count_rank(n)?, true)?;
                 }
             }
             "state_pncounter" => self.pncounter(p, x)?,
@@ -387,18 +396,18 @@ impl Cx<'_> {
                 for e in list(x)? {
                     let (actor, lr) = pair(e)?;
                     let (l, r) = pair(lr)?;
-                    self.push(pos(p, 7, &[actor]), lex_rank(l, r)?, true)?;
+                    self.push(pos(p, 7, &[actor])?, lex_rank(l, r)?, true)?;
                 }
             }
-            "state_max_int" => self.push(pos(p, 8, &[]), count_rank(x)?, true)?,
-            "state_boolean" => self.push(pos(p, 9, &[]), count_rank(x)?, true)?,
+            "state_max_int" => self.push(pos(p, 8, &[])?, count_rank(x)?, true)?,
+            "state_boolean" => self.push(pos(p, 9, &[])?, count_rank(x)?, true)?,
             "state_lwwregister" => {
                 let (ts, _) = pair(x)?;
-                self.push(pos(p, 10, &[]), int_rank(ts)?, true)?;
+                self.push(pos(p, 10, &[])?, int_rank(ts)?, true)?;
             }
             "state_ivar" => {
                 let r = if is_atom(x, "undefined") { 1 } else { 2 };
-                self.push(pos(p, 11, &[]), r, true)?;
+                self.push(pos(p, 11, &[])?, r, true)?;
             }
             "state_orset" => {
                 for e in list(x)? {
@@ -411,7 +420,7 @@ impl Cx<'_> {
                             "false" => 2,
                             _ => return None,
                         };
-                        self.push(pos(p, 12, &[elem, token]), r, true)?;
+                        self.push(pos(p, 12, &[elem, token])?, r, true)?;
                     }
                 }
             }
@@ -426,7 +435,7 @@ impl Cx<'_> {
                 let (_ctype, entries) = pair(x)?;
                 for e in list(entries)? {
                     let (k, v) = pair(e)?;
-                    let kp = pos(p, 13, &[k]);
+                    let kp = pos(p, 13, &[k])?;
                     // The key itself: a change under it shows here too; a
                     // witness needs it only when its value has no atoms.
                     let before = self.out.len();
@@ -438,8 +447,8 @@ impl Cx<'_> {
             }
             "state_pair" => {
                 let (a, b) = pair(x)?;
-                self.crdt(pos(p, 14, &[]), a)?;
-                self.crdt(pos(p, 15, &[]), b)?;
+                self.crdt(pos(p, 14, &[])?, a)?;
+                self.crdt(pos(p, 15, &[])?, b)?;
             }
             "state_bcounter" => {
                 let (pn, g) = pair(x)?;
@@ -448,11 +457,11 @@ impl Cx<'_> {
                 if !is_atom(pn_tag, "state_pncounter") || !is_atom(g_tag, "state_gmap") {
                     return None;
                 }
-                self.pncounter(pos(p, 16, &[]), pn)?;
+                self.pncounter(pos(p, 16, &[])?, pn)?;
                 let (_, transfers) = pair(g)?;
                 for e in list(transfers)? {
                     let (k, n) = pair(e)?;
-                    self.push(pos(p, 17, &[k]), count_rank(n)?, true)?;
+                    self.push(pos(p, 17, &[k])?, count_rank(n)?, true)?;
                 }
             }
             "state_awset_ps" => self.awset_ps(p, x)?,
@@ -465,8 +474,8 @@ impl Cx<'_> {
         for e in list(x)? {
             let (actor, pn) = pair(e)?;
             let (inc, dec) = pair(pn)?;
-            self.push(pos(p, 5, &[actor]), count_rank(inc)?, true)?;
-            self.push(pos(p, 6, &[actor]), count_rank(dec)?, true)?;
+            self.push(pos(p, 5, &[actor])?, count_rank(inc)?, true)?;
+            self.push(pos(p, 6, &[actor])?, count_rank(dec)?, true)?;
         }
         Some(())
     }
@@ -491,7 +500,7 @@ impl Cx<'_> {
                 return None;
             }
             for s in 1..=max {
-                let dp = pos_n(p, 20, actor, s);
+                let dp = pos_n(p, 20, actor, s)?;
                 let r = if live.contains_key(&dp) { 1 } else { 2 };
                 self.push(dp, r, true)?;
             }
@@ -552,7 +561,7 @@ impl Cx<'_> {
         let mut live: HashMap<u64, Vec<u64>> = HashMap::new();
         let mut add_live = |ev: &OwnedTerm| -> Option<()> {
             let (id, n) = pair(ev)?;
-            live.entry(pos(p, 30, &[id])).or_default().push(seq_of(n)?);
+            live.entry(pos(p, 30, &[id])?).or_default().push(seq_of(n)?);
             Some(())
         };
         for e in list(event_store)? {
@@ -569,19 +578,19 @@ impl Cx<'_> {
             Some((tag, vc)) if is_atom(tag, "vclock") => {
                 for e in list(vc)? {
                     let (id, c) = pair(e)?;
-                    self.push(pos(p, 30, &[id]), count_rank(c)?, false)?;
+                    self.push(pos(p, 30, &[id])?, count_rank(c)?, false)?;
                     let c = seq_of(c)?;
-                    let ls = live.get(&pos(p, 30, &[id])).map_or(&[][..], |v| &v[..]);
+                    let ls = live.get(&pos(p, 30, &[id])?).map_or(&[][..], |v| &v[..]);
                     // The gaps of 1..=c between live counters.
                     let mut next = 1u64;
                     for &l in ls.iter().filter(|&&l| l <= c) {
                         for n in next..l {
-                            self.push(pos_n(p, 31, id, n), 2, true)?;
+                            self.push(pos_n(p, 31, id, n)?, 2, true)?;
                         }
                         next = l + 1;
                     }
                     for n in next..=c {
-                        self.push(pos_n(p, 31, id, n), 2, true)?;
+                        self.push(pos_n(p, 31, id, n)?, 2, true)?;
                     }
                 }
             }
@@ -590,9 +599,9 @@ impl Cx<'_> {
                 for ev in list(all)? {
                     let (id, c) = pair(ev)?;
                     let n = seq_of(c)?;
-                    let ip = pos(p, 30, &[id]);
+                    let ip = pos(p, 30, &[id])?;
                     if live.get(&ip).is_none_or(|v| v.binary_search(&n).is_err()) {
-                        self.push(pos_n(p, 31, id, n), 2, true)?;
+                        self.push(pos_n(p, 31, id, n)?, 2, true)?;
                     }
                     let e = max.entry(ip).or_insert((c, n));
                     if n > e.1 {
@@ -626,7 +635,7 @@ fn dot_pos(p: u64, d: &OwnedTerm) -> Option<u64> {
         OwnedTerm::Int(s) => u64::try_from(*s).ok()?,
         _ => return None,
     };
-    Some(pos_n(p, 20, actor, s))
+    pos_n(p, 20, actor, s)
 }
 
 /// The store kind of an awmap's values, from its `CType`.
@@ -752,6 +761,15 @@ mod test {
         assert_eq!((l.len(), r.len()), (1, 1));
         assert_eq!(l[0].0, r[0].0);
         assert_eq!((l[0].1, r[0].1), (1, 2));
+    }
+
+    #[test]
+    fn deeply_nested_elements_are_not_indexed() {
+        let mut e = T::atom("x");
+        for _ in 0..1_000 {
+            e = T::tuple([e]);
+        }
+        assert!(atoms_of_term(&st("state_gset", T::list([e]))).is_none());
     }
 
     #[test]
