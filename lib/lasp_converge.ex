@@ -44,11 +44,14 @@ defmodule LaspConverge do
   Options of `track/2`: `:nodes`, `:horizon` (ms), `:sample_every` (ms),
   `:tick` (ms or `false`), `:clock` (ms or `false`) and the native limits
   `:max_pending`, `:record_window`, `:max_samples`, `:clock_window`,
-  `:max_latency_us` (see `:lasp_converge.track/2`).
+  `:max_latency_us`, `:max_nodes` (see `:lasp_converge.track/2`).
   """
   @type track_opts :: keyword() | map()
 
-  @typedoc "Options of `updated/4` and `observed/3`: `:ts`, microseconds on this node's clock."
+  @typedoc """
+  Options of `updated/4` and `observed/3`: `:ts`, microseconds on this
+  node's clock, at most 60 s ahead of it (else `{:error, {:bad_ts, ts}}`).
+  """
   @type event_opts :: keyword() | map()
 
   @typedoc "`{:error, reason}`: `:not_tracked`, `{:badcrdt, why}`, `:bad_ts`, ..."
@@ -111,6 +114,16 @@ defmodule LaspConverge do
   """
   @spec observed(variable(), crdt(), event_opts()) :: :ok | error()
   def observed(var, state, opts \\ []), do: :lasp_converge.observed(var, state, to_map(opts))
+
+  @doc """
+  As `observed/2`, stamped now but applied by this node's observer of `var`:
+  returns at once, so a replica's own loop never waits for the tracker.
+
+      iex> LaspConverge.observed_async({"never", :state_gset}, {:state_gset, []})
+      {:error, :not_tracked}
+  """
+  @spec observed_async(variable(), crdt()) :: :ok | {:error, :not_tracked}
+  def observed_async(var, state), do: :lasp_converge.observed_async(var, state)
 
   @doc """
   Counters and convergence-time percentiles in microseconds: a map with

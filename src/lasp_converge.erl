@@ -38,9 +38,12 @@
 
 -export([track/1, track/2, untrack/1,
          updated/3, updated/4, updated_delta/2, updated_delta/3,
-         observed/2, observed/3,
+         observed/2, observed/3, observed_async/2,
          stats/1, divergence/1, records/1, export/2, reset/1, mark/1, marks/1,
          print/1, tracked/0, metrics/0]).
+
+%% A `ts' option may be at most this far ahead of this node's clock.
+-define(MAX_AHEAD_US, 60000000).
 
 -type var() :: term().
 -type crdt() :: lasp_converge_crdt:crdt().
@@ -54,7 +57,8 @@
                         max_samples => non_neg_integer(),
                         clock_window => pos_integer(),
                         max_latency_us => pos_integer(),
-                        take_over => boolean()}.
+                        take_over => boolean(),
+                        max_nodes => pos_integer()}.
 -type event_opts() :: #{ts => integer()}.
 -type stats() :: #{updates := non_neg_integer(),
                    converged := non_neg_integer(),
@@ -95,7 +99,9 @@ track(Var) ->
 %% `false' for none: tests that pass their own timestamps), `clock' (ms
 %% between clock pings to each member, default 1000, `false' for none), and
 %% the native limits `max_pending', `record_window', `max_samples',
-%% `clock_window', `max_latency_us'.
+%% `clock_window', `max_latency_us', `max_nodes' (distinct nodes held,
+%% default 1024; past it a new node's events give
+%% `{error, too_many_nodes}' until `reset/1' frees the non-members).
 %%
 %% `take_over' (default `false'): make this node the aggregating node of a
 %% variable whose aggregating node died, from the records the members kept
@@ -144,7 +150,11 @@ updated(Var, Pre, Post) ->
     updated(Var, Pre, Post, #{}).
 
 %% @doc This node just updated `Var' from `Pre' to `Post'. `ts' overrides
-%% the timestamp (microseconds on this node's clock; default: now).
+%% the timestamp: microseconds on this node's clock (default: now), no
+%% more than `?MAX_AHEAD_US' (60 s) ahead of it, else
+%% `{error, {bad_ts, Ts}}' (a reading in another unit, such as
+%% `erlang:system_time()' in nanoseconds, would move the tracker's clock
+%% years ahead). See `guides/tracking.md'.
 -spec updated(var(), crdt(), crdt(), event_opts()) -> ok | {error, term()}.
 updated(Var, Pre, Post, Opts) ->
     with_ts(Opts, fun(Ts) -> updated_at(Var, Pre, Post, Ts) end).
@@ -242,10 +252,20 @@ observed(Var, State) ->
     observed(Var, State, #{}).
 
 %% @doc This node's replica of `Var' now holds `State'. `ts' as for
-%% `updated/4'.
+%% `updated/4'. The work is done in the caller; a replica's own loop
+%% should call `observed_async/2' instead.
 -spec observed(var(), crdt(), event_opts()) -> ok | {error, term()}.
 observed(Var, State, Opts) ->
     with_ts(Opts, fun(Ts) -> observed_at(Var, State, Ts) end).
+
+%% @doc As `observed/2', stamped now but applied by this node's observer of
+%% `Var' (`lasp_converge_observer'): returns at once, so the process that
+%% replicates `Var' does not wait for the tracker. Errors found later are
+%% counted (`lasp_converge_observer:errors/1'); `{error, not_tracked}' when
+%% `Var' is not tracked on this node.
+-spec observed_async(var(), crdt()) -> ok | {error, not_tracked}.
+observed_async(Var, State) ->
+    lasp_converge_observer:submit(Var, {observed, State}).
 
 observed_at(Var, State, Ts) ->
     case lasp_converge_tracker:lookup(Var) of
@@ -377,7 +397,11 @@ call(Pid, Msg) ->
             {error, not_tracked}
     end.
 
-with_ts(#{ts := Ts}, F) when is_integer(Ts) -> F(Ts);
+with_ts(#{ts := Ts}, F) when is_integer(Ts) ->
+    case Ts - lasp_converge_tracker:now_us() =< ?MAX_AHEAD_US of
+        true -> F(Ts);
+        false -> {error, {bad_ts, Ts}}
+    end;
 with_ts(#{ts := _}, _) -> {error, bad_ts};
 with_ts(Opts, F) when is_map(Opts) -> F(lasp_converge_tracker:now_us());
 with_ts(_, _) -> {error, bad_opts}.

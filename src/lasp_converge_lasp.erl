@@ -440,12 +440,20 @@ stream_event(Id, Token) ->
             ok
     end.
 
+%% The state is handed to the variable's observer: the observation runs
+%% there, not in the Lasp process that calls the stream. Its outcome is
+%% counted when the observer has applied it.
 observe(Id, Token) ->
     Reg = lasp_converge_sup:registry(),
     try
         {ok, {_, _, _, State}} = lasp(lasp, read, [Id, undefined]),
-        _ = lasp_converge:observed(Id, State),
-        count(Reg, Id, Token, 4)
+        Counted = fun(ok) -> count(Reg, Id, Token, 4);
+                     (_) -> count(Reg, Id, Token, 5)
+                  end,
+        case lasp_converge_observer:submit(Id, {observed, State, Counted}) of
+            ok -> ok;
+            {error, _} -> count(Reg, Id, Token, 5)
+        end
     catch _:_ ->
             count(Reg, Id, Token, 5)
     end.

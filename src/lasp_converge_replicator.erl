@@ -64,11 +64,14 @@
 %%
 %% == Reporting and counting ==
 %%
-%% Every local update is reported to the tracker with
-%% `lasp_converge:updated/3' (`updated_delta/2' with the update's delta in
-%% `delta_based' mode, which costs what the delta weighs), and every change of a replica (a local update,
-%% or a merge that changed the state) with `lasp_converge:observed/2'; a
-%% variable that is not tracked is not an error.
+%% Every local update is reported to the tracker as
+%% `lasp_converge:updated/3' does (`updated_delta/2' with the update's delta
+%% in `delta_based' mode, which costs what the delta weighs), and every
+%% change of a replica (a local update, or a merge that changed the state)
+%% as `lasp_converge:observed/2' does; both are handed to the variable's
+%% observer (`lasp_converge_observer:submit/2') and applied there, so the
+%% replicator never waits for the tracker. A variable that is not tracked
+%% is not an error.
 %%
 %% Every replication message (full states, deltas, acknowledgements) is
 %% counted per variable and per node in both modes: `sent_messages' and
@@ -370,13 +373,15 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
         {ok, #var{state = Pre} = V} ->
             case local_update(Op, Actor, V, S) of
                 {ok, Delta, #var{state = Post} = V1} ->
-                    report(fun() ->
-                                   case Delta of
-                                       undefined -> lasp_converge:updated(Var, Pre, Post);
-                                       _ -> lasp_converge:updated_delta(Var, Delta)
-                                   end
-                           end),
-                    report(fun() -> lasp_converge:observed(Var, Post) end),
+                    %% Handed to the variable's observer: the tracking work
+                    %% runs there, not in this process.
+                    _ = case Delta of
+                            undefined ->
+                                lasp_converge_observer:submit(Var, {updated, Pre, Post});
+                            _ ->
+                                lasp_converge_observer:submit(Var, {updated_delta, Delta})
+                        end,
+                    _ = lasp_converge_observer:submit(Var, {observed, Post}),
                     V2 = case maps:get(propagate_on_update, S) of
                              true -> send_round(Var, V1, St);
                              false -> V1
@@ -539,7 +544,7 @@ merge_in(Var, From, Remote, #var{state = Local, counters = C} = V, #st{settings 
                 true ->
                     V#var{counters = C1};
                 false ->
-                    report(fun() -> lasp_converge:observed(Var, Merged) end),
+                    _ = lasp_converge_observer:submit(Var, {observed, Merged}),
                     V1 = V#var{state = Merged, counters = bump(received_changed, 1, C1)},
                     case maps:get(mode, S) of
                         delta_based ->
@@ -654,13 +659,6 @@ pick(Peers, K) when length(Peers) =< K -> Peers;
 pick(Peers, K) ->
     Shuffled = [P || {_, P} <- lists:sort([{rand:uniform(), P} || P <- Peers])],
     lists:sublist(Shuffled, K).
-
-%% The tracker's answer (ok, or {error, not_tracked} for a variable nobody
-%% tracks) does not change replication; neither does a tracker that crashed.
-report(F) ->
-    try F() of _ -> ok
-    catch _:_ -> ok
-    end.
 
 bump(K, N, C) -> maps:update_with(K, fun(X) -> X + N end, C).
 

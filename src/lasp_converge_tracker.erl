@@ -172,6 +172,7 @@ init({Var, {aggregator, Opts}}) ->
                 false ->
                     ignore;
                 true ->
+                    _ = lasp_converge_observer:start_link(Var),
                     {ok, start_aggregator(Var, Res, Opts)}
             end;
         {error, _} = E ->
@@ -188,6 +189,7 @@ init({Var, {member, Agg, SeqBase}}) ->
         true ->
             _ = SeqBase > 0 andalso ets:insert(Reg, {{seq, Var}, SeqBase}),
             ok = lasp_converge_handover:open(Var),
+            _ = lasp_converge_observer:start_link(Var),
             _ = erlang:monitor(process, Agg),
             {ok, #st{var = Var, role = member, agg = Agg, tick = false, clock = false}}
     end.
@@ -244,7 +246,7 @@ sync_clock(Res, Id, Node, Pid, N) ->
 
 nif_opts(Opts) ->
     Ms = [{horizon, horizon_us}, {sample_every, sample_every_us}],
-    Plain = [max_pending, record_window, max_samples, clock_window, max_latency_us],
+    Plain = [max_pending, record_window, max_samples, clock_window, max_latency_us, max_nodes],
     M0 = #{exact => [0]},
     M1 = lists:foldl(fun({K, NK}, Acc) ->
                              case Opts of
@@ -366,7 +368,8 @@ terminate(_Reason, #st{var = Var}) ->
     _ = ets:delete(Reg, {seq, Var}),
     _ = ets:delete(Reg, {last, Var}),
     _ = ets:delete(Reg, {type, Var}),
-    lasp_converge_handover:forget(Var).
+    ok = lasp_converge_handover:forget(Var),
+    lasp_converge_observer:forget(Var).
 
 %% ---- internals ----
 

@@ -219,18 +219,21 @@ index_on_counters_test() ->
     {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(R, 1, 30, ?C:merge(A1, B1)),
     ?assertMatch(#{per_node := #{1 := #{pending := 0}, 2 := #{pending := 2}}}, stats(R)).
 
-unindexed_keys_are_still_checked_test() ->
+floats_and_multi_entry_deltas_are_indexed_test() ->
     R = tracker(),
-    %% A float key is never indexed (1 == 1.0 in an orddict); a delta of two
-    %% entries has no single key; a twopset is not indexed at all.
+    %% A float element (1 == 1.0: numbers are indexed by value), a delta of
+    %% two entries (indexed under each) and a twopset are all indexed: a
+    %% change elsewhere checks none of them.
     {ok, new} = ?N:tracker_updated(R, 0, 1, 0, gset([]), gset([1.5])),
     {ok, new} = ?N:tracker_updated(R, 0, 2, 0, gset([1.5]), gset([1.5, x, y])),
     {ok, _} = ?N:tracker_observed(R, 1, 10, gset([])),
-    {ok, #{checked := 2, newly_seen := 0}} = ?N:tracker_observed(R, 1, 20, gset([z])),
+    {ok, #{checked := 0, newly_seen := 0}} = ?N:tracker_observed(R, 1, 20, gset([z])),
+    {ok, #{checked := 1, newly_seen := 0}} = ?N:tracker_observed(R, 1, 25, gset([x, z])),
     {ok, #{newly_seen := 2}} = ?N:tracker_observed(R, 1, 30, gset([1.5, x, y, z])),
     T = tracker(),
     {ok, new} = ?N:tracker_updated(T, 0, 1, 0, {state_twopset, {[], []}}, {state_twopset, {[a], []}}),
     {ok, _} = ?N:tracker_observed(T, 1, 10, {state_twopset, {[], []}}),
+    {ok, #{checked := 0}} = ?N:tracker_observed(T, 1, 15, {state_twopset, {[b], []}}),
     {ok, #{checked := 1, newly_seen := 1}} = ?N:tracker_observed(T, 1, 20, {state_twopset, {[a], []}}).
 
 %% A member sends what its state gained since the last state it sent; the
@@ -323,6 +326,114 @@ bad_input_creates_no_atoms_test() ->
     ?assertEqual(Before, erlang:system_info(atom_count)).
 
 %% ===================================================================
+%% The indexed answer is the brute-force one, for every type
+%% ===================================================================
+
+%% For each of the 19 types: a writer (node 0) makes updates, registered
+%% with their deltas; node 1 observes whole states (random joins of the
+%% deltas, in increasing time), node 2 the deltas it gains, and some
+%% observations come before the update they hold is registered. After each
+%% step, every node's count of unseen updates equals the number of
+%% registered witnesses its state does not inflate (`is_inflation'), as a
+%% tracker checking every pending update would count.
+indexed_equals_brute_force_test_() ->
+    {timeout, 120, [{atom_to_list(T), fun() -> brute_force(T) end} || T <- ?C:types()]}.
+
+brute_force(Type) ->
+    rand:seed(exsss, {7, 11, erlang:phash2(Type)}),
+    R = tracker(#{horizon_us => 1 bsl 40, max_pending => 100000}),
+    S0 = ?C:new(Type),
+    {Ds, _} = lists:mapfoldl(fun(I, {S, Prev}) ->
+                                     D = bf_delta(Type, I, S, Prev),
+                                     {D, {?C:merge(S, D), D}}
+                             end, {S0, S0}, lists:seq(1, 60)),
+    Deltas = lists:zip(lists:seq(1, 60), Ds),
+    %% Registered in batches of 6; each node gains random earlier or
+    %% slightly later deltas (up to 3 ahead: not registered yet).
+    lists:foldl(
+      fun(Batch, {Ts, N1, N2, Sent2}) ->
+              Reg = lists:sublist(Deltas, 6 * Batch),
+              [{ok, _} = register_delta(R, I, D) || {I, D} <- lists:sublist(Deltas, 6 * Batch - 5, 6)],
+              Pool = lists:sublist(Deltas, min(60, 6 * Batch + 3)),
+              N1b = bf_join(N1, Pool),
+              N2b = bf_join(N2, Pool),
+              {ok, _} = ?N:tracker_observed(R, 1, Ts, N1b),
+              Gain = case Sent2 of
+                         undefined -> N2b;
+                         _ -> ?C:delta(N2b, Sent2)
+                     end,
+              {ok, _} = ?N:tracker_observed_delta(R, 2, Ts, Gain),
+              #{per_node := #{1 := #{pending := P1}, 2 := #{pending := P2}}} = stats(R),
+              ?assertEqual({Type, Batch, node1, unseen(Reg, N1b)}, {Type, Batch, node1, P1}),
+              ?assertEqual({Type, Batch, node2, unseen(Reg, N2b)}, {Type, Batch, node2, P2}),
+              {Ts + 10, N1b, N2b, N2b}
+      end, {1000, S0, S0, undefined}, lists:seq(1, 10)),
+    ok.
+
+register_delta(R, I, D) ->
+    try ?N:tracker_witness(R, 0, I, I, D)
+    catch error:lasp_converge_dirty -> ?N:tracker_witness_dirty(R, 0, I, I, D)
+    end.
+
+%% Join 1 to 4 random deltas of the pool into S.
+bf_join(S, Pool) ->
+    lists:foldl(fun(_, X) ->
+                        {_, D} = lists:nth(rand:uniform(length(Pool)), Pool),
+                        try ?C:merge(X, D) catch error:_ -> X end
+                end, S, lists:seq(1, rand:uniform(4))).
+
+unseen(Reg, S) ->
+    length([I || {I, D} <- Reg, not inflates(D, S)]).
+
+inflates(D, S) ->
+    try ?C:is_inflation(D, S) catch error:_ -> false end.
+
+%% Update I's delta (actors and elements mixing atoms, binaries, tuples),
+%% or the previous delta where the type allows no new update.
+bf_delta(Type, I, S, Prev) ->
+    Actor = case I rem 3 of
+                0 -> {'lasp@host', I rem 4};
+                1 -> list_to_binary(["actor-", integer_to_list(I rem 4)]);
+                _ -> list_to_atom("node" ++ integer_to_list(I rem 4))
+            end,
+    E = case I rem 3 of
+            0 -> I rem 7;
+            1 -> <<(I rem 5):8>>;
+            _ -> {I rem 6, x}
+        end,
+    A = case Type of
+            state_awset_ps -> {<<"obj">>, Actor};
+            _ -> Actor
+        end,
+    try ?C:delta_mutate(bf_op(Type, I, E), A, S) of
+        {ok, D} -> D;
+        _ -> Prev
+    catch error:_ -> Prev
+    end.
+
+bf_op(T, I, _) when T =:= state_gcounter; T =:= state_max_int; T =:= state_lexcounter;
+                    T =:= state_pncounter; T =:= state_bcounter ->
+    case I rem 3 of
+        0 when T =/= state_gcounter, T =/= state_max_int -> decrement;
+        _ -> increment
+    end;
+bf_op(state_boolean, _, _) -> true;
+bf_op(T, I, _) when T =:= state_ewflag; T =:= state_dwflag ->
+    case I rem 2 of 0 -> enable; 1 -> disable end;
+bf_op(state_gset, _, E) -> {add, E};
+bf_op(T, I, E) when T =:= state_twopset; T =:= state_orset; T =:= state_awset;
+                    T =:= state_awset_ps ->
+    case I rem 4 of 3 -> {rmv, E}; _ -> {add, E} end;
+bf_op(state_ivar, _, E) -> {set, E};
+bf_op(state_lwwregister, I, E) -> {set, I rem 9, E};
+bf_op(state_mvregister, I, E) -> {set, I, E};
+bf_op(state_gmap, I, _) -> {apply, I rem 5, increment};
+bf_op(state_pair, I, E) when I rem 2 =:= 0 -> {fst, {set, E}};
+bf_op(state_pair, _, E) -> {snd, {set, E}};
+bf_op(state_awmap, I, _) when I rem 4 =:= 3 -> {rmv, I rem 3};
+bf_op(state_awmap, I, E) -> {apply, I rem 3, {add, E}}.
+
+%% ===================================================================
 %% Public API, one node
 %% ===================================================================
 
@@ -331,7 +442,9 @@ api_test_() ->
      fun() -> {ok, Apps} = application:ensure_all_started(lasp_converge), Apps end,
      fun(Apps) -> [application:stop(A) || A <- lists:reverse(Apps)] end,
      [fun api_lifecycle/0, fun api_figures/0, fun api_bad_input/0,
-      fun api_updated_delta/0]}.
+      fun api_updated_delta/0, fun api_future_ts_is_refused/0,
+      fun api_replicator_hands_off_to_the_observer/0,
+      fun api_observer_behind_skips_observations/0]}.
 
 api_lifecycle() ->
     V = {<<"life">>, state_gset},
@@ -383,6 +496,96 @@ api_bad_input() ->
     after
         lasp_converge:untrack(V)
     end.
+
+%% A timestamp in the wrong unit (nanoseconds) or far in the future is
+%% refused with a clear reason and leaves every figure as it was; before,
+%% it moved the tracker's clock decades ahead and expired everything.
+api_future_ts_is_refused() ->
+    V = {<<"future">>, state_gset},
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    try
+        Ns = erlang:system_time(),
+        ?assertEqual({error, {bad_ts, Ns}},
+                     lasp_converge:updated(V, gset([]), gset([a]), #{ts => Ns})),
+        ?assertEqual({error, {bad_ts, Ns}}, lasp_converge:observed(V, gset([a]), #{ts => Ns})),
+        Ahead = lasp_converge_tracker:now_us() + 61000000,
+        ?assertEqual({error, {bad_ts, Ahead}},
+                     lasp_converge:updated_delta(V, gset([b]), #{ts => Ahead})),
+        ?assertMatch(#{updates := 0, unconverged := 0}, lasp_converge:stats(V)),
+        %% A reading a little ahead (clock skew) is fine.
+        Now = lasp_converge_tracker:now_us(),
+        ok = lasp_converge:updated(V, gset([]), gset([a]), #{ts => Now + 1000000}),
+        ok = lasp_converge:observed(V, gset([a]), #{ts => Now + 1000000}),
+        ?assertMatch(#{updates := 1, converged := 1, unconverged := 0}, lasp_converge:stats(V))
+    after
+        lasp_converge:untrack(V)
+    end.
+
+%% The replicator hands its updates and observations to the variable's
+%% observer and returns: with the observer suspended, an update still
+%% completes, and the tracker sees it only once the observer runs again.
+api_replicator_hands_off_to_the_observer() ->
+    V = {<<"handoff">>, state_awset},
+    {ok, _} = lasp_converge_replicator:declare(V, state_awset, #{nodes => [node()]}),
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    try
+        true = erlang:suspend_process(Obs),
+        {ok, _} = lasp_converge_replicator:update(V, {add, x}, node()),
+        ?assertMatch(#{updates := 0}, lasp_converge:stats(V)),
+        true = erlang:resume_process(Obs),
+        ok = lasp_converge_observer:sync(V),
+        ?assertMatch(#{updates := 1, converged := 1}, lasp_converge:stats(V)),
+        ?assertEqual(0, lasp_converge_observer:errors(V))
+    after
+        %% Resumed already unless an assertion failed in between.
+        _ = catch erlang:resume_process(Obs),
+        lasp_converge:untrack(V)
+    end.
+
+%% An observer with events queued behind an observation skips it (a later
+%% one supersedes it) but never skips an update, and counts what it skipped.
+api_observer_behind_skips_observations() ->
+    V = {<<"behind">>, state_gset},
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    try
+        true = erlang:suspend_process(Obs),
+        [begin
+             ok = lasp_converge_observer:submit(V, {updated, gset(lists:seq(1, I - 1)),
+                                                    gset(lists:seq(1, I))}),
+             ok = lasp_converge:observed_async(V, gset(lists:seq(1, I)))
+         end || I <- lists:seq(1, 1500)],
+        true = erlang:resume_process(Obs),
+        ok = lasp_converge_observer:sync(V),
+        ?assert(lasp_converge_observer:skipped(V) > 0),
+        ?assertEqual(0, lasp_converge_observer:errors(V)),
+        ?assertMatch(#{updates := 1500, converged := 1500, pending := 0},
+                     lasp_converge:stats(V))
+    after
+        _ = catch erlang:resume_process(Obs),
+        lasp_converge:untrack(V)
+    end.
+
+%% Node slots are bounded (`max_nodes', default 1024) and freed by reset:
+%% before, every distinct node id took a slot (a latency histogram) for
+%% the tracker's life.
+node_slots_are_bounded_and_freed_test() ->
+    {ok, R} = ?N:tracker_new(#{exact => [0]}),
+    ok = ?N:tracker_set_members(R, 0, [0]),
+    Rs = [?N:tracker_observed(R, I, 10, gset([a])) || I <- lists:seq(1, 1100)],
+    ?assertEqual(1023, length([ok || {ok, _} <- Rs])),
+    ?assertEqual(77, length([E || {error, too_many_nodes} = E <- Rs])),
+    ?assertMatch({ok, #{nodes := 1024}}, ?N:tracker_retained(R)),
+    ?assertEqual({error, too_many_nodes}, ?N:tracker_set_members(R, 20, [0, 5000])),
+    ok = ?N:tracker_reset(R),
+    ?assertMatch({ok, #{nodes := 1}}, ?N:tracker_retained(R)),
+    {ok, _} = ?N:tracker_observed(R, 5000, 30, gset([a])),
+    {ok, T} = ?N:tracker_new(#{max_nodes => 2}),
+    {ok, _} = ?N:tracker_observed(T, 1, 10, gset([])),
+    {ok, _} = ?N:tracker_observed(T, 2, 10, gset([])),
+    ?assertEqual({error, too_many_nodes}, ?N:tracker_updated(T, 3, 1, 10, gset([]), gset([a]))),
+    ?assertEqual({error, too_many_nodes}, ?N:tracker_observed(T, 3, 10, gset([]))).
 
 %% A million updates through the NIF (gcounter increments by 8 actors,
 %% registered as their deltas, 10 us of tracker time apart; a batch of 100

@@ -39,6 +39,9 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use lasp_converge_core::api;
 use lasp_converge_core::lattice::MutateCx;
 use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm as T};
+use lasp_converge_core::tracker::witness::{
+    atoms_of_term, ranks_decide, witness_atoms_of_term, View,
+};
 use lasp_converge_core::{BadCrdt, Limits, Term};
 
 /// Most states a history keeps for the law checks.
@@ -478,6 +481,114 @@ fn bottom_identity(ty: &str, a: &T, _: &T, _: &T) -> Result<(), Stop> {
     }
 }
 
+/// The tracker's witness index is complete: when a node's state `Last`
+/// does not hold a witness `W` and `S = Last ⊔ D` does, some atom of `W`
+/// falls in a range that `D`'s atoms open (`View::changed`), so the
+/// indexed observation checks `W`. `D` is `delta(S, Last)` (the change an
+/// observed state brings) and `B` itself (a delta a member sends); `W` is
+/// `C` and `delta(C, A)`.
+fn index_complete(_: &str, a: &T, b: &T, c: &T) -> Result<(), Stop> {
+    let Some(s) = merge(a, b)? else {
+        return Ok(());
+    };
+    let delta = |x: &T, y: &T| match api::delta(&OwnedBuilder, x, y, lim()) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if types_raises(&e) => Ok(None),
+        Err(e) => Err(bad(&format!("delta({x}, {y})"), e)),
+    };
+    let Some(dsa) = delta(&s, a)? else {
+        return Ok(());
+    };
+    let dca = delta(c, a)?;
+    for w in std::iter::once(c).chain(dca.as_ref()) {
+        let Some(wa) = witness_atoms_of_term(w) else {
+            continue;
+        };
+        if wa.is_empty() || is_inflation(w, a)? || !is_inflation(w, &s)? {
+            continue;
+        }
+        for d in [&dsa, b] {
+            let mut view = View::default();
+            if let Some(la) = atoms_of_term(a) {
+                view.changed(&la);
+            }
+            let Some(da) = atoms_of_term(d) else {
+                continue;
+            };
+            let ranges = view.changed(&da);
+            let found = wa.iter().any(|x| {
+                ranges
+                    .iter()
+                    .any(|&(p, lo, hi)| p == x.pos && lo <= x.rank && x.rank <= hi)
+            });
+            if !found {
+                return fail(format!(
+                    "W = {w}\nLast = {a}\nD = {d}\nS = {s}\natoms(W) = {wa:?}\nranges(D) = {ranges:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For the types whose ranks decide (`ranks_decide`), a state holds a
+/// witness exactly when its ranks cover the witness's atoms: `S`'s view,
+/// built whole or as the tracker builds it (`A`'s, then the change
+/// `delta(S, A)`), answers `is_inflation(W, S)` for `W` in `C`,
+/// `delta(C, A)`, `delta(C, B)`.
+fn ranks_decide_law(ty: &str, a: &T, b: &T, c: &T) -> Result<(), Stop> {
+    let tag = match lasp_converge_core::crdt::TYPES
+        .iter()
+        .find(|t| t.name() == ty)
+    {
+        Some(t) => *t,
+        None => return fail(format!("unknown type {ty}")),
+    };
+    if !ranks_decide(tag) {
+        return Ok(());
+    }
+    let Some(s) = merge(a, b)? else {
+        return Ok(());
+    };
+    let delta = |x: &T, y: &T| match api::delta(&OwnedBuilder, x, y, lim()) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if types_raises(&e) => Ok(None),
+        Err(e) => Err(bad(&format!("delta({x}, {y})"), e)),
+    };
+    let (Some(sa), Some(aa)) = (atoms_of_term(&s), atoms_of_term(a)) else {
+        return Ok(());
+    };
+    let whole = View::of(&sa);
+    let mut built = View::of(&aa);
+    if let Some(d) = delta(&s, a)? {
+        match atoms_of_term(&d) {
+            Some(da) => {
+                built.changed(&da);
+            }
+            None => built = whole.clone(),
+        }
+    }
+    let ws = [Some(c.clone()), delta(c, a)?, delta(c, b)?];
+    for w in ws.iter().flatten() {
+        let Some(wa) = witness_atoms_of_term(w) else {
+            continue;
+        };
+        if !View::decides(&wa) {
+            continue;
+        }
+        let infl = is_inflation(w, &s)?;
+        for (how, v) in [("whole", &whole), ("built", &built)] {
+            if v.covers(&wa) != infl {
+                return fail(format!(
+                    "W = {w}\nS = {s}\nA = {a}\nis_inflation(W, S) = {infl}, {how} view covers = {}",
+                    !infl
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // Runner
 // ---------------------------------------------------------------------------
@@ -705,4 +816,238 @@ fn histories_reach_rich_states() {
     assert!(states > 64 * 8, "only {states} states over 64 histories");
     assert!(biggest >= 10, "counts stay below {biggest}");
     assert_eq!(most_actors, 3, "merges never joined three replicas");
+}
+
+// The witness index of the tracker, for every type.
+#[test]
+fn prop_index_complete_gcounter() {
+    check(
+        "state_gcounter",
+        "prop_index_complete_gcounter",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_pncounter() {
+    check(
+        "state_pncounter",
+        "prop_index_complete_pncounter",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_gset() {
+    check("state_gset", "prop_index_complete_gset", index_complete);
+}
+#[test]
+fn prop_index_complete_twopset() {
+    check(
+        "state_twopset",
+        "prop_index_complete_twopset",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_orset() {
+    check("state_orset", "prop_index_complete_orset", index_complete);
+}
+#[test]
+fn prop_index_complete_awset() {
+    check("state_awset", "prop_index_complete_awset", index_complete);
+}
+#[test]
+fn prop_index_complete_lwwregister() {
+    check(
+        "state_lwwregister",
+        "prop_index_complete_lwwregister",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_boolean() {
+    check(
+        "state_boolean",
+        "prop_index_complete_boolean",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_ivar() {
+    check("state_ivar", "prop_index_complete_ivar", index_complete);
+}
+#[test]
+fn prop_index_complete_max_int() {
+    check(
+        "state_max_int",
+        "prop_index_complete_max_int",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_mvregister() {
+    check(
+        "state_mvregister",
+        "prop_index_complete_mvregister",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_ewflag() {
+    check("state_ewflag", "prop_index_complete_ewflag", index_complete);
+}
+#[test]
+fn prop_index_complete_dwflag() {
+    check("state_dwflag", "prop_index_complete_dwflag", index_complete);
+}
+#[test]
+fn prop_index_complete_lexcounter() {
+    check(
+        "state_lexcounter",
+        "prop_index_complete_lexcounter",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_gmap() {
+    check("state_gmap", "prop_index_complete_gmap", index_complete);
+}
+#[test]
+fn prop_index_complete_pair() {
+    check("state_pair", "prop_index_complete_pair", index_complete);
+}
+#[test]
+fn prop_index_complete_awmap() {
+    check("state_awmap", "prop_index_complete_awmap", index_complete);
+}
+#[test]
+fn prop_index_complete_awset_ps() {
+    check(
+        "state_awset_ps",
+        "prop_index_complete_awset_ps",
+        index_complete,
+    );
+}
+#[test]
+fn prop_index_complete_bcounter() {
+    check(
+        "state_bcounter",
+        "prop_index_complete_bcounter",
+        index_complete,
+    );
+}
+#[test]
+fn prop_ranks_decide_gcounter() {
+    check(
+        "state_gcounter",
+        "prop_ranks_decide_gcounter",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_pncounter() {
+    check(
+        "state_pncounter",
+        "prop_ranks_decide_pncounter",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_gset() {
+    check("state_gset", "prop_ranks_decide_gset", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_twopset() {
+    check(
+        "state_twopset",
+        "prop_ranks_decide_twopset",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_orset() {
+    check("state_orset", "prop_ranks_decide_orset", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_awset() {
+    check("state_awset", "prop_ranks_decide_awset", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_lwwregister() {
+    check(
+        "state_lwwregister",
+        "prop_ranks_decide_lwwregister",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_boolean() {
+    check(
+        "state_boolean",
+        "prop_ranks_decide_boolean",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_ivar() {
+    check("state_ivar", "prop_ranks_decide_ivar", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_max_int() {
+    check(
+        "state_max_int",
+        "prop_ranks_decide_max_int",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_mvregister() {
+    check(
+        "state_mvregister",
+        "prop_ranks_decide_mvregister",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_ewflag() {
+    check("state_ewflag", "prop_ranks_decide_ewflag", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_dwflag() {
+    check("state_dwflag", "prop_ranks_decide_dwflag", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_lexcounter() {
+    check(
+        "state_lexcounter",
+        "prop_ranks_decide_lexcounter",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_gmap() {
+    check("state_gmap", "prop_ranks_decide_gmap", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_pair() {
+    check("state_pair", "prop_ranks_decide_pair", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_awmap() {
+    check("state_awmap", "prop_ranks_decide_awmap", ranks_decide_law);
+}
+#[test]
+fn prop_ranks_decide_awset_ps() {
+    check(
+        "state_awset_ps",
+        "prop_ranks_decide_awset_ps",
+        ranks_decide_law,
+    );
+}
+#[test]
+fn prop_ranks_decide_bcounter() {
+    check(
+        "state_bcounter",
+        "prop_ranks_decide_bcounter",
+        ranks_decide_law,
+    );
 }

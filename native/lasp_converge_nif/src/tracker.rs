@@ -8,8 +8,9 @@
 // is computed over the caller's terms, copied out once through
 // `term_to_binary` + the core's ETF reader, and decoded once. An
 // observation copies the observed state the same way (once, O(state)) and
-// then checks every candidate with the core's `is_inflation(witness, state)`
-// without touching the BEAM heap. Keeping one `OwnedEnv` per witness instead
+// then checks only the candidates the witness index selects, from the
+// node's ranks when they decide, else with the core's
+// `is_inflation(witness, state)`, without touching the BEAM heap. Keeping one `OwnedEnv` per witness instead
 // would cost an env per pending update and a copy into the caller's heap per
 // check. The last state observed per node is kept too, so an announcement
 // that reaches the tracker after a node already merged the update is
@@ -19,12 +20,12 @@
 // (never `badarg`, never an atom made from input); reasons are fixed atoms
 // or `{badcrdt, Why}` as the CRDT NIFs raise them.
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use lasp_converge_core::decode::Decoder;
-use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm};
+use lasp_converge_core::owned::OwnedTerm;
+use lasp_converge_core::tracker::witness::{self, IndexAtom, View};
 use lasp_converge_core::tracker::{Config, Filter, NodeId, Registered, Tracker, Witness};
 use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged, Term as CoreTerm};
 use rustler::types::map::map_new;
@@ -106,6 +107,8 @@ mod atoms {
         max_latency_us,
         seq_window,
         clock_window,
+        max_nodes,
+        too_many_nodes,
         exact,
         convergence,
         type_ = "type",
@@ -113,75 +116,34 @@ mod atoms {
 }
 
 /// The witness of one update: the delta, decoded, owned by Rust, and its
-/// index key (see `entry_keys`).
+/// index atoms (the core's `tracker::witness`).
 pub struct ExWitness {
     delta: Crdt<OwnedTerm>,
-    key: Option<u64>,
+    atoms: Option<Vec<IndexAtom>>,
 }
 
 impl ExWitness {
     fn new(delta: Crdt<OwnedTerm>) -> Self {
-        let key = match entry_keys(&delta).as_deref() {
-            Some([k]) => Some(*k),
-            _ => None,
-        };
-        ExWitness { delta, key }
+        let atoms = witness::witness_atoms(&delta);
+        ExWitness { delta, atoms }
     }
 }
 
 impl Witness for ExWitness {
-    fn key(&self) -> Option<u64> {
-        self.key
+    fn atoms(&self) -> Option<Vec<(u64, u64)>> {
+        self.atoms
+            .as_ref()
+            .map(|a| a.iter().map(|x| (x.pos, x.rank)).collect())
     }
 }
 
-// The witness index. For the types whose payload is an ordset or orddict
-// joined entry by entry (gset elements; gcounter, pncounter actors; orset
-// elements), whether a state holds a delta depends only on the state's
-// entries under the delta's keys. So a delta with one entry is indexed under
-// a hash of its key, and an observation checks only the witnesses under the
-// keys of `delta(State, LastState)` (the entries that changed since the
-// node's previous observation), plus the keyless ones (`Filter::Changed`).
-// Keys holding a float are not indexed: `1` and `1.0` are the same orddict
-// key but encode differently. Other types are checked linearly.
-fn entry_keys(c: &Crdt<OwnedTerm>) -> Option<Vec<u64>> {
-    let by_entry = match c.tag() {
-        Atom::StateGset => false,
-        Atom::StateGcounter | Atom::StatePncounter | Atom::StateOrset => true,
-        _ => return None,
-    };
-    let t = c.encode(&OwnedBuilder);
-    let (_, payload) = t.as_pair()?;
-    let (entries, tail) = payload.list_parts()?;
-    if !matches!(tail, OwnedTerm::Nil) {
-        return None;
-    }
-    let mut keys = Vec::with_capacity(entries.len());
-    for e in entries {
-        let k = if by_entry { e.as_pair()?.0 } else { e.clone() };
-        if has_float(&k) {
-            return None;
-        }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        etf::encode(&k).hash(&mut h);
-        keys.push(h.finish());
-    }
-    Some(keys)
-}
-
-fn has_float(t: &OwnedTerm) -> bool {
-    match t {
-        OwnedTerm::Float(_) => true,
-        OwnedTerm::Tuple(es) => es.iter().any(has_float),
-        OwnedTerm::Map(ps) => ps.iter().any(|(k, v)| has_float(k) || has_float(v)),
-        OwnedTerm::List(_) => match t.list_parts() {
-            Some((es, tail)) => es.into_iter().any(has_float) || has_float(tail),
-            None => true,
-        },
-        _ => false,
-    }
-}
-
+// The witness index: each witness is filed under its index atoms, and each
+// node's observation opens, per position its change touches, the range of
+// ranks it may now hold (`View::changed`, over the atoms of
+// `delta(State, LastState)` or of the delta a member sent). Only the
+// witnesses in those ranges are checked (`Filter::Ranges`), plus the
+// keyless ones (a state too large to list, an unknown shape). Every check
+// is still the type's own `is_inflation`.
 struct Inner {
     tracker: Tracker<ExWitness>,
     // The type of the tracked variable, fixed by its first update or
@@ -190,6 +152,27 @@ struct Inner {
     // Per node: the join of the states it was observed to hold, and the
     // timestamp (its clock) of its latest observation.
     last: HashMap<NodeId, (Crdt<OwnedTerm>, i64)>,
+    // Per node: the ranks of its state (`witness::View`), and whether they
+    // are complete (every change of the state was listed).
+    views: HashMap<NodeId, NodeView>,
+}
+
+#[derive(Default)]
+struct NodeView {
+    view: View,
+    complete: bool,
+}
+
+impl NodeView {
+    // Whether the node's state holds `w`, from the ranks alone, when they
+    // decide it (a type whose ranks decide, a complete view, no saturated
+    // rank); `None` otherwise.
+    fn holds(&self, tag: Option<Atom>, w: &ExWitness) -> Option<bool> {
+        let atoms = w.atoms.as_deref()?;
+        let decides =
+            self.complete && tag.is_some_and(witness::ranks_decide) && View::decides(atoms);
+        decides.then(|| self.view.covers(atoms))
+    }
 }
 
 pub struct ExTrackerRef(Mutex<Inner>);
@@ -307,6 +290,7 @@ fn config_from(opts: Term) -> Option<(Config, Vec<NodeId>)> {
     field!(max_latency_us, u64);
     field!(seq_window, usize);
     field!(clock_window, usize);
+    field!(max_nodes, usize);
     let mut exact = Vec::new();
     if let Ok(v) = opts.map_get(atoms::exact()) {
         for n in list(v)? {
@@ -317,8 +301,9 @@ fn config_from(opts: Term) -> Option<(Config, Vec<NodeId>)> {
 }
 
 // `tracker_new(Opts)`: `{ok, Ref}`. Opts: the `Config` fields (microseconds
-// and counts, atom keys) and `exact => [NodeId]`, the nodes that read the
-// reference clock (the tracker's own node).
+// and counts, atom keys, `max_nodes` included: past it a new node's calls
+// give `{error, too_many_nodes}`) and `exact => [NodeId]`, the nodes that
+// read the reference clock (the tracker's own node).
 #[rustler::nif]
 fn tracker_new<'a>(env: Env<'a>, opts: Term<'a>) -> Reply<'a> {
     let Some((config, exact)) = config_from(opts) else {
@@ -333,6 +318,7 @@ fn tracker_new<'a>(env: Env<'a>, opts: Term<'a>) -> Reply<'a> {
         tracker,
         tag: None,
         last: HashMap::new(),
+        views: HashMap::new(),
     })));
     Ok((atoms::ok(), r).encode(env))
 }
@@ -357,9 +343,13 @@ fn tracker_set_members<'a>(
         return error(env, atoms::bad_members());
     };
     let mut inner = r.lock();
+    if !inner.tracker.admits_all(&ids) {
+        return error(env, atoms::too_many_nodes());
+    }
     inner.tracker.set_members(ts, &ids);
     let live: Vec<NodeId> = inner.tracker.members();
     inner.last.retain(|n, _| live.contains(n));
+    inner.views.retain(|n, _| live.contains(n));
     Ok(atoms::ok().encode(env))
 }
 
@@ -438,16 +428,31 @@ fn register<'a>(
     if let Err(e) = check_tag(&mut inner, &witness) {
         return bad(env, e);
     }
-    let Inner { tracker, last, .. } = &mut *inner;
+    if !inner.tracker.admits(origin) {
+        return error(env, atoms::too_many_nodes());
+    }
+    let Inner {
+        tracker,
+        last,
+        views,
+        tag,
+    } = &mut *inner;
+    let tag = *tag;
     let reg = if last.is_empty() {
         tracker.updated(origin, seq, ts, ExWitness::new(witness))
     } else {
         tracker.updated_with(origin, seq, ts, ExWitness::new(witness), |n, w| {
-            last.get(&n)
-                .is_some_and(|(s, _)| w.delta.is_inflation(s).unwrap_or(false))
+            // The node's ranks answer without reading its state when they can.
+            match views.get(&n).and_then(|v| v.holds(tag, w)) {
+                Some(held) => held,
+                None => last
+                    .get(&n)
+                    .is_some_and(|(s, _)| w.delta.is_inflation(s).unwrap_or(false)),
+            }
         })
     };
     Ok(match reg {
+        Registered::TooManyNodes => return error(env, atoms::too_many_nodes()),
         Registered::New { finished: false } => (atoms::ok(), atoms::new()).encode(env),
         Registered::New { finished: true } => (atoms::ok(), atoms::finished()).encode(env),
         Registered::Duplicate => (atoms::ok(), atoms::duplicate()).encode(env),
@@ -635,42 +640,99 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
     if let Err(e) = check_tag(&mut inner, &x) {
         return bad(env, e);
     }
+    if !inner.tracker.admits(n) {
+        return error(env, atoms::too_many_nodes());
+    }
     let last = inner.last.remove(&n);
     // The node's state now is the join with what it held (a replica's state
-    // only inflates); `joined` is `None` when that is `x` itself. `changed`:
-    // the index keys of what changed since its previous observation; only
-    // those entries can hold a witness it has not seen. On its first
-    // observation everything is checked; on one delivered out of order
-    // (earlier than its latest), everything is checked against `x` alone,
-    // so first-seen times move back only for what `x` itself holds.
-    let (joined, changed, at, in_order) = match last {
-        None => (None, None, ts, true),
-        Some((l, prev_ts)) => {
+    // only inflates); `joined` is `None` when that is `x` itself. `change`:
+    // what its state gained since its previous observation (`x` itself for a
+    // delta); only the witnesses in the rank ranges its atoms open can have
+    // become held. On its first observation everything is checked; on one
+    // delivered out of order (earlier than its latest), everything is
+    // checked against `x` alone, so first-seen times move back only for
+    // what `x` itself holds.
+    let mut unjoined = false;
+    // A whole state that holds the node's last one, for a type whose ranks
+    // decide: its ranks above the node's are the change, and it is the
+    // node's state now; no delta, no merge (each O(state) in the type's own
+    // terms). Otherwise the change is `delta(x, last)`.
+    let held = match (
+        &last,
+        is_delta,
+        inner.tag.is_some_and(witness::ranks_decide),
+    ) {
+        (Some((_, prev_ts)), false, true) if *prev_ts <= ts => {
+            inner.views.get(&n).filter(|v| v.complete).and_then(|v| {
+                let xa = witness::atoms_of_term(&o)?;
+                v.view.within(&View::of(&xa)).then_some(xa)
+            })
+        }
+        _ => None,
+    };
+    let (joined, change, at, in_order) = match (last, held) {
+        (Some((_, prev_ts)), Some(xa)) => (None, Some(xa), prev_ts.max(ts), true),
+        (None, _) => (None, None, ts, true),
+        (Some((l, prev_ts)), None) => {
             let in_order = prev_ts <= ts;
-            let changed = match (in_order, is_delta) {
+            let change = match (in_order, is_delta) {
                 (false, _) => None,
-                (true, true) => entry_keys(&x),
-                (true, false) => x.delta(&l).ok().and_then(|d| entry_keys(&d)),
+                (true, true) => witness::atoms(&x),
+                (true, false) => x.delta(&l).ok().and_then(|d| witness::atoms(&d)),
             };
             let joined = match l.merge(&x) {
                 Ok(Merged::Left) => Some(l),
                 Ok(Merged::New(j)) => Some(j),
-                _ => None,
+                Ok(Merged::Right) => None,
+                Err(_) => {
+                    unjoined = true;
+                    None
+                }
             };
-            (joined, changed, prev_ts.max(ts), in_order)
+            (joined, change, prev_ts.max(ts), in_order)
         }
-    };
-    let filter = match &changed {
-        Some(keys) => Filter::Changed(keys),
-        None => Filter::All,
     };
     let target = match &joined {
         Some(j) if in_order => j,
         _ => &x,
     };
-    let obs = inner.tracker.observed(n, ts, filter, |w: &ExWitness| {
-        // Same type (checked above), decoded states: cannot fail.
-        w.delta.is_inflation(target).unwrap_or(false)
+    let nv = inner.views.entry(n).or_default();
+    // The ranges the change opens (from the node's ranks before it), then
+    // the ranks after it: those of `target`. When the change could not be
+    // listed (or the ranks were not complete), they are listed again from
+    // the whole state.
+    let ranges = change.as_ref().map(|d| nv.view.changed(d));
+    if in_order {
+        if ranges.is_none() || !nv.complete || unjoined {
+            match witness::atoms(target) {
+                Some(a) => {
+                    nv.view = View::of(&a);
+                    nv.complete = true;
+                }
+                None => nv.complete = false,
+            }
+        }
+    } else if let Some(a) = witness::atoms(&x) {
+        // An earlier state: it adds nothing the node's ranks lack.
+        nv.view.changed(&a);
+    }
+    let filter = match &ranges {
+        Some(r) => Filter::Ranges(r),
+        None => Filter::All,
+    };
+    let Inner {
+        tracker,
+        views,
+        tag,
+        ..
+    } = &mut *inner;
+    let (tag, nv) = (*tag, views.get(&n));
+    let obs = tracker.observed(n, ts, filter, |w: &ExWitness| {
+        match nv.filter(|_| in_order).and_then(|v| v.holds(tag, w)) {
+            Some(held) => held,
+            // Same type (checked above), decoded states: cannot fail.
+            None => w.delta.is_inflation(target).unwrap_or(false),
+        }
     });
     inner.last.insert(n, (joined.unwrap_or(x), at));
     let m = map_new(env);
@@ -948,5 +1010,6 @@ fn tracker_reset<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     let mut inner = r.lock();
     inner.tracker.reset();
     inner.last.clear();
+    inner.views.clear();
     Ok(atoms::ok().encode(env))
 }

@@ -95,6 +95,11 @@
 //!   registered with plain [`updated`](Tracker::updated) since the node's
 //!   previous observation (never checked against its state). The cost is
 //!   then independent of the number pending.
+//! * [`Filter::Ranges`]: as `Changed`, for witnesses with several
+//!   [`atoms`](Witness::atoms) `(position, rank)`: `(pos, lo, hi)` selects
+//!   the witnesses with an atom at `pos` ranked within `lo..=hi`.
+//!   [`witness`] lists the atoms of every lasp-lang/types state and the
+//!   ranges a node's change opens ([`witness::View::changed`]).
 //!
 //! Keyless witnesses are checked under every filter. The number of checks of
 //! each observation is returned in [`Observed::checked`].
@@ -129,6 +134,7 @@ mod clock;
 mod hist;
 mod report;
 mod seq;
+pub mod witness;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -169,6 +175,15 @@ pub trait Witness {
     fn key(&self) -> Option<u64> {
         None
     }
+
+    /// Index atoms `(position, rank)`: whether a state holds this witness
+    /// depends only on the state's ranks at these positions, and a state
+    /// holds it only if its rank at each is at least the atom's (see
+    /// [`witness`]). `None` (the default: the [`key`](Self::key), if any,
+    /// at rank 0) means the witness is checked on every observation.
+    fn atoms(&self) -> Option<Vec<(u64, u64)>> {
+        self.key().map(|k| vec![(k, 0)])
+    }
 }
 
 /// Which pending updates an observation checks (see the module docs).
@@ -181,6 +196,10 @@ pub enum Filter<'a> {
     /// Only witnesses under keys that changed since the node's previous
     /// observation (plus keyless ones and unchecked registrations).
     Changed(&'a [u64]),
+    /// As `Changed`, by rank: `(pos, lo, hi)` selects the witnesses with an
+    /// atom at `pos` whose rank is within `lo..=hi` (see
+    /// [`witness::View::changed`]).
+    Ranges(&'a [(u64, u64, u64)]),
 }
 
 impl std::fmt::Debug for Filter<'_> {
@@ -189,6 +208,7 @@ impl std::fmt::Debug for Filter<'_> {
             Filter::All => f.write_str("All"),
             Filter::MayContain(_) => f.write_str("MayContain(..)"),
             Filter::Changed(k) => f.debug_tuple("Changed").field(&k.len()).finish(),
+            Filter::Ranges(r) => f.debug_tuple("Ranges").field(&r.len()).finish(),
         }
     }
 }
@@ -215,6 +235,11 @@ pub struct Config {
     pub seq_window: usize,
     /// Round-trip samples per node among which the tightest is kept (default 64).
     pub clock_window: usize,
+    /// Most distinct nodes held at once (default 1024): each takes a latency
+    /// histogram (about 66 KB). Past it, a new node's events are refused
+    /// ([`Registered::TooManyNodes`], [`Observed::refused`]) until
+    /// [`reset`](Tracker::reset) frees the nodes that are not members.
+    pub max_nodes: usize,
 }
 
 impl Default for Config {
@@ -228,6 +253,7 @@ impl Default for Config {
             max_latency_us: 3_600_000_000,
             seq_window: 4096,
             clock_window: 64,
+            max_nodes: 1024,
         }
     }
 }
@@ -243,6 +269,8 @@ pub enum Registered {
     },
     /// Its `(origin, seq)` was registered before; ignored.
     Duplicate,
+    /// Its origin would be one node more than `max_nodes`; ignored.
+    TooManyNodes,
 }
 
 /// The result of one observation.
@@ -254,7 +282,13 @@ pub struct Observed {
     pub newly_seen: usize,
     /// Updates that converged as a result.
     pub converged: usize,
+    /// The node would be one more than `max_nodes`: nothing was done.
+    pub refused: bool,
 }
+
+/// Most divergence samples one move of the tracker's clock takes; a longer
+/// jump keeps the latest ones (the ones before are the same state anyway).
+pub const CATCHUP_SAMPLES: usize = 1024;
 
 /// "Not seen" in `Entry::seen`. Timestamps are clamped above it ([`clamp_ts`]).
 const UNSEEN: i64 = i64::MIN;
@@ -269,7 +303,8 @@ fn clamp_ts(t: i64) -> i64 {
 struct Entry<W> {
     id: UpdateId,
     ts: i64,
-    key: Option<u64>,
+    /// Index atoms `(pos, rank)`, sorted; `None` for a keyless witness.
+    atoms: Option<Box<[(u64, u64)]>>,
     witness: W,
     /// First-seen time per node slot; `UNSEEN`, or missing past the end.
     seen: Vec<i64>,
@@ -345,7 +380,8 @@ pub struct Tracker<W> {
     pending: BTreeMap<u64, Entry<W>>,
     ids: HashMap<UpdateId, u64>,
     by_ts: BTreeSet<(i64, u64)>,
-    by_key: HashMap<u64, BTreeSet<u64>>,
+    /// Per position, `(rank, serial)` of the witnesses with an atom there.
+    by_key: HashMap<u64, BTreeSet<(u64, u64)>>,
     keyless: BTreeSet<u64>,
     /// Registered by plain `updated`: never checked against any node's state.
     unchecked: BTreeSet<u64>,
@@ -367,6 +403,7 @@ impl<W: Witness> Tracker<W> {
             max_latency_us: config.max_latency_us.max(2),
             seq_window: config.seq_window.max(1),
             clock_window: config.clock_window.max(1),
+            max_nodes: config.max_nodes.max(1),
             ..config
         };
         Tracker {
@@ -423,6 +460,23 @@ impl<W: Witness> Tracker<W> {
         self.now
     }
 
+    /// Whether events of `node` can be taken: it is held already, or there
+    /// is room for one more node (`max_nodes`).
+    pub fn admits(&self, node: NodeId) -> bool {
+        self.slots.contains_key(&node) || self.nodes.len() < self.config.max_nodes
+    }
+
+    /// Whether [`set_members`](Self::set_members) with `members` fits in
+    /// `max_nodes` (it ignores the members past it).
+    pub fn admits_all(&self, members: &[NodeId]) -> bool {
+        let new: HashSet<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|n| !self.slots.contains_key(n))
+            .collect();
+        self.nodes.len() + new.len() <= self.config.max_nodes
+    }
+
     /// The live members, by node.
     pub fn members(&self) -> Vec<NodeId> {
         let mut v: Vec<_> = self.nodes.iter().filter(|n| n.live).map(|n| n.id).collect();
@@ -456,7 +510,9 @@ impl<W: Witness> Tracker<W> {
             self.finish(s, Finish::Complete);
         }
         for &id in members {
-            let slot = self.slot(id);
+            let Some(slot) = self.slot(id) else {
+                continue;
+            };
             if self.nodes[slot].live {
                 continue;
             }
@@ -529,18 +585,24 @@ impl<W: Witness> Tracker<W> {
             self.counters.duplicates += 1;
             return Registered::Duplicate;
         }
-        let origin_slot = self.slot(origin);
+        let Some(origin_slot) = self.slot(origin) else {
+            return Registered::TooManyNodes;
+        };
         let ts = self.correct(origin_slot, ts_us);
         self.advance(ts);
         let serial = self.next_serial;
         self.next_serial += 1;
         self.counters.updates += 1;
 
-        let key = witness.key();
+        let atoms = witness.atoms().filter(|a| !a.is_empty()).map(|mut a| {
+            a.sort_unstable();
+            a.dedup();
+            a.into_boxed_slice()
+        });
         let mut entry = Entry {
             id,
             ts,
-            key,
+            atoms,
             witness,
             seen: vec![UNSEEN; self.nodes.len()],
             missing: 0,
@@ -573,9 +635,11 @@ impl<W: Witness> Tracker<W> {
         let complete = entry.missing == 0;
         self.ids.insert(id, serial);
         self.by_ts.insert((ts, serial));
-        match key {
-            Some(k) => {
-                self.by_key.entry(k).or_default().insert(serial);
+        match &entry.atoms {
+            Some(atoms) => {
+                for &(pos, rank) in atoms.iter() {
+                    self.by_key.entry(pos).or_default().insert((rank, serial));
+                }
             }
             None => {
                 self.keyless.insert(serial);
@@ -616,7 +680,12 @@ impl<W: Witness> Tracker<W> {
     where
         F: FnMut(&W) -> bool,
     {
-        let slot = self.slot(node);
+        let Some(slot) = self.slot(node) else {
+            return Observed {
+                refused: true,
+                ..Observed::default()
+            };
+        };
         let ts = self.correct(slot, ts_us);
         self.advance(ts);
 
@@ -644,7 +713,7 @@ impl<W: Witness> Tracker<W> {
                 let mut c: Vec<u64> = self.keyless.iter().copied().collect();
                 for (k, serials) in &self.by_key {
                     if may(*k) {
-                        c.extend(serials.iter().copied());
+                        c.extend(serials.iter().map(|&(_, s)| s));
                     }
                 }
                 c
@@ -655,7 +724,21 @@ impl<W: Witness> Tracker<W> {
                 c.extend(self.unchecked.range(since..).copied());
                 for k in keys {
                     if let Some(serials) = self.by_key.get(k) {
-                        c.extend(serials.iter().copied());
+                        c.extend(serials.iter().map(|&(_, s)| s));
+                    }
+                }
+                c
+            }
+            Filter::Ranges(ranges) => {
+                let mut c: Vec<u64> = self.keyless.iter().copied().collect();
+                let since = self.nodes[slot].last_obs_serial.saturating_add(1);
+                c.extend(self.unchecked.range(since..).copied());
+                for &(pos, lo, hi) in ranges {
+                    if lo > hi {
+                        continue;
+                    }
+                    if let Some(serials) = self.by_key.get(&pos) {
+                        c.extend(serials.range((lo, 0)..=(hi, u64::MAX)).map(|&(_, s)| s));
                     }
                 }
                 c
@@ -826,7 +909,8 @@ impl<W: Witness> Tracker<W> {
     /// Starts a new measurement: drops pending updates, records, samples,
     /// histograms, counters, duplicate detection and the tracker's clock.
     /// Keeps the configuration, the members (with their join times), the
-    /// clock estimates and each node's last-observation time.
+    /// clock estimates and each member's last-observation time; nodes that
+    /// are not members are forgotten, which frees their slots (`max_nodes`).
     pub fn reset(&mut self) {
         self.seqs.clear();
         self.pending.clear();
@@ -842,6 +926,15 @@ impl<W: Witness> Tracker<W> {
         self.now = None;
         self.next_sample = None;
         let cap = self.config.max_latency_us;
+        // Nodes that are not members are forgotten (their slots freed):
+        // nothing pending refers to a slot any more.
+        self.nodes.retain(|n| n.live);
+        self.slots = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(s, n)| (n.id, s))
+            .collect();
         for n in &mut self.nodes {
             n.unseen.clear();
             n.latency = Latency::new(cap);
@@ -874,9 +967,12 @@ impl<W: Witness> Tracker<W> {
 
     // ---- internals ----
 
-    fn slot(&mut self, id: NodeId) -> usize {
+    fn slot(&mut self, id: NodeId) -> Option<usize> {
         if let Some(&s) = self.slots.get(&id) {
-            return s;
+            return Some(s);
+        }
+        if self.nodes.len() >= self.config.max_nodes {
+            return None;
         }
         let s = self.nodes.len();
         self.nodes.push(Node {
@@ -891,7 +987,7 @@ impl<W: Witness> Tracker<W> {
             unsynced: false,
         });
         self.slots.insert(id, s);
-        s
+        Some(s)
     }
 
     /// Maps a reading of the node in `slot` onto the reference clock,
@@ -921,7 +1017,10 @@ impl<W: Witness> Tracker<W> {
             if b <= t {
                 // Samples that the ring would evict at once are not taken.
                 // In i128: the span of two i64 readings can exceed i64.
-                let (every_w, keep) = (i128::from(every), self.config.max_samples as i128);
+                // At most CATCHUP_SAMPLES per move, so that one far jump
+                // (a timestamp in the wrong unit) costs bounded work.
+                let keep = self.config.max_samples.min(CATCHUP_SAMPLES);
+                let (every_w, keep) = (i128::from(every), keep as i128);
                 let due = (i128::from(t) - i128::from(b)) / every_w + 1;
                 if due > keep {
                     let skipped = i128::from(b) + (due - keep) * every_w;
@@ -1001,12 +1100,14 @@ impl<W: Witness> Tracker<W> {
         };
         self.ids.remove(&e.id);
         self.by_ts.remove(&(e.ts, s));
-        match e.key {
-            Some(k) => {
-                if let Some(set) = self.by_key.get_mut(&k) {
-                    set.remove(&s);
-                    if set.is_empty() {
-                        self.by_key.remove(&k);
+        match &e.atoms {
+            Some(atoms) => {
+                for &(pos, rank) in atoms.iter() {
+                    if let Some(set) = self.by_key.get_mut(&pos) {
+                        set.remove(&(rank, s));
+                        if set.is_empty() {
+                            self.by_key.remove(&pos);
+                        }
                     }
                 }
             }
@@ -1120,12 +1221,23 @@ mod test {
             assert_eq!(self.ids.len(), self.pending.len());
             assert_eq!(self.by_ts.len(), self.pending.len());
             let keyed: usize = self.by_key.values().map(BTreeSet::len).sum();
-            assert_eq!(keyed + self.keyless.len(), self.pending.len());
+            let atoms: usize = self
+                .pending
+                .values()
+                .map(|e| e.atoms.as_ref().map_or(0, |a| a.len()))
+                .sum();
+            assert_eq!(keyed, atoms);
+            let keyless = self.pending.values().filter(|e| e.atoms.is_none()).count();
+            assert_eq!(keyless, self.keyless.len());
             for (&s, e) in &self.pending {
                 assert_eq!(self.ids[&e.id], s);
                 assert!(self.by_ts.contains(&(e.ts, s)));
-                match e.key {
-                    Some(k) => assert!(self.by_key[&k].contains(&s)),
+                match &e.atoms {
+                    Some(atoms) => {
+                        for &(pos, rank) in atoms.iter() {
+                            assert!(self.by_key[&pos].contains(&(rank, s)));
+                        }
+                    }
                     None => assert!(self.keyless.contains(&s)),
                 }
                 let mut missing = 0;
@@ -1231,6 +1343,68 @@ mod test {
         t.reset();
         assert_eq!(t.finished(), 0);
         assert_eq!(t.buckets(&[1]).first().map(|b| b.count), Some(0));
+    }
+
+    #[test]
+    fn node_slots_are_bounded_and_freed_by_reset() {
+        let cfg = Config {
+            max_nodes: 3,
+            ..Config::default()
+        };
+        let mut t: Tracker<K> = Tracker::new(cfg);
+        t.set_members(0, &[NodeId(1)]);
+        for n in 2..=3 {
+            assert!(!t.observed(NodeId(n), 10, Filter::All, |_| true).refused);
+        }
+        assert!(!t.admits(NodeId(4)));
+        assert!(t.observed(NodeId(4), 10, Filter::All, |_| true).refused);
+        assert_eq!(t.updated(NodeId(5), 1, 10, K(1)), Registered::TooManyNodes);
+        assert!(!t.admits_all(&[NodeId(1), NodeId(9)]));
+        assert_eq!(t.retained().nodes, 3);
+        // Reset forgets the nodes that are not members.
+        t.reset();
+        assert_eq!(t.retained().nodes, 1);
+        assert_eq!(t.members(), vec![NodeId(1)]);
+        assert!(!t.observed(NodeId(4), 20, Filter::All, |_| true).refused);
+        t.check_invariants();
+    }
+
+    #[test]
+    fn a_far_jump_takes_a_bounded_number_of_samples() {
+        let cfg = Config {
+            sample_every_us: 10,
+            max_samples: 1_000_000,
+            ..Config::default()
+        };
+        let mut t: Tracker<K> = Tracker::new(cfg);
+        t.tick(0);
+        // A nanosecond reading where microseconds were meant.
+        t.tick(1_700_000_000_000_000_000);
+        assert!(t.divergence().len() <= CATCHUP_SAMPLES + 1);
+    }
+
+    #[test]
+    fn ranges_select_witnesses_by_rank() {
+        struct R(u64);
+        impl Witness for R {
+            fn atoms(&self) -> Option<Vec<(u64, u64)>> {
+                Some(vec![(7, self.0)])
+            }
+        }
+        let (a, b) = (NodeId(1), NodeId(2));
+        let mut t: Tracker<R> = Tracker::default();
+        t.set_members(0, &[a, b]);
+        for r in 1..=10 {
+            t.updated_with(a, r, 100, R(r), |_, _| false);
+        }
+        // First observation: everything is checked.
+        let o = t.observed(b, 200, Filter::All, |w| w.0 <= 2);
+        assert_eq!((o.checked, o.converged), (10, 2));
+        let o = t.observed(b, 300, Filter::Ranges(&[(7, 3, 5)]), |w| w.0 <= 5);
+        assert_eq!((o.checked, o.converged), (3, 3));
+        let o = t.observed(b, 300, Filter::Ranges(&[(8, 0, 99)]), |_| true);
+        assert_eq!(o.checked, 0);
+        t.check_invariants();
     }
 
     #[test]

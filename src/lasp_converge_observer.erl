@@ -1,0 +1,166 @@
+%% @doc The tracking work of one variable on one node, done off the process
+%% that is measured.
+%%
+%% A replica that calls `lasp_converge:observed/2' from its own loop pays
+%% for the observation there: copying the state out, the delta against the
+%% last state sent, the witness checks. On the process that replicates the
+%% variable, that cost delays the replication being measured. So the
+%% replicator (`lasp_converge_replicator') and Lasp's stream callback
+%% (`lasp_converge_lasp') hand each event to this node's observer of the
+%% variable with `submit/2' and return at once; the observer, a process
+%% started with the variable's tracker, applies the events in the order they
+%% were submitted, with the timestamps read when they were submitted.
+%%
+%% An event that fails in the observer (a state of another type, say) is
+%% counted in `errors/1'; the optional `OnResult' fun of an observation is
+%% called with its result, in the observer.
+%%
+%% The observer runs at low priority, so it takes the time the replicas
+%% leave. When it falls behind (events queued behind an observation), it
+%% skips that observation, which a later one of the same replica supersedes
+%% (a replica's state only grows, and every change of it is observed), and
+%% counts it in `skipped/1': the updates it held are then first seen at the
+%% later observation, at most the observer's lag later. Updates are never
+%% skipped.
+-module(lasp_converge_observer).
+
+-export([start_link/1, forget/1, submit/2, errors/1, skipped/1, sync/1]).
+-export([init/1]).
+
+-type event() :: {updated, term(), term()}
+               | {updated_delta, term()}
+               | {observed, term()}
+               | {observed, term(), fun((ok | {error, term()}) -> term())}.
+-export_type([event/0]).
+
+%% @doc Start the observer of `Var', linked to the caller (its tracker),
+%% and register it on this node.
+-spec start_link(term()) -> pid().
+start_link(Var) ->
+    Pid = proc_lib:spawn_link(?MODULE, init, [Var]),
+    true = ets:insert(lasp_converge_sup:registry(), {{observer, Var}, Pid}),
+    Pid.
+
+%% @doc Unregister the observer of `Var' (its tracker stops).
+-spec forget(term()) -> ok.
+forget(Var) ->
+    Reg = lasp_converge_sup:registry(),
+    _ = ets:delete(Reg, {observer, Var}),
+    _ = ets:delete(Reg, {observer_errors, Var}),
+    _ = ets:delete(Reg, {observer_skipped, Var}),
+    ok.
+
+%% @doc Hand `Event' of `Var' to this node's observer, stamped with this
+%% node's clock now; returns at once. `{error, not_tracked}' when the
+%% variable is not tracked on this node.
+-spec submit(term(), event()) -> ok | {error, not_tracked}.
+submit(Var, Event) ->
+    case observer(Var) of
+        {ok, Pid} ->
+            Pid ! {lc_event, lasp_converge_tracker:now_us(), Event},
+            ok;
+        error ->
+            {error, not_tracked}
+    end.
+
+%% @doc Events of `Var' that failed in this node's observer.
+-spec errors(term()) -> non_neg_integer().
+errors(Var) ->
+    try ets:lookup_element(lasp_converge_sup:registry(), {observer_errors, Var}, 2)
+    catch error:badarg -> 0
+    end.
+
+%% @doc Observations of `Var' this node's observer skipped while behind.
+-spec skipped(term()) -> non_neg_integer().
+skipped(Var) ->
+    try ets:lookup_element(lasp_converge_sup:registry(), {observer_skipped, Var}, 2)
+    catch error:badarg -> 0
+    end.
+
+%% @doc Wait until this node's observer of `Var' has applied every event
+%% submitted before (for tests and for reading figures right after).
+-spec sync(term()) -> ok | {error, not_tracked | timeout}.
+sync(Var) ->
+    case observer(Var) of
+        {ok, Pid} ->
+            Ref = erlang:monitor(process, Pid),
+            Pid ! {lc_sync, self(), Ref},
+            receive
+                {Ref, ok} ->
+                    erlang:demonitor(Ref, [flush]),
+                    ok;
+                {'DOWN', Ref, process, Pid, _} ->
+                    {error, not_tracked}
+            after 30000 ->
+                    erlang:demonitor(Ref, [flush]),
+                    {error, timeout}
+            end;
+        error ->
+            {error, not_tracked}
+    end.
+
+%% ---- the process ----
+
+%% @private
+-spec init(term()) -> no_return().
+init(Var) ->
+    _ = process_flag(priority, low),
+    loop(Var, lasp_converge_sup:registry()).
+
+loop(Var, Reg) ->
+    receive
+        {lc_event, Ts, Event} ->
+            case behind() andalso element(1, Event) =:= observed of
+                true ->
+                    _ = ets:update_counter(Reg, {observer_skipped, Var}, 1,
+                                           {{observer_skipped, Var}, 0}),
+                    _ = case Event of
+                            {observed, _, OnResult} -> (catch OnResult(ok));
+                            _ -> ok
+                        end;
+                false ->
+                    apply_event(Var, Reg, Ts, Event)
+            end,
+            loop(Var, Reg);
+        {lc_sync, From, Ref} ->
+            From ! {Ref, ok},
+            loop(Var, Reg);
+        _ ->
+            loop(Var, Reg)
+    end.
+
+apply_event(Var, Reg, Ts, Event) ->
+    Opts = #{ts => Ts},
+    R = try
+            case Event of
+                {updated, Pre, Post} -> lasp_converge:updated(Var, Pre, Post, Opts);
+                {updated_delta, Delta} -> lasp_converge:updated_delta(Var, Delta, Opts);
+                {observed, State} -> lasp_converge:observed(Var, State, Opts);
+                {observed, State, _} -> lasp_converge:observed(Var, State, Opts);
+                _ -> {error, bad_event}
+            end
+        catch Class:Why ->
+                {error, {Class, Why}}
+        end,
+    _ = case R of
+            ok -> ok;
+            _ -> ets:update_counter(Reg, {observer_errors, Var}, 1, {{observer_errors, Var}, 0})
+        end,
+    case Event of
+        {observed, _, OnResult} when is_function(OnResult, 1) ->
+            try OnResult(R) catch _:_ -> ok end;
+        _ ->
+            ok
+    end.
+
+behind() ->
+    {message_queue_len, N} = erlang:process_info(self(), message_queue_len),
+    N > 0.
+
+observer(Var) ->
+    try ets:lookup(lasp_converge_sup:registry(), {observer, Var}) of
+        [{_, Pid}] -> {ok, Pid};
+        [] -> error
+    catch error:badarg ->
+            error
+    end.
