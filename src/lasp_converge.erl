@@ -103,6 +103,9 @@ track(Var) ->
 %% default 1024; past it a new node's events give
 %% `{error, too_many_nodes}' until `reset/1' frees the non-members).
 %%
+%% An unknown option is refused (`{error, {unknown_option, Key}}'), and so
+%% is a value of the wrong kind (`{error, {bad_option, Key, Value}}').
+%%
 %% `take_over' (default `false'): make this node the aggregating node of a
 %% variable whose aggregating node died, from the records the members kept
 %% (`{error, {aggregator_alive, Node}}' while an aggregator of `Var' runs on
@@ -111,12 +114,38 @@ track(Var) ->
 %% and guides/tracking.md.
 -spec track(var(), track_opts()) -> ok | {error, term()}.
 track(Var, Opts0) when is_map(Opts0) ->
-    case lasp_converge_handover:prepare(Var, Opts0) of
-        {ok, Opts} -> start_tracking(Var, Opts);
-        {error, _} = E -> E
+    case check_track_opts(maps:to_list(Opts0)) of
+        ok ->
+            case lasp_converge_handover:prepare(Var, Opts0) of
+                {ok, Opts} -> start_tracking(Var, Opts);
+                {error, _} = E -> E
+            end;
+        {error, _} = E ->
+            E
     end;
 track(_Var, _Opts) ->
     {error, bad_opts}.
+
+%% Every option is checked here, by name, before anything starts: a
+%% mistake is `{error, {unknown_option, Key}}' or `{error, {bad_option, Key,
+%% Value}}', never a failed child start.
+check_track_opts([]) ->
+    ok;
+check_track_opts([{K, V} | Rest]) ->
+    case track_opt(K, V) of
+        true -> check_track_opts(Rest);
+        false -> {error, {bad_option, K, V}};
+        unknown -> {error, {unknown_option, K}}
+    end.
+
+track_opt(nodes, Ns) -> is_list(Ns) andalso lists:all(fun is_atom/1, Ns);
+track_opt(K, V) when K =:= horizon; K =:= sample_every -> is_number(V) andalso V > 0;
+track_opt(K, V) when K =:= tick; K =:= clock -> V =:= false orelse (is_integer(V) andalso V > 0);
+track_opt(K, V) when K =:= max_pending; K =:= record_window; K =:= max_samples;
+                     K =:= clock_window; K =:= max_latency_us; K =:= max_nodes ->
+    is_integer(V) andalso V >= 0;
+track_opt(take_over, V) -> is_boolean(V);
+track_opt(_, _) -> unknown.
 
 start_tracking(Var, Opts) ->
     case lasp_converge_tracker:lookup(Var) of

@@ -86,7 +86,8 @@ run(C) ->
     %% Nobody takes over a live aggregator.
     ?assertEqual({error, {aggregator_alive, D}},
                  call(C, B, track, [V, #{take_over => true, nodes => [D]}])),
-    ?assertEqual({error, bad_opts}, call(C, B, track, [V, #{take_over => maybe}])),
+    ?assertEqual({error, {bad_option, take_over, maybe}},
+                 call(C, B, track, [V, #{take_over => maybe}])),
     ok = call(C, D, untrack, [V]),
     wait(fun() -> call(C, B, stats, [V]) =:= {error, not_tracked} end).
 

@@ -492,6 +492,16 @@ api_bad_input() ->
         ?assertEqual({error, bad_opts}, lasp_converge:observed(V, gset([a]), [])),
         ?assertEqual({error, bad_format}, lasp_converge:export(V, xml)),
         ?assertEqual({error, bad_opts}, lasp_converge:track(other, [])),
+        %% Options by name, before anything starts (was a child-spec error
+        %% and a crash report).
+        ?assertEqual({error, {bad_option, horizon, "30s"}},
+                     lasp_converge:track(other, #{horizon => "30s"})),
+        ?assertEqual({error, {unknown_option, horizn}},
+                     lasp_converge:track(other, #{horizn => 30000})),
+        ?assertEqual({error, {bad_option, tick, 0}}, lasp_converge:track(other, #{tick => 0})),
+        ?assertEqual({error, {bad_option, nodes, [<<"n">>]}},
+                     lasp_converge:track(other, #{nodes => [<<"n">>]})),
+        ?assertEqual({error, not_tracked}, lasp_converge:stats(other)),
         ?assertEqual({error, not_tracked}, lasp_converge:observed(other, gset([])))
     after
         lasp_converge:untrack(V)
