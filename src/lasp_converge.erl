@@ -114,7 +114,7 @@ track(Var) ->
 %% and guides/tracking.md.
 -spec track(var(), track_opts()) -> ok | {error, term()}.
 track(Var, Opts0) when is_map(Opts0) ->
-    case check_track_opts(maps:to_list(Opts0)) of
+    case lasp_converge_opts:check(Opts0, fun track_opt/2) of
         ok ->
             case lasp_converge_handover:prepare(Var, Opts0) of
                 {ok, Opts} -> start_tracking(Var, Opts);
@@ -129,15 +129,6 @@ track(_Var, _Opts) ->
 %% Every option is checked here, by name, before anything starts: a
 %% mistake is `{error, {unknown_option, Key}}' or `{error, {bad_option, Key,
 %% Value}}', never a failed child start.
-check_track_opts([]) ->
-    ok;
-check_track_opts([{K, V} | Rest]) ->
-    case track_opt(K, V) of
-        true -> check_track_opts(Rest);
-        false -> {error, {bad_option, K, V}};
-        unknown -> {error, {unknown_option, K}}
-    end.
-
 track_opt(nodes, Ns) -> is_list(Ns) andalso lists:all(fun is_atom/1, Ns);
 track_opt(K, V) when K =:= horizon; K =:= sample_every -> is_number(V) andalso V > 0;
 track_opt(K, V) when K =:= tick; K =:= clock -> V =:= false orelse (is_integer(V) andalso V > 0);

@@ -123,7 +123,7 @@ start(N) ->
 start(N, _Opts) when not is_integer(N); N < 1 ->
     {error, {bad_size, N}};
 start(N, Opts) ->
-    case check_opts(Opts) of
+    case lasp_converge_opts:check(Opts, fun opt_ok/2) of
         ok -> start(N, Opts, 1);
         {error, _} = E -> E
     end.
@@ -443,20 +443,6 @@ peer_opts(Name, Args, Timeout) ->
             Base#{host => Host, longnames => true};
         _ ->
             Base
-    end.
-
-check_opts(Opts) when is_map(Opts) ->
-    check_opts(maps:to_list(Opts), Opts);
-check_opts(Opts) ->
-    {error, {bad_opts, Opts}}.
-
-check_opts([], _) ->
-    ok;
-check_opts([{K, V} | Rest], Opts) ->
-    case opt_ok(K, V) of
-        true -> check_opts(Rest, Opts);
-        false -> {error, {bad_option, K, V}};
-        unknown -> {error, {unknown_option, K}}
     end.
 
 opt_ok(prefix, P) when is_atom(P); is_binary(P); is_list(P) ->

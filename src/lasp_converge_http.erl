@@ -57,7 +57,7 @@ start() ->
 start(Opts) when is_map(Opts) ->
     case persistent_term:get(?KEY, undefined) of
         undefined ->
-            case check_opts(maps:to_list(Opts)) of
+            case lasp_converge_opts:check(Opts, fun valid/2) of
                 ok ->
                     start_httpd(maps:get(port, Opts, 0), maps:get(ip, Opts, {127, 0, 0, 1}),
                                 maps:get(refresh_ms, Opts, 1000),
@@ -70,15 +70,6 @@ start(Opts) when is_map(Opts) ->
     end;
 start(Opts) ->
     {error, {bad_opts, Opts}}.
-
-check_opts([]) ->
-    ok;
-check_opts([{K, V} | Rest]) ->
-    case valid(K, V) of
-        true -> check_opts(Rest);
-        false -> {error, {bad_option, K, V}};
-        unknown -> {error, {unknown_option, K}}
-    end.
 
 valid(port, P) -> is_integer(P) andalso P >= 0 andalso P < 65536;
 valid(ip, Ip) -> is_tuple(Ip) andalso (tuple_size(Ip) =:= 4 orelse tuple_size(Ip) =:= 8)

@@ -34,11 +34,7 @@
 set(Settings) ->
     set(Settings, #{}).
 
-%% @doc Apply `Settings' on every member: `nodes' (default this node and
-%% every connected node where Lasp or the `lasp_converge' application
-%% runs). Returns where each node took them (`lasp' or `replicator'), or
-%% `{error, {set_failed, [{Node, Reason}]}}' naming the nodes that did not
-%% take them (the others did).
+%% @doc `lasp_converge_tuner:set/2', which documents it.
 -spec set(settings(), set_opts()) -> {ok, #{node() => backend()}} | {error, term()}.
 set(Settings, Opts) when is_map(Settings), is_map(Opts) ->
     case valid(Settings) of
@@ -59,10 +55,7 @@ set(_, _) ->
 get() ->
     get(#{}).
 
-%% @doc Read the settings back from every member (`nodes' as for
-%% `set/2'): `per_node' holds each node's five settings, `settings' those
-%% on which every node agrees, `disagree' the keys on which they do not,
-%% `agree' whether that list is empty and every node answered.
+%% @doc `lasp_converge_tuner:get/1', which documents it.
 -spec get(set_opts()) -> report().
 get(Opts) when is_map(Opts) ->
     Ns = members(Opts),
