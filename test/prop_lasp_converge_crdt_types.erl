@@ -568,11 +568,14 @@ load_types(Dir) ->
     Loaded = [Mod || Mod <- Mods, load_from(Dir, Mod)],
     {Added, Dir, Loaded}.
 
-%% Whether `Mod' was (re)loaded from `Dir' here.
+%% Whether `Mod' was (re)loaded from `Dir' here. One already loaded (by an
+%% earlier test, maybe through another spelling of the same folder) will do
+%% when it is the same code as `Dir''s.
 load_from(Dir, Mod) ->
     case code:is_loaded(Mod) of
         {file, Path} when is_list(Path) ->
-            case filename:dirname(Path) =:= Dir of
+            {ok, {Mod, Md5}} = beam_lib:md5(filename:join(Dir, atom_to_list(Mod) ++ ".beam")),
+            case Mod:module_info(md5) =:= Md5 of
                 true ->
                     false;
                 false ->
