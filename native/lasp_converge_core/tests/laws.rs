@@ -819,235 +819,59 @@ fn histories_reach_rich_states() {
 }
 
 // The witness index of the tracker, for every type.
-#[test]
-fn prop_index_complete_gcounter() {
-    check(
-        "state_gcounter",
-        "prop_index_complete_gcounter",
-        index_complete,
-    );
+macro_rules! tracker_laws {
+    ($law:ident: $($ty:literal => $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check($ty, stringify!($name), $law);
+            }
+        )*
+    };
 }
-#[test]
-fn prop_index_complete_pncounter() {
-    check(
-        "state_pncounter",
-        "prop_index_complete_pncounter",
-        index_complete,
-    );
+
+tracker_laws! {
+    index_complete:
+    "state_gcounter" => prop_index_complete_gcounter,
+    "state_pncounter" => prop_index_complete_pncounter,
+    "state_gset" => prop_index_complete_gset,
+    "state_twopset" => prop_index_complete_twopset,
+    "state_orset" => prop_index_complete_orset,
+    "state_awset" => prop_index_complete_awset,
+    "state_lwwregister" => prop_index_complete_lwwregister,
+    "state_boolean" => prop_index_complete_boolean,
+    "state_ivar" => prop_index_complete_ivar,
+    "state_max_int" => prop_index_complete_max_int,
+    "state_mvregister" => prop_index_complete_mvregister,
+    "state_ewflag" => prop_index_complete_ewflag,
+    "state_dwflag" => prop_index_complete_dwflag,
+    "state_lexcounter" => prop_index_complete_lexcounter,
+    "state_gmap" => prop_index_complete_gmap,
+    "state_pair" => prop_index_complete_pair,
+    "state_awmap" => prop_index_complete_awmap,
+    "state_awset_ps" => prop_index_complete_awset_ps,
+    "state_bcounter" => prop_index_complete_bcounter,
 }
-#[test]
-fn prop_index_complete_gset() {
-    check("state_gset", "prop_index_complete_gset", index_complete);
-}
-#[test]
-fn prop_index_complete_twopset() {
-    check(
-        "state_twopset",
-        "prop_index_complete_twopset",
-        index_complete,
-    );
-}
-#[test]
-fn prop_index_complete_orset() {
-    check("state_orset", "prop_index_complete_orset", index_complete);
-}
-#[test]
-fn prop_index_complete_awset() {
-    check("state_awset", "prop_index_complete_awset", index_complete);
-}
-#[test]
-fn prop_index_complete_lwwregister() {
-    check(
-        "state_lwwregister",
-        "prop_index_complete_lwwregister",
-        index_complete,
-    );
-}
-#[test]
-fn prop_index_complete_boolean() {
-    check(
-        "state_boolean",
-        "prop_index_complete_boolean",
-        index_complete,
-    );
-}
-#[test]
-fn prop_index_complete_ivar() {
-    check("state_ivar", "prop_index_complete_ivar", index_complete);
-}
-#[test]
-fn prop_index_complete_max_int() {
-    check(
-        "state_max_int",
-        "prop_index_complete_max_int",
-        index_complete,
-    );
-}
-#[test]
-fn prop_index_complete_mvregister() {
-    check(
-        "state_mvregister",
-        "prop_index_complete_mvregister",
-        index_complete,
-    );
-}
-#[test]
-fn prop_index_complete_ewflag() {
-    check("state_ewflag", "prop_index_complete_ewflag", index_complete);
-}
-#[test]
-fn prop_index_complete_dwflag() {
-    check("state_dwflag", "prop_index_complete_dwflag", index_complete);
-}
-#[test]
-fn prop_index_complete_lexcounter() {
-    check(
-        "state_lexcounter",
-        "prop_index_complete_lexcounter",
-        index_complete,
-    );
-}
-#[test]
-fn prop_index_complete_gmap() {
-    check("state_gmap", "prop_index_complete_gmap", index_complete);
-}
-#[test]
-fn prop_index_complete_pair() {
-    check("state_pair", "prop_index_complete_pair", index_complete);
-}
-#[test]
-fn prop_index_complete_awmap() {
-    check("state_awmap", "prop_index_complete_awmap", index_complete);
-}
-#[test]
-fn prop_index_complete_awset_ps() {
-    check(
-        "state_awset_ps",
-        "prop_index_complete_awset_ps",
-        index_complete,
-    );
-}
-#[test]
-fn prop_index_complete_bcounter() {
-    check(
-        "state_bcounter",
-        "prop_index_complete_bcounter",
-        index_complete,
-    );
-}
-#[test]
-fn prop_ranks_decide_gcounter() {
-    check(
-        "state_gcounter",
-        "prop_ranks_decide_gcounter",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_pncounter() {
-    check(
-        "state_pncounter",
-        "prop_ranks_decide_pncounter",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_gset() {
-    check("state_gset", "prop_ranks_decide_gset", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_twopset() {
-    check(
-        "state_twopset",
-        "prop_ranks_decide_twopset",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_orset() {
-    check("state_orset", "prop_ranks_decide_orset", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_awset() {
-    check("state_awset", "prop_ranks_decide_awset", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_lwwregister() {
-    check(
-        "state_lwwregister",
-        "prop_ranks_decide_lwwregister",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_boolean() {
-    check(
-        "state_boolean",
-        "prop_ranks_decide_boolean",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_ivar() {
-    check("state_ivar", "prop_ranks_decide_ivar", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_max_int() {
-    check(
-        "state_max_int",
-        "prop_ranks_decide_max_int",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_mvregister() {
-    check(
-        "state_mvregister",
-        "prop_ranks_decide_mvregister",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_ewflag() {
-    check("state_ewflag", "prop_ranks_decide_ewflag", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_dwflag() {
-    check("state_dwflag", "prop_ranks_decide_dwflag", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_lexcounter() {
-    check(
-        "state_lexcounter",
-        "prop_ranks_decide_lexcounter",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_gmap() {
-    check("state_gmap", "prop_ranks_decide_gmap", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_pair() {
-    check("state_pair", "prop_ranks_decide_pair", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_awmap() {
-    check("state_awmap", "prop_ranks_decide_awmap", ranks_decide_law);
-}
-#[test]
-fn prop_ranks_decide_awset_ps() {
-    check(
-        "state_awset_ps",
-        "prop_ranks_decide_awset_ps",
-        ranks_decide_law,
-    );
-}
-#[test]
-fn prop_ranks_decide_bcounter() {
-    check(
-        "state_bcounter",
-        "prop_ranks_decide_bcounter",
-        ranks_decide_law,
-    );
+
+tracker_laws! {
+    ranks_decide_law:
+    "state_gcounter" => prop_ranks_decide_gcounter,
+    "state_pncounter" => prop_ranks_decide_pncounter,
+    "state_gset" => prop_ranks_decide_gset,
+    "state_twopset" => prop_ranks_decide_twopset,
+    "state_orset" => prop_ranks_decide_orset,
+    "state_awset" => prop_ranks_decide_awset,
+    "state_lwwregister" => prop_ranks_decide_lwwregister,
+    "state_boolean" => prop_ranks_decide_boolean,
+    "state_ivar" => prop_ranks_decide_ivar,
+    "state_max_int" => prop_ranks_decide_max_int,
+    "state_mvregister" => prop_ranks_decide_mvregister,
+    "state_ewflag" => prop_ranks_decide_ewflag,
+    "state_dwflag" => prop_ranks_decide_dwflag,
+    "state_lexcounter" => prop_ranks_decide_lexcounter,
+    "state_gmap" => prop_ranks_decide_gmap,
+    "state_pair" => prop_ranks_decide_pair,
+    "state_awmap" => prop_ranks_decide_awmap,
+    "state_awset_ps" => prop_ranks_decide_awset_ps,
+    "state_bcounter" => prop_ranks_decide_bcounter,
 }
