@@ -776,15 +776,8 @@ mod test {
     use super::*;
     use crate::term::Builder;
 
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    // The core's generator for randomized tests.
+    use crate::causal::testing::Rng;
 
     struct Cx;
     impl MutateCx<OwnedTerm> for Cx {
@@ -799,9 +792,9 @@ mod test {
 
     // Lasp-like elements, with `==`-but-not-`=:=` pairs (1 and 1.0).
     fn elem(r: &mut Rng) -> OwnedTerm {
-        let wide = r.below(2);
-        let n = r.below(12 + 60 * wide) as i64;
-        match r.below(5) {
+        let wide = r.next(2);
+        let n = r.next(12 + 60 * wide) as i64;
+        match r.next(5) {
             0 => OwnedTerm::int(n),
             1 => OwnedTerm::float(n as f64),
             2 => OwnedTerm::bin(format!("e{n}").as_bytes()),
@@ -814,8 +807,8 @@ mod test {
         let mut es: Vec<OwnedTerm> = Vec::new();
         // Sometimes large, so that small merges into it look keys up
         // instead of walking.
-        let n = if r.below(3) == 0 { 100 } else { 10 };
-        for _ in 0..r.below(n) {
+        let n = if r.next(3) == 0 { 100 } else { 10 };
+        for _ in 0..r.next(n) {
             let e = elem(r);
             if !es.iter().any(|x| x.equal(&e)) {
                 es.push(e);
@@ -827,11 +820,11 @@ mod test {
 
     fn gcounter(r: &mut Rng) -> OwnedTerm {
         let mut es: Vec<(OwnedTerm, i64)> = Vec::new();
-        let n = if r.below(3) == 0 { 100 } else { 8 };
-        for _ in 0..r.below(n) {
+        let n = if r.next(3) == 0 { 100 } else { 8 };
+        for _ in 0..r.next(n) {
             let a = elem(r);
             if !es.iter().any(|(x, _)| x.equal(&a)) {
-                es.push((a, r.below(5) as i64));
+                es.push((a, r.next(5) as i64));
             }
         }
         es.sort_by(|a, b| a.0.compare(&b.0));
@@ -852,15 +845,15 @@ mod test {
             OwnedTerm::bin(b"b"),
             OwnedTerm::tuple([OwnedTerm::atom("c"), OwnedTerm::int(1)]),
         ];
-        let steps = if r.below(4) == 0 { 120 } else { 12 };
-        for _ in 0..r.below(steps) {
-            let i = r.below(3) as usize;
-            let e = match r.below(3) {
-                0 => OwnedTerm::int(r.below(40) as i64),
-                1 => OwnedTerm::bin(format!("e{}", r.below(40)).as_bytes()),
-                _ => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::int(r.below(9) as i64)]),
+        let steps = if r.next(4) == 0 { 120 } else { 12 };
+        for _ in 0..r.next(steps) {
+            let i = r.next(3) as usize;
+            let e = match r.next(3) {
+                0 => OwnedTerm::int(r.next(40) as i64),
+                1 => OwnedTerm::bin(format!("e{}", r.next(40)).as_bytes()),
+                _ => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::int(r.next(9) as i64)]),
             };
-            match r.below(6) {
+            match r.next(6) {
                 0..=2 => {
                     let op = b.pair(OwnedTerm::atom("add"), e);
                     reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
@@ -870,7 +863,7 @@ mod test {
                     reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
                 }
                 _ => {
-                    let j = r.below(3) as usize;
+                    let j = r.next(3) as usize;
                     reps[i] = reps[i]
                         .merge(&reps[j])
                         .unwrap()
@@ -878,12 +871,12 @@ mod test {
                 }
             }
         }
-        let pick = r.below(3) as usize;
-        if r.below(3) == 0 {
+        let pick = r.next(3) as usize;
+        if r.next(3) == 0 {
             // A delta instead of a whole state.
-            let e = OwnedTerm::int(r.below(40) as i64);
+            let e = OwnedTerm::int(r.next(40) as i64);
             let op = b.pair(
-                OwnedTerm::atom(if r.below(2) == 0 { "add" } else { "rmv" }),
+                OwnedTerm::atom(if r.next(2) == 0 { "add" } else { "rmv" }),
                 e,
             );
             return reps[pick]
@@ -901,8 +894,8 @@ mod test {
         let b = OwnedBuilder;
         for _ in 0..1000 {
             let s = awset(&mut r);
-            let e = OwnedTerm::int(r.below(40) as i64);
-            let name = ["add", "rmv", "add_all", "rmv_all"][r.below(4) as usize];
+            let e = OwnedTerm::int(r.next(40) as i64);
+            let name = ["add", "rmv", "add_all", "rmv_all"][r.next(4) as usize];
             let arg = if name.ends_with("all") {
                 b.list(&[e.clone(), OwnedTerm::bin(b"e3")])
             } else {
@@ -948,13 +941,13 @@ mod test {
     // orset states by real operations, with `==` elements (1, 1.0).
     fn orset(r: &mut Rng) -> OwnedTerm {
         let b = OwnedBuilder;
-        let mut cx = Fresh(r.below(200) as u8);
+        let mut cx = Fresh(r.next(200) as u8);
         let mut reps = vec![Crdt::bottom(&OwnedTerm::atom("state_orset")).unwrap(); 2];
-        let steps = if r.below(4) == 0 { 100 } else { 10 };
-        for _ in 0..r.below(steps) {
-            let i = r.below(2) as usize;
+        let steps = if r.next(4) == 0 { 100 } else { 10 };
+        for _ in 0..r.next(steps) {
+            let i = r.next(2) as usize;
             let e = elem(r);
-            match r.below(5) {
+            match r.next(5) {
                 0..=2 => {
                     let op = b.pair(OwnedTerm::atom("add"), e);
                     reps[i] = reps[i].mutate(&op, &OwnedTerm::atom("a"), &mut cx).unwrap();
@@ -972,7 +965,7 @@ mod test {
                 }
             }
         }
-        reps[r.below(2) as usize].encode(&b)
+        reps[r.next(2) as usize].encode(&b)
     }
 
     #[test]
@@ -983,7 +976,7 @@ mod test {
         for _ in 0..1000 {
             let s = orset(&mut r);
             let e = elem(&mut r);
-            let op = match r.below(5) {
+            let op = match r.next(5) {
                 0 => b.pair(OwnedTerm::atom("add"), e),
                 1 => b.pair(OwnedTerm::atom("rmv"), e),
                 2 => b.pair(OwnedTerm::atom("add_all"), b.list(&[e, OwnedTerm::int(2)])),
@@ -1049,7 +1042,7 @@ mod test {
         let mut r = Rng(44);
         let b = OwnedBuilder;
         for _ in 0..2000 {
-            let (s, op, actor) = if r.below(2) == 0 {
+            let (s, op, actor) = if r.next(2) == 0 {
                 (
                     gset(&mut r),
                     b.pair(OwnedTerm::atom("add"), elem(&mut r)),
@@ -1132,13 +1125,13 @@ mod test {
                 assert!(Replica::from_binary(&bin[..cut]).is_err());
             }
             let mut bad = bin.clone();
-            let at = r.below(bin.len() as u64) as usize;
-            bad[at] = r.below(256) as u8;
+            let at = r.next(bin.len() as u64) as usize;
+            bad[at] = r.next(256) as u8;
             if let Ok(x) = Replica::from_binary(&bad) {
                 // A different valid binary: it must be canonical.
                 assert_eq!(x.to_binary(), bad);
             }
-            let junk: Vec<u8> = (0..r.below(40)).map(|_| r.below(256) as u8).collect();
+            let junk: Vec<u8> = (0..r.next(40)).map(|_| r.next(256) as u8).collect();
             let _ = Replica::from_binary(&junk);
         }
         let mut bin = Replica::new(&OwnedTerm::atom("state_gset"))
