@@ -101,10 +101,20 @@ docs: toolchain
 	$(REBAR3) edoc
 
 # Stops at the first failing step. `rebar3 eunit` builds the NIF through the
-# rebar.config pre_hook, `mix test` through the Mix compiler.
+# rebar.config pre_hook, `mix test` through the Mix compiler. EUnit's output is
+# kept in _build/eunit.log and, when a test fails, what failed is printed again
+# at the end, where a truncated log still shows it.
 test: toolchain
 	$(CARGO) test
-	$(REBAR3) eunit
+	@mkdir -p _build
+	@$(REBAR3) eunit 2>&1 | tee _build/eunit.log; rc=$${PIPESTATUS[0]}; \
+	if [ $$rc -ne 0 ]; then \
+		echo; echo "==== rebar3 eunit failed (exit $$rc); what failed (whole log: _build/eunit.log) ===="; \
+		pat='\*failed\*|\*timed out\*|\*\*\* .* \*\*\*|\*unexpected termination|\*cancelled\*'; \
+		grep -n -A25 -E "$$pat" _build/eunit.log | cut -c1-300 | head -60; \
+		echo "==== the failing tests ===="; grep -n -E "$$pat" _build/eunit.log | cut -c1-300 | head -20; \
+		exit $$rc; \
+	fi
 	$(MIX) test
 
 demo: toolchain

@@ -227,6 +227,11 @@ telemetry_and_logs(C, Ns = [N1, N2, N3], Var) ->
         {N1, #{messages := 2, bytes := Bytes}, #{var := Var, node := N1}} =
             event([lasp_converge, replicator, round], fun(_, _) -> true end),
         ?assert(Bytes > 0),
+        %% Every earlier update (the scrape's writer included) seen
+        %% everywhere first, so that the one cut off below is the only
+        %% update the partition can keep from N3.
+        wait_until(fun() -> maps:get(pending, stats(C, N1, Var)) =:= 0 end, 10000),
+        flush_logs(),
         %% A fault: an event and a notice here, where the cluster's owner runs.
         ok = lasp_converge_fault:partition(C, [[N1, N2], [N3]]),
         {_, #{system_time := _}, #{fault := partition, args := [[[N1, N2], [N3]]]}} =
