@@ -191,22 +191,20 @@ pub fn all_found<T: Term, V, W, E>(
     Ok(true)
 }
 
-/// `orddict_ext:equal/3` on two sorted dicts: the same size, the same keys
-/// (`==`) in the same places, and `eq` on each pair of values.
+/// `orddict_ext:equal/3` on two sorted dicts: the same size, and every key
+/// of `x`, in order, found (`==`) in `y` with `eq` of the two values. As in
+/// types, the first key of `x` that `y` lacks answers `false` before any
+/// later pair of values is compared, so an `eq` that fails (values of two
+/// types in a gmap) fails exactly where types' raises.
 pub fn same_entries<T: Term, V, E>(
     x: &[(T, V)],
     y: &[(T, V)],
-    mut eq: impl FnMut(&V, &V) -> std::result::Result<bool, E>,
+    eq: impl FnMut(&V, &V) -> std::result::Result<bool, E>,
 ) -> std::result::Result<bool, E> {
     if x.len() != y.len() {
         return Ok(false);
     }
-    for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
-        if kx.compare(ky) != Ordering::Equal || !eq(vx, vy)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    all_found(x, y, eq)
 }
 
 /// `orddict:find(K, D)` / `ordsets:is_element`: binary search by `==`.
@@ -405,6 +403,24 @@ mod test {
                 x.len() == y.len() && x.iter().all(|(k, a)| find(&y, k).is_some_and(|b| a == b));
             let got: Result<bool, ()> = same_entries(&x, &y, |a, b| Ok(a == b));
             assert_eq!(got, Ok(naive_eq), "{x:?} {y:?}");
+            // The value comparison that fails is the one types reaches: the
+            // first key of `x` found in `y`, unless a key of `x` before it is
+            // missing from `y`.
+            let first_missing = x.iter().position(|(k, _)| find(&y, k).is_none());
+            let first_shared = x.iter().position(|(k, _)| find(&y, k).is_some());
+            let raises = x.len() == y.len()
+                && match (first_shared, first_missing) {
+                    (Some(s), Some(m)) => s < m,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+            let got = same_entries(&x, &y, |_, _| Err::<bool, _>(9));
+            let want = if raises {
+                Err(9)
+            } else {
+                Ok(x.len() == y.len() && x.is_empty())
+            };
+            assert_eq!(got, want, "{x:?} {y:?}");
             // A subset with the same values is always found; an error stops the walk.
             let sub: Vec<_> = y.iter().step_by(3).cloned().collect();
             assert_eq!(all_found(&sub, &y, |a, b| Ok::<_, ()>(a == b)), Ok(true));

@@ -80,7 +80,16 @@ impl<T: Term> Value<T> {
     pub fn merge(&self, other: &Self) -> Result<(Self, bool, bool)> {
         Ok(match self.crdt.merge(&other.crdt)? {
             Merged::Left => (self.clone(), true, self.identical(other)),
-            Merged::Right => (other.clone(), self.identical(other), true),
+            // B's value without B's entry term: in a map the entry keeps
+            // A's key, which may be another (`==`) term than B's.
+            Merged::Right => (
+                Value {
+                    entry: None,
+                    ..other.clone()
+                },
+                self.identical(other),
+                true,
+            ),
             Merged::New(c) => (Value::new(c), false, false),
         })
     }
@@ -415,6 +424,45 @@ mod test {
         assert!(c
             .mutate(&t("{apply, k, state_gset, {add, x}}"), &t("a"), &mut Cx)
             .is_err());
+    }
+
+    // types' `equal` finds each key of the first map in the second, in
+    // order, and raises on the first shared key whose values differ in
+    // type, even where the maps' keys differ at an earlier position.
+    #[test]
+    fn equal_raises_where_types_does_test() {
+        let a = s(
+            "{state_awset, [{2, {state_gcounter, [{1, 1}]}}, {3, {state_awset, {[], {[], []}}}}]}",
+        );
+        let b = s(
+            "{state_awset, [{1, {state_gcounter, [{1, 1}]}}, {2, {state_awset, {[], {[], []}}}}]}",
+        );
+        assert!(a.equal(&b).is_err());
+        // A key of the first map missing from the second answers false first.
+        let c = s(
+            "{state_awset, [{2, {state_gcounter, [{1, 1}]}}, {3, {state_awset, {[], {[], []}}}}]}",
+        );
+        let d = s(
+            "{state_awset, [{1, {state_gcounter, [{1, 1}]}}, {4, {state_awset, {[], {[], []}}}}]}",
+        );
+        assert!(!c.equal(&d).unwrap());
+        assert!(a.equal(&a.clone()).unwrap());
+    }
+
+    // Keys `==` but not `=:=` (`1` and `1.0`): the merge keeps A's key term,
+    // also when both values are the same term.
+    #[test]
+    fn merge_keeps_the_first_key_term_test() {
+        let a = s("{state_lwwregister, [{1, {state_lwwregister, {0, 1.0}}}]}");
+        let b = s("{state_lwwregister, [{1.0, {state_lwwregister, {0, 1.0}}}, {x, {state_lwwregister, {0, 1.0}}}]}");
+        same(
+            &merged(&a, &b).unwrap(),
+            &t("{state_lwwregister, [{1, {state_lwwregister, {0, 1.0}}}, {x, {state_lwwregister, {0, 1.0}}}]}"),
+        );
+        same(
+            &merged(&b, &a).unwrap(),
+            &t("{state_lwwregister, [{1.0, {state_lwwregister, {0, 1.0}}}, {x, {state_lwwregister, {0, 1.0}}}]}"),
+        );
     }
 
     #[test]
