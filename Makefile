@@ -111,7 +111,7 @@ test: toolchain
 	if [ $$rc -ne 0 ]; then \
 		echo; echo "==== rebar3 eunit failed (exit $$rc); what failed (whole log: _build/eunit.log) ===="; \
 		pat='\*failed\*|\*timed out\*|\*\*\* .* \*\*\*|\*unexpected termination|\*cancelled\*'; \
-		grep -n -A25 -E "$$pat" _build/eunit.log | cut -c1-300 | head -60; \
+		grep -n -B15 -A12 -E "$$pat" _build/eunit.log | cut -c1-300 | head -60; \
 		echo "==== the failing tests ===="; grep -n -E "$$pat" _build/eunit.log | cut -c1-300 | head -20; \
 		exit $$rc; \
 	fi
