@@ -16,11 +16,19 @@ defmodule LaspConverge.CRDT do
   type's own module returns (`merge(a, b)` is `:state_orset.merge(a, b)`,
   including which of two `==` terms it keeps and its argument order).
 
-  The supported types are listed by `types/0`: `:state_gcounter`,
-  `:state_pncounter`, `:state_gset`, `:state_twopset`, `:state_orset`,
-  `:state_awset`, `:state_lwwregister`, `:state_boolean`, `:state_ivar`,
-  `:state_max_int`, `:state_mvregister`, `:state_ewflag`, `:state_dwflag`
-  and `:state_lexcounter`.
+  The 19 supported types are those `types/0` lists, every lasp-lang/types
+  0.1.8 state type (maps and pairs included):
+
+      iex> length(LaspConverge.CRDT.types())
+      19
+      iex> :state_awset_ps in LaspConverge.CRDT.types()
+      true
+
+  The Erlang module's reference (`h :lasp_converge_crdt` in `iex`, or
+  `h(lasp_converge_crdt)` in `erl`) describes each type's operations and how
+  calls are scheduled; `guides/crdt.md` is the guide. This module adds the
+  Elixir shapes: exceptions instead of `{badcrdt, why}` raises, and `!`
+  variants.
 
   ## Errors
 
@@ -33,11 +41,6 @@ defmodule LaspConverge.CRDT do
 
       iex> LaspConverge.CRDT.merge({:state_gset, [1]}, {:state_gcounter, []})
       ** (LaspConverge.CRDTError) cannot combine a :state_gset with a :state_gcounter (reason: {:type_mismatch, :state_gset, :state_gcounter})
-
-  ## Scheduling
-
-  Small inputs run on the calling scheduler; larger ones move to a dirty CPU
-  scheduler, so no call holds a normal scheduler for long.
   """
 
   alias LaspConverge.CRDTError

@@ -10,7 +10,9 @@ unless Code.ensure_loaded?(Mix.Tasks.Compile.LaspConvergeNif) do
     The Makefile alone owns `cargo build` and the copy into `priv/`; this
     compiler runs it and then relinks `priv/` into `_build`, so that
     `code:priv_dir(lasp_converge)` finds `lasp_converge_nif.so` even on the
-    first build of a fresh clone, when `priv/` did not exist yet.
+    first build of a fresh clone, when `priv/` did not exist yet. Where
+    `make docs` has written the Erlang modules' doc chunks, it links `doc/`
+    into the build too, so `h :lasp_converge_crdt` works in `iex -S mix`.
     """
     use Mix.Task.Compiler
 
@@ -29,12 +31,27 @@ unless Code.ensure_loaded?(Mix.Tasks.Compile.LaspConvergeNif) do
              ) do
           {_, 0} ->
             Mix.Project.build_structure()
+            link_doc_chunks(root)
             {:ok, []}
 
           {_, status} ->
             error("`#{make} nif` exited with status #{status}")
         end
       end
+    end
+
+    # The Erlang modules' doc chunks (`make docs` writes them to doc/chunks)
+    # are found by `h :lasp_converge_crdt` in iex beside the application's
+    # ebin, so link doc/ into the build as priv/ is.
+    defp link_doc_chunks(root) do
+      chunks = Path.join([root, "doc", "chunks"])
+      link = Path.join(Mix.Project.app_path(), "doc")
+
+      if File.dir?(chunks) and not File.exists?(link) do
+        _ = File.ln_s(Path.join(root, "doc"), link)
+      end
+
+      :ok
     end
 
     defp error(message) do
