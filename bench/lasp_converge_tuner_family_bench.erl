@@ -26,7 +26,8 @@
 %% (how many of the schedules, the first ones, also run with the tuner on
 %% a cluster of local nodes, replicator and tracker as in production;
 %% default 1), `LASP_CONVERGE_FAMILY_SCALE' (phase lengths on the cluster
-%% times this, default 1.0).
+%% times this, default 1.0), `LASP_CONVERGE_FAMILY_TUNER' (the tuner's
+%% options in the simulator, an Erlang map such as "#{aim => 0.8}").
 -module(lasp_converge_tuner_family_bench).
 
 -export([main/0, schedules/2]).
@@ -101,7 +102,21 @@ rate(R) ->
     round(R * F) / F.
 
 opts(#{target := T, nodes := N, mode := Mode}) ->
-    #{target_p99 => T, nodes => N, mode => Mode}.
+    #{target_p99 => T, nodes => N, mode => Mode, tuner => tuner_opts()}.
+
+%% The tuner's options (`lasp_converge_tuner:start/3''s, e.g. `aim'), from
+%% `LASP_CONVERGE_FAMILY_TUNER' as an Erlang map, e.g. "#{aim => 0.8}".
+tuner_opts() ->
+    case os:getenv("LASP_CONVERGE_FAMILY_TUNER") of
+        Text when is_list(Text), Text =/= "" ->
+            {ok, Tokens, _} = erl_scan:string(Text ++ "."),
+            {ok, Expr} = erl_parse:parse_exprs(Tokens),
+            {value, M, _} = erl_eval:exprs(Expr, []),
+            true = is_map(M),
+            M;
+        _ ->
+            #{}
+    end.
 
 one(K, #{phases := Ph, target := T} = Sc) ->
     Opts = opts(Sc),
@@ -147,7 +162,7 @@ summary(Rows) ->
               "schedules at 95 % or more (fixed: worst ~.1f %)~n",
               [lists:min(Met), length([M || M <- Met, M >= 95]), length(Rows),
                lists:min([maps:get(fixed_met, R) || R <- Rows])]),
-    io:format("tuner messages / optimum: median ~.2f, worst ~.2f (best fixed: median ~.2f, "
+    io:format("tuner messages / optimum: median ~.3f, worst ~.3f (best fixed: median ~.2f, "
               "worst ~.2f)~n",
               [median(Ratios), lists:last(Ratios), median(FRatios), lists:last(FRatios)]),
     Worst = lists:sublist(lists:reverse(lists:keysort(2, [{maps:get(k, R), maps:get(tuner_ratio, R)}
