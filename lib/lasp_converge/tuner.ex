@@ -78,7 +78,9 @@ defmodule LaspConverge.Tuner do
   (`:auto` or `:never`), `:anti_entropy`, `:mark`; their meanings and
   defaults are in `:lasp_converge_tuner`'s reference. Errors: `{:bad_policy,
   policy}`, `{:unknown_option, key}`, `:already_started` (one controller per
-  variable), `:not_started`.
+  variable), `:not_started`. Option values are not checked before the
+  controller starts yet: a bad one fails its start with `{:error, _}` and a
+  crash report.
 
       iex> LaspConverge.Tuner.start({"t", :state_gset}, {:fixed, 0})
       {:error, {:bad_policy, {:fixed, 0}}}
