@@ -76,7 +76,9 @@ defmodule LaspConverge.Sim do
   convergence meets `:target_p99` (ms), searched with the simulator; the
   other keys are a spec (`:nodes`, `:update_rate`, `:latency`, ...) and the
   search options `:cost` (`:bytes` or `:messages`), `:seeds`,
-  `:state_intervals`, `:fanouts`. See `:lasp_converge_sim.recommend/1`.
+  `:state_intervals`, `:fanouts`. `{:error, {:unreachable, closest}}` gives
+  the setting of the lowest p99 when none meets the target. See
+  `:lasp_converge_sim.recommend/1` for the defaults and the result's keys.
 
       iex> {:ok, best} = LaspConverge.Sim.recommend(target_p99: 2_000, nodes: 30,
       ...>   update_rate: 5, duration: 5_000, fanouts: [2, 4])
