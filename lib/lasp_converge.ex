@@ -3,25 +3,19 @@ defmodule LaspConverge do
   Convergence tracking: when each update to a replicated variable becomes
   visible on each replica, cluster-wide.
 
-  A thin façade over the Erlang module `:lasp_converge`; see its module doc
-  for the model. In short:
+  The Elixir face of `:lasp_converge`, whose reference describes the model
+  (witnesses, clock correction, horizon, memory bounds) and every option:
+  `h :lasp_converge` and `h :lasp_converge.track/2` in `iex -S mix` after
+  `make docs`; `guides/tracking.md` is the guide. In short, `track/2` on the
+  aggregating node, `updated/3` (or `updated_delta/3`) on the writer,
+  `observed/2` on every replica, then `stats/1`, `divergence/1`,
+  `records/1`, `export/2` (times in microseconds).
 
-    * `track/2`, on one node (the aggregating node), starts tracking a
-      variable there and on every member node (default: every connected node
-      running the `:lasp_converge` application).
-    * The writer calls `updated/3` right after a local update: the update's
-      witness is `delta(post, pre)`, computed natively on the writer's node,
-      and only the witness travels to the aggregating node.
-    * Every replica calls `observed/2` when its local state changes; it has
-      seen an update once its state inflates the update's witness.
-    * `stats/1`, `divergence/1` and `export/2` report convergence times in
-      microseconds, corrected for each node's clock offset (estimated by
-      ping round trips), with the remaining error bound in
-      `:clock_uncertainty_us`.
-
-  Every function returns `{:error, reason}` on bad input or for a variable
-  that is not tracked; none raises. Each has a `!` variant that returns the
-  value alone and raises `LaspConverge.Error` instead.
+  Options are keyword lists or maps. Every function returns `{:error,
+  reason}` for what a caller can get wrong (an option `{:unknown_option,
+  key}` or `{:bad_option, key, value}`, `:not_tracked`, `{:badcrdt, why}`,
+  ...) and raises nothing; each `!` variant returns the value alone and
+  raises `LaspConverge.Error` instead.
 
       iex> var = {"doc", :state_gset}
       iex> LaspConverge.track(var, nodes: [])
@@ -41,20 +35,22 @@ defmodule LaspConverge do
   @type crdt :: LaspConverge.CRDT.t()
 
   @typedoc """
-  Options of `track/2`: `:nodes`, `:horizon` (ms), `:sample_every` (ms),
-  `:tick` (ms or `false`), `:clock` (ms or `false`) and the native limits
-  `:max_pending`, `:record_window`, `:max_samples`, `:clock_window`,
-  `:max_latency_us`, `:max_nodes` (see `:lasp_converge.track/2`).
+  Options of `track/2`, a keyword list or a map: `:nodes`, `:horizon` (ms),
+  `:sample_every` (ms), `:tick` (ms or `false`), `:clock` (ms or `false`),
+  `:take_over` and the native limits `:max_pending`, `:record_window`,
+  `:max_samples`, `:clock_window`, `:max_latency_us`, `:max_nodes`; their
+  meanings and defaults are in `:lasp_converge.track/2`.
   """
   @type track_opts :: keyword() | map()
 
   @typedoc """
-  Options of `updated/4` and `observed/3`: `:ts`, microseconds on this
-  node's clock, at most 60 s ahead of it (else `{:error, {:bad_ts, ts}}`).
+  Options of `updated/4`, `updated_delta/3` and `observed/3`: `:ts`, an
+  integer of microseconds on this node's clock, at most 60 s ahead of it
+  (else `{:error, {:bad_ts, ts}}`; `{:error, :bad_ts}` for a non-integer).
   """
   @type event_opts :: keyword() | map()
 
-  @typedoc "`{:error, reason}`: `:not_tracked`, `{:badcrdt, why}`, `:bad_ts`, ..."
+  @typedoc "`{:error, reason}`: `:not_tracked`, `{:badcrdt, why}`, `{:bad_ts, ts}`, ... (see `LaspConverge.Error`)"
   @type error :: {:error, term()}
 
   @doc """
@@ -66,6 +62,10 @@ defmodule LaspConverge do
   runs); until then `stats/1` on those nodes answers `{:error,
   {:aggregator_down, node}}`. See `guides/tracking.md`.
 
+      iex> LaspConverge.track({"track", :state_gset}, nodes: [], horizon: "30s")
+      {:error, {:bad_option, :horizon, "30s"}}
+      iex> LaspConverge.track({"track", :state_gset}, nodez: [])
+      {:error, {:unknown_option, :nodez}}
       iex> LaspConverge.track({"track", :state_gset}, nodes: [], horizon: 5_000)
       :ok
       iex> LaspConverge.track({"track", :state_gset})

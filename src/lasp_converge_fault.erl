@@ -84,9 +84,9 @@ heal(C) ->
     traffic(C, heal, [], fun(T) -> T#{groups := undefined} end).
 
 %% @doc Deliver replication messages from `From' to `To' `Ms' milliseconds
-%% late (one direction; 0 removes the delay). Raises `{badarg, Ms}' for a
-%% negative or non-integer `Ms' and `{not_a_member, N}' for a node outside
-%% the cluster.
+%% late (one direction; 0 removes the delay). Returns `{error, {bad_delay,
+%% Ms}}' for a negative or non-integer `Ms' and `{error, {not_a_member, N}}'
+%% for a node outside the cluster.
 -spec delay(cluster(), node(), node(), non_neg_integer()) -> ok | {error, term()}.
 delay(C, From, To, Ms) when is_integer(Ms), Ms >= 0 ->
     Change = fun(#{delays := D} = T) ->
@@ -100,7 +100,8 @@ delay(_C, _From, _To, Ms) ->
     {error, {bad_delay, Ms}}.
 
 %% @doc Lose each replication message with probability `P' (0.0 removes
-%% the loss). Raises `{badarg, P}' unless `0 =< P =< 1'.
+%% the loss). Returns `{error, {bad_probability, P}}' unless `P' is a number
+%% in [0, 1].
 -spec drop(cluster(), float()) -> ok | {error, term()}.
 drop(C, P) when is_number(P), P >= 0, P =< 1 ->
     traffic(C, drop, [P], fun(T) -> T#{drop := float(P)} end);
@@ -147,9 +148,10 @@ crash_member(C, Node) ->
 %% @doc Start a crashed `Node' again under its name (see the module doc):
 %% the traffic faults in force apply to it, its replicator settings are
 %% restored and its variables declared again, from bottom, or with
-%% `recover => true' from the state of a running member. Raises
-%% `{restart_failed, Node, Reason}' when the node cannot be started
-%% (`{already_running, Node}' included).
+%% `recover => true' from the state of a running member. Returns
+%% `{error, {restart_failed, Node, Reason}}' when the node cannot be started
+%% (`{already_running, Node}' included), `{error, {unknown_option, Key}}'
+%% for an option other than `recover'.
 -spec restart(cluster(), node(), restart_opts()) -> ok | {error, term()}.
 restart(C, Node, Opts) when is_map(Opts) ->
     case [K || K <- maps:keys(Opts), K =/= recover] of

@@ -339,7 +339,10 @@ start(Var, Policy) ->
 %% module doc for the policies and options). `Var' must be tracked
 %% (`lasp_converge:track/2') for `target_p99' and `rate_proportional'.
 %% One controller per variable: `{error, already_started}'. An option not
-%% listed in `opts()' is refused: `{error, {unknown_option, Key}}'.
+%% listed in `opts()' is refused: `{error, {unknown_option, Key}}'; a policy
+%% that is not one of `policy()', `{error, {bad_policy, Policy}}'. Option
+%% values are not checked here yet: a bad one (a negative `window') fails
+%% the controller's start, `{error, _}' with a crash report.
 -spec start(var(), policy(), opts()) -> {ok, pid()} | {error, term()}.
 start(Var, Policy, Opts) when is_map(Opts) ->
     case {valid_policy(Policy), [K || K <- maps:keys(Opts), not lists:member(K, ?OPTS)]} of

@@ -8,7 +8,9 @@ defmodule LaspConverge.Assertions do
   by every live member) and the replicas held by the replicators
   (`LaspConverge.Replicator`) of the checked nodes are equal. The checks are
   those of `:lasp_converge_assert` (the Erlang macros of
-  `include/lasp_converge.hrl` use the same functions).
+  `include/lasp_converge.hrl` use the same functions), whose reference
+  says how each looks (`h :lasp_converge_assert` in `iex -S mix` after
+  `make docs`); `guides/testing.md` is the guide.
 
   A failed assertion raises `ExUnit.AssertionError` whose message gives the
   reason, the tracker's figures (updates, converged, pending, p50/p99 per

@@ -4,12 +4,13 @@ defmodule LaspConverge.Cluster do
   `:peer` module, each with this node's code path (so the project's modules
   and its NIF load there) and the `:lasp_converge` application running.
 
-  A thin façade over `:lasp_converge_cluster`; see its module doc for the
-  details. The peers belong to an owner process that watches the process
-  that starts them: if it exits, they are halted. The cluster value stays
-  valid when `LaspConverge.Fault` crashes and restarts a node. If this node is not distributed yet, `start/2`
-  starts `epmd` and makes it distributed under a unique short name (and
-  leaves distribution running after `stop/1`).
+  The Elixir face of `:lasp_converge_cluster`, whose reference describes
+  the model (the owner process that halts the peers when their starter
+  exits, names, distribution, long names) and every option:
+  `h :lasp_converge_cluster` and `h :lasp_converge_cluster.start/2` in
+  `iex -S mix` after `make docs`; `guides/clusters.md` is the guide.
+  Options are keyword lists or maps; the cluster value is opaque and stays
+  valid when `LaspConverge.Fault` crashes and restarts a node.
 
       iex> LaspConverge.Cluster.with_cluster(2, [prefix: "doc"], fn cluster ->
       ...>   for node <- LaspConverge.Cluster.nodes(cluster) do
@@ -23,23 +24,23 @@ defmodule LaspConverge.Cluster do
   @opaque t :: :lasp_converge_cluster.cluster()
 
   @typedoc """
-  Options of `start/2`, as a keyword list or a map:
-
-    * `:prefix` - start of every peer's name (default `lasp_converge`);
-      names are `<prefix>_<OS pid>_<counter>_<k>`
-    * `:code_paths` - more code path directories, before the caller's
-    * `:args` - more `erl` command-line arguments
-    * `:connect` - connect the peers to each other (default `true`)
-    * `:apps` - applications to start on every peer (default `[:lasp_converge]`)
-    * `:timeout` - ms for each peer's boot and each remote call (default 30000)
+  Options of `start/2`, a keyword list or a map: `:prefix`, `:code_paths`,
+  `:args`, `:connect`, `:apps`, `:timeout` (see
+  `:lasp_converge_cluster.start/2` for their meanings and defaults).
   """
   @type opts :: keyword() | map()
 
   @doc """
-  Starts `n` connected peer nodes. Returns `{:ok, cluster}`, or
-  `{:error, {:bad_size, n}}`, `{:error, {:start_failed, k, reason}}` (the
-  nodes started before node `k` are stopped again) or
-  `{:error, {:distribution, reason}}`.
+  Starts `n` connected peer nodes. Returns `{:ok, cluster}` or `{:error,
+  reason}`: `{:bad_size, n}`, `{:unknown_option, key}`, `{:bad_option, key,
+  value}` (a `:prefix` must be letters, digits, `_` and `-`, starting with a
+  letter), `{:start_failed, k, reason}` (the nodes started before node `k`
+  are stopped again) or `{:distribution, reason}`.
+
+      iex> LaspConverge.Cluster.start(2, prefix: "a@b")
+      {:error, {:bad_option, :prefix, "a@b"}}
+      iex> LaspConverge.Cluster.start(2, size: 3)
+      {:error, {:unknown_option, :size}}
   """
   @spec start(pos_integer(), opts()) :: {:ok, t()} | {:error, term()}
   def start(n, opts \\ []), do: :lasp_converge_cluster.start(n, to_map(opts))
@@ -56,7 +57,11 @@ defmodule LaspConverge.Cluster do
   @spec live_nodes(t()) :: [node()]
   def live_nodes(cluster), do: :lasp_converge_cluster.live_nodes(cluster)
 
-  @doc "`:erpc.call/5` on one of the cluster's nodes, with the cluster's timeout."
+  @doc """
+  `:erpc.call/5` on one of the cluster's nodes, with the cluster's timeout.
+  Raises `ErlangError` with `{:not_a_member, node}` for a node that is not
+  one of the cluster's.
+  """
   @spec call(t(), node(), module(), atom(), [term()]) :: term()
   def call(cluster, node, m, f, a), do: :lasp_converge_cluster.call(cluster, node, m, f, a)
 

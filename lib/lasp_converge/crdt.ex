@@ -212,10 +212,11 @@ defmodule LaspConverge.CRDT do
   @doc """
   The value of a state, `type.query(state)`, exactly as lasp-lang/types
   returns it: an OTP `:sets` set for the set-valued types (`:state_gset`,
-  `:state_twopset`, `:state_orset`, `:state_awset`, `:state_mvregister`), an
-  integer for counters and `:state_max_int`, a boolean for `:state_boolean`
-  and the flags, the stored value for the registers. See `value/1` for a
-  `MapSet` instead of a `:sets` set.
+  `:state_twopset`, `:state_orset`, `:state_awset`, `:state_awset_ps`,
+  `:state_mvregister`), an integer for counters and `:state_max_int`, a
+  boolean for `:state_boolean` and the flags, the stored value for the
+  registers, a list of `{key, value}` for the maps and a pair of values for
+  `:state_pair`. See `value/1` for a `MapSet` instead of a `:sets` set.
 
   ## Examples
 

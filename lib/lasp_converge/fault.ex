@@ -4,29 +4,18 @@ defmodule LaspConverge.Fault do
   (`LaspConverge.Cluster`), undone cleanly: partitions, slow links, message
   loss, paused nodes, crashed and restarted nodes.
 
-  A thin façade over `:lasp_converge_fault`; see its module doc for the
-  details. Traffic faults act only on the messages `LaspConverge.Replicator`
-  sends (full states, deltas, acknowledgements), applied by each sender:
+  The Elixir face of `:lasp_converge_fault`, whose reference says what each
+  fault affects (only the messages `LaspConverge.Replicator` sends: the
+  tracker and `LaspConverge.Cluster.call/5` keep working under a
+  partition), how a node restarts, and every error:
+  `h :lasp_converge_fault` in `iex -S mix` after `make docs`;
+  `guides/clusters.md` is the guide. Every fault is an event `%{at_us:,
+  fault:, args:}` (`events/1`), also recorded with `LaspConverge.mark/1`.
 
-    * `partition/2` drops messages between nodes of different groups (a
-      member in no group is alone); `heal/1` undoes it;
-    * `delay/4` delivers messages on one link late;
-    * `drop/2` loses each message with a probability;
-    * `pause/2` freezes a node's replicator (it neither sends nor processes
-      replication messages; those that arrive meanwhile are processed at
-      `resume/2`);
-    * `clear/1` undoes all of them.
-
-  The Erlang distribution stays up: the tracker's messages (`LaspConverge`),
-  `LaspConverge.Cluster.call/5` and local calls on a paused node are not
-  affected, so the measurement plane keeps working under a partition.
-  `crash/2` halts a node (its state is lost) and `restart/3` starts it
-  again under the same name, restores its replicator settings and
-  variables, from bottom or, with `recover: true`, from a running member's
-  state.
-
-  Every fault is an event `%{at_us:, fault:, args:}` (`events/1`, in time
-  order), also handed to the trackers with `LaspConverge.mark/1`.
+  Each function returns `:ok` or `{:error, reason}` (`{:not_a_member,
+  node}`, `:not_running` once the cluster is stopped, `{:bad_delay, ms}`,
+  ...) and raises nothing; each `!` variant raises `LaspConverge.Fault.Error`
+  instead.
 
       LaspConverge.Cluster.with_cluster(5, [], fn cluster ->
         [a, b, c, d, e] = LaspConverge.Cluster.nodes(cluster)
@@ -45,8 +34,10 @@ defmodule LaspConverge.Fault do
 
   @doc """
   Splits the cluster into `groups` (lists of member nodes): replication
-  messages between groups are dropped. Returns `{:error, reason}` for groups
-  that are not lists of distinct members.
+  messages between groups are dropped; a member in no group is alone.
+  Returns `{:error, {:not_a_member, node}}`, `{:error, {:in_two_groups,
+  node}}` or `{:error, :bad_groups}` for groups that are not lists of
+  distinct members.
   """
   @spec partition(Cluster.t(), [[node()]]) :: :ok | {:error, term()}
   def partition(cluster, groups), do: :lasp_converge_fault.partition(cluster, groups)
@@ -55,11 +46,18 @@ defmodule LaspConverge.Fault do
   @spec heal(Cluster.t()) :: :ok | {:error, term()}
   def heal(cluster), do: :lasp_converge_fault.heal(cluster)
 
-  @doc "Delivers replication messages from `from` to `to` `ms` milliseconds late (0 removes the delay)."
+  @doc """
+  Delivers replication messages from `from` to `to` `ms` milliseconds late
+  (0 removes the delay); `{:error, {:bad_delay, ms}}` unless a
+  non-negative integer.
+  """
   @spec delay(Cluster.t(), node(), node(), non_neg_integer()) :: :ok | {:error, term()}
   def delay(cluster, from, to, ms), do: :lasp_converge_fault.delay(cluster, from, to, ms)
 
-  @doc "Loses each replication message with `probability` (0.0 removes the loss)."
+  @doc """
+  Loses each replication message with `probability` (0.0 removes the
+  loss); `{:error, {:bad_probability, p}}` unless a number in [0, 1].
+  """
   @spec drop(Cluster.t(), float()) :: :ok | {:error, term()}
   def drop(cluster, probability), do: :lasp_converge_fault.drop(cluster, probability)
 
@@ -79,6 +77,7 @@ defmodule LaspConverge.Fault do
   Starts a crashed `node` again under its name, with its replicator settings
   and variables. Options: `recover: true` fetches each variable's state
   from a running member first; `false` (the default) starts from bottom.
+  Any other key is `{:error, {:unknown_option, key}}`.
   """
   @spec restart(Cluster.t(), node(), keyword() | map()) :: :ok | {:error, term()}
   def restart(cluster, node, opts \\ [])

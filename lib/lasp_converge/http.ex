@@ -1,20 +1,16 @@
 defmodule LaspConverge.HTTP do
   @moduledoc """
   A live dashboard on OTP's inets httpd: the report's charts
-  (`LaspConverge.Report`) for every variable this node aggregates,
-  redrawn as the measurement goes on.
+  (`LaspConverge.Report`) for every variable this node aggregates, redrawn
+  as the measurement goes on, and the figures for Prometheus at `/metrics`
+  (`LaspConverge.metrics/0`).
 
-  The page at `/` polls `/api/vars` (the variables, as JSON) and
-  `/api/var?id=N` (one variable's figures and its charts) every
-  `:refresh_ms`. `/metrics` serves the figures in Prometheus's text
-  format (`LaspConverge.metrics/0`; see `guides/operations.md`). It binds
-  to 127.0.0.1 unless told otherwise; port 0 (the default) takes any free
-  port and returns it. Unknown paths answer 404, a bad `id` or a query
-  that is not UTF-8 400, other methods than GET and HEAD 405, a URI over
-  8 KB 414, a body 413; the server reads no file. Against DNS rebinding, a
-  request whose `Host` is not `localhost`, an address literal or one of
-  `:allowed_hosts` (with the server's port) answers 400. The Erlang module
-  is `:lasp_converge_http`.
+  The Elixir face of `:lasp_converge_http`, whose reference lists the
+  endpoints and how the server answers bad requests (it binds to 127.0.0.1
+  unless told otherwise, reads no file, and refuses a `Host` it does not
+  know, against DNS rebinding): `h :lasp_converge_http` in `iex -S mix`
+  after `make docs`; `guides/report.md` is the guide. Here options are a
+  keyword list and the URL is a string.
 
       iex> {:ok, %{port: port, url: url}} = LaspConverge.HTTP.start(refresh_ms: 500)
       iex> port > 0 and String.starts_with?(url, "http://127.0.0.1:")
@@ -30,7 +26,12 @@ defmodule LaspConverge.HTTP do
   literals, e.g. `["dash.example.org"]` or `["dash.example.org:443"]`;
   `:any` turns the check off; default `[]`). Errors: `{:unknown_option,
   key}`, `{:bad_option, key, value}`, `{:eaddrinuse, port}` (nothing is
-  started), `:already_started`.
+  started, nothing logged), `{:listen, port, why}`, `:already_started`.
+
+      iex> LaspConverge.HTTP.start(port: 70_000)
+      {:error, {:bad_option, :port, 70000}}
+      iex> LaspConverge.HTTP.start(address: "0.0.0.0")
+      {:error, {:unknown_option, :address}}
   """
   @spec start(keyword()) ::
           {:ok, %{port: :inet.port_number(), url: String.t()}} | {:error, term()}

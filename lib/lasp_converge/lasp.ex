@@ -2,35 +2,18 @@ defmodule LaspConverge.Lasp do
   @moduledoc """
   Convergence tracking on a running Lasp 0.8 cluster, with no change to
   Lasp: Lasp's own variables, replicated by Lasp's own backends, timed by
-  `LaspConverge`.
+  `LaspConverge`; and Lasp's types made faster in place (`accelerate/1`).
 
-  A thin façade over `:lasp_converge_lasp`; see its module doc for the
-  details. In short:
+  The Elixir face of `:lasp_converge_lasp`, whose reference describes the
+  model (instrumented members, streams that outlive `untrack/1` since Lasp
+  has no unsubscribe, why `update/3` may over-estimate a convergence time
+  but never under-estimate it, the settings): `h :lasp_converge_lasp` in
+  `iex -S mix` after `make docs`; `:lasp_converge_accel` describes the
+  acceleration; `guides/lasp.md` is the guide. Options and settings are
+  keyword lists or maps.
 
-    * The cluster is Lasp's (`lasp_peer_service:members()`); a member is
-      *instrumented* when the `:lasp_converge` application runs there.
-      `members/0` and `status/1` tell them apart.
-    * `track/2`, on an instrumented member, starts `LaspConverge.track/2`
-      aggregated there and, on every instrumented member, declares the id
-      with `lasp:declare/2` (a stream on an undeclared id makes a Lasp
-      process exit), subscribes with `lasp:stream/2`, and on each change
-      reads the state with `lasp:read(id, :undefined)` and hands it to
-      `LaspConverge.observed/2`. Lasp has no unsubscribe: `untrack/1`
-      leaves the streams in place, doing nothing.
-    * `update/3` is `lasp:update/3` timed with `LaspConverge.updated/3`
-      from the state read just before to the state Lasp returns. A remote
-      merge landing between the two is counted as part of the update, so
-      its convergence time may be over-estimated, never under-estimated.
-    * `set/1` and `get/0` reach `lasp_config` on every Lasp member (through
-      `LaspConverge.Tuner` for five of the six keys).
-    * `accelerate/1` makes Lasp's calls into lasp-lang/types 0.1.8 (merge,
-      inflation checks, equal) answer from faster code, term for term as
-      types answers, by hot code loading, on this node or on every member
-      (`nodes: :all`); `decelerate/1` puts types' own code back and
-      `accel_status/1` says what is accelerated where (see
-      `:lasp_converge_accel` and guides/lasp.md).
-
-  Without Lasp on this node every call returns `{:error, :lasp_not_running}`:
+  Without Lasp on this node, the calls that reach Lasp return
+  `{:error, :lasp_not_running}`; arguments are checked first:
 
       iex> LaspConverge.Lasp.members()
       {:error, :lasp_not_running}
@@ -98,7 +81,12 @@ defmodule LaspConverge.Lasp do
 
   @doc """
   Applies `settings` with `lasp_config:set/2` on every Lasp member; returns
-  `{:ok, members}`.
+  `{:ok, members}`, `{:error, {:bad_settings, keys}}` (unknown keys or bad
+  values, checked before Lasp is reached) or `{:error, {:set_failed,
+  [{node, reason}]}}` naming the members that failed (the others are set).
+
+      iex> LaspConverge.Lasp.set(state_interval: -1, speed: 2)
+      {:error, {:bad_settings, [:speed, :state_interval]}}
   """
   @spec set(settings()) :: {:ok, [node()]} | {:error, term()}
   def set(settings), do: :lasp_converge_lasp.set(Map.new(settings))

@@ -2,40 +2,25 @@ defmodule LaspConverge.Replica do
   @moduledoc """
   Resident replicas: a CRDT state held decoded in the native library, merged
   into and mutated in place, and moved between processes and nodes as a
-  compact binary. A façade over `:lasp_converge_replica`.
+  compact binary.
 
-  ## A replica is a mutable handle
+  **A replica is a mutable handle, like an ETS table, not a value.**
+  `merge/2` and `mutate/3` change the replica they are given (`merge/2`
+  returns `:ok`, `mutate/3` the delta); any process holding the reference
+  may read or write it, each call atomically; `copy/1` takes a snapshot.
+  It is freed by garbage collection and means nothing on another node:
+  send `to_binary/1`.
 
-  **Like an ETS table, not like a value.** `merge/2` and `mutate/3` change
-  the replica they are given (`merge/2` returns `:ok`, `mutate/3` the
-  delta). Any process holding the reference may read or write it; each call
-  is atomic (a read-write lock in the library), and a read sees every write
-  that returned before it started. `copy/1` takes a snapshot. The replica is
-  freed by garbage collection once no process refers to it; it has no owner
-  process. A reference means nothing on another node: send `to_binary/1`.
-
-  `:state_gset`, `:state_gcounter`, `:state_orset` and `:state_awset` are kept in ordered
-  maps keyed by an order-preserving encoding of their elements (an awset
-  also indexes its dots), so merging `m` entries into a replica of `n` costs
-  O(m log n) and `mutate/3` O(log n). Every other type (and one holding
-  pids, maps, bignums, ...) is kept as the
-  library's decoded state: every function works and answers as types does,
-  and a merge costs the library's term merge, O(n + m). `keyed?/1` tells
-  which.
-
-  Every answer is term for term lasp-lang/types': after `merge(r, x)`,
-  `to_term(r)` is `LaspConverge.CRDT.merge(before, x)` (the replica is the
-  first argument), and `mutate(op, actor, r)` returns `delta_mutate`'s delta
-  and leaves `type.mutate/3`'s result in `r`.
-
-  ## Binary format
-
-  `to_binary/1` writes `<<"LCR", 1, layout, body>>`: versioned, compact, with
-  element keys whose `memcmp` order is Erlang's term order (an extra byte per
-  number tells `1` from `1.0`, so terms round-trip exactly). Decoding
-  validates everything and raises `LaspConverge.CRDTError` with reason
-  `{:bad_binary, why}` on garbage. See `:lasp_converge_replica` and
-  `guides/replicas.md`.
+  The Elixir face of `:lasp_converge_replica`, whose reference says how
+  each type is kept and what a merge costs (`keyed?/1` tells which
+  replicas merge in O(m log n)), the binary format, and how calls are
+  scheduled: `h :lasp_converge_replica` in `iex -S mix` after `make docs`;
+  `guides/replicas.md` is the guide. Every answer is term for term
+  lasp-lang/types': after `merge(r, x)`, `to_term(r)` is
+  `LaspConverge.CRDT.merge(before, x)` (the replica is the first argument).
+  Bad input raises `LaspConverge.CRDTError` (`{:bad_binary, why}` for bytes
+  `to_binary/1` did not write), a reference that is not a replica
+  `ArgumentError`.
 
   ## Examples
 

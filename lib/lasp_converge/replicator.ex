@@ -4,17 +4,14 @@ defmodule LaspConverge.Replicator do
   modelled on Lasp's state-based and delta-based backends, with Lasp's knobs
   and defaults.
 
-  A thin façade over `:lasp_converge_replicator`; see its module doc for the
-  details. One replicator runs per node (started on demand under the
-  application's supervisor), holding a replica of each declared variable.
-  Every `:state_interval` ms (default 10000, Lasp's default) it sends the
-  full state of each variable to `:fanout` random other members (default
-  `:all`), and with `:propagate_on_update` also right after each local
-  update; receivers merge natively. With `mode: :delta_based` each peer
-  gets only the deltas it has not acknowledged (the full state when it is
-  too far behind). Local updates and state changes are
-  reported to the convergence tracker (`LaspConverge`) when the variable is
-  tracked. Settings are per node.
+  The Elixir face of `:lasp_converge_replicator`, whose reference describes
+  the model (one replicator per node, full-state rounds every
+  `:state_interval` ms to `:fanout` peers, delta buffers and
+  acknowledgements in `:delta_based` mode, when a new setting takes effect)
+  and every setting with its default: `h :lasp_converge_replicator` in
+  `iex -S mix` after `make docs`; `guides/clusters.md` is the guide.
+  Settings are per node, as a keyword list or a map; local updates and state
+  changes are reported to `LaspConverge` when the variable is tracked.
 
       {:ok, _members} = LaspConverge.Replicator.declare({"s", :state_orset}, :state_orset)
       {:ok, value} = LaspConverge.Replicator.update({"s", :state_orset}, {:add, "x"}, node())
@@ -24,21 +21,23 @@ defmodule LaspConverge.Replicator do
   @type variable :: term()
 
   @typedoc """
-  Per-node propagation settings (a map or keyword list):
-
-    * `:state_interval` - ms between full-state rounds (default 10000)
-    * `:fanout` - peers per round, a count or `:all` (default `:all`)
-    * `:propagate_on_update` - send right after each local update (default `false`)
-    * `:jitter_percent` - stretch or shorten each interval randomly by up to this % (default 0)
-    * `:mode` - `:state_based` (default) or `:delta_based`
-    * `:delta_buffer` - most deltas kept per variable in delta-based mode (default 1000)
+  Per-node propagation settings, a keyword list or a map: `:state_interval`
+  (ms, default 10000, Lasp's), `:fanout` (a count or `:all`, the default),
+  `:propagate_on_update` (default `false`), `:jitter_percent` (default 0),
+  `:mode` (`:state_based`, the default, or `:delta_based`) and
+  `:delta_buffer` (default 1000); see `:lasp_converge_replicator.set/1`.
   """
   @type settings :: map() | keyword()
 
   @doc """
   Declares `var` of CRDT type `type` on this node and on every connected
-  node running the `:lasp_converge` application, or on the nodes given as
-  `nodes: [...]`. Returns `{:ok, members}`.
+  node running the `:lasp_converge` application, or only on the nodes given
+  as `nodes: [...]` (include `node()` to hold a replica here too). Returns
+  `{:ok, members}`, or `{:error, {:unknown_type, type}}` or `{:error,
+  {:declare_failed, [{node, reason}]}}`.
+
+      iex> LaspConverge.Replicator.declare({"r", :state_gset}, :state_nothing)
+      {:error, {:unknown_type, :state_nothing}}
   """
   @spec declare(variable(), atom(), keyword() | map()) :: {:ok, [node()]} | {:error, term()}
   def declare(var, type, opts \\ [])
@@ -58,9 +57,13 @@ defmodule LaspConverge.Replicator do
   def state(var), do: :lasp_converge_replicator.state(var)
 
   @doc """
-  Changes this node's propagation settings; returns the settings in force.
-  A longer interval takes effect when the round already armed goes out (as
-  in Lasp); a shorter one at once.
+  Changes this node's propagation settings; returns `{:ok, settings}`, the
+  settings in force, or `{:error, {:bad_opts, keys}}` naming the keys that
+  are unknown or have a bad value. A longer interval takes effect when the
+  round already armed goes out (as in Lasp); a shorter one at once.
+
+      iex> LaspConverge.Replicator.set(state_interval: 0, fanout: 2, speed: 1)
+      {:error, {:bad_opts, [:speed, :state_interval]}}
   """
   @spec set(settings()) :: {:ok, map()} | {:error, term()}
   def set(settings), do: :lasp_converge_replicator.set(Map.new(settings))

@@ -3,17 +3,14 @@ defmodule LaspConverge.Report do
   Convergence as pictures: one self-contained HTML file (inline SVG and
   CSS, nothing fetched, no script) per run, and one per sweep.
 
-  For each tracked variable the report shows, titled `demo · awset`, a
-  summary with the clock uncertainty and the nodes' short names next to
-  their full ones; on one shared time axis the marks recorded with
-  `LaspConverge.mark/1` (faults, setting changes) as short labels in a
-  lane of their own, a node × time heatmap of the updates each node has
-  not seen, the totals, the update rate and p99 per window (keyed by
-  update time), and the settings in force; the convergence-time
-  distribution (CDF and histogram, p50/p99/p999 marked), per-node
-  visibility latency, and the run on the update speed vs convergence
-  speed chart. See `guides/report.md`. The Erlang module is
-  `:lasp_converge_report`.
+  The Elixir face of `:lasp_converge_report`, whose reference lists what a
+  report draws for each tracked variable (a summary, the marks recorded
+  with `LaspConverge.mark/1`, per-node swimlanes of unseen updates and the
+  settings in force on one time axis, the convergence-time distribution,
+  update speed against convergence speed): `h :lasp_converge_report` in
+  `iex -S mix` after `make docs`; `guides/report.md` shows how to read
+  them. `LaspConverge.print/1` prints a summary to the terminal. Here paths
+  are strings and options keyword lists.
 
       iex> LaspConverge.Report.write("/tmp/none.html", [{"never", :state_gset}])
       {:error, {:not_tracked, {"never", :state_gset}}}
@@ -23,8 +20,9 @@ defmodule LaspConverge.Report do
   @type variable :: term()
 
   @doc """
-  Writes the report on `vars` to `path` and returns `{:ok, path}`.
-  Options: `:title`.
+  Writes the report on `vars` to `path` and returns `{:ok, path}`, or
+  `{:error, reason}`: `{:not_tracked, var}`, `{:bad_title, title}`,
+  `{:bad_path, path}`, ... Options: `:title`.
   """
   @spec write(Path.t(), [variable()], keyword()) :: {:ok, Path.t()} | {:error, term()}
   def write(path, vars, opts \\ []) when is_list(vars) and is_list(opts) do

@@ -1,35 +1,24 @@
 defmodule LaspConverge.Scenario do
   @moduledoc """
   Declarative convergence scenarios on a local cluster: nodes, variables,
-  propagation settings, phases of updates at given rates; measured with the
-  tracker and the replicators' counters.
+  propagation settings, phases of updates at given rates, faults at given
+  times; measured with the tracker and the replicators' counters.
 
-  A thin façade over `:lasp_converge_scenario`; see its module doc for every
-  key. A spec is a map or keyword list:
+  The Elixir face of `:lasp_converge_scenario`, whose reference lists every
+  key of a spec with its default and every field of the result:
+  `h :lasp_converge_scenario` in `iex -S mix` after `make docs`;
+  `guides/clusters.md` is the guide. The keys are `:nodes` (or `:cluster`,
+  a running `LaspConverge.Cluster`), `:cluster_opts`, `:vars`,
+  `:propagation`, `:phases`, `:faults`, `:duration`, `:converge_timeout`,
+  `:aggregator`, `:track` and `:seed`.
 
-    * `:nodes` - peer nodes to start (default 3; stopped at the end), or
-      `:cluster` - a running `LaspConverge.Cluster` to use
-    * `:vars` - Lasp ids `{name, type}` (declared on every node, tracked)
-    * `:propagation` - replicator settings for every node: `:state_interval`,
-      `:fanout`, `:propagate_on_update`, `:jitter_percent`, `:mode`
-    * `:phases` - `[%{duration: ms, rate: updates_per_second}]`; each
-      variable gets `rate` updates a second, spread over the nodes (adds and
-      removes for sets, increments and decrements for counters, ...;
-      `:remove_ratio`, default 0.25)
-    * `:faults` - `[{at_ms, fault} | {at_ms, fault, args}]`, applied with
-      `LaspConverge.Fault` at their time, nodes by their 1-based index:
-      `{1000, :partition, [[1, 2], [3, 4, 5]]}`, `{3000, :heal}`,
-      `{500, :delay, [1, 2, 200]}`, `{0, :drop, [0.3]}`, `{1000, :crash, [3]}`,
-      `{2000, :restart, [3, [recover: false]]}`, `:pause`/`:resume` `[i]`,
-      `:clear`
-    * `:duration`, `:converge_timeout` (ms), `:aggregator` (node index that
-      tracks, default 1; it cannot be crashed), `:track` (tracker options),
-      `:seed`
-
-  `run/1` returns, per variable, the tracker's stats and divergence, the
-  messages and bytes sent (`:msgs_per_update`, `:bytes_per_update`), whether
-  it converged and whether every node ended with the same value, and the
-  faults applied (`:faults`, each with its time from the start and result).
+  A spec is a keyword list or a map, and so are its nested options
+  (`:propagation`, `:track`, `:cluster_opts`, each phase, a variable given
+  as `[var: ..., type: ..., op: fun]`, and `:restart`'s options in
+  `:faults`, e.g. `{2000, :restart, [3, [recover: true]]}`); nodes are
+  named by their 1-based index. `run/1` returns, per variable, the
+  tracker's stats and divergence, the messages and bytes sent, whether it
+  converged and whether every node ended with the same value.
 
       {:ok, result} =
         LaspConverge.Scenario.run(
@@ -50,7 +39,15 @@ defmodule LaspConverge.Scenario do
 
   @doc """
   Runs the scenario; returns `{:ok, %{nodes: ..., duration_ms: ..., faults:
-  ..., vars: %{var => result}}}` or `{:error, reason}`.
+  ..., vars: %{var => result}}}` or `{:error, reason}`. The spec is checked
+  before any node starts: `{:bad_spec, keys}` names the keys with a bad
+  value (`[:vars]` when there is none), `{:fault_on_aggregator, i}` a crash
+  or restart of the aggregating node.
+
+      iex> LaspConverge.Scenario.run(nodes: 3)
+      {:error, {:bad_spec, [:vars]}}
+      iex> LaspConverge.Scenario.run(vars: [{"s", :state_gset}], nodes: 0, seed: :x)
+      {:error, {:bad_spec, [:nodes, :seed]}}
   """
   @spec run(spec()) :: {:ok, map()} | {:error, term()}
   def run(spec), do: :lasp_converge_scenario.run(to_spec(spec))

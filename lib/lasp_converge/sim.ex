@@ -2,33 +2,24 @@ defmodule LaspConverge.Sim do
   @moduledoc """
   Predict convergence before deploying: a deterministic discrete-event
   simulator of the anti-entropy `LaspConverge.Replicator` runs, in the
-  native core, on an OS thread of its own: a long run blocks neither a
-  scheduler nor other dirty NIF calls, and stops when the calling process
-  dies or its `:timeout` passes (`run/2`).
+  native core, on an OS thread of its own (it blocks no scheduler and stops
+  when the calling process dies or its `:timeout` passes, `run/2`).
 
-  A thin façade over `:lasp_converge_sim`; see its module doc for the model,
-  every key of the spec and its default, and the caps. The spec is a map or
-  keyword list with the replicator's names (`:state_interval`, `:mode`,
-  `:fanout`, `:propagate_on_update`, `:jitter_percent`, `:delta_buffer`),
-  plus `:nodes`, `:latency` (`{:constant, us}`, `{:uniform, lo, hi}`,
-  `{:normal, mean, sd}`, `{:lognormal, mu, sigma}`, `{:empirical, [us]}`),
-  `:loss`, `:partitions` (`[{start_ms, end_ms, [[node]]}]`, nodes numbered
-  from 1), `:update_rate` (per second) and `:duration` (ms) or `:updates`
-  (`[{at_ms, node}]`), `:horizon`, `:until`, `:seed`, ... Times are in ms,
-  latencies in µs. One spec with one seed always gives the same result.
+  The Elixir face of `:lasp_converge_sim`, whose reference describes the
+  model, every key of a spec with its default (the replicator's settings,
+  `:nodes`, `:latency`, `:loss`, `:partitions`, `:update_rate` and
+  `:duration` or `:updates`, what a real cluster adds such as
+  `:service_time`, ...), the caps and the result: `h :lasp_converge_sim`
+  in `iex -S mix` after `make docs`; `guides/simulator.md` is the guide.
+  Times are in ms, latencies in µs, and one spec with one seed always gives
+  the same result.
 
-  What a real cluster adds to the links can be given too, e.g. as measured
-  on one: `:timer_offsets` (each node's first tick, ms, in node order),
-  `:round_cost` (how much longer than the interval each period is),
-  `:service_time` (how long a node takes to handle a received state or
-  delta, or a local update; one at a time per node, in arrival order) and
-  `:ack_latency` (the acknowledgements' own latency), the last three
-  distributions in µs shaped as `:latency`.
-
-  The result has the keys of `LaspConverge.stats/1` (`:p50`, `:p99`, ...
-  in µs, `:per_node`), `:divergence` samples shaped as
-  `LaspConverge.divergence/1`'s, and `:messages`, `:bytes`,
-  `:messages_per_update`, `:bytes_per_update`.
+  A spec is a keyword list or a map. The result has the keys of
+  `LaspConverge.stats/1` (`:p50`, `:p99`, ... in µs, `:per_node`),
+  `:divergence` samples shaped as `LaspConverge.divergence/1`'s, and
+  `:messages`, `:bytes`, `:messages_per_update`, `:bytes_per_update`.
+  A refused spec is `{:error, reason}` naming the key (`run!/1` raises
+  `LaspConverge.Sim.Error` instead):
 
       iex> {:ok, r} = LaspConverge.Sim.run(nodes: 50, state_interval: 200, fanout: 3,
       ...>   update_rate: 20, duration: 2_000, seed: 7)
@@ -45,6 +36,9 @@ defmodule LaspConverge.Sim do
   Runs the simulation `spec` describes; `{:ok, result}` or `{:error,
   reason}` with `reason` one of `{:bad_spec, key}`, `{:too_large, key}`,
   `{:unknown_key, key}`.
+
+      iex> LaspConverge.Sim.run(nodes: 5, state_intervall: 100)
+      {:error, {:unknown_key, :state_intervall}}
   """
   @spec run(spec()) :: {:ok, map()} | {:error, term()}
   def run(spec) when is_list(spec) or is_map(spec), do: :lasp_converge_sim.run(to_map(spec))
@@ -82,7 +76,9 @@ defmodule LaspConverge.Sim do
   convergence meets `:target_p99` (ms), searched with the simulator; the
   other keys are a spec (`:nodes`, `:update_rate`, `:latency`, ...) and the
   search options `:cost` (`:bytes` or `:messages`), `:seeds`,
-  `:state_intervals`, `:fanouts`. See `:lasp_converge_sim.recommend/1`.
+  `:state_intervals`, `:fanouts`. `{:error, {:unreachable, closest}}` gives
+  the setting of the lowest p99 when none meets the target. See
+  `:lasp_converge_sim.recommend/1` for the defaults and the result's keys.
 
       iex> {:ok, best} = LaspConverge.Sim.recommend(target_p99: 2_000, nodes: 30,
       ...>   update_rate: 5, duration: 5_000, fanouts: [2, 4])

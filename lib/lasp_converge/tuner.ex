@@ -3,34 +3,19 @@ defmodule LaspConverge.Tuner do
   Propagation control: set how fast state propagates on every node of a
   cluster, and let a controller per variable set it from what it measures.
 
-  A thin façade over `:lasp_converge_tuner`; see its module doc for the
-  details.
+  The Elixir face of `:lasp_converge_tuner`, whose reference describes how
+  `set/2` reaches each node (Lasp's `lasp_config` where Lasp runs,
+  `LaspConverge.Replicator.set/1` elsewhere), the policies, the model that
+  gives the first interval, the guards against oscillation, when push
+  (`:propagate_on_update`) goes on and off, and every option with its
+  default: `h :lasp_converge_tuner` and `h :lasp_converge_tuner.start/3` in
+  `iex -S mix` after `make docs`; `guides/tuning.md` is the guide.
 
-  `set/2` applies `:state_interval`, `:delta_interval` (ms),
-  `:propagate_on_update`, `:jitter` and `:jitter_percent` on every member
-  node: through Lasp's `lasp_config:set/2` where Lasp runs, otherwise
-  through `LaspConverge.Replicator.set/1` (in `:delta_based` mode
-  `:delta_interval` drives the replicator's timer, in `:state_based` mode
-  `:state_interval`). `get/1` reads them back from every node and reports
-  disagreement.
-
-  `start/3` runs a controller for one variable with a policy:
-
-    * `{:fixed, ms}`
-    * `{:rate_proportional, %{updates_per_interval: k, min: ms, max: ms}}` -
-      the interval in which `k` updates arrive at the measured rate
-    * `{:target_p99, ms}` - the slowest propagation whose measured p99
-      convergence time stays under `ms`; with `push: :auto` (the default)
-      it also turns `:propagate_on_update` on while pushing each update
-      costs fewer messages than the interval (the interval then goes to
-      `:anti_entropy`, default `:max`), and off when the rate rises
-    * `{:budget, messages_per_second}` - the fastest propagation whose
-      replication messages stay within the budget
-
-  Bounds (`:min`, `:max`), hysteresis, a dwell time between changes and
-  step limits keep it from oscillating. Every change is logged with its
-  time, old and new value, reason and the measurement that caused it
-  (`log/1`), and recorded as a tracker mark (`LaspConverge.marks/1`).
+  The policies of `start/3`: `{:fixed, ms}`, `{:rate_proportional,
+  [updates_per_interval: k, min: ms, max: ms]}` (a keyword list or a map),
+  `{:target_p99, ms}` and `{:budget, messages_per_second}`. Every change a
+  controller makes is logged (`log/1`) and recorded as a tracker mark
+  (`LaspConverge.marks/1`). Settings and options are keyword lists or maps.
 
   The decisions are pure functions of a state and a measurement:
 
@@ -64,7 +49,13 @@ defmodule LaspConverge.Tuner do
   @doc """
   Applies `settings` on every member (`nodes: [...]`, default this node and
   every connected node where Lasp or `:lasp_converge` runs). Returns
-  `{:ok, %{node => :lasp | :replicator}}`.
+  `{:ok, %{node => :lasp | :replicator}}`, `{:error, {:bad_settings,
+  keys}}` (unknown keys or bad values; nothing is applied) or `{:error,
+  {:set_failed, [{node, reason}]}}` naming the nodes that did not take them
+  (the others did).
+
+      iex> LaspConverge.Tuner.set(state_interval: 0, speed: :fast)
+      {:error, {:bad_settings, [:speed, :state_interval]}}
   """
   @spec set(settings(), keyword() | map()) :: {:ok, map()} | {:error, term()}
   def set(settings, opts \\ []),
@@ -79,11 +70,22 @@ defmodule LaspConverge.Tuner do
   def get(opts \\ []), do: :lasp_converge_tuner.get(Map.new(opts))
 
   @doc """
-  Starts a controller for `var` on this node. Options: `:nodes`, `:key`
+  Starts a controller for `var` on this node (`var` must be tracked for
+  `:target_p99` and `:rate_proportional`). Options: `:nodes`, `:key`
   (`:state_interval` or `:delta_interval`), `:window` (ms, default 1000),
   `:max_window`, `:min_samples`, `:min`, `:max`, `:dwell`, `:hysteresis`,
-  `:aim`, `:aim_high`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:push` (`:auto` or
-  `:never`), `:anti_entropy`, `:mark`.
+  `:aim`, `:aim_high`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:push`
+  (`:auto` or `:never`), `:anti_entropy`, `:mark`; their meanings and
+  defaults are in `:lasp_converge_tuner`'s reference. Errors: `{:bad_policy,
+  policy}`, `{:unknown_option, key}`, `:already_started` (one controller per
+  variable), `:not_started`. Option values are not checked before the
+  controller starts yet: a bad one fails its start with `{:error, _}` and a
+  crash report.
+
+      iex> LaspConverge.Tuner.start({"t", :state_gset}, {:fixed, 0})
+      {:error, {:bad_policy, {:fixed, 0}}}
+      iex> LaspConverge.Tuner.start({"t", :state_gset}, {:fixed, 500}, windows: 2)
+      {:error, {:unknown_option, :windows}}
   """
   @spec start(variable(), policy(), keyword() | map()) :: {:ok, pid()} | {:error, term()}
   def start(var, policy, opts \\ []),

@@ -2,6 +2,8 @@ defmodule LaspConverge.ReplicatorTest do
   # Not async: the peers are connected to this node while they run.
   use ExUnit.Case, async: false
 
+  doctest LaspConverge.Replicator
+
   alias LaspConverge.{Cluster, Replicator}
 
   setup do
