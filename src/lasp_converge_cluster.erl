@@ -124,14 +124,14 @@ start(N, _Opts) when not is_integer(N); N < 1 ->
     {error, {bad_size, N}};
 start(N, Opts) ->
     case lasp_converge_opts:check(Opts, fun opt_ok/2) of
-        ok -> start(N, Opts, 1);
+        ok -> start_tries(N, Opts, 1);
         {error, _} = E -> E
     end.
 
 %% One more try when this node stopped being distributed between the check
 %% and the first peer's start (a test that stops `net_kernel' as another
 %% starts a cluster).
-start(N, Opts, Tries) ->
+start_tries(N, Opts, Tries) ->
     case ensure_distributed() of
         {ok, Started} ->
             Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
@@ -142,7 +142,7 @@ start(N, Opts, Tries) ->
                                   started_distribution = Started}};
                 {error, {start_failed, 1, {error, not_alive}}} when Tries > 0 ->
                     timer:sleep(100),
-                    start(N, Opts, Tries - 1);
+                    start_tries(N, Opts, Tries - 1);
                 {error, _} = E ->
                     E
             end;

@@ -13,8 +13,7 @@
 %% `{malformed, T}', `{unsorted, T}', `{improper_list, T}', `too_deep',
 %% `too_large', `{conflict, T}' (types itself raises, e.g. two different
 %% ivar values), `{not_identical, T}' (dot-map keys `==' but not `=:='),
-%% `{unknown_op, T}' or `{not_implemented, T}'. No atom is ever created from
-%% the input.
+%% or `{unknown_op, T}'. No atom is ever created from the input.
 %%
 %% Scheduling: a call first weighs its inputs (one unit per list cell,
 %% tuple element or immediate, one per 64 bytes of a binary; maps and

@@ -31,7 +31,6 @@ defmodule LaspConverge.CRDTError do
     * `{:not_identical, type}` - two keys compare `==` but are not `===`
       where lasp-lang/types matches keys exactly
     * `{:unknown_op, type}` - an operation the type does not accept
-    * `{:not_implemented, type}` - not implemented for this type yet
     * `{:bad_binary, why}` - bytes that `LaspConverge.Replica.to_binary/1`
       did not write (`:bad_magic`, `:bad_version`, `:truncated`,
       `:unsorted`, `:malformed`, or `:unsupported` for an atom this VM lacks)
