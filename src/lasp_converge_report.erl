@@ -77,12 +77,13 @@ write(Path, Vars) ->
 
 %% @doc Write the report on `Vars' (tracked variables, aggregated on this
 %% node or any member) to `Path'. Options: `title' (text; `{error,
-%% {bad_title, T}}' when it is not valid Unicode). Returns `{error,
-%% {not_tracked, Var}}' if one is not tracked.
+%% {bad_title, T}}' when it is not valid Unicode); any other key is
+%% `{error, {unknown_option, K}}'. Returns `{error, {not_tracked, Var}}' if
+%% one is not tracked.
 -spec write(file:filename_all(), [term()], map()) ->
           {ok, file:filename_all()} | {error, term()}.
 write(Path, Vars, Opts) when is_list(Vars), is_map(Opts) ->
-    case check_title(Opts) of
+    case check_opts(Opts, [title]) of
         ok ->
             case collect_all(Vars, []) of
                 {ok, Data} -> write_file(Path, render(Data, Opts));
@@ -91,8 +92,20 @@ write(Path, Vars, Opts) when is_list(Vars), is_map(Opts) ->
         {error, _} = E ->
             E
     end;
+write(_, Vars, Opts) when is_list(Vars) ->
+    {error, {bad_opts, Opts}};
 write(_, _, _) ->
     {error, bad_args}.
+
+%% Unknown keys are refused (`{error, {unknown_option, K}}'), then the
+%% title is checked.
+check_opts(Opts, Known) ->
+    case lasp_converge_opts:check(Opts, fun(K, _) ->
+                                                 lists:member(K, Known) orelse unknown
+                                         end) of
+        ok -> check_title(Opts);
+        {error, _} = E -> E
+    end.
 
 check_title(#{title := T}) ->
     try unicode:characters_to_binary(T) of
@@ -746,17 +759,21 @@ write_sweep(Path, Rows) ->
 %% rate × interval, the cheapest interval meeting the target for each rate
 %% (`frontier/2'), and the update speed vs convergence speed chart. Options:
 %% `title', `target_p99' (ms; without it each rate's target is its time
-%% between updates: converge before the next change). `{error, bad_rows}'
-%% when a row lacks `rate', `state_interval' or `p99'.
+%% between updates: converge before the next change); any other key is
+%% `{error, {unknown_option, K}}'. `{error, bad_rows}' when a row lacks
+%% `rate', `state_interval' or `p99'.
 -spec write_sweep(file:filename_all(), [sweep_row()], map()) ->
           {ok, file:filename_all()} | {error, term()}.
 write_sweep(Path, Rows, Opts) when is_list(Rows), is_map(Opts) ->
-    case {check_title(Opts), valid_rows(Rows), maps:get(target_p99, Opts, undefined)} of
+    case {check_opts(Opts, [title, target_p99]), valid_rows(Rows),
+          maps:get(target_p99, Opts, undefined)} of
         {{error, _} = E, _, _} -> E;
         {_, false, _} -> {error, bad_rows};
         {_, _, T} when T =/= undefined, not (is_number(T) andalso T > 0) -> {error, bad_target};
         _ -> write_file(Path, render_sweep(Rows, Opts))
     end;
+write_sweep(_, Rows, Opts) when is_list(Rows) ->
+    {error, {bad_opts, Opts}};
 write_sweep(_, _, _) ->
     {error, bad_args}.
 

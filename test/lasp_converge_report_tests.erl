@@ -454,7 +454,12 @@ bad_title_is_an_error_test() ->
                      ?R:write(Path, [V], #{title => <<"caf", 233>>})),
         ?assertEqual({error, {bad_title, {no, text}}}, ?R:write(Path, [V], #{title => {no, text}})),
         ?assertEqual({ok, Path}, ?R:write(Path, [V], #{title => <<"café"/utf8>>})),
-        ?assertEqual({error, {bad_title, <<255>>}}, ?R:write_sweep(Path, [], #{title => <<255>>}))
+        ?assertEqual({error, {bad_title, <<255>>}}, ?R:write_sweep(Path, [], #{title => <<255>>})),
+        %% Unknown option keys are refused, not ignored.
+        ?assertEqual({error, {unknown_option, titel}}, ?R:write(Path, [V], #{titel => "x"})),
+        ?assertEqual({error, {unknown_option, target}},
+                     ?R:write_sweep(Path, [], #{target => 100})),
+        ?assertEqual({error, {bad_opts, [{title, "x"}]}}, ?R:write(Path, [V], [{title, "x"}]))
     after
         lasp_converge:untrack(V)
     end.
