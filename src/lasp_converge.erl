@@ -143,12 +143,10 @@ start_tracking(Var, Opts) ->
         {ok, _} ->
             {error, already_tracked};
         {error, not_tracked} ->
-            try lasp_converge_sup:start_tracker(Var, {aggregator, Opts}) of
+            case lasp_converge_tracker_sup:start_tracker(Var, {aggregator, Opts}) of
                 {ok, _Pid} -> ok;
                 {error, {error, Reason}} -> {error, Reason};
                 {error, Reason} -> {error, Reason}
-            catch exit:{noproc, _} ->
-                    {error, not_started}
             end
     end.
 

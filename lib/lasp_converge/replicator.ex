@@ -5,8 +5,8 @@ defmodule LaspConverge.Replicator do
   and defaults.
 
   A thin façade over `:lasp_converge_replicator`; see its module doc for the
-  details. One replicator runs per node (started on demand under the
-  application's supervisor), holding a replica of each declared variable.
+  details. One replicator runs per node (started with the application under its
+  supervisor), holding a replica of each declared variable.
   Every `:state_interval` ms (default 10000, Lasp's default) it sends the
   full state of each variable to `:fanout` random other members (default
   `:all`), and with `:propagate_on_update` also right after each local

@@ -25,7 +25,7 @@ defmodule LaspConverge.HandoverTest do
 
     try do
       var = {"handover", :state_gset}
-      :ok = call.(a, :track, [var, [nodes: [b, c]]])
+      :ok = call.(a, :track, [var, [nodes: [a, b, c]]])
       :ok = call.(b, :updated, [var, {:state_gset, []}, {:state_gset, ["b"]}])
       :ok = call.(b, :observed, [var, {:state_gset, ["b"]}])
       assert :ok == wait(fn -> match?(%{updates: 1}, call.(a, :stats, [var])) end)
@@ -34,11 +34,11 @@ defmodule LaspConverge.HandoverTest do
       assert :ok == wait(fn -> call.(c, :stats, [var]) == {:error, {:aggregator_down, a}} end)
       :ok = call.(c, :observed, [var, {:state_gset, ["b"]}])
 
-      assert :ok = call.(c, :track, [var, [take_over: true, nodes: [b]]])
+      assert :ok = call.(c, :track, [var, [take_over: true, nodes: [b, c]]])
       assert :ok == wait(fn -> match?(%{updates: 1, converged: 1}, call.(c, :stats, [var])) end)
 
       assert {:error, {:aggregator_alive, ^c}} =
-               call.(b, :track, [var, [take_over: true, nodes: [c]]])
+               call.(b, :track, [var, [take_over: true, nodes: [b, c]]])
 
       assert :ok = call.(c, :untrack, [var])
     after
