@@ -6,7 +6,8 @@
 %% <li>`aggregator': on the node that called `lasp_converge:track/2'. It
 %%   owns the native tracker (`lasp_converge_nif:tracker_new/1'), starts a
 %%   `member' on every other node, numbers the nodes (itself 0, the others
-%%   1, 2, ... in the order given), estimates their clock offsets by ping
+%%   1, 2, ... in the order given; itself a member unless `nodes' names
+%%   other nodes only), estimates their clock offsets by ping
 %%   round trips (a burst of `?SYNC_ROUNDS' when tracking starts, then one
 %%   per member every `clock' ms; the core keeps the tightest), advances
 %%   the tracker's clock every `tick' ms, and drops a node from the
