@@ -45,4 +45,28 @@ defmodule LaspConverge.HandoverTest do
       Cluster.stop(cluster)
     end
   end
+
+  test "a node holding no replica aggregates without being a member" do
+    {:ok, cluster} = Cluster.start(2, prefix: "ex_aggonly")
+    [a, b] = Cluster.nodes(cluster)
+    var = {"aggregator only", :state_gset}
+
+    try do
+      # This node (the test runner) observes nothing: were it a member,
+      # nothing would converge.
+      :ok = LaspConverge.track(var, nodes: [a, b])
+      assert Enum.sort(LaspConverge.stats(var).nodes) == Enum.sort([a, b])
+      s1 = {:state_gset, ["a"]}
+      :ok = Cluster.call(cluster, a, LaspConverge, :updated, [var, {:state_gset, []}, s1])
+      :ok = Cluster.call(cluster, b, LaspConverge, :observed, [var, s1])
+
+      assert :ok ==
+               wait(fn ->
+                 match?(%{updates: 1, converged: 1, pending: 0}, LaspConverge.stats(var))
+               end)
+    after
+      LaspConverge.untrack(var)
+      Cluster.stop(cluster)
+    end
+  end
 end
