@@ -176,7 +176,7 @@ last_sent(Var) ->
     end.
 
 %% @doc The type of `Var' on this node: the first one claimed.
--spec claim_type(term(), atom()) -> atom().
+-spec claim_type(term(), atom()) -> atom() | {error, not_started}.
 claim_type(Var, Type) ->
     case lookup({type, Var}) of
         [{_, Held}] -> Held;
