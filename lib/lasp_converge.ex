@@ -56,6 +56,12 @@ defmodule LaspConverge do
   @doc """
   Starts tracking `var`, aggregated on this node.
 
+  `:nodes` lists the nodes holding a replica of `var`. This node is a
+  member when it is listed, when `nodes: []` (this node alone) or when
+  `:nodes` is not given (this node and every connected one); when `:nodes`
+  names other nodes only, this node aggregates without being a member, so
+  a shell or a test runner holding no replica is not waited for.
+
   With `take_over: true`, this node becomes the aggregating node of a
   variable whose aggregating node died, from the records the other nodes
   kept (`{:error, {:aggregator_alive, node}}` while an aggregator still

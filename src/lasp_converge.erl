@@ -89,10 +89,14 @@ track(Var) ->
 
 %% @doc Start tracking `Var', aggregated on this node.
 %%
-%% Options: `nodes' (default: every connected node; this node is always a
-%% member, and a node where the application is not running is left out; a
-%% node that comes up later joins if it is one of `nodes', or any node when
-%% `nodes' is not given),
+%% Options: `nodes', the nodes holding a replica of `Var' (default: this
+%% node and every connected node; a node where the application is not
+%% running is left out; a node that comes up later joins if it is one of
+%% `nodes', or any node when `nodes' is not given). This node is a member
+%% when it is one of `nodes', when `nodes' is `[]' (tracking on this node
+%% alone) or not given; when `nodes' names other nodes only, this node
+%% aggregates without being a member: a shell or a test runner that holds
+%% no replica is not waited for (see guides/tracking.md).
 %% `horizon' (ms an update may stay unseen before it counts as unconverged,
 %% default 30 000), `sample_every' (divergence sample period in ms, default
 %% 10), `tick' (ms between advances of the tracker's clock, default 100,
@@ -143,12 +147,10 @@ start_tracking(Var, Opts) ->
         {ok, _} ->
             {error, already_tracked};
         {error, not_tracked} ->
-            try lasp_converge_sup:start_tracker(Var, {aggregator, Opts}) of
+            case lasp_converge_tracker_sup:start_tracker(Var, {aggregator, Opts}) of
                 {ok, _Pid} -> ok;
                 {error, {error, Reason}} -> {error, Reason};
                 {error, Reason} -> {error, Reason}
-            catch exit:{noproc, _} ->
-                    {error, not_started}
             end
     end.
 

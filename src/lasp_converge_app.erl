@@ -1,5 +1,6 @@
-%% @doc The `lasp_converge' application: starts `lasp_converge_sup', under
-%% which each tracked variable gets a `lasp_converge_tracker' per node.
+%% @doc The `lasp_converge' application: starts `lasp_converge_sup' (the
+%% registry, the tracker supervisor, the replicator and the tuner
+%% supervisor; see guides/internals.md).
 -module(lasp_converge_app).
 -behaviour(application).
 

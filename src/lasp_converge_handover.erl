@@ -45,7 +45,7 @@
 %% `lasp_converge:reset/1' clears the members' journals too.
 -module(lasp_converge_handover).
 
--export([prepare/2, send/3, record/3, open/1, clear/1, lost/2, forget/1, status/1, explain/1,
+-export([prepare/2, send/3, record/3, open/1, clear/1, lost/2, status/1, explain/1,
          untrack_orphan/1, adopt/3, replay/3, repoint/3, repointed/3, dump/1]).
 
 -define(RPC_TIMEOUT, 5000).
@@ -56,8 +56,6 @@
                   last_ts := integer() | undefined, dropped := non_neg_integer(),
                   from := node() | undefined, seq => non_neg_integer()}.
 -export_type([status/0, dump/0]).
-
-reg() -> lasp_converge_sup:registry().
 
 %% ---- on the node calling track/2 ----
 
@@ -103,13 +101,13 @@ stop_orphan(Var) ->
                error -> empty_dump()
            end,
     %% This node's updates go on numbering where the member left off.
-    _ = ets:insert(reg(), {{seq, Var}, maps:get(seq, Dump, 0)}),
+    ok = lasp_converge_registry:set_seq(Var, maps:get(seq, Dump, 0)),
     maps:remove(seq, Dump).
 
 %% This node's member process of `Var'.
 member(Var) ->
-    case ets:lookup(reg(), {var, Var}) of
-        [{_, Pid, member, _, _, _}] -> {ok, Pid};
+    case lasp_converge_registry:tracker(Var) of
+        {ok, #{role := member, pid := Pid}} -> {ok, Pid};
         _ -> error
     end.
 
@@ -205,13 +203,11 @@ repoint(Var, NewAgg, Keep) ->
 %% @doc In the member process, on `{lc_repoint, NewAgg, Keep}'.
 -spec repointed(term(), pid(), boolean()) -> {ok, pid(), dump() | none}.
 repointed(Var, NewAgg, Keep) ->
-    Reg = reg(),
-    From = case ets:lookup(Reg, {agg_down, Var}) of
-               [{_, F, _}] -> F;
-               [] -> undefined
+    From = case lasp_converge_registry:aggregator_down(Var) of
+               {ok, F} -> F;
+               error -> undefined
            end,
-    true = ets:update_element(Reg, {var, Var}, {4, NewAgg}),
-    _ = ets:delete(Reg, {agg_down, Var}),
+    ok = lasp_converge_registry:repoint_tracker(Var, NewAgg),
     Dump = case Keep of
                true ->
                    (dump(Var))#{from => From};
@@ -225,29 +221,19 @@ repointed(Var, NewAgg, Keep) ->
 %% sequence number's predecessor.
 -spec dump(term()) -> dump().
 dump(Var) ->
-    Reg = reg(),
     Entries = case journal(Var) of
                   [T] -> [Msg || {_, Msg} <- ets:tab2list(T)];
                   [] -> []
               end,
-    Last = case ets:lookup(Reg, {last, Var}) of
-               [{_, L}] -> L;
-               [] -> undefined
-           end,
+    Last = lasp_converge_registry:last_sent(Var),
     Obs = [Ts || {lc_observed_delta, _, Ts, _} <- Entries],
     LastTs = case {Last, Obs} of
                  {undefined, _} -> undefined;
                  {_, []} -> lasp_converge_tracker:now_us();
                  _ -> lists:max(Obs)
              end,
-    Dropped = case ets:lookup(Reg, {journal_dropped, Var}) of
-                  [{_, D}] -> D;
-                  [] -> 0
-              end,
-    Seq = case ets:lookup(Reg, {seq, Var}) of
-              [{_, S}] -> S;
-              [] -> 0
-          end,
+    Dropped = lasp_converge_registry:count({journal_dropped, Var}),
+    Seq = lasp_converge_registry:seq(Var),
     #{node => node(), entries => Entries, last => Last, last_ts => LastTs,
       dropped => Dropped, from => undefined, seq => Seq}.
 
@@ -255,24 +241,22 @@ dump(Var) ->
 -spec open(term()) -> ok.
 open(Var) ->
     T = ets:new(lasp_converge_journal, [ordered_set, protected]),
-    true = ets:insert(reg(), {{journal, Var}, T, self()}),
-    ok.
+    lasp_converge_registry:register_journal(Var, T).
 
 %% @doc In the member process: empty the journal of `Var' (a new
 %% measurement).
 -spec clear(term()) -> ok.
 clear(Var) ->
     _ = [ets:delete_all_objects(T) || T <- journal(Var)],
-    _ = ets:delete(reg(), {journal_dropped, Var}),
-    ok.
+    lasp_converge_registry:clear_count({journal_dropped, Var}).
 
 %% @doc From a writer on a member node: hand `Msg' for the aggregator `Agg'
 %% of `Var' to this node's member, which journals it and sends it on.
 -spec send(term(), pid(), tuple()) -> ok.
 send(Var, Agg, Msg) ->
-    case ets:lookup(reg(), {journal, Var}) of
-        [{_, _, Member}] -> Member ! {lc_journal, Msg};
-        [] -> Agg ! Msg
+    case lasp_converge_registry:journal(Var) of
+        {ok, _, Member} -> Member ! {lc_journal, Msg};
+        error -> Agg ! Msg
     end,
     ok.
 
@@ -301,8 +285,7 @@ trim(T, Var) ->
                     ok;
                 K ->
                     _ = ets:delete(T, K),
-                    _ = ets:update_counter(reg(), {journal_dropped, Var}, 1,
-                                           {{journal_dropped, Var}, 0}),
+                    ok = lasp_converge_registry:bump({journal_dropped, Var}),
                     trim(T, Var)
             end;
         false ->
@@ -310,24 +293,15 @@ trim(T, Var) ->
     end.
 
 journal(Var) ->
-    try ets:lookup(reg(), {journal, Var}) of
-        [{_, T, _}] -> [T];
-        [] -> []
-    catch error:badarg -> []
+    case lasp_converge_registry:journal(Var) of
+        {ok, T, _} -> [T];
+        error -> []
     end.
 
 %% @doc In a member process: its aggregator `Agg' went down.
 -spec lost(term(), pid()) -> ok.
 lost(Var, Agg) ->
-    true = ets:insert(reg(), {{agg_down, Var}, node(Agg), lasp_converge_tracker:now_us()}),
-    ok.
-
-%% @doc In a tracker's termination: forget the journal and the markers.
--spec forget(term()) -> ok.
-forget(Var) ->
-    Reg = reg(),
-    _ = [ets:delete(Reg, K) || K <- [{journal, Var}, {agg_down, Var}, {journal_dropped, Var}]],
-    ok.
+    lasp_converge_registry:set_aggregator_down(Var, node(Agg), lasp_converge_tracker:now_us()).
 
 %% @doc What this node is for `Var': `{aggregator, node()}', `{member,
 %% AggNode}', `{orphan, AggNode}' (a member whose aggregator is down) or
@@ -338,7 +312,7 @@ status(Var) ->
         {ok, {aggregator, _, _, _}} ->
             {aggregator, node()};
         {ok, {member, Agg, _, _}} ->
-            Down = ets:member(reg(), {agg_down, Var})
+            Down = lasp_converge_registry:aggregator_down(Var) =/= error
                 orelse not lists:member(node(Agg), [node() | nodes()])
                 orelse (node(Agg) =:= node() andalso not is_process_alive(Agg)),
             case Down of

@@ -127,8 +127,6 @@
 -define(DEFAULTS, #{state_interval => 10000, delta_interval => 10000,
                     propagate_on_update => false, jitter => false,
                     jitter_percent => 1, mode => state_based}).
-%% This module's registry entry for an id: {Key, Token, Active, Observed, Errors}.
--define(KEY(Id), {?MODULE, Id}).
 
 %% @doc Accelerate types on this node (`lasp_converge_accel:accelerate/0').
 -spec accelerate() -> {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
@@ -387,14 +385,13 @@ node_settings(Error, _Mode) ->
 local_start(Id, Type) ->
     try lasp(lasp, declare, [Id, Type]) of
         {ok, {_, _, _, _}} ->
-            Reg = lasp_converge_sup:registry(),
             Token = make_ref(),
-            true = ets:insert(Reg, {?KEY(Id), Token, true, 0, 0}),
+            ok = lasp_converge_registry:register_stream(Id, Token),
             case lasp(lasp, stream, [Id, stream_fun(Id, Token)]) of
                 ok ->
                     observe(Id, Token);
                 Other ->
-                    _ = ets:delete(Reg, ?KEY(Id)),
+                    ok = lasp_converge_registry:unregister_stream(Id),
                     {error, {stream, Other}}
             end;
         Other ->
@@ -407,24 +404,20 @@ local_start(Id, Type) ->
 %% @private On this member: the stream of `Id' stops doing work.
 -spec local_stop(id()) -> ok.
 local_stop(Id) ->
-    try ets:update_element(lasp_converge_sup:registry(), ?KEY(Id), {3, false}) of
-        _ -> ok
-    catch error:badarg -> ok
-    end.
+    _ = lasp_converge_registry:deactivate_stream(Id),
+    ok.
 
 %% @private On this member: the stream of `Id' and its counters.
 -spec local_status(id()) -> local_status().
 local_status(Id) ->
-    try ets:lookup(lasp_converge_sup:registry(), ?KEY(Id)) of
-        [{_, _, Active, Observed, Errors}] ->
+    case lasp_converge_registry:stream(Id) of
+        {ok, #{active := Active, observed := Observed, errors := Errors}} ->
             #{stream => case Active of
                             true -> active;
                             false -> inactive
                         end,
               observed => Observed, errors => Errors};
-        [] ->
-            #{stream => none, observed => 0, errors => 0}
-    catch error:badarg ->
+        error ->
             #{stream => none, observed => 0, errors => 0}
     end.
 
@@ -433,8 +426,8 @@ local_status(Id) ->
 %% is the active one. Never raises.
 -spec stream_event(id(), reference()) -> ok.
 stream_event(Id, Token) ->
-    try ets:lookup(lasp_converge_sup:registry(), ?KEY(Id)) of
-        [{_, Token, true, _, _}] -> observe(Id, Token);
+    try lasp_converge_registry:stream(Id) of
+        {ok, #{token := Token, active := true}} -> observe(Id, Token);
         _ -> ok
     catch _:_ ->
             ok
@@ -444,26 +437,21 @@ stream_event(Id, Token) ->
 %% there, not in the Lasp process that calls the stream. Its outcome is
 %% counted when the observer has applied it.
 observe(Id, Token) ->
-    Reg = lasp_converge_sup:registry(),
     try
         {ok, {_, _, _, State}} = lasp(lasp, read, [Id, undefined]),
-        Counted = fun(ok) -> count(Reg, Id, Token, 4);
-                     (_) -> count(Reg, Id, Token, 5)
+        Counted = fun(ok) -> count(Id, Token, observed);
+                     (_) -> count(Id, Token, errors)
                   end,
         case lasp_converge_observer:submit(Id, {observed, State, Counted}) of
             ok -> ok;
-            {error, _} -> count(Reg, Id, Token, 5)
+            {error, _} -> count(Id, Token, errors)
         end
     catch _:_ ->
-            count(Reg, Id, Token, 5)
+            count(Id, Token, errors)
     end.
 
-count(Reg, Id, Token, Pos) ->
-    try ets:lookup_element(Reg, ?KEY(Id), 2) of
-        Token -> _ = ets:update_counter(Reg, ?KEY(Id), {Pos, 1}), ok;
-        _ -> ok
-    catch error:badarg -> ok
-    end.
+count(Id, Token, What) ->
+    lasp_converge_registry:count_stream(Id, Token, What).
 
 %% The function handed to lasp:stream/2: an erl_eval closure, so that no
 %% Lasp process holds a fun of this module's code (a purge of an old

@@ -24,7 +24,7 @@
 %% skipped.
 -module(lasp_converge_observer).
 
--export([start_link/1, forget/1, submit/2, errors/1, skipped/1, sync/1]).
+-export([start_link/1, submit/2, errors/1, skipped/1, sync/1]).
 -export([init/1]).
 
 -type event() :: {updated, term(), term()}
@@ -34,21 +34,13 @@
 -export_type([event/0]).
 
 %% @doc Start the observer of `Var', linked to the caller (its tracker),
-%% and register it on this node.
+%% and register it on this node (`lasp_converge_registry'; it leaves the
+%% registry with its tracker).
 -spec start_link(term()) -> pid().
 start_link(Var) ->
     Pid = proc_lib:spawn_link(?MODULE, init, [Var]),
-    true = ets:insert(lasp_converge_sup:registry(), {{observer, Var}, Pid}),
+    ok = lasp_converge_registry:register_observer(Var, Pid),
     Pid.
-
-%% @doc Unregister the observer of `Var' (its tracker stops).
--spec forget(term()) -> ok.
-forget(Var) ->
-    Reg = lasp_converge_sup:registry(),
-    _ = ets:delete(Reg, {observer, Var}),
-    _ = ets:delete(Reg, {observer_errors, Var}),
-    _ = ets:delete(Reg, {observer_skipped, Var}),
-    ok.
 
 %% @doc Hand `Event' of `Var' to this node's observer, stamped with this
 %% node's clock now; returns at once. `{error, not_tracked}' when the
@@ -66,16 +58,12 @@ submit(Var, Event) ->
 %% @doc Events of `Var' that failed in this node's observer.
 -spec errors(term()) -> non_neg_integer().
 errors(Var) ->
-    try ets:lookup_element(lasp_converge_sup:registry(), {observer_errors, Var}, 2)
-    catch error:badarg -> 0
-    end.
+    lasp_converge_registry:count({observer_errors, Var}).
 
 %% @doc Observations of `Var' this node's observer skipped while behind.
 -spec skipped(term()) -> non_neg_integer().
 skipped(Var) ->
-    try ets:lookup_element(lasp_converge_sup:registry(), {observer_skipped, Var}, 2)
-    catch error:badarg -> 0
-    end.
+    lasp_converge_registry:count({observer_skipped, Var}).
 
 %% @doc Wait until this node's observer of `Var' has applied every event
 %% submitted before (for tests and for reading figures right after).
@@ -105,31 +93,30 @@ sync(Var) ->
 -spec init(term()) -> no_return().
 init(Var) ->
     _ = process_flag(priority, low),
-    loop(Var, lasp_converge_sup:registry()).
+    loop(Var).
 
-loop(Var, Reg) ->
+loop(Var) ->
     receive
         {lc_event, Ts, Event} ->
             case behind() andalso element(1, Event) =:= observed of
                 true ->
-                    _ = ets:update_counter(Reg, {observer_skipped, Var}, 1,
-                                           {{observer_skipped, Var}, 0}),
+                    ok = lasp_converge_registry:bump({observer_skipped, Var}),
                     _ = case Event of
                             {observed, _, OnResult} -> (catch OnResult(ok));
                             _ -> ok
                         end;
                 false ->
-                    apply_event(Var, Reg, Ts, Event)
+                    apply_event(Var, Ts, Event)
             end,
-            loop(Var, Reg);
+            loop(Var);
         {lc_sync, From, Ref} ->
             From ! {Ref, ok},
-            loop(Var, Reg);
+            loop(Var);
         _ ->
-            loop(Var, Reg)
+            loop(Var)
     end.
 
-apply_event(Var, Reg, Ts, Event) ->
+apply_event(Var, Ts, Event) ->
     Opts = #{ts => Ts},
     R = try
             case Event of
@@ -144,7 +131,7 @@ apply_event(Var, Reg, Ts, Event) ->
         end,
     _ = case R of
             ok -> ok;
-            _ -> ets:update_counter(Reg, {observer_errors, Var}, 1, {{observer_errors, Var}, 0})
+            _ -> lasp_converge_registry:bump({observer_errors, Var})
         end,
     case Event of
         {observed, _, OnResult} when is_function(OnResult, 1) ->
@@ -158,9 +145,4 @@ behind() ->
     N > 0.
 
 observer(Var) ->
-    try ets:lookup(lasp_converge_sup:registry(), {observer, Var}) of
-        [{_, Pid}] -> {ok, Pid};
-        [] -> error
-    catch error:badarg ->
-            error
-    end.
+    lasp_converge_registry:observer(Var).

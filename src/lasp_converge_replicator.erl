@@ -7,7 +7,7 @@
 %% == Model ==
 %%
 %% One replicator per node (a `gen_server' registered as
-%% `lasp_converge_replicator', started on demand as a child of
+%% `lasp_converge_replicator', started with the application as a child of
 %% `lasp_converge_sup'), holding one replica of each declared variable: its
 %% type, its state (a plain lasp-lang/types term) and its members, the nodes
 %% holding a replica. `declare(Var, Type)' declares the variable on this node
@@ -316,28 +316,14 @@ set_faults(Faults) when is_map(Faults) ->
         E -> E
     end.
 
-%% @doc Start this node's replicator under `lasp_converge_sup' unless it runs.
--spec ensure_started() -> ok | {error, term()}.
+%% @doc `ok' when this node's replicator runs (it starts with the
+%% application, as a child of `lasp_converge_sup'), else
+%% `{error, not_started}'.
+-spec ensure_started() -> ok | {error, not_started}.
 ensure_started() ->
     case whereis(?MODULE) of
         P when is_pid(P) -> ok;
-        undefined ->
-            Spec = #{id => ?MODULE, start => {?MODULE, start_link, []},
-                     restart => transient, shutdown => 5000, type => worker,
-                     modules => [?MODULE]},
-            try supervisor:start_child(lasp_converge_sup, Spec) of
-                {ok, _} -> ok;
-                {error, {already_started, _}} -> ok;
-                {error, already_present} ->
-                    case supervisor:restart_child(lasp_converge_sup, ?MODULE) of
-                        {ok, _} -> ok;
-                        {error, running} -> ok;
-                        {error, {already_started, _}} -> ok;
-                        {error, R} -> {error, R}
-                    end;
-                {error, R} -> {error, R}
-            catch exit:{noproc, _} -> {error, not_started}
-            end
+        undefined -> {error, not_started}
     end.
 
 %% @private

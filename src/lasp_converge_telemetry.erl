@@ -187,10 +187,7 @@ round_event(Var, Before, After) ->
 %% and applied faults (`{faults, Fault}'), since the application started.
 -spec counts() -> [{tuple(), non_neg_integer()}].
 counts() ->
-    try ets:match(lasp_converge_sup:registry(), {{?MODULE, '$1'}, '$2'}) of
-        L -> [{K, N} || [K, N] <- L]
-    catch error:badarg -> []
-    end.
+    lasp_converge_registry:counts(?MODULE).
 
 %% What is reported never stops what reports it (a tracker, a controller,
 %% a replicator, a fault being applied).
@@ -200,13 +197,9 @@ safely(F) ->
     catch _:_ -> ok
     end.
 
-%% In the registry, which the application's supervisor owns; nothing when
-%% the application does not run here.
+%% In the registry; nothing when the application does not run here.
 bump(K) ->
-    try ets:update_counter(lasp_converge_sup:registry(), {?MODULE, K}, 1, {{?MODULE, K}, 0}) of
-        _ -> ok
-    catch error:badarg -> ok
-    end.
+    lasp_converge_registry:bump({?MODULE, K}).
 
 %% A call to a module this application does not depend on (so that xref
 %% does not ask for it).

@@ -6,7 +6,8 @@
 %% <li>`aggregator': on the node that called `lasp_converge:track/2'. It
 %%   owns the native tracker (`lasp_converge_nif:tracker_new/1'), starts a
 %%   `member' on every other node, numbers the nodes (itself 0, the others
-%%   1, 2, ... in the order given), estimates their clock offsets by ping
+%%   1, 2, ... in the order given; itself a member unless `nodes' names
+%%   other nodes only), estimates their clock offsets by ping
 %%   round trips (a burst of `?SYNC_ROUNDS' when tracking starts, then one
 %%   per member every `clock' ms; the core keeps the tightest), advances
 %%   the tracker's clock every `tick' ms, and drops a node from the
@@ -79,9 +80,17 @@
              %% Marks (lasp_converge:mark/1), newest first.
              marks = [] :: [term()]}).
 
-%% @doc Start the tracker of `Var' on this node (through `lasp_converge_sup').
-%% `ignore' when the variable is already tracked here.
+%% @doc Start the tracker of `Var' on this node (through
+%% `lasp_converge_tracker_sup'). `ignore' when the variable is already
+%% tracked here. The aggregator's native tracker is made before the process
+%% starts, so that options the native tracker refuses are an `{error, _}'
+%% answer and not a failed process.
 -spec start_link(term(), role()) -> {ok, pid()} | ignore | {error, term()}.
+start_link(Var, {aggregator, Opts}) ->
+    case lasp_converge_nif:tracker_new(nif_opts(Opts)) of
+        {ok, Res} -> gen_server:start_link(?MODULE, {Var, {aggregator, Opts, Res}}, []);
+        {error, _} = E -> E
+    end;
 start_link(Var, Role) ->
     gen_server:start_link(?MODULE, {Var, Role}, []).
 
@@ -95,99 +104,69 @@ now_us() ->
 %% @doc This node's tracker of `Var'.
 -spec lookup(term()) -> {ok, entry()} | {error, not_tracked}.
 lookup(Var) ->
-    try ets:lookup(lasp_converge_sup:registry(), {var, Var}) of
-        [{_, Pid, Role, Agg, Res, Id}] when Role =:= aggregator, Res =/= undefined ->
-            alive(Pid, {ok, {Role, Agg, Res, Id}});
-        [{_, Pid, member, Agg, _, _}] ->
-            alive(Pid, {ok, {member, Agg, undefined, undefined}});
-        _ ->
+    case lasp_converge_registry:tracker(Var) of
+        {ok, #{role := aggregator, agg := Agg, res := Res, id := Id}} ->
+            {ok, {aggregator, Agg, Res, Id}};
+        {ok, #{role := member, agg := Agg}} ->
+            {ok, {member, Agg, undefined, undefined}};
+        error ->
             {error, not_tracked}
-    catch error:badarg ->
-            {error, not_tracked}
-    end.
-
-alive(Pid, Found) ->
-    case is_process_alive(Pid) of
-        true -> Found;
-        false -> {error, not_tracked}
     end.
 
 %% @doc The next sequence number of this node's updates to `Var'.
 -spec next_seq(term()) -> pos_integer().
 next_seq(Var) ->
-    ets:update_counter(lasp_converge_sup:registry(), {seq, Var}, 1, {{seq, Var}, 0}).
+    lasp_converge_registry:next_seq(Var).
 
 %% @doc Remember `State' as the last state this node sent for `Var' and
 %% return the one before (`undefined' the first time).
 -spec swap_last_sent(term(), term()) -> term().
 swap_last_sent(Var, State) ->
-    Reg = lasp_converge_sup:registry(),
-    Prev = case ets:lookup(Reg, {last, Var}) of
-               [{_, P}] -> P;
-               [] -> undefined
-           end,
-    true = ets:insert(Reg, {{last, Var}, State}),
-    Prev.
+    lasp_converge_registry:swap_last_sent(Var, State).
 
 %% @doc On a member node: the first type given for `Var' is its type; a
 %% state of another type is refused here, as the aggregator would refuse it.
 -spec check_type(term(), atom()) -> ok | {error, {badcrdt, {type_mismatch, atom(), atom()}}}.
 check_type(Var, Type) ->
-    Reg = lasp_converge_sup:registry(),
-    _ = ets:insert_new(Reg, {{type, Var}, Type}),
-    case ets:lookup(Reg, {type, Var}) of
-        [{_, Type}] -> ok;
-        [{_, Tracked}] -> {error, {badcrdt, {type_mismatch, Tracked, Type}}};
-        [] -> ok
+    case lasp_converge_registry:claim_type(Var, Type) of
+        Type -> ok;
+        {error, not_started} -> ok;
+        Tracked -> {error, {badcrdt, {type_mismatch, Tracked, Type}}}
     end.
 
 %% @doc Hand `Mark' to the aggregator of every variable aggregated on this
 %% node (none when the application does not run here).
 -spec mark_all(term()) -> ok.
 mark_all(Mark) ->
-    try ets:match(lasp_converge_sup:registry(), {{var, '_'}, '$1', aggregator, '_', '_', '_'}) of
-        Pids -> lists:foreach(fun([Pid]) -> gen_server:cast(Pid, {mark, Mark}) end, Pids)
-    catch error:badarg ->
-            ok
-    end.
+    lists:foreach(fun({_, Pid}) -> gen_server:cast(Pid, {mark, Mark}) end,
+                  lasp_converge_registry:trackers(aggregator)).
 
 %% @doc The variables aggregated on this node, in term order.
 -spec aggregated() -> [term()].
 aggregated() ->
-    try ets:match(lasp_converge_sup:registry(), {{var, '$1'}, '_', aggregator, '_', '_', '_'}) of
-        Vars -> lists:sort([V || [V] <- Vars])
-    catch error:badarg ->
-            []
-    end.
+    [V || {V, _} <- lasp_converge_registry:trackers(aggregator)].
 
 %% ---- gen_server ----
 
 %% @private
-init({Var, {aggregator, Opts}}) ->
+init({Var, {aggregator, Opts, Res}}) ->
     process_flag(trap_exit, true),
-    Reg = lasp_converge_sup:registry(),
-    case lasp_converge_nif:tracker_new(nif_opts(Opts)) of
-        {ok, Res} ->
-            case ets:insert_new(Reg, {{var, Var}, self(), aggregator, self(), Res, 0}) of
-                false ->
-                    ignore;
-                true ->
-                    _ = lasp_converge_observer:start_link(Var),
-                    {ok, start_aggregator(Var, Res, Opts)}
-            end;
-        {error, _} = E ->
-            {stop, E}
+    case lasp_converge_registry:register_tracker(Var, aggregator, self(), {Res, 0}) of
+        ok ->
+            _ = lasp_converge_observer:start_link(Var),
+            {ok, start_aggregator(Var, Res, Opts)};
+        {error, _} ->
+            ignore
     end;
 init({Var, {member, Agg}}) ->
     init({Var, {member, Agg, 0}});
 init({Var, {member, Agg, SeqBase}}) ->
     process_flag(trap_exit, true),
-    Reg = lasp_converge_sup:registry(),
-    case ets:insert_new(Reg, {{var, Var}, self(), member, Agg, undefined, undefined}) of
-        false ->
+    case lasp_converge_registry:register_tracker(Var, member, Agg, undefined) of
+        {error, _} ->
             ignore;
-        true ->
-            _ = SeqBase > 0 andalso ets:insert(Reg, {{seq, Var}, SeqBase}),
+        ok ->
+            _ = SeqBase > 0 andalso lasp_converge_registry:set_seq(Var, SeqBase),
             ok = lasp_converge_handover:open(Var),
             _ = lasp_converge_observer:start_link(Var),
             _ = erlang:monitor(process, Agg),
@@ -206,7 +185,7 @@ start_aggregator(Var, Res, Opts) ->
     ok = net_kernel:monitor_nodes(true),
     maps:foreach(fun(N, Pid) -> sync_clock(Res, maps:get(N, Ids), N, Pid, ?SYNC_ROUNDS) end,
                  Members),
-    Live = [node() | maps:keys(Members)],
+    Live = [node() || self_member(Opts)] ++ maps:keys(Members),
     ok = lasp_converge_nif:tracker_set_members(Res, now_us(), [maps:get(N, Ids) || N <- Live]),
     ok = lasp_converge_handover:replay(Res, Ids, Journals),
     St = #st{var = Var, role = aggregator, agg = self(), res = Res,
@@ -221,10 +200,16 @@ start_aggregator(Var, Res, Opts) ->
     schedule(clock, St#st.clock),
     St.
 
+%% This node is a member unless `nodes' names other nodes and not this one:
+%% a node that only aggregates (a shell, a test runner) holds no replica
+%% and would never see an update.
+self_member(#{nodes := Ns}) when Ns =/= [] -> lists:member(node(), Ns);
+self_member(_) -> true.
+
 %% Start a member on each node; a node that cannot run one (not reachable,
 %% application not running, variable already tracked there) is left out.
 start_members(Var, Nodes, SeqBase) ->
-    Started = [{N, rpc:call(N, lasp_converge_sup, start_tracker,
+    Started = [{N, rpc:call(N, lasp_converge_tracker_sup, start_tracker,
                             [Var, {member, self(), SeqBase}], ?RPC_TIMEOUT)}
                || N <- Nodes],
     Members = maps:from_list([{N, Pid} || {N, {ok, Pid}} <- Started, is_pid(Pid)]),
@@ -363,13 +348,8 @@ handle_info(_, St) ->
 
 %% @private
 terminate(_Reason, #st{var = Var}) ->
-    Reg = lasp_converge_sup:registry(),
-    _ = ets:match_delete(Reg, {{var, Var}, self(), '_', '_', '_', '_'}),
-    _ = ets:delete(Reg, {seq, Var}),
-    _ = ets:delete(Reg, {last, Var}),
-    _ = ets:delete(Reg, {type, Var}),
-    ok = lasp_converge_handover:forget(Var),
-    lasp_converge_observer:forget(Var).
+    %% Every row of `Var' (observer, journal, counters) goes with it.
+    lasp_converge_registry:unregister_tracker(Var).
 
 %% ---- internals ----
 

@@ -23,7 +23,7 @@
 %% == Controllers ==
 %%
 %% `start(Var, Policy, Opts)' runs a controller for the variable `Var' (a
-%% `temporary' child of `lasp_converge_sup' on the calling node) that sets
+%% `temporary' child of `lasp_converge_tuner_sup' on the calling node) that sets
 %% the propagation interval of every member: `state_interval', or
 %% `delta_interval' when the calling node's replicator runs `delta_based'
 %% (option `key'). Policies:
@@ -295,7 +295,6 @@
               log_entry/0, key/0, decision/0]).
 
 -define(TIMEOUT, 15000).
--define(SUP, lasp_converge_sup).
 -define(OPTS, [nodes, key, window, max_window, min_samples, min, max, dwell, hysteresis,
                aim, aim_high, low, calm, latency_ms, fanout, push, anti_entropy, mark]).
 
@@ -351,19 +350,19 @@ start(Var, Policy, Opts) when is_map(Opts) ->
         {true, [K | _]} ->
             {error, {unknown_option, K}};
         {true, []} ->
-            Spec = #{id => {?MODULE, Var},
-                     start => {lasp_converge_tuner_controller, start_link, [Var, Policy, Opts]},
-                     restart => temporary, shutdown => 5000, type => worker,
-                     modules => [lasp_converge_tuner_controller]},
-            try supervisor:start_child(?SUP, Spec) of
-                {ok, Pid} -> {ok, Pid};
-                {error, {already_started, _}} -> {error, already_started};
-                {error, already_present} -> {error, already_started};
-                {error, {Reason, _Child}} when not is_tuple(Reason) -> {error, Reason};
-                {error, {{error, Reason}, _}} -> {error, Reason};
-                {error, Reason} -> {error, Reason}
-            catch exit:{noproc, _} ->
-                    {error, not_started}
+            %% Checked before the controller starts, so that the answer is
+            %% an error and not a failed process (its own checks stay, for
+            %% a race with another start or an untrack).
+            case lasp_converge_registry:controller(Var) of
+                {ok, _} -> {error, already_started};
+                error when element(1, Policy) =:= target_p99;
+                           element(1, Policy) =:= rate_proportional ->
+                    case lasp_converge:stats(Var) of
+                        #{} -> lasp_converge_tuner_sup:start_controller(Var, Policy, Opts);
+                        {error, _} -> {error, not_tracked}
+                    end;
+                error ->
+                    lasp_converge_tuner_sup:start_controller(Var, Policy, Opts)
             end
     end;
 start(_, _, _) ->
@@ -372,11 +371,11 @@ start(_, _, _) ->
 %% @doc Stop `Var''s controller on this node. The settings stay as they are.
 -spec stop(var()) -> ok | {error, not_running}.
 stop(Var) ->
-    case supervisor:terminate_child(?SUP, {?MODULE, Var}) of
-        ok ->
-            _ = supervisor:delete_child(?SUP, {?MODULE, Var}),
+    case lasp_converge_registry:controller(Var) of
+        {ok, Pid} ->
+            _ = lasp_converge_tuner_sup:stop_controller(Pid),
             ok;
-        {error, not_found} ->
+        error ->
             {error, not_running}
     end.
 
@@ -440,10 +439,7 @@ simulate(Policy, Phases, Opts) ->
 %% @doc The variables with a controller on this node.
 -spec running() -> [var()].
 running() ->
-    try supervisor:which_children(?SUP) of
-        Cs -> [V || {{?MODULE, V}, P, _, _} <- Cs, is_pid(P)]
-    catch exit:_ -> []
-    end.
+    lasp_converge_registry:controllers().
 
 %% Ask `Var''s controller, or say that none runs (none started, or it
 %% stopped before answering).
@@ -458,14 +454,7 @@ call_running(Var, Msg) ->
     end.
 
 pid(Var) ->
-    try supervisor:which_children(?SUP) of
-        Cs ->
-            case [P || {{?MODULE, V}, P, _, _} <- Cs, V =:= Var, is_pid(P)] of
-                [P | _] -> {ok, P};
-                [] -> error
-            end
-    catch exit:_ -> error
-    end.
+    lasp_converge_registry:controller(Var).
 
 valid_policy({fixed, Ms}) -> is_integer(Ms) andalso Ms > 0;
 valid_policy({rate_proportional, #{updates_per_interval := K, min := Lo, max := Hi}}) ->

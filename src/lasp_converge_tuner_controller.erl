@@ -58,42 +58,48 @@ init({Var, Policy, Opts}) ->
         true ->
             {stop, {error, not_tracked}};
         false ->
-            Local = local_settings(),
-            Mode = maps:get(mode, Local, state_based),
-            Key = maps:get(key, Opts, ?S:interval_key(Mode)),
-            Report = ?S:get(#{nodes => Nodes}),
-            InForce = fun(K) ->
-                              case Report of
-                                  #{settings := #{K := V}} -> V;
-                                  #{per_node := Per} ->
-                                      hd([maps:get(K, S) || S <- maps:values(Per), is_map(S)]
-                                         ++ [maps:get(K, ?S:lasp_defaults())])
-                              end
-                      end,
-            Cur = InForce(Key),
-            Window = maps:get(window, Opts, 1000),
-            Ctx = maps:merge(#{dwell => 2 * Window}, Opts),
-            S0 = ?P:init_state(Policy, maps:merge(#{fanout => maps:get(fanout, Local, all),
-                                                 mode => Mode},
-                                               Ctx#{interval => Cur, nodes => length(Nodes),
-                                                    propagate_on_update =>
-                                                        InForce(propagate_on_update)})),
-            C0 = #c{var = Var, policy = Policy, nodes = Nodes, key = Key, window = Window,
-                    max_window = maps:get(max_window, Opts, 10 * Window),
-                    min_samples = case Policy of
-                                      {target_p99, _} -> maps:get(min_samples, Opts, 10);
-                                      _ -> 0
-                                  end,
-                    records = element(1, Policy) =:= target_p99,
-                    mark = maps:get(mark, Opts, true),
-                    dstate = S0#{interval := Cur}},
-            {D, S1} = ?P:initial(Policy, C0#c.dstate),
-            C1 = act(D, S1, none, C0),
-            erlang:send_after(Window, self(), tick),
-            erlang:send_after(surge_every(Window), self(), surge_check),
-            Snap = snapshot(C1),
-            {ok, C1#c{prev = Snap, sprev = Snap}}
+            case lasp_converge_registry:register_controller(Var) of
+                ok -> start(Var, Policy, Opts, Nodes);
+                {error, _} -> ignore
+            end
     end.
+
+start(Var, Policy, Opts, Nodes) ->
+    Local = local_settings(),
+    Mode = maps:get(mode, Local, state_based),
+    Key = maps:get(key, Opts, ?S:interval_key(Mode)),
+    Report = ?S:get(#{nodes => Nodes}),
+    InForce = fun(K) ->
+                      case Report of
+                          #{settings := #{K := V}} -> V;
+                          #{per_node := Per} ->
+                              hd([maps:get(K, S) || S <- maps:values(Per), is_map(S)]
+                                 ++ [maps:get(K, ?S:lasp_defaults())])
+                      end
+              end,
+    Cur = InForce(Key),
+    Window = maps:get(window, Opts, 1000),
+    Ctx = maps:merge(#{dwell => 2 * Window}, Opts),
+    S0 = ?P:init_state(Policy, maps:merge(#{fanout => maps:get(fanout, Local, all),
+                                         mode => Mode},
+                                       Ctx#{interval => Cur, nodes => length(Nodes),
+                                            propagate_on_update =>
+                                                InForce(propagate_on_update)})),
+    C0 = #c{var = Var, policy = Policy, nodes = Nodes, key = Key, window = Window,
+            max_window = maps:get(max_window, Opts, 10 * Window),
+            min_samples = case Policy of
+                              {target_p99, _} -> maps:get(min_samples, Opts, 10);
+                              _ -> 0
+                          end,
+            records = element(1, Policy) =:= target_p99,
+            mark = maps:get(mark, Opts, true),
+            dstate = S0#{interval := Cur}},
+    {D, S1} = ?P:initial(Policy, C0#c.dstate),
+    C1 = act(D, S1, none, C0),
+    erlang:send_after(Window, self(), tick),
+    erlang:send_after(surge_every(Window), self(), surge_check),
+    Snap = snapshot(C1),
+    {ok, C1#c{prev = Snap, sprev = Snap}}.
 
 %% @private
 handle_call(log, _From, C) ->

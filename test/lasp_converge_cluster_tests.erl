@@ -24,6 +24,7 @@ cluster() ->
     Ebin = filename:dirname(code:which(lasp_converge)),
     Peers = [start_peer(Ebin) || _ <- [1, 2]],
     try
+        aggregator_only(Peers),
         run(Peers),
         join(Ebin, [N || {_, N} <- Peers])
     after
@@ -59,7 +60,7 @@ timed(Node, M, F, A) ->
 run([{_, N1}, {P2, N2}]) ->
     ok = erpc:call(N2, application, set_env, [lasp_converge, clock_offset_us, ?SKEW_US]),
     V = {<<"cluster">>, state_orset},
-    ok = lasp_converge:track(V, #{nodes => [N1, N2]}),
+    ok = lasp_converge:track(V, #{nodes => [node(), N1, N2]}),
     %% The aggregator synchronised the clocks while tracking started.
     S0 = lasp_converge:stats(V),
     ?assertEqual(lists:sort([node(), N1, N2]), lists:sort(maps:get(nodes, S0))),
@@ -132,6 +133,25 @@ run([{_, N1}, {P2, N2}]) ->
     ?assert(is_list(lasp_converge:divergence(V))),
     ok = lasp_converge:untrack(V),
     ?assertEqual({error, not_tracked}, erpc:call(N1, lasp_converge, stats, [V])).
+
+%% `nodes' names the nodes holding the variable; the node calling `track/2'
+%% (this test runner) is not among them: it aggregates without being a
+%% member, so an update seen by both peers converges (were it a member, it
+%% would stay pending until the horizon, as nothing is observed here).
+aggregator_only([{_, N1}, {_, N2}]) ->
+    V = {<<"aggregator_only">>, state_gset},
+    ok = lasp_converge:track(V, #{nodes => [N1, N2]}),
+    try
+        ?assertEqual(lists:sort([N1, N2]), lists:sort(maps:get(nodes, lasp_converge:stats(V)))),
+        B0 = ?C:new(state_gset),
+        {ok, A1} = ?C:mutate({add, one}, N1, B0),
+        ok = erpc:call(N1, lasp_converge, updated, [V, B0, A1]),
+        ok = erpc:call(N2, lasp_converge, observed, [V, A1]),
+        St = wait(V, fun(#{converged := C}) -> C >= 1 end),
+        ?assertMatch(#{updates := 1, converged := 1, pending := 0, unconverged := 0}, St)
+    after
+        lasp_converge:untrack(V)
+    end.
 
 %% A node that comes up after tracking started (no `nodes' option) joins:
 %% it must see the updates made after it joined.

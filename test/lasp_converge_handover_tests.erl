@@ -25,7 +25,7 @@ call(C, N, F, A) ->
 run(C) ->
     [A, B, D] = lasp_converge_cluster:nodes(C),
     V = {<<"handover">>, state_gset},
-    ok = call(C, A, track, [V, #{nodes => [B, D]}]),
+    ok = call(C, A, track, [V, #{nodes => [A, B, D]}]),
     G0 = gs([]),
     G1 = gs([{b, 1}]),
     G2 = gs([{b, 1}, <<"d">>]),
@@ -57,7 +57,7 @@ run(C) ->
 
     %% D takes over; B's and D's records come with it, A's own update is
     %% gone with A.
-    ok = call(C, D, track, [V, #{take_over => true, nodes => [B]}]),
+    ok = call(C, D, track, [V, #{take_over => true, nodes => [B, D]}]),
     S = wait_stats(C, D, V, fun(#{updates := 3, converged := 3}) -> true; (_) -> false end),
     ?assertMatch(#{pending := 0, unconverged := 0}, S),
     ?assertEqual(lists:sort([B, D]), lists:sort(maps:get(nodes, S))),
@@ -85,7 +85,7 @@ run(C) ->
 
     %% Nobody takes over a live aggregator.
     ?assertEqual({error, {aggregator_alive, D}},
-                 call(C, B, track, [V, #{take_over => true, nodes => [D]}])),
+                 call(C, B, track, [V, #{take_over => true, nodes => [B, D]}])),
     ?assertEqual({error, {bad_option, take_over, maybe}},
                  call(C, B, track, [V, #{take_over => maybe}])),
     ok = call(C, D, untrack, [V]),
@@ -102,11 +102,11 @@ fresh_track_adopts_orphans_test_() ->
                fun(C) ->
                        [A, B, D] = lasp_converge_cluster:nodes(C),
                        V = {<<"orphans">>, state_gset},
-                       ok = call(C, A, track, [V, #{nodes => [B, D]}]),
+                       ok = call(C, A, track, [V, #{nodes => [A, B, D]}]),
                        ok = call(C, B, updated, [V, gs([]), gs([x])]),
                        ok = lasp_converge_fault:crash(C, A),
                        wait(fun() -> call(C, D, stats, [V]) =:= {error, {aggregator_down, A}} end),
-                       ok = call(C, B, track, [V, #{nodes => [D]}]),
+                       ok = call(C, B, track, [V, #{nodes => [B, D]}]),
                        S = call(C, B, stats, [V]),
                        ?assertMatch(#{updates := 0}, S),
                        ?assertEqual(lists:sort([B, D]), lists:sort(maps:get(nodes, S))),
@@ -134,7 +134,7 @@ a_full_journal_counts_what_it_dropped_test_() ->
                        V = {<<"journal">>, state_gset},
                        ok = lasp_converge_cluster:call(C, B, application, set_env,
                                                        [lasp_converge, journal_max, 2]),
-                       ok = call(C, A, track, [V, #{nodes => [B, D]}]),
+                       ok = call(C, A, track, [V, #{nodes => [A, B, D]}]),
                        States = [gs(lists:seq(1, K)) || K <- lists:seq(0, 4)],
                        [begin
                             ok = call(C, B, updated, [V, Pre, Post]),
@@ -143,7 +143,7 @@ a_full_journal_counts_what_it_dropped_test_() ->
                        ok = call(C, D, observed, [V, lists:last(States)]),
                        ok = lasp_converge_fault:crash(C, A),
                        wait(fun() -> call(C, D, stats, [V]) =:= {error, {aggregator_down, A}} end),
-                       ok = call(C, D, track, [V, #{take_over => true, nodes => [B]}]),
+                       ok = call(C, D, track, [V, #{take_over => true, nodes => [B, D]}]),
                        [#{takeover := #{dropped := Dropped, replayed := Replayed}}] =
                            [M || M = #{takeover := _} <- call(C, D, marks, [V])],
                        %% 8 entries on B, 2 kept; D's single observation.
@@ -165,7 +165,7 @@ reset_clears_the_journals_test_() ->
                fun(C) ->
                        [A, B, D] = lasp_converge_cluster:nodes(C),
                        V = {<<"reset">>, state_gset},
-                       ok = call(C, A, track, [V, #{nodes => [B, D]}]),
+                       ok = call(C, A, track, [V, #{nodes => [A, B, D]}]),
                        ok = call(C, B, updated, [V, gs([]), gs([1])]),
                        [ok = call(C, N, observed, [V, gs([1])]) || N <- [A, D]],
                        wait_stats(C, A, V, fun(#{converged := 1}) -> true; (_) -> false end),
@@ -174,7 +174,7 @@ reset_clears_the_journals_test_() ->
                        wait_stats(C, A, V, fun(#{updates := 1}) -> true; (_) -> false end),
                        ok = lasp_converge_fault:crash(C, A),
                        wait(fun() -> call(C, D, stats, [V]) =:= {error, {aggregator_down, A}} end),
-                       ok = call(C, D, track, [V, #{take_over => true, nodes => [B]}]),
+                       ok = call(C, D, track, [V, #{take_over => true, nodes => [B, D]}]),
                        %% Only B's second update; D's last state (from before
                        %% the reset) is replayed as its observation.
                        [#{takeover := #{replayed := 1, dropped := 0}}] =

@@ -538,7 +538,7 @@ api_replicator_hands_off_to_the_observer() ->
     V = {<<"handoff">>, state_awset},
     {ok, _} = lasp_converge_replicator:declare(V, state_awset, #{nodes => [node()]}),
     ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
-    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    {ok, Obs} = lasp_converge_registry:observer(V),
     try
         true = erlang:suspend_process(Obs),
         {ok, _} = lasp_converge_replicator:update(V, {add, x}, node()),
@@ -558,7 +558,7 @@ api_replicator_hands_off_to_the_observer() ->
 api_observer_behind_skips_observations() ->
     V = {<<"behind">>, state_gset},
     ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
-    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    {ok, Obs} = lasp_converge_registry:observer(V),
     try
         true = erlang:suspend_process(Obs),
         [begin

@@ -5,7 +5,7 @@ defmodule LaspConverge.Replicator do
   and defaults.
 
   The Elixir face of `:lasp_converge_replicator`, whose reference describes
-  the model (one replicator per node, full-state rounds every
+  the model (one replicator per node, started with the application, full-state rounds every
   `:state_interval` ms to `:fanout` peers, delta buffers and
   acknowledgements in `:delta_based` mode, when a new setting takes effect)
   and every setting with its default: `h :lasp_converge_replicator` in
