@@ -235,7 +235,9 @@ state(Var) ->
 %% `propagate_on_update', `jitter_percent', `mode' (`state_based' or
 %% `delta_based'), `delta_buffer' (most deltas kept per variable). Changing
 %% the mode empties the delta buffers (peers get the full state once).
-%% Returns the settings in force.
+%% Returns the settings in force, or `{error, {bad_settings, Keys}}' naming
+%% the keys that are unknown or have a bad value (as
+%% `lasp_converge_tuner:set/1' and `lasp_converge_lasp:set/1' do).
 -spec set(settings()) -> {ok, settings()} | {error, term()}.
 set(Opts) when is_map(Opts) ->
     case valid(Opts) of
@@ -247,7 +249,7 @@ set(Opts) when is_map(Opts) ->
         E -> E
     end;
 set(_) ->
-    {error, bad_opts}.
+    {error, bad_settings}.
 
 %% @doc Send one round of `Var' from this node now, as a tick would (to
 %% `fanout' random members, the full state or each peer's deltas); the
@@ -687,7 +689,7 @@ valid(Opts) ->
     Bad = [K || {K, V} <- maps:to_list(Opts), not valid(K, V)],
     case Bad of
         [] -> ok;
-        _ -> {error, {bad_opts, Bad}}
+        _ -> {error, {bad_settings, lists:sort(Bad)}}
     end.
 
 valid(state_interval, I) -> is_integer(I) andalso I > 0;

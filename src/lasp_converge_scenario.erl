@@ -44,7 +44,9 @@
 %% <li>`seed': seeds the choice of operations.</li>
 %% </ul>
 %%
-%% Nodes are named by their 1-based index in the spec.
+%% Nodes are named by their 1-based index in the spec. A spec that is not a
+%% map is `{error, bad_spec}'; a key not listed here `{error, {unknown_key,
+%% K}}'; a value of the wrong kind `{error, {bad_spec, Keys}}'.
 %%
 %% == Result ==
 %%
@@ -520,11 +522,14 @@ validate(Spec) ->
               {aggregator, fun(A) -> is_integer(A) andalso A > 0 end},
               {track, fun is_map/1},
               {seed, fun is_integer/1}],
+    Known = [cluster, cluster_opts | [K || {K, _} <- Checks]],
+    Unknown = [K || K <- lists:sort(maps:keys(Spec)), not lists:member(K, Known)],
     Bad = [K || {K, F} <- Checks, maps:is_key(K, Spec), not F(maps:get(K, Spec))],
     AggIx = maps:get(aggregator, Spec, 1),
     OnAgg = [F || [] =:= Bad, {_, F, [I | _]} <- [fault_spec(X) || X <- maps:get(faults, Spec, [])],
                   lists:member(F, [crash, restart]), I =:= AggIx],
     case {maps:is_key(vars, Spec), Bad, OnAgg} of
+        _ when Unknown =/= [] -> {error, {unknown_key, hd(Unknown)}};
         {false, _, _} -> {error, {bad_spec, [vars]}};
         {true, [], []} -> ok;
         {true, [], _} -> {error, {fault_on_aggregator, AggIx}};

@@ -295,8 +295,6 @@
               log_entry/0, key/0, decision/0]).
 
 -define(TIMEOUT, 15000).
--define(OPTS, [nodes, key, window, max_window, min_samples, min, max, dwell, hysteresis,
-               aim, aim_high, low, calm, latency_ms, fanout, push, anti_entropy, mark]).
 
 %% ---- settings ----
 
@@ -338,18 +336,18 @@ start(Var, Policy) ->
 %% module doc for the policies and options). `Var' must be tracked
 %% (`lasp_converge:track/2') for `target_p99' and `rate_proportional'.
 %% One controller per variable: `{error, already_started}'. An option not
-%% listed in `opts()' is refused: `{error, {unknown_option, Key}}'; a policy
-%% that is not one of `policy()', `{error, {bad_policy, Policy}}'. Option
-%% values are not checked here yet: a bad one (a negative `window') fails
-%% the controller's start, `{error, _}' with a crash report.
+%% listed in `opts()' is refused: `{error, {unknown_option, Key}}'; a value
+%% of another kind than `opts()' gives, `{error, {bad_option, Key,
+%% Value}}'; a policy that is not one of `policy()', `{error, {bad_policy,
+%% Policy}}'. All are answered before any process starts.
 -spec start(var(), policy(), opts()) -> {ok, pid()} | {error, term()}.
 start(Var, Policy, Opts) when is_map(Opts) ->
-    case {valid_policy(Policy), [K || K <- maps:keys(Opts), not lists:member(K, ?OPTS)]} of
+    case {valid_policy(Policy), lasp_converge_opts:check(Opts, fun valid_opt/2)} of
         {false, _} ->
             {error, {bad_policy, Policy}};
-        {true, [K | _]} ->
-            {error, {unknown_option, K}};
-        {true, []} ->
+        {true, {error, _} = E} ->
+            E;
+        {true, ok} ->
             %% Checked before the controller starts, so that the answer is
             %% an error and not a failed process (its own checks stay, for
             %% a race with another start or an untrack).
@@ -365,8 +363,24 @@ start(Var, Policy, Opts) when is_map(Opts) ->
                     lasp_converge_tuner_sup:start_controller(Var, Policy, Opts)
             end
     end;
-start(_, _, _) ->
-    {error, bad_opts}.
+start(_, _, Opts) ->
+    {error, {bad_opts, Opts}}.
+
+%% A controller option's value, as `opts()' types it; `unknown' for a key
+%% it does not list.
+valid_opt(nodes, V) -> is_list(V) andalso lists:all(fun is_atom/1, V);
+valid_opt(key, V) -> lists:member(V, [state_interval, delta_interval]);
+valid_opt(K, V) when K =:= window; K =:= max_window; K =:= min; K =:= max; K =:= calm;
+                     K =:= anti_entropy ->
+    is_integer(V) andalso V > 0;
+valid_opt(K, V) when K =:= min_samples; K =:= dwell -> is_integer(V) andalso V >= 0;
+valid_opt(K, V) when K =:= hysteresis; K =:= low -> is_number(V) andalso V >= 0 andalso V < 1;
+valid_opt(K, V) when K =:= aim; K =:= aim_high -> is_number(V) andalso V > 0 andalso V =< 1;
+valid_opt(latency_ms, V) -> is_number(V) andalso V >= 0;
+valid_opt(fanout, V) -> V =:= all orelse (is_integer(V) andalso V > 0);
+valid_opt(push, V) -> V =:= auto orelse V =:= never;
+valid_opt(mark, V) -> is_boolean(V);
+valid_opt(_, _) -> unknown.
 
 %% @doc Stop `Var''s controller on this node. The settings stay as they are.
 -spec stop(var()) -> ok | {error, not_running}.

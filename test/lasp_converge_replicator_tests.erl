@@ -151,7 +151,7 @@ errors(C) ->
     [N1 | _] = ?CL:nodes(C),
     ?assertEqual({error, not_declared}, ?CL:call(C, N1, ?R, update, [nope, {add, 1}, a])),
     ?assertEqual({error, not_declared}, ?CL:call(C, N1, ?R, value, [nope])),
-    ?assertMatch({error, {bad_opts, _}}, ?CL:call(C, N1, ?R, set, [#{fanout => 0}])),
+    ?assertEqual({error, {bad_settings, [fanout]}}, ?CL:call(C, N1, ?R, set, [#{fanout => 0}])),
     ?assertEqual({error, {unknown_type, nope}}, ?CL:call(C, N1, ?R, declare, [v, nope])),
     Var = {<<"interval">>, state_orset},
     ?assertMatch({error, _}, ?CL:call(C, N1, ?R, update, [Var, {bogus_op}, a])),

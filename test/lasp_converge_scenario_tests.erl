@@ -151,6 +151,9 @@ sweep_interval_and_rate() ->
 spec_errors_test() ->
     ?assertEqual({error, {bad_spec, [vars]}}, ?S:run(#{})),
     ?assertEqual({error, bad_spec}, ?S:run(nope)),
+    %% A misspelt key is refused, not ignored.
+    ?assertEqual({error, {unknown_key, phase}},
+                 ?S:run(#{vars => [{<<"x">>, state_gset}], phase => []})),
     ?assertEqual({error, {bad_spec, [vars]}}, ?S:run(#{vars => [{<<"x">>, no_such_type}]})),
     ?assertEqual({error, {bad_spec, [phases]}},
                  ?S:run(#{vars => [{<<"x">>, state_gset}], phases => [#{rate => 1}]})),

@@ -657,6 +657,13 @@ real_run(C) ->
                      ?CL:call(C, N1, ?T, start, [Var, {target_p99, 0}, Opts])),
         ?assertEqual({error, {unknown_option, windw}},
                      ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, Opts#{windw => 5}])),
+        %% A bad value is answered before any process starts.
+        ?assertEqual({error, {bad_option, window, -1}},
+                     ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, Opts#{window => -1}])),
+        ?assertEqual({error, {bad_option, aim, 2}},
+                     ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, Opts#{aim => 2}])),
+        ?assertEqual({error, {bad_opts, [{window, 5}]}},
+                     ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, [{window, 5}]])),
         {ok, _} = ?CL:call(C, N1, ?T, start, [Var, {target_p99, 300}, Opts]),
         ?assertEqual({error, already_started},
                      ?CL:call(C, N1, ?T, start, [Var, {fixed, 10}, Opts])),

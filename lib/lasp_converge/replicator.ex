@@ -58,12 +58,12 @@ defmodule LaspConverge.Replicator do
 
   @doc """
   Changes this node's propagation settings; returns `{:ok, settings}`, the
-  settings in force, or `{:error, {:bad_opts, keys}}` naming the keys that
+  settings in force, or `{:error, {:bad_settings, keys}}` naming the keys that
   are unknown or have a bad value. A longer interval takes effect when the
   round already armed goes out (as in Lasp); a shorter one at once.
 
       iex> LaspConverge.Replicator.set(state_interval: 0, fanout: 2, speed: 1)
-      {:error, {:bad_opts, [:speed, :state_interval]}}
+      {:error, {:bad_settings, [:speed, :state_interval]}}
   """
   @spec set(settings()) :: {:ok, map()} | {:error, term()}
   def set(settings), do: :lasp_converge_replicator.set(Map.new(settings))

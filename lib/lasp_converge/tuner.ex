@@ -77,15 +77,16 @@ defmodule LaspConverge.Tuner do
   `:aim`, `:aim_high`, `:low`, `:calm`, `:latency_ms`, `:fanout`, `:push`
   (`:auto` or `:never`), `:anti_entropy`, `:mark`; their meanings and
   defaults are in `:lasp_converge_tuner`'s reference. Errors: `{:bad_policy,
-  policy}`, `{:unknown_option, key}`, `:already_started` (one controller per
-  variable), `:not_started`. Option values are not checked before the
-  controller starts yet: a bad one fails its start with `{:error, _}` and a
-  crash report.
+  policy}`, `{:unknown_option, key}`, `{:bad_option, key, value}`,
+  `:already_started` (one controller per variable), `:not_started`, all
+  answered before any process starts.
 
       iex> LaspConverge.Tuner.start({"t", :state_gset}, {:fixed, 0})
       {:error, {:bad_policy, {:fixed, 0}}}
       iex> LaspConverge.Tuner.start({"t", :state_gset}, {:fixed, 500}, windows: 2)
       {:error, {:unknown_option, :windows}}
+      iex> LaspConverge.Tuner.start({"t", :state_gset}, {:fixed, 500}, window: -1)
+      {:error, {:bad_option, :window, -1}}
   """
   @spec start(variable(), policy(), keyword() | map()) :: {:ok, pid()} | {:error, term()}
   def start(var, policy, opts \\ []),
