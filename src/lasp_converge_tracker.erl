@@ -37,7 +37,7 @@
 -module(lasp_converge_tracker).
 -behaviour(gen_server).
 
--export([start_link/2, now_us/0, lookup/1, next_seq/1, swap_last_sent/2, check_type/2,
+-export([start_link/2, now_us/0, lookup/1, aggregator_node/1, next_seq/1, swap_last_sent/2, check_type/2,
          mark_all/1, aggregated/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -111,6 +111,14 @@ lookup(Var) ->
             {ok, {member, Agg, undefined, undefined}};
         error ->
             {error, not_tracked}
+    end.
+
+%% @doc The node aggregating `Var', as this node's tracker of it knows.
+-spec aggregator_node(term()) -> {ok, node()} | {error, not_tracked}.
+aggregator_node(Var) ->
+    case lasp_converge_registry:tracker(Var) of
+        {ok, #{agg := Agg}} -> {ok, node(Agg)};
+        error -> {error, not_tracked}
     end.
 
 %% @doc The next sequence number of this node's updates to `Var'.

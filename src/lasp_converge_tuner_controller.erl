@@ -216,9 +216,9 @@ act(Changes, #{why := Why} = S, M,
 %% Now on the clock of the variable's aggregating node, which timestamps
 %% the tracker's records and marks.
 agg_now(Var) ->
-    try lasp_converge_tracker:lookup(Var) of
-        {ok, {_, Agg, _, _}} when node(Agg) =/= node() ->
-            erpc:call(node(Agg), lasp_converge_tracker, now_us, [], ?TIMEOUT);
+    try lasp_converge_tracker:aggregator_node(Var) of
+        {ok, Agg} when Agg =/= node() ->
+            erpc:call(Agg, lasp_converge_tracker, now_us, [], ?TIMEOUT);
         _ ->
             lasp_converge_tracker:now_us()
     catch _:_ ->
@@ -227,10 +227,9 @@ agg_now(Var) ->
 
 mark(Var, #{at_us := T, key := K, old := O, new := N, why := Why}) ->
     Mark = #{at_us => T, tuner => Var, key => K, old => O, new => N, why => Why},
-    try lasp_converge_tracker:lookup(Var) of
-        {ok, {_, Agg, _, _}} -> erpc:cast(node(Agg), lasp_converge, mark, [Mark]);
-        _ -> ok
-    catch _:_ -> ok
+    case lasp_converge_tracker:aggregator_node(Var) of
+        {ok, Agg} -> erpc:cast(Agg, lasp_converge, mark, [Mark]);
+        {error, not_tracked} -> ok
     end.
 
 local_settings() ->
