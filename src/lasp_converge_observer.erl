@@ -21,7 +21,16 @@
 %% (a replica's state only grows, and every change of it is observed), and
 %% counts it in `skipped/1': the updates it held are then first seen at the
 %% later observation, at most the observer's lag later. Updates are never
-%% skipped.
+%% skipped, nor are observed deltas (`{observed_delta, D}': what a merge or
+%% an update added to the replica, which no later event repeats).
+%%
+%% The replicator submits, for each change of its replica, only the change:
+%% a local update's delta (`{updated_delta, D}' then `{observed_delta, D}')
+%% and what a received state or delta added (`{observed_delta, Added}', from
+%% `lasp_converge_crdt:merge_added/2'), so it copies no whole state into
+%% this process. To start from the state the replica held when tracking
+%% began, the observer reads it once from the replicator
+%% (`lasp_converge_replicator:state/1') when it starts.
 -module(lasp_converge_observer).
 
 -export([start_link/1, forget/1, submit/2, errors/1, skipped/1, sync/1]).
@@ -29,6 +38,7 @@
 
 -type event() :: {updated, term(), term()}
                | {updated_delta, term()}
+               | {observed_delta, term()}
                | {observed, term()}
                | {observed, term(), fun((ok | {error, term()}) -> term())}.
 -export_type([event/0]).
@@ -39,6 +49,8 @@
 start_link(Var) ->
     Pid = proc_lib:spawn_link(?MODULE, init, [Var]),
     true = ets:insert(lasp_converge_sup:registry(), {{observer, Var}, Pid}),
+    %% Registered first: every change after the base is submitted to it.
+    Pid ! lc_base,
     Pid.
 
 %% @doc Unregister the observer of `Var' (its tracker stops).
@@ -125,6 +137,16 @@ loop(Var, Reg) ->
         {lc_sync, From, Ref} ->
             From ! {Ref, ok},
             loop(Var, Reg);
+        lc_base ->
+            %% The replicator reports only what changes its replica: the
+            %% state it held when tracking started is observed once here.
+            _ = case lasp_converge_replicator:state(Var) of
+                    {ok, State} ->
+                        apply_event(Var, Reg, lasp_converge_tracker:now_us(), {observed, State});
+                    _ ->
+                        ok
+                end,
+            loop(Var, Reg);
         _ ->
             loop(Var, Reg)
     end.
@@ -135,6 +157,7 @@ apply_event(Var, Reg, Ts, Event) ->
             case Event of
                 {updated, Pre, Post} -> lasp_converge:updated(Var, Pre, Post, Opts);
                 {updated_delta, Delta} -> lasp_converge:updated_delta(Var, Delta, Opts);
+                {observed_delta, Delta} -> lasp_converge:observed_delta(Var, Delta, Opts);
                 {observed, State} -> lasp_converge:observed(Var, State, Opts);
                 {observed, State, _} -> lasp_converge:observed(Var, State, Opts);
                 _ -> {error, bad_event}
