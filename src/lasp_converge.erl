@@ -41,6 +41,8 @@
          observed/2, observed/3, observed_async/2,
          stats/1, divergence/1, records/1, export/2, reset/1, mark/1, marks/1,
          print/1, tracked/0, metrics/0]).
+%% Internal: for this node's observers (lasp_converge_observer).
+-export([observed_delta/3]).
 
 %% A `ts' option may be at most this far ahead of this node's clock.
 -define(MAX_AHEAD_US, 60000000).
@@ -312,6 +314,38 @@ observed_at(Var, State, Ts) ->
                             _ = lasp_converge_tracker:swap_last_sent(Var, Last),
                             {error, {badcrdt, Why}}
                     end;
+                false ->
+                    {error, {badcrdt, not_a_crdt}}
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+%% @private This node's replica of `Var' just gained `Delta' (what a merge
+%% or an update added to it, as `lasp_converge_crdt:merge_added/2' or
+%% `mutate_delta/3' gives it): its state is now at least the join of every
+%% state and delta observed so far. Costs what the delta weighs. Called by
+%% the variable's observer for the replicator's events; a replica that
+%% reports only its changes must report every one of them.
+-spec observed_delta(var(), crdt(), event_opts()) -> ok | {error, term()}.
+observed_delta(Var, Delta, Opts) ->
+    with_ts(Opts, fun(Ts) -> observed_delta_at(Var, Delta, Ts) end).
+
+observed_delta_at(Var, Delta, Ts) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, {aggregator, _, Res, Id}} ->
+            case lasp_converge_nif:tracker_observed_delta(Res, Id, Ts, Delta) of
+                {ok, _} -> ok;
+                {error, _} = E -> E
+            end;
+        {ok, {member, Agg, _, _}} ->
+            case is_crdt(Delta) andalso
+                lasp_converge_tracker:check_type(Var, element(1, Delta)) of
+                ok ->
+                    lasp_converge_handover:send(Var, Agg, {lc_observed_delta, node(), Ts, Delta}),
+                    ok;
+                {error, _} = E ->
+                    E;
                 false ->
                     {error, {badcrdt, not_a_crdt}}
             end;

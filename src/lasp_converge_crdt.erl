@@ -32,6 +32,8 @@
          query/1, delta/2,
          mutate/3, delta_mutate/3,
          to_binary/1, from_binary/1]).
+%% Internal: for the replicator (lasp_converge_replicator).
+-export([merge_added/2, mutate_delta/3]).
 
 -export_type([crdt/0, type/0, why/0]).
 
@@ -172,6 +174,26 @@ mutate(Op, Actor, S) ->
 delta_mutate(Op, Actor, S) ->
     try lasp_converge_nif:crdt_delta_mutate(Op, Actor, S)
     catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_delta_mutate_dirty(Op, Actor, S)
+    end.
+
+%% @private `{merge(L, R), delta(R, L)}': the merged state and what `R'
+%% added to `L', each input decoded once. When the merge adds nothing (its
+%% result is `equal/2' to `L'), `{L, Bottom}' with `L' the argument itself,
+%% so `{L, _}' matches it. (On an lwwregister timestamp tie `R' wins the
+%% merge but adds a bottom, as `delta/2' says.)
+-spec merge_added(crdt(), crdt()) -> {crdt(), crdt()}.
+merge_added(L, R) ->
+    try lasp_converge_nif:crdt_merge_added(L, R)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_merge_added_dirty(L, R)
+    end.
+
+%% @private `mutate/3' and `delta_mutate/3' of one operation from one
+%% decode of `S': `{ok, S1, Delta}', `S1' term for term what `mutate/3'
+%% gives (`merge(Delta, S)'), or `{error, Reason}'.
+-spec mutate_delta(term(), term(), crdt()) -> {ok, crdt(), crdt()} | {error, term()}.
+mutate_delta(Op, Actor, S) ->
+    try lasp_converge_nif:crdt_mutate_delta(Op, Actor, S)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:crdt_mutate_delta_dirty(Op, Actor, S)
     end.
 
 %% @doc The state in `lasp_converge_replica''s binary format: compact,

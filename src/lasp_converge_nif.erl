@@ -18,6 +18,8 @@
          crdt_delta/2, crdt_delta_dirty/2,
          crdt_mutate/3, crdt_mutate_dirty/3,
          crdt_delta_mutate/3, crdt_delta_mutate_dirty/3,
+         crdt_merge_added/2, crdt_merge_added_dirty/2,
+         crdt_mutate_delta/3, crdt_mutate_delta_dirty/3,
          tracker_new/1, tracker_set_members/3, tracker_clock_exact/2,
          tracker_clock_sample/5, tracker_tick/2,
          tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5, tracker_witness_dirty/5, tracker_retained/1, tracker_records/1,
@@ -125,6 +127,14 @@ crdt_mutate_dirty(_, _, _) -> ?NOT_LOADED.
 crdt_delta_mutate(_, _, _) -> ?NOT_LOADED.
 -spec crdt_delta_mutate_dirty(term(), term(), term()) -> term().
 crdt_delta_mutate_dirty(_, _, _) -> ?NOT_LOADED.
+-spec crdt_merge_added(term(), term()) -> {term(), term()}.
+crdt_merge_added(_, _) -> ?NOT_LOADED.
+-spec crdt_merge_added_dirty(term(), term()) -> {term(), term()}.
+crdt_merge_added_dirty(_, _) -> ?NOT_LOADED.
+-spec crdt_mutate_delta(term(), term(), term()) -> {ok, term(), term()} | {error, term()}.
+crdt_mutate_delta(_, _, _) -> ?NOT_LOADED.
+-spec crdt_mutate_delta_dirty(term(), term(), term()) -> {ok, term(), term()} | {error, term()}.
+crdt_mutate_delta_dirty(_, _, _) -> ?NOT_LOADED.
 
 %% Convergence tracker (native/lasp_converge_nif/src/tracker.rs). Call them
 %% through `lasp_converge'; each returns `{error, Reason}' on bad input.

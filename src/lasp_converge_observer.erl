@@ -21,7 +21,16 @@
 %% (a replica's state only grows, and every change of it is observed), and
 %% counts it in `skipped/1': the updates it held are then first seen at the
 %% later observation, at most the observer's lag later. Updates are never
-%% skipped.
+%% skipped, nor are observed deltas (`{observed_delta, D}': what a merge or
+%% an update added to the replica, which no later event repeats).
+%%
+%% The replicator submits, for each change of its replica, only the change:
+%% a local update's delta (`{updated_delta, D}' then `{observed_delta, D}')
+%% and what a received state or delta added (`{observed_delta, Added}', from
+%% `lasp_converge_crdt:merge_added/2'), so it copies no whole state into
+%% this process. To start from the state the replica held when tracking
+%% began, the observer reads it once from the replicator
+%% (`lasp_converge_replicator:state/1') when it starts.
 -module(lasp_converge_observer).
 
 -export([start_link/1, submit/2, errors/1, skipped/1, sync/1]).
@@ -29,6 +38,7 @@
 
 -type event() :: {updated, term(), term()}
                | {updated_delta, term()}
+               | {observed_delta, term()}
                | {observed, term()}
                | {observed, term(), fun((ok | {error, term()}) -> term())}.
 -export_type([event/0]).
@@ -40,6 +50,8 @@
 start_link(Var) ->
     Pid = proc_lib:spawn_link(?MODULE, init, [Var]),
     ok = lasp_converge_registry:register_observer(Var, Pid),
+    %% Registered first: every change after the base is submitted to it.
+    Pid ! lc_base,
     Pid.
 
 %% @doc Hand `Event' of `Var' to this node's observer, stamped with this
@@ -112,6 +124,16 @@ loop(Var) ->
         {lc_sync, From, Ref} ->
             From ! {Ref, ok},
             loop(Var);
+        lc_base ->
+            %% The replicator reports only what changes its replica: the
+            %% state it held when tracking started is observed once here.
+            _ = case lasp_converge_replicator:state(Var) of
+                    {ok, State} ->
+                        apply_event(Var, lasp_converge_tracker:now_us(), {observed, State});
+                    _ ->
+                        ok
+                end,
+            loop(Var);
         _ ->
             loop(Var)
     end.
@@ -122,6 +144,7 @@ apply_event(Var, Ts, Event) ->
             case Event of
                 {updated, Pre, Post} -> lasp_converge:updated(Var, Pre, Post, Opts);
                 {updated_delta, Delta} -> lasp_converge:updated_delta(Var, Delta, Opts);
+                {observed_delta, Delta} -> lasp_converge:observed_delta(Var, Delta, Opts);
                 {observed, State} -> lasp_converge:observed(Var, State, Opts);
                 {observed, State, _} -> lasp_converge:observed(Var, State, Opts);
                 _ -> {error, bad_event}

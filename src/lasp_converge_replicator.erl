@@ -64,14 +64,17 @@
 %%
 %% == Reporting and counting ==
 %%
-%% Every local update is reported to the tracker as
-%% `lasp_converge:updated/3' does (`updated_delta/2' with the update's delta
-%% in `delta_based' mode, which costs what the delta weighs), and every
-%% change of a replica (a local update, or a merge that changed the state)
-%% as `lasp_converge:observed/2' does; both are handed to the variable's
-%% observer (`lasp_converge_observer:submit/2') and applied there, so the
-%% replicator never waits for the tracker. A variable that is not tracked
-%% is not an error.
+%% Every local update is reported to the tracker by its delta, as
+%% `lasp_converge:updated_delta/2' does (in `state_based' mode the update
+%% runs as `lasp_converge_crdt:mutate/3' does, the delta joined into the
+%% state, and the delta comes with it from the same native call), and every
+%% change of a replica by what it added: the update's delta, or what a
+%% received state or delta added (`merge_added/2' of the
+%% `lasp_converge_crdt' module joins and gives it in one call). Both are
+%% handed to the variable's observer (`lasp_converge_observer:submit/2')
+%% and applied there, so the replicator never waits for the tracker and
+%% copies only changes to it, never its whole state. A variable that is not
+%% tracked is not an error.
 %%
 %% Every replication message (full states, deltas, acknowledgements) is
 %% counted per variable and per node in both modes: `sent_messages' and
@@ -358,18 +361,14 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
     case maps:find(Var, Vs) of
         error ->
             {reply, {error, not_declared}, St};
-        {ok, #var{state = Pre} = V} ->
+        {ok, V} ->
             case local_update(Op, Actor, V, S) of
                 {ok, Delta, #var{state = Post} = V1} ->
                     %% Handed to the variable's observer: the tracking work
-                    %% runs there, not in this process.
-                    _ = case Delta of
-                            undefined ->
-                                lasp_converge_observer:submit(Var, {updated, Pre, Post});
-                            _ ->
-                                lasp_converge_observer:submit(Var, {updated_delta, Delta})
-                        end,
-                    _ = lasp_converge_observer:submit(Var, {observed, Post}),
+                    %% runs there, not in this process, and only the
+                    %% update's delta is copied there.
+                    _ = lasp_converge_observer:submit(Var, {updated_delta, Delta}),
+                    _ = lasp_converge_observer:submit(Var, {observed_delta, Delta}),
                     V2 = case maps:get(propagate_on_update, S) of
                              true -> send_round(Var, V1, St);
                              false -> V1
@@ -503,8 +502,9 @@ with_var(Var, #st{vars = Vs} = St, F) ->
     end.
 
 local_update(Op, Actor, #var{state = Pre} = V, #{mode := state_based}) ->
-    try lasp_converge_crdt:mutate(Op, Actor, Pre) of
-        {ok, Post} -> {ok, undefined, V#var{state = Post}};
+    %% `mutate/3''s state, with the delta it joined.
+    try lasp_converge_crdt:mutate_delta(Op, Actor, Pre) of
+        {ok, Post, D} -> {ok, D, V#var{state = Post}};
         {error, _} = E -> E
     catch error:{badcrdt, Why} -> {error, {badcrdt, Why}}
     end;
@@ -524,22 +524,16 @@ merge_in(Var, From, Remote, #var{state = Local, counters = C} = V, #st{settings 
              true -> C;
              false -> bump(received_messages, 1, C)
          end,
-    case lasp_converge_crdt:merge(Local, Remote) of
-        Local ->
+    %% One merge gives the new state and what the message added to it.
+    case lasp_converge_crdt:merge_added(Local, Remote) of
+        {Local, _} ->
             V#var{counters = C1};
-        Merged ->
-            case lasp_converge_crdt:equal(Merged, Local) of
-                true ->
-                    V#var{counters = C1};
-                false ->
-                    _ = lasp_converge_observer:submit(Var, {observed, Merged}),
-                    V1 = V#var{state = Merged, counters = bump(received_changed, 1, C1)},
-                    case maps:get(mode, S) of
-                        delta_based ->
-                            buffer(From, lasp_converge_crdt:delta(Remote, Local), V1, S);
-                        state_based ->
-                            V1
-                    end
+        {Merged, Added} ->
+            _ = lasp_converge_observer:submit(Var, {observed_delta, Added}),
+            V1 = V#var{state = Merged, counters = bump(received_changed, 1, C1)},
+            case maps:get(mode, S) of
+                delta_based -> buffer(From, Added, V1, S);
+                state_based -> V1
             end
     end.
 

@@ -444,6 +444,8 @@ api_test_() ->
      [fun api_lifecycle/0, fun api_figures/0, fun api_bad_input/0,
       fun api_updated_delta/0, fun api_future_ts_is_refused/0,
       fun api_replicator_hands_off_to_the_observer/0,
+      fun api_replicator_hands_off_changes_only/0,
+      fun api_observer_starts_from_the_replica/0,
       fun api_observer_behind_skips_observations/0]}.
 
 api_lifecycle() ->
@@ -550,6 +552,60 @@ api_replicator_hands_off_to_the_observer() ->
     after
         %% Resumed already unless an assertion failed in between.
         _ = catch erlang:resume_process(Obs),
+        lasp_converge:untrack(V)
+    end.
+
+%% The replicator copies changes to the observer, never its whole state:
+%% a local update's delta (reported as the update and as what the replica
+%% gained) and what a received state added to the replica.
+api_replicator_hands_off_changes_only() ->
+    V = {<<"changes">>, state_awset},
+    {ok, _} = lasp_converge_replicator:declare(V, state_awset, #{nodes => [node()]}),
+    [{ok, _} = lasp_converge_replicator:update(V, {add, {e, I}}, node()) || I <- lists:seq(1, 200)],
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    ok = lasp_converge_observer:sync(V),
+    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    {ok, Local} = lasp_converge_replicator:state(V),
+    {ok, Remote} = lasp_converge_crdt:mutate({add, y}, other, Local),
+    try
+        true = erlang:suspend_process(Obs),
+        {ok, _} = lasp_converge_replicator:update(V, {add, x}, node()),
+        {ok, _} = lasp_converge_replicator:absorb(V, Remote),
+        %% Nothing new: no event.
+        {ok, _} = lasp_converge_replicator:absorb(V, Remote),
+        {messages, Msgs} = erlang:process_info(Obs, messages),
+        Events = [E || {lc_event, _, E} <- Msgs],
+        ?assertMatch([{updated_delta, D}, {observed_delta, D}, {observed_delta, _}], Events),
+        [{updated_delta, D1}, _, {observed_delta, Added}] = Events,
+        ?assertEqual([x], sets:to_list(lasp_converge_crdt:query(D1))),
+        ?assertEqual([y], sets:to_list(lasp_converge_crdt:query(Added))),
+        true = erlang:resume_process(Obs),
+        ok = lasp_converge_observer:sync(V),
+        ?assertMatch(#{updates := 1, converged := 1}, lasp_converge:stats(V)),
+        ?assertEqual(0, lasp_converge_observer:errors(V))
+    after
+        _ = catch erlang:resume_process(Obs),
+        lasp_converge:untrack(V)
+    end.
+
+%% Tracking a variable that already holds a state: the observer reads that
+%% state once when it starts (the replicator reports only changes), so an
+%% update of another node that the replica already holds is seen at once.
+api_observer_starts_from_the_replica() ->
+    V = {<<"base">>, state_gset},
+    {ok, _} = lasp_converge_replicator:declare(V, state_gset, #{nodes => [node()]}),
+    {ok, _} = lasp_converge_replicator:update(V, {add, a}, node()),
+    ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
+    try
+        ok = lasp_converge_observer:sync(V),
+        {ok, {aggregator, _, Res, 0}} = lasp_converge_tracker:lookup(V),
+        ?assertMatch({ok, #{last_states := 1}}, ?N:tracker_retained(Res)),
+        %% Updates of node 1 (not a member): only this node must see them.
+        Now = lasp_converge_tracker:now_us(),
+        {ok, _} = ?N:tracker_witness(Res, 1, 1, Now, gset([a])),
+        {ok, _} = ?N:tracker_witness(Res, 1, 2, Now, gset([b])),
+        ?assertMatch(#{updates := 2, converged := 1, pending := 1}, lasp_converge:stats(V))
+    after
         lasp_converge:untrack(V)
     end.
 

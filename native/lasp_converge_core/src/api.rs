@@ -115,6 +115,59 @@ pub fn delta<B: Builder>(b: &B, x: &B::T, y: &B::T, limits: Limits) -> Result<B:
     Ok(sx.delta(&sy)?.encode(b))
 }
 
+/// `{merge(L, R), delta(R, L)}`: the merged state and what `R` added to
+/// `L`, each input decoded once. When the merge adds nothing (its result is
+/// `equal` to `L`), `{L, Bottom}` with `L` the caller's own term, so the
+/// caller tells "unchanged" by identity. A replica joining a received state
+/// or delta pays one merge for both its new state and the change it reports.
+pub fn merge_added<B: Builder>(b: &B, l: &B::T, r: &B::T, limits: Limits) -> Result<B::T> {
+    let (sl, sr) = decode2(l, r, limits)?;
+    Ok(match sl.merge_added(&sr)? {
+        None => b.pair(l.clone(), Crdt::bottom(&b.atom(sl.tag()))?.encode(b)),
+        Some((merged, added)) => {
+            let m = match merged {
+                Merged::Left => l.clone(),
+                Merged::Right => r.clone(),
+                Merged::New(s) => s.encode(b),
+            };
+            b.pair(m, added.encode(b))
+        }
+    })
+}
+
+/// `mutate(Op, Actor, S)` and its `delta_mutate` delta from one decode:
+/// `{ok, S1, Delta}` or `{error, Reason}`. `S1` is `merge(Delta, S)`, term
+/// for term what `mutate` gives (types' `state_type:mutate/3`); when the
+/// delta adds nothing it is the caller's own `S`.
+pub fn mutate_delta<C: MutateCx<T>, T: Term>(
+    cx: &mut C,
+    op: &T,
+    actor: &T,
+    x: &T,
+    limits: Limits,
+) -> Result<T> {
+    precheck(&limits, &[op, actor, x])?;
+    let mut d = Decoder::new(limits);
+    let s = Crdt::decode(x, &mut d)?;
+    charge_op(op, &mut d)?;
+    match s.delta_mutate(op, actor, cx) {
+        Ok(delta) => {
+            let b = cx.builder();
+            let post = match delta.merge(&s)? {
+                Merged::Left => delta.encode(b),
+                Merged::Right => x.clone(),
+                Merged::New(p) => p.encode(b),
+            };
+            Ok(b.tuple(&[b.atom(Atom::Ok), post, delta.encode(b)]))
+        }
+        Err(MutateError::Reason(why)) => {
+            let b = cx.builder();
+            Ok(b.pair(b.atom(Atom::Error), why))
+        }
+        Err(MutateError::Bad(e)) => Err(e),
+    }
+}
+
 /// `new(Type)`.
 pub fn new<B: Builder>(b: &B, ty: &B::T) -> Result<B::T> {
     Ok(Crdt::bottom(ty)?.encode(b))

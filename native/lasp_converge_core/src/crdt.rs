@@ -177,4 +177,23 @@ impl<T: Term> Crdt<T> {
     fn mismatch(&self, other: &Self) -> BadCrdt {
         BadCrdt::TypeMismatch(self.tag(), other.tag())
     }
+
+    /// `merge(Self, Other)` together with what `Other` added to `Self`,
+    /// `delta(Other, Self)`; `None` when the merge adds nothing (its result
+    /// is `equal` to `Self`). `merge(Self, Added)` equals the merged state.
+    /// A replica that joins what it receives learns in one pass over the
+    /// decoded states both its new state and the change to report or
+    /// forward.
+    pub fn merge_added(&self, other: &Self) -> Result<Option<(Merged<Self>, Self)>> {
+        let merged = self.merge(other)?;
+        let unchanged = match &merged {
+            Merged::Left => true,
+            Merged::Right => other.equal(self)?,
+            Merged::New(s) => s.equal(self)?,
+        };
+        if unchanged {
+            return Ok(None);
+        }
+        Ok(Some((merged, other.delta(self)?)))
+    }
 }

@@ -230,6 +230,44 @@ impl Replica {
         }
     }
 
+    /// `is_inflation(W, Self)`: whether this state holds `w`, without
+    /// materialising the state where it can. A gset or gcounter reads only
+    /// its entries under `w`'s keys (`O(|w| log n)`); the other states, and
+    /// a `w` with a term that has no key, are compared whole (an orset or
+    /// awset is materialised first, `O(n)`).
+    pub fn holds(&self, w: &Crdt<OwnedTerm>) -> Result<bool> {
+        // The resident entries under `w`'s keys, in `w`'s (term) order:
+        // `None` when a term of `w` has no key.
+        let projected = match (self, w) {
+            (Replica::GSet(m), Crdt::GSet(g)) => g
+                .elems
+                .iter()
+                .map(|e| keyed(e).map(|(k, _)| m.get(&k).map(|x| x.term.clone())))
+                .collect::<Option<Vec<_>>>()
+                .map(|v| {
+                    Crdt::GSet(GSet {
+                        elems: v.into_iter().flatten().collect(),
+                    })
+                }),
+            (Replica::GCounter(m), Crdt::GCounter(g)) => g
+                .entries
+                .iter()
+                .map(|(a, _)| keyed(a).map(|(k, _)| m.get(&k).map(|(e, n)| (e.term.clone(), *n))))
+                .collect::<Option<Vec<_>>>()
+                .map(|v| {
+                    Crdt::GCounter(GCounter {
+                        entries: v.into_iter().flatten().collect(),
+                    })
+                }),
+            (Replica::Generic(c), _) => return w.is_inflation(c),
+            _ => None,
+        };
+        match projected {
+            Some(p) => w.is_inflation(&p),
+            None => w.is_inflation(&self.to_crdt()),
+        }
+    }
+
     /// Fall back to the core representation (for terms with no key).
     fn generalise(&mut self) {
         if self.is_keyed() {
@@ -985,6 +1023,49 @@ mod test {
             };
             mutate_agrees(&s, &op, |r| matches!(r, Replica::ORSet(_)));
         }
+    }
+
+    // `holds(W)` is `is_inflation(W, State)` for every keyed type (and a
+    // generic one), for witnesses drawn as states of the same kind (so
+    // some are held, most are not) and as the state's own deltas.
+    #[test]
+    fn holds_is_inflation_test() {
+        type Gen = fn(&mut Rng) -> OwnedTerm;
+        let gens: [(Gen, u64); 4] = [(gset, 61), (gcounter, 62), (awset, 63), (orset, 64)];
+        let lim = Limits::dirty();
+        for (gen, seed) in gens {
+            let mut r = Rng(seed);
+            let (mut held, mut not) = (0, 0);
+            for _ in 0..600 {
+                let (s, x) = (gen(&mut r), gen(&mut r));
+                let merged = core_merge(&s, &x);
+                let own = crate::api::delta(&OwnedBuilder, &merged, &x, lim).unwrap();
+                let rs = Replica::from_term(&s).unwrap();
+                let rm = Replica::from_term(&merged).unwrap();
+                for (w, rep, st) in [(&x, &rs, &s), (&x, &rm, &merged), (&own, &rm, &merged)] {
+                    let want = crate::api::is_inflation(w, st, lim).unwrap();
+                    let wc = Crdt::decode(w, &mut Decoder::new(lim)).unwrap();
+                    assert_eq!(rep.holds(&wc).unwrap(), want, "{w} in {st}");
+                    if want {
+                        held += 1;
+                    } else {
+                        not += 1;
+                    }
+                }
+            }
+            assert!(held > 100 && not > 100, "{held} held, {not} not");
+        }
+        // A generic state answers as the core does.
+        let lww = |t: i64| {
+            OwnedBuilder.pair(
+                OwnedTerm::atom("state_lwwregister"),
+                OwnedBuilder.pair(OwnedTerm::int(t), OwnedTerm::atom("v")),
+            )
+        };
+        let rep = Replica::from_term(&lww(5)).unwrap();
+        let w = |t| Crdt::decode(&lww(t), &mut Decoder::new(lim)).unwrap();
+        assert!(rep.holds(&w(4)).unwrap());
+        assert!(!rep.holds(&w(6)).unwrap());
     }
 
     fn core_merge(a: &OwnedTerm, b: &OwnedTerm) -> OwnedTerm {

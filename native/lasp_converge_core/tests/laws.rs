@@ -54,6 +54,7 @@ const POOL_MAX: usize = 64;
 /// Tokens are 20-byte binaries, as `crypto:strong_rand_bytes(20)` gives,
 /// drawn from a counter through splitmix64 so they sort in no particular
 /// order but every run makes the same ones.
+#[derive(Clone)]
 struct Cx {
     next: u64,
 }
@@ -329,6 +330,14 @@ fn simulate(ty: &str, h: &History) -> Result<Vec<T>, Stop> {
                 let actor = &pool_actors[(h.actor_offset + r) % pool_actors.len()];
                 let es = elems.iter().map(|i| pool_elems[*i].clone()).collect();
                 let o = op(ty, *kind, &pool_elems[*elem], es, *ts);
+                // `mutate_delta` (one decode) gives what `mutate` and
+                // `delta_mutate` give, from the same tokens.
+                let fused = api::mutate_delta(&mut cx.clone(), &o, actor, &replicas[r], lim());
+                let parts = (
+                    api::mutate(&mut cx.clone(), &o, actor, &replicas[r], lim()),
+                    api::delta_mutate(&mut cx.clone(), &o, actor, &replicas[r], lim()),
+                );
+                mutate_delta_agrees(&o, &replicas[r], fused, parts)?;
                 let out = match api::mutate(&mut cx, &o, actor, &replicas[r], lim()) {
                     Ok(out) => out,
                     // e.g. setting an ivar twice: types raises, nothing changes.
@@ -365,6 +374,32 @@ fn simulate(ty: &str, h: &History) -> Result<Vec<T>, Stop> {
         seen.drain(1..n - POOL_MAX + 1);
     }
     Ok(seen)
+}
+
+/// `mutate_delta(Op, S)` is `{ok, mutate, delta_mutate}` term for term, or
+/// the same `{error, _}`, or fails where they fail.
+fn mutate_delta_agrees(
+    o: &T,
+    s: &T,
+    fused: Result<T, BadCrdt>,
+    (m, d): (Result<T, BadCrdt>, Result<T, BadCrdt>),
+) -> Result<(), Stop> {
+    let same = match (&fused, &m, &d) {
+        (Ok(f), Ok(m), Ok(d)) => match (m.as_pair(), d.as_pair()) {
+            (Some((ok, post)), Some((_, delta))) if ok.atom_name() == Some("ok") => {
+                f.identical(&T::tuple([T::atom("ok"), post, delta]))
+            }
+            _ => f.identical(m),
+        },
+        (Err(a), Err(b), _) => format!("{a:?}") == format!("{b:?}"),
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    fail(format!(
+        "Op = {o}\nS = {s}\nmutate_delta = {fused:?}\nmutate = {m:?}\ndelta_mutate = {d:?}"
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -874,4 +909,67 @@ tracker_laws! {
     "state_awmap" => prop_ranks_decide_awmap,
     "state_awset_ps" => prop_ranks_decide_awset_ps,
     "state_bcounter" => prop_ranks_decide_bcounter,
+}
+
+/// `merge_added(A, B)` is `{merge(A, B), delta(B, A)}` term for term, and
+/// `merge(A, Added)` equals the merge; when the merge adds nothing it gives
+/// back `A` itself with a bottom. (On an lwwregister timestamp tie the
+/// merge takes `B`, which does not strictly inflate `A`: there `Added` is
+/// still `delta(B, A)`, a bottom, and the join check says nothing.)
+fn merge_added_law(ty: &str, a: &T, b: &T, _: &T) -> Result<(), Stop> {
+    let tie =
+        ty == "state_lwwregister" && lww_ts(a).zip(lww_ts(b)).is_some_and(|(x, y)| x.equal(&y));
+    let Some(m) = merge(a, b)? else {
+        return Ok(());
+    };
+    let got = api::merge_added(&OwnedBuilder, a, b, lim())
+        .map_err(|e| bad(&format!("merge_added({a}, {b})"), e))?;
+    let Some((gm, added)) = got.as_pair() else {
+        return fail(format!("merge_added({a}, {b}) = {got}"));
+    };
+    if equal(&m, a)? {
+        let bot = api::is_bottom(&added, lim()).map_err(|e| bad("is_bottom", e))?;
+        if gm.identical(a) && bot {
+            return Ok(());
+        }
+        return fail(format!("A = {a}\nB = {b}\nunchanged, merge_added = {got}"));
+    }
+    let d = api::delta(&OwnedBuilder, b, a, lim()).map_err(|e| bad("delta", e))?;
+    let joined = merge(a, &added)?;
+    let ok = gm.identical(&m)
+        && added.identical(&d)
+        && match &joined {
+            Some(_) if tie => true,
+            Some(j) => equal(j, &m)?,
+            None => false,
+        };
+    if ok {
+        return Ok(());
+    }
+    fail(format!(
+        "A = {a}\nB = {b}\nmerge_added = {got}\nmerge = {m}\ndelta(B, A) = {d}\nmerge(A, Added) = {joined:?}"
+    ))
+}
+
+tracker_laws! {
+    merge_added_law:
+    "state_gcounter" => prop_merge_added_gcounter,
+    "state_pncounter" => prop_merge_added_pncounter,
+    "state_gset" => prop_merge_added_gset,
+    "state_twopset" => prop_merge_added_twopset,
+    "state_orset" => prop_merge_added_orset,
+    "state_awset" => prop_merge_added_awset,
+    "state_lwwregister" => prop_merge_added_lwwregister,
+    "state_boolean" => prop_merge_added_boolean,
+    "state_ivar" => prop_merge_added_ivar,
+    "state_max_int" => prop_merge_added_max_int,
+    "state_mvregister" => prop_merge_added_mvregister,
+    "state_ewflag" => prop_merge_added_ewflag,
+    "state_dwflag" => prop_merge_added_dwflag,
+    "state_lexcounter" => prop_merge_added_lexcounter,
+    "state_gmap" => prop_merge_added_gmap,
+    "state_pair" => prop_merge_added_pair,
+    "state_awmap" => prop_merge_added_awmap,
+    "state_awset_ps" => prop_merge_added_awset_ps,
+    "state_bcounter" => prop_merge_added_bcounter,
 }

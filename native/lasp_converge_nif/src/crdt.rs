@@ -114,6 +114,39 @@ fn delta_mutate<'a>(
 }
 twin!(crdt_delta_mutate, crdt_delta_mutate_dirty, delta_mutate, (op, actor, s) -> Term<'a>);
 
+// `{merge(L, R), delta(R, L)}` from one decode of each: what a replicator
+// joining a received state needs, its new state and the change to report.
+fn merge_added<'a>(env: Env<'a>, l: Limits, a: Term<'a>, b: Term<'a>) -> NifResult<Term<'a>> {
+    to_term(api::merge_added(
+        &ExBuilder { env },
+        &ExTerm(a),
+        &ExTerm(b),
+        l,
+    ))
+}
+twin!(crdt_merge_added, crdt_merge_added_dirty, merge_added, (a, b) -> Term<'a>);
+
+// `{ok, mutate, delta_mutate}` from one decode of the state.
+fn mutate_delta<'a>(
+    env: Env<'a>,
+    l: Limits,
+    op: Term<'a>,
+    actor: Term<'a>,
+    s: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let mut cx = ExMutate {
+        b: ExBuilder { env },
+    };
+    to_term(api::mutate_delta(
+        &mut cx,
+        &ExTerm(op),
+        &ExTerm(actor),
+        &ExTerm(s),
+        l,
+    ))
+}
+twin!(crdt_mutate_delta, crdt_mutate_delta_dirty, mutate_delta, (op, actor, s) -> Term<'a>);
+
 #[rustler::nif]
 fn crdt_new<'a>(env: Env<'a>, ty: Term<'a>) -> NifResult<Term<'a>> {
     to_term(api::new(&ExBuilder { env }, &ExTerm(ty)))

@@ -3,31 +3,25 @@
 // processes feed, not a CRDT value, so STYLE's "no Mutex in resources" rule
 // for CRDT payloads does not apply here).
 //
-// Witness storage. A witness is `delta(Post, Pre)`; it must outlive the call
-// that registered it. We keep it as a decoded `Crdt<OwnedTerm>`: the delta
-// is computed over the caller's terms, copied out once through
-// `term_to_binary` + the core's ETF reader, and decoded once. An
-// observation copies the observed state the same way (once, O(state)) and
-// then checks only the candidates the witness index selects, from the
-// node's ranks when they decide, else with the core's
-// `is_inflation(witness, state)`, without touching the BEAM heap. Keeping one `OwnedEnv` per witness instead
-// would cost an env per pending update and a copy into the caller's heap per
-// check. The last state observed per node is kept too, so an announcement
-// that reaches the tracker after a node already merged the update is
-// credited to that node (`Tracker::updated_with`).
+// The tracker, the variable's type and what is known of each node's state
+// live in the core (`tracker::nodes::Tracked`): each NIF copies its term
+// argument out of the caller's heap (`term_to_binary` + the core's ETF
+// reader: a witness or a delta is small, a whole state O(state)), makes one
+// core call and encodes the answer. Witnesses and node states are owned by
+// Rust, so no check touches the BEAM heap; node states are resident
+// replicas, keyed for gsets, gcounters, orsets and awsets, so a delta
+// observation joins in O(delta log state).
 //
 // Every input is decoded by hand so that bad input gives `{error, Reason}`
 // (never `badarg`, never an atom made from input); reasons are fixed atoms
 // or `{badcrdt, Why}` as the CRDT NIFs raise them.
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use lasp_converge_core::decode::Decoder;
 use lasp_converge_core::owned::OwnedTerm;
-use lasp_converge_core::tracker::witness::{self, IndexAtom, View};
-use lasp_converge_core::tracker::{Config, Filter, NodeId, Registered, Tracker, Witness};
-use lasp_converge_core::{etf, Atom, BadCrdt, Crdt, Limits, Merged, Term as CoreTerm};
+use lasp_converge_core::tracker::nodes::{Refused, Tracked};
+use lasp_converge_core::tracker::{Config, NodeId, Registered};
+use lasp_converge_core::{etf, BadCrdt, Limits, Term as CoreTerm};
 use rustler::types::map::map_new;
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -115,67 +109,7 @@ mod atoms {
     }
 }
 
-/// The witness of one update: the delta, decoded, owned by Rust, and its
-/// index atoms (the core's `tracker::witness`).
-pub struct ExWitness {
-    delta: Crdt<OwnedTerm>,
-    atoms: Option<Vec<IndexAtom>>,
-}
-
-impl ExWitness {
-    fn new(delta: Crdt<OwnedTerm>) -> Self {
-        let atoms = witness::witness_atoms(&delta);
-        ExWitness { delta, atoms }
-    }
-}
-
-impl Witness for ExWitness {
-    fn atoms(&self) -> Option<Vec<(u64, u64)>> {
-        self.atoms
-            .as_ref()
-            .map(|a| a.iter().map(|x| (x.pos, x.rank)).collect())
-    }
-}
-
-// The witness index: each witness is filed under its index atoms, and each
-// node's observation opens, per position its change touches, the range of
-// ranks it may now hold (`View::changed`, over the atoms of
-// `delta(State, LastState)` or of the delta a member sent). Only the
-// witnesses in those ranges are checked (`Filter::Ranges`), plus the
-// keyless ones (a state too large to list, an unknown shape). Every check
-// is still the type's own `is_inflation`.
-struct Inner {
-    tracker: Tracker<ExWitness>,
-    // The type of the tracked variable, fixed by its first update or
-    // observation; a state of another type is refused.
-    tag: Option<Atom>,
-    // Per node: the join of the states it was observed to hold, and the
-    // timestamp (its clock) of its latest observation.
-    last: HashMap<NodeId, (Crdt<OwnedTerm>, i64)>,
-    // Per node: the ranks of its state (`witness::View`), and whether they
-    // are complete (every change of the state was listed).
-    views: HashMap<NodeId, NodeView>,
-}
-
-#[derive(Default)]
-struct NodeView {
-    view: View,
-    complete: bool,
-}
-
-impl NodeView {
-    // Whether the node's state holds `w`, from the ranks alone, when they
-    // decide it (a type whose ranks decide, a complete view, no saturated
-    // rank); `None` otherwise.
-    fn holds(&self, tag: Option<Atom>, w: &ExWitness) -> Option<bool> {
-        let atoms = w.atoms.as_deref()?;
-        let decides =
-            self.complete && tag.is_some_and(witness::ranks_decide) && View::decides(atoms);
-        decides.then(|| self.view.covers(atoms))
-    }
-}
-
-pub struct ExTrackerRef(Mutex<Inner>);
+pub struct ExTrackerRef(Mutex<Tracked>);
 
 // Live tracker resources, for the lifetime test (rustler's
 // `resource_test.exs`): the BEAM frees a resource when its last reference
@@ -198,7 +132,7 @@ fn tracker_live() -> usize {
 impl rustler::Resource for ExTrackerRef {}
 
 impl ExTrackerRef {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Tracked> {
         // A panic while holding the lock is a bug, but the tracker's data is
         // still consistent between calls: keep serving it.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
@@ -253,21 +187,6 @@ fn owned(t: Term) -> Option<OwnedTerm> {
     etf::decode(t.to_binary().as_slice()).ok()
 }
 
-fn decode_owned(t: &OwnedTerm) -> Result<Crdt<OwnedTerm>, BadCrdt> {
-    Crdt::decode(t, &mut Decoder::new(Limits::dirty()))
-}
-
-fn check_tag(inner: &mut Inner, c: &Crdt<OwnedTerm>) -> Result<(), BadCrdt> {
-    match inner.tag {
-        Some(t) if t != c.tag() => Err(BadCrdt::TypeMismatch(t, c.tag())),
-        Some(_) => Ok(()),
-        None => {
-            inner.tag = Some(c.tag());
-            Ok(())
-        }
-    }
-}
-
 // ---- construction and configuration ----
 
 fn config_from(opts: Term) -> Option<(Config, Vec<NodeId>)> {
@@ -309,17 +228,12 @@ fn tracker_new<'a>(env: Env<'a>, opts: Term<'a>) -> Reply<'a> {
     let Some((config, exact)) = config_from(opts) else {
         return error(env, atoms::bad_opts());
     };
-    let mut tracker = Tracker::new(config);
+    let mut tracked = Tracked::new(config);
     for n in exact {
-        tracker.clock_mut().set_exact(n);
+        tracked.tracker.clock_mut().set_exact(n);
     }
     LIVE.fetch_add(1, Ordering::Relaxed);
-    let r = ResourceArc::new(ExTrackerRef(Mutex::new(Inner {
-        tracker,
-        tag: None,
-        last: HashMap::new(),
-        views: HashMap::new(),
-    })));
+    let r = ResourceArc::new(ExTrackerRef(Mutex::new(tracked)));
     Ok((atoms::ok(), r).encode(env))
 }
 
@@ -342,14 +256,9 @@ fn tracker_set_members<'a>(
     else {
         return error(env, atoms::bad_members());
     };
-    let mut inner = r.lock();
-    if !inner.tracker.admits_all(&ids) {
+    if !r.lock().set_members(ts, &ids) {
         return error(env, atoms::too_many_nodes());
     }
-    inner.tracker.set_members(ts, &ids);
-    let live: Vec<NodeId> = inner.tracker.members();
-    inner.last.retain(|n, _| live.contains(n));
-    inner.views.retain(|n, _| live.contains(n));
     Ok(atoms::ok().encode(env))
 }
 
@@ -416,47 +325,11 @@ fn tracker_tick<'a>(env: Env<'a>, r: Term<'a>, now: Term<'a>) -> Reply<'a> {
 
 // ---- updates and observations ----
 
-fn register<'a>(
-    env: Env<'a>,
-    r: &ExTrackerRef,
-    origin: NodeId,
-    seq: u64,
-    ts: i64,
-    witness: Crdt<OwnedTerm>,
-) -> Reply<'a> {
-    let mut inner = r.lock();
-    if let Err(e) = check_tag(&mut inner, &witness) {
-        return bad(env, e);
+fn refused<'a>(env: Env<'a>, why: Refused) -> Reply<'a> {
+    match why {
+        Refused::Bad(e) => bad(env, e),
+        Refused::TooManyNodes => error(env, atoms::too_many_nodes()),
     }
-    if !inner.tracker.admits(origin) {
-        return error(env, atoms::too_many_nodes());
-    }
-    let Inner {
-        tracker,
-        last,
-        views,
-        tag,
-    } = &mut *inner;
-    let tag = *tag;
-    let reg = if last.is_empty() {
-        tracker.updated(origin, seq, ts, ExWitness::new(witness))
-    } else {
-        tracker.updated_with(origin, seq, ts, ExWitness::new(witness), |n, w| {
-            // The node's ranks answer without reading its state when they can.
-            match views.get(&n).and_then(|v| v.holds(tag, w)) {
-                Some(held) => held,
-                None => last
-                    .get(&n)
-                    .is_some_and(|(s, _)| w.delta.is_inflation(s).unwrap_or(false)),
-            }
-        })
-    };
-    Ok(match reg {
-        Registered::TooManyNodes => return error(env, atoms::too_many_nodes()),
-        Registered::New { finished: false } => (atoms::ok(), atoms::new()).encode(env),
-        Registered::New { finished: true } => (atoms::ok(), atoms::finished()).encode(env),
-        Registered::Duplicate => (atoms::ok(), atoms::duplicate()).encode(env),
-    })
 }
 
 struct UpdArgs {
@@ -488,10 +361,14 @@ fn register_witness<'a>(env: Env<'a>, a: &UpdArgs, w: Term<'a>) -> Reply<'a> {
     let Some(o) = owned(w) else {
         return error(env, atoms::unsupported_term());
     };
-    match decode_owned(&o) {
-        Ok(w) => register(env, &a.r, a.origin, a.seq, a.ts, w),
-        Err(e) => bad(env, e),
-    }
+    let reg = a.r.lock().updated(a.origin, a.seq, a.ts, &o);
+    Ok(match reg {
+        Err(why) => return refused(env, why),
+        Ok(Registered::New { finished: false }) => (atoms::ok(), atoms::new()).encode(env),
+        Ok(Registered::New { finished: true }) => (atoms::ok(), atoms::finished()).encode(env),
+        Ok(Registered::Duplicate) => (atoms::ok(), atoms::duplicate()).encode(env),
+        Ok(Registered::TooManyNodes) => return error(env, atoms::too_many_nodes()),
+    })
 }
 
 fn updated<'a>(env: Env<'a>, limits: Limits, args: [Term<'a>; 6]) -> Reply<'a> {
@@ -632,109 +509,10 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
     let Some(o) = owned(x) else {
         return error(env, atoms::unsupported_term());
     };
-    let x = match decode_owned(&o) {
-        Ok(x) => x,
-        Err(e) => return bad(env, e),
+    let obs = match r.lock().observed(n, ts, &o, is_delta) {
+        Ok(obs) => obs,
+        Err(why) => return refused(env, why),
     };
-    let mut inner = r.lock();
-    if let Err(e) = check_tag(&mut inner, &x) {
-        return bad(env, e);
-    }
-    if !inner.tracker.admits(n) {
-        return error(env, atoms::too_many_nodes());
-    }
-    let last = inner.last.remove(&n);
-    // The node's state now is the join with what it held (a replica's state
-    // only inflates); `joined` is `None` when that is `x` itself. `change`:
-    // what its state gained since its previous observation (`x` itself for a
-    // delta); only the witnesses in the rank ranges its atoms open can have
-    // become held. On its first observation everything is checked; on one
-    // delivered out of order (earlier than its latest), everything is
-    // checked against `x` alone, so first-seen times move back only for
-    // what `x` itself holds.
-    let mut unjoined = false;
-    // A whole state that holds the node's last one, for a type whose ranks
-    // decide: its ranks above the node's are the change, and it is the
-    // node's state now; no delta, no merge (each O(state) in the type's own
-    // terms). Otherwise the change is `delta(x, last)`.
-    let held = match (
-        &last,
-        is_delta,
-        inner.tag.is_some_and(witness::ranks_decide),
-    ) {
-        (Some((_, prev_ts)), false, true) if *prev_ts <= ts => {
-            inner.views.get(&n).filter(|v| v.complete).and_then(|v| {
-                let xa = witness::atoms_of_term(&o)?;
-                v.view.within(&View::of(&xa)).then_some(xa)
-            })
-        }
-        _ => None,
-    };
-    let (joined, change, at, in_order) = match (last, held) {
-        (Some((_, prev_ts)), Some(xa)) => (None, Some(xa), prev_ts.max(ts), true),
-        (None, _) => (None, None, ts, true),
-        (Some((l, prev_ts)), None) => {
-            let in_order = prev_ts <= ts;
-            let change = match (in_order, is_delta) {
-                (false, _) => None,
-                (true, true) => witness::atoms(&x),
-                (true, false) => x.delta(&l).ok().and_then(|d| witness::atoms(&d)),
-            };
-            let joined = match l.merge(&x) {
-                Ok(Merged::Left) => Some(l),
-                Ok(Merged::New(j)) => Some(j),
-                Ok(Merged::Right) => None,
-                Err(_) => {
-                    unjoined = true;
-                    None
-                }
-            };
-            (joined, change, prev_ts.max(ts), in_order)
-        }
-    };
-    let target = match &joined {
-        Some(j) if in_order => j,
-        _ => &x,
-    };
-    let nv = inner.views.entry(n).or_default();
-    // The ranges the change opens (from the node's ranks before it), then
-    // the ranks after it: those of `target`. When the change could not be
-    // listed (or the ranks were not complete), they are listed again from
-    // the whole state.
-    let ranges = change.as_ref().map(|d| nv.view.changed(d));
-    if in_order {
-        if ranges.is_none() || !nv.complete || unjoined {
-            match witness::atoms(target) {
-                Some(a) => {
-                    nv.view = View::of(&a);
-                    nv.complete = true;
-                }
-                None => nv.complete = false,
-            }
-        }
-    } else if let Some(a) = witness::atoms(&x) {
-        // An earlier state: it adds nothing the node's ranks lack.
-        nv.view.changed(&a);
-    }
-    let filter = match &ranges {
-        Some(r) => Filter::Ranges(r),
-        None => Filter::All,
-    };
-    let Inner {
-        tracker,
-        views,
-        tag,
-        ..
-    } = &mut *inner;
-    let (tag, nv) = (*tag, views.get(&n));
-    let obs = tracker.observed(n, ts, filter, |w: &ExWitness| {
-        match nv.filter(|_| in_order).and_then(|v| v.holds(tag, w)) {
-            Some(held) => held,
-            // Same type (checked above), decoded states: cannot fail.
-            None => w.delta.is_inflation(target).unwrap_or(false),
-        }
-    });
-    inner.last.insert(n, (joined.unwrap_or(x), at));
     let m = map_new(env);
     let m = put(m, atoms::checked(), obs.checked.encode(env));
     let m = put(m, atoms::newly_seen(), obs.newly_seen.encode(env));
@@ -764,7 +542,7 @@ fn tracker_retained<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     let m = put(m, atoms::seq_entries(), k.seq_entries.encode(env));
     let m = put(m, atoms::clock_samples(), k.clock_samples.encode(env));
     let m = put(m, atoms::nodes(), k.nodes.encode(env));
-    let m = put(m, atoms::last_states(), inner.last.len().encode(env));
+    let m = put(m, atoms::last_states(), inner.last_states().encode(env));
     Ok((atoms::ok(), m).encode(env))
 }
 
@@ -973,7 +751,7 @@ fn tracker_buckets<'a>(env: Env<'a>, r: Term<'a>, bounds: Term<'a>) -> Reply<'a>
             Some(n) => per_node = per_node.map_put(n.0, t).unwrap_or(per_node),
         }
     }
-    let tag = match inner.tag {
+    let tag = match inner.tag() {
         Some(t) => crate::atoms::get(t).encode(env),
         None => atoms::undefined().encode(env),
     };
@@ -1008,8 +786,6 @@ fn tracker_reset<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
         return error(env, atoms::not_a_tracker());
     };
     let mut inner = r.lock();
-    inner.tracker.reset();
-    inner.last.clear();
-    inner.views.clear();
+    inner.reset();
     Ok(atoms::ok().encode(env))
 }

@@ -132,6 +132,7 @@
 
 mod clock;
 mod hist;
+pub mod nodes;
 mod report;
 mod seq;
 pub mod witness;
