@@ -564,7 +564,7 @@ api_replicator_hands_off_changes_only() ->
     [{ok, _} = lasp_converge_replicator:update(V, {add, {e, I}}, node()) || I <- lists:seq(1, 200)],
     ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
     ok = lasp_converge_observer:sync(V),
-    [{_, Obs}] = ets:lookup(lasp_converge_sup:registry(), {observer, V}),
+    {ok, Obs} = lasp_converge_registry:observer(V),
     {ok, Local} = lasp_converge_replicator:state(V),
     {ok, Remote} = lasp_converge_crdt:mutate({add, y}, other, Local),
     try
