@@ -6,7 +6,7 @@
 %% runs on a dirty CPU scheduler; the wrappers pick.
 -module(lasp_converge_nif).
 
--export([nif_info/0,
+-export([nif_info/0, term_path/0,
          crdt_new/1, crdt_types/0,
          crdt_merge/2, crdt_merge_dirty/2,
          crdt_merge_all/1, crdt_merge_all_dirty/1,
@@ -77,12 +77,21 @@ priv_dir() ->
     end.
 
 %% @doc Facts about the loaded library: `[{raw_layout, boolean()},
-%% {raw_binary, boolean()}, {raw_bignum, boolean()}]': whether list and
-%% tuple reads, binary reads in comparisons, and the size of bignums when a
-%% call weighs its inputs use the term layout verified when the library
-%% loaded.
+%% {raw_binary, boolean()}, {raw_bignum, boolean()}, {safe_terms,
+%% boolean()}]': whether list and tuple reads, binary reads in comparisons,
+%% and the size of bignums when a call weighs its inputs use the term
+%% layout verified when the library loaded, and whether
+%% `LASP_CONVERGE_SAFE_TERMS=1' turned all of them off.
 -spec nif_info() -> [{atom(), boolean()}].
 nif_info() -> ?NOT_LOADED.
+
+%% @doc How the library reads terms: `fast' when lists, tuples, atoms and
+%% small integers are read from the VM's term layout (verified when the
+%% library loaded), `safe' when every read goes through the NIF API, as it
+%% does when the VM was started with `LASP_CONVERGE_SAFE_TERMS=1' in its
+%% environment. Both give the same answers; `fast' is quicker.
+-spec term_path() -> fast | safe.
+term_path() -> ?NOT_LOADED.
 -spec crdt_new(atom()) -> term().
 crdt_new(_) -> ?NOT_LOADED.
 -spec crdt_types() -> [atom()].

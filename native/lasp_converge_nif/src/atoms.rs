@@ -37,4 +37,7 @@ rustler::atoms! {
     raw_layout,
     raw_binary,
     raw_bignum,
+    safe_terms,
+    fast,
+    safe,
 }

@@ -161,22 +161,25 @@ fn crdt_types<'a>(env: Env<'a>) -> Vec<Term<'a>> {
 }
 
 // Facts about the loaded library, for tests and support: whether list,
-// tuple and binary reads use the verified raw layout (see
-// term::check_layout).
+// tuple and binary reads use the verified raw layout, and whether the safe
+// path was forced (see term/raw.rs).
 #[rustler::nif]
 fn nif_info() -> Vec<(rustler::Atom, bool)> {
+    let i = crate::term::raw::info();
     vec![
-        (
-            crate::atoms::raw_layout(),
-            crate::term::raw_layout_enabled(),
-        ),
-        (
-            crate::atoms::raw_binary(),
-            crate::term::raw_binary_enabled(),
-        ),
-        (
-            crate::atoms::raw_bignum(),
-            crate::term::raw_bignum_enabled(),
-        ),
+        (crate::atoms::raw_layout(), i.raw_layout),
+        (crate::atoms::raw_binary(), i.raw_binary),
+        (crate::atoms::raw_bignum(), i.raw_bignum),
+        (crate::atoms::safe_terms(), i.safe_forced),
     ]
+}
+
+// `fast` when terms are read from their words, `safe` when every read goes
+// through enif_*.
+#[rustler::nif]
+fn term_path() -> rustler::Atom {
+    match crate::term::raw::path() {
+        crate::term::raw::Path::Fast => crate::atoms::fast(),
+        crate::term::raw::Path::Safe => crate::atoms::safe(),
+    }
 }

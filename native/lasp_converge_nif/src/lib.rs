@@ -8,8 +8,9 @@ mod term;
 mod tracker;
 
 fn load(env: rustler::Env, _info: rustler::Term) -> bool {
-    // Verify the raw list/tuple reads against enif_* before enabling them.
-    term::check_layout(env);
+    // Verify the raw term reads against enif_* before enabling them, unless
+    // LASP_CONVERGE_SAFE_TERMS=1 forces the enif_* path (term/raw.rs).
+    term::raw::load(env);
     true
 }
 

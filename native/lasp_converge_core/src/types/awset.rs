@@ -408,7 +408,7 @@ mod test {
         for round in 0..200 {
             let actor = t(["a", "b", "{n, 1}"][rng.next(3) as usize]);
             let es: Vec<TT> = (0..rng.next(6))
-                .map(|_| TT::Int(rng.next(8) as i64))
+                .map(|_| TT::int(rng.next(8) as i64))
                 .collect();
             let list = TB.list(&es);
             let add = rng.next(2) == 0;
