@@ -193,6 +193,18 @@ impl Tracked {
         }
     }
 
+    /// Whether an observed delta of node `n` is applied in time bounded by
+    /// the delta, whatever the size of the node's state: its state is held
+    /// keyed, with complete ranks, for a type whose ranks decide (joins in
+    /// `O(m log n)`, checks from the ranks). A node not seen yet is not:
+    /// its first observation checks every pending update.
+    pub fn light(&self, n: NodeId) -> bool {
+        let decide = self.tag.is_some_and(witness::ranks_decide);
+        self.nodes
+            .get(&n)
+            .is_some_and(|s| decide && s.complete && s.state.is_keyed())
+    }
+
     /// Update `(origin, seq)` made at `ts_us` (origin's clock), whose
     /// witness is `witness`: a node whose kept state already holds it has
     /// seen it at its last observation.
@@ -443,6 +455,16 @@ mod test {
             .unwrap();
         assert_eq!(obs.newly_seen, 0);
         assert_eq!(t.tracker.stats().converged, 2);
+        let mut lw = tracked();
+        let lww = |ts: i64| {
+            OwnedBuilder.pair(
+                OwnedTerm::atom("state_lwwregister"),
+                OwnedBuilder.pair(OwnedTerm::int(ts), OwnedTerm::atom("v")),
+            )
+        };
+        lw.observed(N1, 1, &lww(3), false).unwrap();
+        // Held as a decoded state: a join costs O(state).
+        assert!(!lw.light(N1));
         let bad = t.observed(N1, 70, &set("state_gcounter", &[]), false);
         assert!(matches!(bad, Err(Refused::Bad(BadCrdt::TypeMismatch(..)))));
         let mut small = Tracked::new(Config {
@@ -468,6 +490,8 @@ mod test {
         for (i, d) in deltas.iter().enumerate().skip(1) {
             t.observed(N1, 1 + i as i64, d, true).unwrap();
         }
+        assert!(t.light(N1));
+        assert!(!t.light(N0));
         let ns = &t.nodes[&N1];
         assert!(ns.state.is_keyed());
         assert!(ns.complete);
