@@ -269,9 +269,8 @@ impl Tracked {
             let obs = self.tracker.observed(n, ts_us, Filter::All, |w| {
                 w.delta.is_inflation(&x).unwrap_or(false)
             });
-            let incoming = Replica::from_crdt(x);
-            if ns.state.merge(&incoming).is_err() {
-                ns = NodeState::new(incoming, ns.ts);
+            if ns.state.merge_crdt_ref(&x).is_err() {
+                ns = NodeState::new(Replica::from_crdt(x), ns.ts);
             }
             self.nodes.insert(n, ns);
             return Ok(obs);
@@ -298,13 +297,12 @@ impl Tracked {
                         .ok()
                         .and_then(|d| witness::atoms(&d))
                 };
-                let incoming = Replica::from_crdt(x);
-                match ns.state.merge(&incoming) {
+                match ns.state.merge_crdt_ref(&x) {
                     Ok(()) => (change, false),
                     Err(_) => {
                         // Not joinable with what it held (types raises on
                         // such a merge): the node holds this state now.
-                        ns.state = incoming;
+                        ns.state = Replica::from_crdt(x);
                         (change, true)
                     }
                 }
