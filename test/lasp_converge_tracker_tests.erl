@@ -557,9 +557,18 @@ api_replicator_hands_off_to_the_observer() ->
 
 %% The replicator copies changes to the observer, never its whole state:
 %% a local update's delta (reported as the update and as what the replica
-%% gained) and what a received state added to the replica.
+%% gained) and what a received state added to the replica; in either mode.
 api_replicator_hands_off_changes_only() ->
-    V = {<<"changes">>, state_awset},
+    Mode0 = maps:get(mode, lasp_converge_replicator:settings()),
+    try
+        [changes_only(Mode) || Mode <- [state_based, delta_based]]
+    after
+        lasp_converge_replicator:set(#{mode => Mode0})
+    end.
+
+changes_only(Mode) ->
+    {ok, _} = lasp_converge_replicator:set(#{mode => Mode}),
+    V = {<<"changes">>, Mode},
     {ok, _} = lasp_converge_replicator:declare(V, state_awset, #{nodes => [node()]}),
     [{ok, _} = lasp_converge_replicator:update(V, {add, {e, I}}, node()) || I <- lists:seq(1, 200)],
     ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
