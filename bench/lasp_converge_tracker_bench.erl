@@ -28,9 +28,9 @@
 %% Then, for each of the 19 types, the cost of one `tracker_observed' with
 %% 10,000 updates pending (node 0 made them, registered with their deltas;
 %% nodes 1 and 2 hold the first half) when a node's state gains the next
-%% 10 of them: node 1 reports its whole state (`tracker_observed', what the
-%% aggregating node's own replica does), node 2 the 10-entry delta
-%% (`tracker_observed_delta', what a member sends). Median time and witness
+%% 10 of them: node 1 reports its whole state (`tracker_observed'), node 2
+%% the 10-entry delta (`lasp_converge_tracker:observed_delta/4', what a
+%% member sends and what a replicator reports). Median time and witness
 %% checks over 30 such observations.
 %%
 %% Last, a 5-node run of the replicator with an awset of 2,000 elements,
@@ -188,7 +188,7 @@ type_row(Type) ->
                           {T, {ok, #{checked := C}}} =
                               timer:tc(fun() -> ?N:tracker_observed(R, 1, Ts, S1) end),
                           {TD, {ok, #{checked := CD}}} =
-                              timer:tc(fun() -> ?N:tracker_observed_delta(R, 2, Ts, Gain) end),
+                              timer:tc(fun() -> lasp_converge_tracker:observed_delta(R, 2, Ts, Gain) end),
                           {S1, [{T, C, TD, CD} | Acc]}
                   end, {Half, []}, lists:zip(lists:seq(1, length(Batches)), Batches)),
     io:format("~-20s ~8b ~8b ~12.1f ~8.1f ~12.1f ~8.1f~n",

@@ -334,7 +334,7 @@ observed_delta(Var, Delta, Opts) ->
 observed_delta_at(Var, Delta, Ts) ->
     case lasp_converge_tracker:lookup(Var) of
         {ok, {aggregator, _, Res, Id}} ->
-            case lasp_converge_nif:tracker_observed_delta(Res, Id, Ts, Delta) of
+            case lasp_converge_tracker:observed_delta(Res, Id, Ts, Delta) of
                 {ok, _} -> ok;
                 {error, _} = E -> E
             end;

@@ -169,7 +169,7 @@ apply_entry(Res, Ids, {lc_updated, Node, Seq, Ts, W}) ->
     end;
 apply_entry(Res, Ids, {lc_observed_delta, Node, Ts, D}) ->
     case Ids of
-        #{Node := Id} -> ok_or_error(lasp_converge_nif:tracker_observed_delta(Res, Id, Ts, D));
+        #{Node := Id} -> ok_or_error(lasp_converge_tracker:observed_delta(Res, Id, Ts, D));
         _ -> error
     end.
 

@@ -24,7 +24,7 @@
          tracker_clock_sample/5, tracker_tick/2,
          tracker_updated/6, tracker_updated_dirty/6, tracker_witness/5, tracker_witness_dirty/5, tracker_retained/1, tracker_records/1,
          tracker_finished_since/3, tracker_buckets/2,
-         tracker_observed/4, tracker_observed_delta/4, tracker_stats/1, tracker_divergence/1,
+         tracker_observed/4, tracker_observed_delta/4, tracker_observed_delta_normal/4, tracker_stats/1, tracker_divergence/1,
          tracker_json/1, tracker_reset/1, tracker_live/0]).
 -export([sim_start/2, sim_cancel/1, sim_active/0]).
 -export([replica_new/1, replica_live/0, replica_type/1, replica_is_keyed/1,
@@ -189,6 +189,12 @@ tracker_observed(_, _, _, _) -> ?NOT_LOADED.
 -spec tracker_observed_delta(tracker(), non_neg_integer(), integer(), term()) ->
           {ok, map()} | {error, term()}.
 tracker_observed_delta(_, _, _, _) -> ?NOT_LOADED.
+%% As `tracker_observed_delta/4' on the normal scheduler, for a small delta
+%% of a node whose state is held keyed; raises `lasp_converge_dirty'
+%% otherwise (or while another call holds the tracker).
+-spec tracker_observed_delta_normal(tracker(), non_neg_integer(), integer(), term()) ->
+          {ok, map()} | {error, term()}.
+tracker_observed_delta_normal(_, _, _, _) -> ?NOT_LOADED.
 -spec tracker_stats(tracker()) -> {ok, map()} | {error, term()}.
 tracker_stats(_) -> ?NOT_LOADED.
 -spec tracker_divergence(tracker()) -> {ok, [map()]} | {error, term()}.

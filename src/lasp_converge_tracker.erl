@@ -30,14 +30,16 @@
 %% only what the state gained since the last state this node sent
 %% (`delta(State, Last)', the whole state the first time), and the
 %% aggregator joins it into the node's state
-%% (`lasp_converge_nif:tracker_observed_delta/4'). Observations made
+%% (`observed_delta/4'). Observations made
 %% concurrently by several processes of one member may reach the aggregator
 %% in another order than their timestamps; joins keep the node's state
 %% right, and a first-seen time is then at worst the later of the two.
 -module(lasp_converge_tracker).
 -behaviour(gen_server).
 
--export([start_link/2, now_us/0, lookup/1, aggregator_node/1, next_seq/1, swap_last_sent/2, check_type/2,
+-export([start_link/2, now_us/0, lookup/1, aggregator_node/1, next_seq/1, swap_last_sent/2,
+         check_type/2,
+         observed_delta/4,
          mark_all/1, aggregated/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -131,6 +133,17 @@ next_seq(Var) ->
 -spec swap_last_sent(term(), term()) -> term().
 swap_last_sent(Var, State) ->
     lasp_converge_registry:swap_last_sent(Var, State).
+
+%% @doc Node `Id' of the native tracker `Res' gained `Delta' at `Ts' (its
+%% clock): `lasp_converge_nif:tracker_observed_delta/4', on the calling
+%% scheduler when the delta is small and the node's state is held keyed
+%% (the join costs what the delta weighs), else on a dirty one.
+-spec observed_delta(reference(), non_neg_integer(), integer(), term()) ->
+          {ok, map()} | {error, term()}.
+observed_delta(Res, Id, Ts, Delta) ->
+    try lasp_converge_nif:tracker_observed_delta_normal(Res, Id, Ts, Delta)
+    catch error:lasp_converge_dirty -> lasp_converge_nif:tracker_observed_delta(Res, Id, Ts, Delta)
+    end.
 
 %% @doc On a member node: the first type given for `Var' is its type; a
 %% state of another type is refused here, as the aggregator would refuse it.
@@ -311,7 +324,7 @@ handle_info({lc_updated, Node, Seq, Ts, W}, St = #st{role = aggregator, res = Re
     _ = with_id(Node, St, fun(Id) -> lasp_converge:witness(Res, Id, Seq, Ts, W) end),
     {noreply, St};
 handle_info({lc_observed_delta, Node, Ts, D}, St = #st{role = aggregator, res = Res}) ->
-    _ = with_id(Node, St, fun(Id) -> lasp_converge_nif:tracker_observed_delta(Res, Id, Ts, D) end),
+    _ = with_id(Node, St, fun(Id) -> observed_delta(Res, Id, Ts, D) end),
     {noreply, St};
 handle_info({lc_pong, Node, T0, T1}, St = #st{role = aggregator, res = Res}) ->
     T2 = now_us(),

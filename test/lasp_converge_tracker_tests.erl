@@ -557,9 +557,18 @@ api_replicator_hands_off_to_the_observer() ->
 
 %% The replicator copies changes to the observer, never its whole state:
 %% a local update's delta (reported as the update and as what the replica
-%% gained) and what a received state added to the replica.
+%% gained) and what a received state added to the replica; in either mode.
 api_replicator_hands_off_changes_only() ->
-    V = {<<"changes">>, state_awset},
+    Mode0 = maps:get(mode, lasp_converge_replicator:settings()),
+    try
+        [changes_only(Mode) || Mode <- [state_based, delta_based]]
+    after
+        lasp_converge_replicator:set(#{mode => Mode0})
+    end.
+
+changes_only(Mode) ->
+    {ok, _} = lasp_converge_replicator:set(#{mode => Mode}),
+    V = {<<"changes">>, Mode},
     {ok, _} = lasp_converge_replicator:declare(V, state_awset, #{nodes => [node()]}),
     [{ok, _} = lasp_converge_replicator:update(V, {add, {e, I}}, node()) || I <- lists:seq(1, 200)],
     ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
@@ -632,6 +641,29 @@ api_observer_behind_skips_observations() ->
         _ = catch erlang:resume_process(Obs),
         lasp_converge:untrack(V)
     end.
+
+%% A small delta of a node whose state is held keyed is applied on the
+%% calling scheduler; anything else (a node's first observation, which
+%% checks every pending update; a type held decoded, whose join costs
+%% O(state)) raises `lasp_converge_dirty', and `observed_delta/4' moves it
+%% to a dirty scheduler.
+observed_delta_normal_scheduler_test() ->
+    {ok, R} = ?N:tracker_new(#{exact => [0, 1]}),
+    ok = ?N:tracker_set_members(R, 0, [0, 1]),
+    {ok, _} = ?N:tracker_witness(R, 0, 1, 10, gset([a])),
+    ?assertError(lasp_converge_dirty, ?N:tracker_observed_delta_normal(R, 1, 20, gset([b]))),
+    {ok, _} = lasp_converge_tracker:observed_delta(R, 1, 20, gset([b])),
+    ?assertMatch({ok, #{newly_seen := 1, converged := 1}},
+                 ?N:tracker_observed_delta_normal(R, 1, 30, gset([a]))),
+    Lww = fun(T) -> {state_lwwregister, {T, v}} end,
+    {ok, L} = ?N:tracker_new(#{exact => [0, 1]}),
+    ok = ?N:tracker_set_members(L, 0, [0, 1]),
+    {ok, _} = ?N:tracker_witness(L, 0, 1, 10, Lww(5)),
+    {ok, _} = ?N:tracker_observed(L, 1, 20, Lww(1)),
+    ?assertError(lasp_converge_dirty, ?N:tracker_observed_delta_normal(L, 1, 30, Lww(5))),
+    ?assertMatch({ok, #{newly_seen := 1, converged := 1}},
+                 lasp_converge_tracker:observed_delta(L, 1, 30, Lww(5))),
+    ?assertEqual({error, not_a_tracker}, ?N:tracker_observed_delta_normal(nope, 1, 30, Lww(5))).
 
 %% Node slots are bounded (`max_nodes', default 1024) and freed by reset:
 %% before, every distinct node id took a slot (a latency histogram) for

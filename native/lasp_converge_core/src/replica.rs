@@ -285,6 +285,18 @@ impl Replica {
         self.merge(&Replica::from_crdt(incoming))
     }
 
+    /// `merge(Self, Incoming)` of a decoded state, in place, leaving it to
+    /// the caller: an awset's incoming state is not decoded a second time.
+    pub fn merge_crdt_ref(&mut self, incoming: &Crdt<OwnedTerm>) -> Result<()> {
+        if let (Replica::AWSet(a), Crdt::AWSet(_)) = (&mut *self, incoming) {
+            let t = incoming.encode(&OwnedBuilder);
+            if let Some(inc) = t.tuple_elem(1).and_then(|p| AwSet::from_payload(&p)) {
+                return a.merge_decoded(&inc, incoming, First::Resident);
+            }
+        }
+        self.merge(&Replica::from_crdt(incoming.clone()))
+    }
+
     fn merge_as(&mut self, incoming: &Replica, first: First) -> Result<()> {
         if self.tag() != incoming.tag() {
             return Err(BadCrdt::TypeMismatch(self.tag(), incoming.tag()));
@@ -1079,6 +1091,11 @@ mod test {
             let mut ra = Replica::from_term(&a).unwrap();
             assert!(ra.is_keyed());
             let want = core_merge(&a, &b);
+            // The same from a decoded incoming state.
+            let mut rd = ra.clone();
+            let bc = Crdt::decode(&b, &mut Decoder::new(Limits::dirty())).unwrap();
+            rd.merge_crdt_ref(&bc).unwrap();
+            assert!(rd.to_term().identical(&want), "merge_crdt_ref({a}, {b})");
             assert!(ra.to_term().identical(&a));
             ra.merge(&Replica::from_term(&b).unwrap()).unwrap();
             assert!(

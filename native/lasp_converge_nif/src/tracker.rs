@@ -479,6 +479,51 @@ fn tracker_observed<'a>(
     observed(env, [r, n, t, state], false)
 }
 
+// `tracker_observed_delta_normal(Ref, NodeId, TsUs, Delta)`: as
+// `tracker_observed_delta`, on the normal scheduler, for a light delta
+// (`Limits::NORMAL_WEIGHT`) of a node whose state is keyed
+// (`Tracked::light`: the join costs O(delta log state) and the checks read
+// ranks). Otherwise, or when the tracker is busy (another call holds it),
+// it raises `lasp_converge_dirty` and the caller uses
+// `tracker_observed_delta`: a normal scheduler never waits for the lock.
+#[rustler::nif]
+fn tracker_observed_delta_normal<'a>(
+    env: Env<'a>,
+    r: Term<'a>,
+    n: Term<'a>,
+    t: Term<'a>,
+    delta: Term<'a>,
+) -> Reply<'a> {
+    let yield_ = || Err(crate::error::raise(BadCrdt::Yield));
+    if <ExTerm as CoreTerm>::too_heavy(&[&ExTerm(delta)], Limits::NORMAL_WEIGHT) {
+        return yield_();
+    }
+    let Some(rr) = res(r) else {
+        return error(env, atoms::not_a_tracker());
+    };
+    let Some(id) = node_id(n) else {
+        return error(env, atoms::bad_node());
+    };
+    let Ok(ts) = t.decode::<i64>() else {
+        return error(env, atoms::bad_ts());
+    };
+    let Some(o) = owned(delta) else {
+        return error(env, atoms::unsupported_term());
+    };
+    let Ok(mut inner) = rr.0.try_lock() else {
+        return yield_();
+    };
+    if !inner.light(id) {
+        return yield_();
+    }
+    let obs = inner.observed(id, ts, &o, true);
+    drop(inner);
+    match obs {
+        Ok(obs) => observed_reply(env, obs),
+        Err(why) => refused(env, why),
+    }
+}
+
 // `tracker_observed_delta(Ref, NodeId, TsUs, Delta)`: as `tracker_observed`,
 // for a node that sends only what its state gained since the last state it
 // sent (`delta(State, Last)`, the whole state the first time): the node's
@@ -509,10 +554,14 @@ fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> 
     let Some(o) = owned(x) else {
         return error(env, atoms::unsupported_term());
     };
-    let obs = match r.lock().observed(n, ts, &o, is_delta) {
-        Ok(obs) => obs,
-        Err(why) => return refused(env, why),
-    };
+    let obs = r.lock().observed(n, ts, &o, is_delta);
+    match obs {
+        Ok(obs) => observed_reply(env, obs),
+        Err(why) => refused(env, why),
+    }
+}
+
+fn observed_reply(env: Env, obs: lasp_converge_core::tracker::Observed) -> Reply {
     let m = map_new(env);
     let m = put(m, atoms::checked(), obs.checked.encode(env));
     let m = put(m, atoms::newly_seen(), obs.newly_seen.encode(env));

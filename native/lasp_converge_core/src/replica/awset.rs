@@ -199,12 +199,23 @@ impl AwSet {
     /// `merge(Self, Inc)` (or `merge(Inc, Self)` when `first` is
     /// `Incoming`), in place.
     pub(super) fn merge(&mut self, inc: &AwSet, first: First) -> Result<()> {
+        let b = Crdt::decode(&inc.to_term(), &mut Decoder::new(Limits::dirty()))?;
+        self.merge_decoded(inc, &b, first)
+    }
+
+    /// As [`merge`](Self::merge), with `b` the core's decoding of `inc`
+    /// (so it is not decoded again).
+    pub(super) fn merge_decoded(
+        &mut self,
+        inc: &AwSet,
+        b: &Crdt<OwnedTerm>,
+        first: First,
+    ) -> Result<()> {
         let keys = self.affected(inc);
         let a = self.project(&keys)?;
-        let b = Crdt::decode(&inc.to_term(), &mut Decoder::new(Limits::dirty()))?;
         let merged = match first {
-            First::Resident => a.merge(&b)?.into_state(&a, &b),
-            First::Incoming => b.merge(&a)?.into_state(&b, &a),
+            First::Resident => a.merge(b)?.into_state(&a, b),
+            First::Incoming => b.merge(&a)?.into_state(b, &a),
         };
         self.write_back(&keys, &merged)
     }

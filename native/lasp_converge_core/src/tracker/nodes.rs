@@ -193,6 +193,18 @@ impl Tracked {
         }
     }
 
+    /// Whether an observed delta of node `n` is applied in time bounded by
+    /// the delta, whatever the size of the node's state: its state is held
+    /// keyed, with complete ranks, for a type whose ranks decide (joins in
+    /// `O(m log n)`, checks from the ranks). A node not seen yet is not:
+    /// its first observation checks every pending update.
+    pub fn light(&self, n: NodeId) -> bool {
+        let decide = self.tag.is_some_and(witness::ranks_decide);
+        self.nodes
+            .get(&n)
+            .is_some_and(|s| decide && s.complete && s.state.is_keyed())
+    }
+
     /// Update `(origin, seq)` made at `ts_us` (origin's clock), whose
     /// witness is `witness`: a node whose kept state already holds it has
     /// seen it at its last observation.
@@ -257,9 +269,8 @@ impl Tracked {
             let obs = self.tracker.observed(n, ts_us, Filter::All, |w| {
                 w.delta.is_inflation(&x).unwrap_or(false)
             });
-            let incoming = Replica::from_crdt(x);
-            if ns.state.merge(&incoming).is_err() {
-                ns = NodeState::new(incoming, ns.ts);
+            if ns.state.merge_crdt_ref(&x).is_err() {
+                ns = NodeState::new(Replica::from_crdt(x), ns.ts);
             }
             self.nodes.insert(n, ns);
             return Ok(obs);
@@ -286,13 +297,12 @@ impl Tracked {
                         .ok()
                         .and_then(|d| witness::atoms(&d))
                 };
-                let incoming = Replica::from_crdt(x);
-                match ns.state.merge(&incoming) {
+                match ns.state.merge_crdt_ref(&x) {
                     Ok(()) => (change, false),
                     Err(_) => {
                         // Not joinable with what it held (types raises on
                         // such a merge): the node holds this state now.
-                        ns.state = incoming;
+                        ns.state = Replica::from_crdt(x);
                         (change, true)
                     }
                 }
@@ -443,6 +453,16 @@ mod test {
             .unwrap();
         assert_eq!(obs.newly_seen, 0);
         assert_eq!(t.tracker.stats().converged, 2);
+        let mut lw = tracked();
+        let lww = |ts: i64| {
+            OwnedBuilder.pair(
+                OwnedTerm::atom("state_lwwregister"),
+                OwnedBuilder.pair(OwnedTerm::int(ts), OwnedTerm::atom("v")),
+            )
+        };
+        lw.observed(N1, 1, &lww(3), false).unwrap();
+        // Held as a decoded state: a join costs O(state).
+        assert!(!lw.light(N1));
         let bad = t.observed(N1, 70, &set("state_gcounter", &[]), false);
         assert!(matches!(bad, Err(Refused::Bad(BadCrdt::TypeMismatch(..)))));
         let mut small = Tracked::new(Config {
@@ -468,6 +488,8 @@ mod test {
         for (i, d) in deltas.iter().enumerate().skip(1) {
             t.observed(N1, 1 + i as i64, d, true).unwrap();
         }
+        assert!(t.light(N1));
+        assert!(!t.light(N0));
         let ns = &t.nodes[&N1];
         assert!(ns.state.is_keyed());
         assert!(ns.complete);
