@@ -498,17 +498,9 @@ fn tracker_observed_delta_normal<'a>(
     if <ExTerm as CoreTerm>::too_heavy(&[&ExTerm(delta)], Limits::NORMAL_WEIGHT) {
         return yield_();
     }
-    let Some(rr) = res(r) else {
-        return error(env, atoms::not_a_tracker());
-    };
-    let Some(id) = node_id(n) else {
-        return error(env, atoms::bad_node());
-    };
-    let Ok(ts) = t.decode::<i64>() else {
-        return error(env, atoms::bad_ts());
-    };
-    let Some(o) = owned(delta) else {
-        return error(env, atoms::unsupported_term());
+    let (rr, id, ts, o) = match observed_args(env, [r, n, t, delta]) {
+        Ok(args) => args,
+        Err(reply) => return reply,
     };
     let Ok(mut inner) = rr.0.try_lock() else {
         return yield_();
@@ -540,19 +532,23 @@ fn tracker_observed_delta<'a>(
     observed(env, [r, n, t, delta], true)
 }
 
-fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> {
+// The arguments of an observation, `(Ref, NodeId, TsUs, StateOrDelta)`,
+// decoded, or the error answer naming the first bad one.
+type ObservedArgs = (ResourceArc<ExTrackerRef>, NodeId, i64, OwnedTerm);
+
+fn observed_args<'a>(env: Env<'a>, args: [Term<'a>; 4]) -> Result<ObservedArgs, Reply<'a>> {
     let [r, n, t, x] = args;
-    let Some(r) = res(r) else {
-        return error(env, atoms::not_a_tracker());
-    };
-    let Some(n) = node_id(n) else {
-        return error(env, atoms::bad_node());
-    };
-    let Ok(ts) = t.decode::<i64>() else {
-        return error(env, atoms::bad_ts());
-    };
-    let Some(o) = owned(x) else {
-        return error(env, atoms::unsupported_term());
+    let r = res(r).ok_or_else(|| error(env, atoms::not_a_tracker()))?;
+    let n = node_id(n).ok_or_else(|| error(env, atoms::bad_node()))?;
+    let ts = t.decode::<i64>().map_err(|_| error(env, atoms::bad_ts()))?;
+    let o = owned(x).ok_or_else(|| error(env, atoms::unsupported_term()))?;
+    Ok((r, n, ts, o))
+}
+
+fn observed<'a>(env: Env<'a>, args: [Term<'a>; 4], is_delta: bool) -> Reply<'a> {
+    let (r, n, ts, o) = match observed_args(env, args) {
+        Ok(args) => args,
+        Err(reply) => return reply,
     };
     let obs = r.lock().observed(n, ts, &o, is_delta);
     match obs {
