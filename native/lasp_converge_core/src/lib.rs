@@ -20,6 +20,8 @@ pub mod owned;
 pub mod replica;
 pub mod sim;
 pub mod term;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tracker;
 pub mod types;
 pub mod wire;
