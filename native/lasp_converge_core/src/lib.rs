@@ -14,6 +14,7 @@ pub mod crdt;
 pub mod decode;
 pub mod error;
 pub mod etf;
+pub(crate) mod latency;
 pub mod lattice;
 pub mod ord;
 pub mod owned;

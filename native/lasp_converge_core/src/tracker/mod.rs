@@ -131,7 +131,6 @@
 //! ```
 
 mod clock;
-mod hist;
 mod report;
 mod seq;
 pub mod witness;
@@ -146,7 +145,7 @@ pub use report::{
     Retained, Seen, Stats,
 };
 
-use hist::Latency;
+use crate::latency::Latency;
 use seq::SeqWindow;
 
 /// A node, as a small integer the caller maps node names to.
