@@ -14,12 +14,15 @@ pub mod crdt;
 pub mod decode;
 pub mod error;
 pub mod etf;
+pub(crate) mod latency;
 pub mod lattice;
 pub mod ord;
 pub mod owned;
 pub mod replica;
 pub mod sim;
 pub mod term;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tracker;
 pub mod types;
 pub mod wire;

@@ -825,20 +825,10 @@ fn term_atoms_ok(t: &OwnedTerm, known: &dyn Fn(&str) -> bool) -> bool {
 mod test {
     use super::*;
     use crate::term::Builder;
+    use crate::testing::Cx;
 
     // The core's generator for randomized tests.
-    use crate::causal::testing::Rng;
-
-    struct Cx;
-    impl MutateCx<OwnedTerm> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> OwnedTerm {
-            OwnedBuilder.binary(&[7; 20])
-        }
-    }
+    use crate::testing::Rng;
 
     // Lasp-like elements, with `==`-but-not-`=:=` pairs (1 and 1.0).
     fn elem(r: &mut Rng) -> OwnedTerm {
@@ -906,11 +896,11 @@ mod test {
             match r.next(6) {
                 0..=2 => {
                     let op = b.pair(OwnedTerm::atom("add"), e);
-                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
+                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx::default()).unwrap();
                 }
                 3 => {
                     let op = b.pair(OwnedTerm::atom("rmv"), e);
-                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx).unwrap();
+                    reps[i] = reps[i].mutate(&op, &actors[i], &mut Cx::default()).unwrap();
                 }
                 _ => {
                     let j = r.next(3) as usize;
@@ -930,7 +920,7 @@ mod test {
                 e,
             );
             return reps[pick]
-                .delta_mutate(&op, &actors[pick], &mut Cx)
+                .delta_mutate(&op, &actors[pick], &mut Cx::default())
                 .unwrap()
                 .encode(&b);
         }
@@ -961,11 +951,12 @@ mod test {
     fn mutate_agrees(s: &OwnedTerm, op: &OwnedTerm, keyed: fn(&Replica) -> bool) {
         let b = OwnedBuilder;
         let actor = OwnedTerm::atom("a");
-        let want_delta = crate::api::delta_mutate(&mut Cx, op, &actor, s, Limits::dirty()).unwrap();
-        let want = crate::api::mutate(&mut Cx, op, &actor, s, Limits::dirty()).unwrap();
+        let want_delta =
+            crate::api::delta_mutate(&mut Cx::default(), op, &actor, s, Limits::dirty()).unwrap();
+        let want = crate::api::mutate(&mut Cx::default(), op, &actor, s, Limits::dirty()).unwrap();
         let mut rs = Replica::from_term(s).unwrap();
         assert!(keyed(&rs));
-        let d = rs.mutate(op, &actor, &mut Cx).unwrap();
+        let d = rs.mutate(op, &actor, &mut Cx::default()).unwrap();
         let ok = |t: OwnedTerm| b.pair(OwnedTerm::atom("ok"), t);
         assert!(ok(d.encode(&b)).identical(&want_delta), "{op} on {s}");
         assert!(
@@ -1150,10 +1141,12 @@ mod test {
                 (gcounter(&mut r), OwnedTerm::atom("increment"), elem(&mut r))
             };
             let want_delta =
-                crate::api::delta_mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
-            let want = crate::api::mutate(&mut Cx, &op, &actor, &s, Limits::dirty()).unwrap();
+                crate::api::delta_mutate(&mut Cx::default(), &op, &actor, &s, Limits::dirty())
+                    .unwrap();
+            let want =
+                crate::api::mutate(&mut Cx::default(), &op, &actor, &s, Limits::dirty()).unwrap();
             let mut rs = Replica::from_term(&s).unwrap();
-            let d = rs.mutate(&op, &actor, &mut Cx).unwrap();
+            let d = rs.mutate(&op, &actor, &mut Cx::default()).unwrap();
             let ok = |t: OwnedTerm| b.pair(OwnedTerm::atom("ok"), t);
             assert!(ok(d.encode(&b)).identical(&want_delta), "{op} on {s}");
             assert!(
@@ -1167,7 +1160,7 @@ mod test {
             rs.mutate(
                 &OwnedTerm::atom("increment"),
                 &OwnedTerm::atom("a"),
-                &mut Cx
+                &mut Cx::default()
             ),
             Err(MutateError::Bad(BadCrdt::UnknownOp(Atom::StateGset)))
         ));
@@ -1180,7 +1173,9 @@ mod test {
         let mut o = Replica::new(&OwnedTerm::atom("state_pncounter")).unwrap();
         assert!(!o.is_keyed());
         let op = OwnedTerm::atom("increment");
-        let d = o.mutate(&op, &OwnedTerm::atom("a"), &mut Cx).unwrap();
+        let d = o
+            .mutate(&op, &OwnedTerm::atom("a"), &mut Cx::default())
+            .unwrap();
         assert_eq!(o.size(), 1);
         let t = o.to_term();
         assert!(core_merge(&t, &d.encode(&b)).identical(&t));
@@ -1193,7 +1188,7 @@ mod test {
         g.mutate(
             &b.pair(OwnedTerm::atom("add"), pid.clone()),
             &OwnedTerm::atom("a"),
-            &mut Cx,
+            &mut Cx::default(),
         )
         .unwrap();
         assert!(!g.is_keyed());

@@ -5,7 +5,8 @@
 // Each read has two ways: the fast one in `raw` (the VM's term layout,
 // verified when the library loads) and enif_* here, used when `raw` is off
 // (`LASP_CONVERGE_SAFE_TERMS=1`, or a layout the check does not accept).
-// The unsafe code left in this file is calls into enif_* only.
+// The unsafe code left in this file calls enif_* and wraps the terms those
+// calls return (rustler's `Term::new`); it never reads a term's words.
 pub mod raw;
 
 use std::cmp::Ordering;

@@ -51,8 +51,9 @@ mod merge;
 mod store;
 #[cfg(test)]
 mod test;
+// The crate's test support, still reachable as `causal::testing`.
 #[cfg(test)]
-pub(crate) mod testing;
+pub(crate) use crate::testing;
 
 use std::cmp::Ordering;
 

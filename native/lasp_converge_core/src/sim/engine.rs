@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hdrhistogram::Histogram;
+use crate::latency::Latency;
 
 use super::rng::Pcg32;
 use super::{
@@ -248,46 +248,6 @@ impl Plan {
     }
 }
 
-/// A latency histogram: HdrHistogram plus the exact count, sum and maximum.
-struct Hist<T: hdrhistogram::Counter> {
-    h: Histogram<T>,
-    count: u64,
-    sum: u128,
-    max: u64,
-}
-
-impl<T: hdrhistogram::Counter> Hist<T> {
-    fn new(sigfig: u8) -> Self {
-        // `new` auto-resizes and cannot fail for sigfig 2 or 3; the fallback
-        // keeps a panic out of the NIF regardless.
-        let h = Histogram::new(sigfig)
-            .or_else(|_| Histogram::new_with_bounds(1, MAX_TIME_US * 2, sigfig))
-            .unwrap_or_else(|_| unreachable!("valid HdrHistogram bounds"));
-        Hist {
-            h,
-            count: 0,
-            sum: 0,
-            max: 0,
-        }
-    }
-
-    #[inline]
-    fn record(&mut self, v: u64) {
-        if self.h.record(v).is_err() {
-            self.h.saturating_record(v);
-        }
-        self.count += 1;
-        self.sum += u128::from(v);
-        self.max = self.max.max(v);
-    }
-
-    /// HdrHistogram answers with the top of the value's bucket, which can
-    /// pass the exact maximum: clamp to it.
-    fn q(&self, q: f64) -> Option<u64> {
-        (self.count > 0).then(|| self.h.value_at_quantile(q).min(self.max))
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Ev {
     /// A node's timer falls due.
@@ -467,7 +427,7 @@ pub(super) struct Sim<'a> {
     kp: Vec<u64>,
     /// Per node: when it is done with what it has been given.
     busy: Vec<u64>,
-    node_hist: Vec<Hist<u32>>,
+    node_hist: Vec<Latency<u32>>,
     bufs: Vec<DeltaBuf>,
     // updates
     created: u32,
@@ -479,7 +439,7 @@ pub(super) struct Sim<'a> {
     unconverged: u64,
     expire_ptr: usize,
     oldest_ptr: usize,
-    conv: Hist<u64>,
+    conv: Latency,
     // events
     heap: BinaryHeap<Reverse<Entry>>,
     seqno: u64,
@@ -525,7 +485,7 @@ impl<'a> Sim<'a> {
             wm: vec![0; nn],
             kp: vec![0; nn],
             busy: vec![0; nn],
-            node_hist: (0..nn).map(|_| Hist::new(2)).collect(),
+            node_hist: (0..nn).map(|_| Latency::with_sigfig(2, u64::MAX)).collect(),
             bufs,
             created: 0,
             seen: vec![0; u],
@@ -535,7 +495,7 @@ impl<'a> Sim<'a> {
             unconverged: 0,
             expire_ptr: 0,
             oldest_ptr: 0,
-            conv: Hist::new(3),
+            conv: Latency::with_sigfig(3, u64::MAX),
             heap: BinaryHeap::new(),
             seqno: 0,
             slab: Vec::new(),
@@ -1060,30 +1020,29 @@ impl<'a> Sim<'a> {
         let made = u64::from(self.created);
         let per_node = (0..self.n as usize)
             .map(|i| {
-                let h = &self.node_hist[i];
+                let h = self.node_hist[i].summary();
                 SimNodeStats {
                     node: i as u32,
                     count: h.count,
-                    p50_us: h.q(0.5),
-                    p99_us: h.q(0.99),
-                    max_us: (h.count > 0).then_some(h.max),
+                    p50_us: h.p50_us,
+                    p99_us: h.p99_us,
+                    max_us: h.max_us,
                     pending: self.live_made - self.kp[i],
                 }
             })
             .collect();
-        let c = &self.conv;
-        let some = c.count > 0;
+        let c = self.conv.summary();
         let stats = SimStats {
             updates: made,
             converged: self.converged,
             pending: made - self.converged - self.unconverged,
             unconverged: self.unconverged,
-            p50_us: c.q(0.5),
-            p90_us: c.q(0.9),
-            p99_us: c.q(0.99),
-            p999_us: c.q(0.999),
-            max_us: some.then_some(c.max),
-            mean_us: some.then(|| c.sum as f64 / c.count as f64),
+            p50_us: c.p50_us,
+            p90_us: c.p90_us,
+            p99_us: c.p99_us,
+            p999_us: c.p999_us,
+            max_us: c.max_us,
+            mean_us: c.mean_us,
             per_node,
         };
         let per = |x: u64| {

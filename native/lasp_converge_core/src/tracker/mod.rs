@@ -131,7 +131,6 @@
 //! ```
 
 mod clock;
-mod hist;
 pub mod nodes;
 mod report;
 mod seq;
@@ -147,7 +146,7 @@ pub use report::{
     Retained, Seen, Stats,
 };
 
-use hist::Latency;
+use crate::latency::Latency;
 use seq::SeqWindow;
 
 /// A node, as a small integer the caller maps node names to.

@@ -389,14 +389,14 @@ impl<T: Term> Lattice<T> for AWMap<T> {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::causal::testing::{dec, enc, same, t, Cx, TB, TT};
+    use crate::testing::{dec, enc, same, t, Cx, TB, TT};
 
     fn s(p: &str) -> AWMap<TT> {
         dec(p).unwrap()
     }
 
     fn mutate(x: &AWMap<TT>, op: &str, actor: &str) -> AWMap<TT> {
-        x.mutate(&t(op), &t(actor), &mut Cx).unwrap()
+        x.mutate(&t(op), &t(actor), &mut Cx::default()).unwrap()
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl<T: Term> Lattice<T> for AWSet<T> {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::causal::testing::{dec, enc, merged, same, t, Cx, Rng, TB, TT};
+    use crate::testing::{dec, enc, merged, same, t, Cx, Rng, TB, TT};
 
     fn s(p: &str) -> AWSet<TT> {
         dec(p).unwrap()
@@ -211,11 +211,14 @@ mod test {
     }
 
     fn delta_mutate(x: &AWSet<TT>, o: &str, arg: &str, actor: &str) -> TT {
-        enc(&x.delta_mutate(&op(o, arg), &t(actor), &mut Cx).unwrap())
+        enc(&x
+            .delta_mutate(&op(o, arg), &t(actor), &mut Cx::default())
+            .unwrap())
     }
 
     fn mutate(x: &AWSet<TT>, o: &str, arg: &str, actor: &str) -> AWSet<TT> {
-        x.mutate(&op(o, arg), &t(actor), &mut Cx).unwrap()
+        x.mutate(&op(o, arg), &t(actor), &mut Cx::default())
+            .unwrap()
     }
 
     #[test]
@@ -414,7 +417,7 @@ mod test {
             let add = rng.next(2) == 0;
             let name = if add { "add_all" } else { "rmv_all" };
             let op = TB.pair(t(name), list);
-            let got = st.delta_mutate(&op, &actor, &mut Cx).unwrap();
+            let got = st.delta_mutate(&op, &actor, &mut Cx::default()).unwrap();
             let want = if add {
                 naive(&st, &es, |s, e| s.add(e, &actor).unwrap())
             } else {
@@ -432,7 +435,7 @@ mod test {
     #[test]
     fn mutate_errors_test() {
         let s0 = AWSet::<TT>::bottom();
-        let bad = |o: TT| match s0.delta_mutate(&o, &t("a"), &mut Cx) {
+        let bad = |o: TT| match s0.delta_mutate(&o, &t("a"), &mut Cx::default()) {
             Err(MutateError::Bad(e)) => e,
             other => panic!("{other:?}"),
         };

@@ -720,10 +720,10 @@ impl<T: Term> Lattice<T> for AWSetPS<T> {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::causal::testing::{enc, same, t, Cx, TB, TT};
+    use crate::testing::{enc, same, t, Cx, TB, TT};
 
     fn mutate(x: &AWSetPS<TT>, op: &str, actor: &str) -> AWSetPS<TT> {
-        x.mutate(&t(op), &t(actor), &mut Cx).unwrap()
+        x.mutate(&t(op), &t(actor), &mut Cx::default()).unwrap()
     }
 
     #[test]
@@ -749,7 +749,7 @@ mod test {
         // (types 0.1.8 has no precondition here).
         same(
             &enc(&s4
-                .delta_mutate(&t("{rmv, x}"), &t("{o, a}"), &mut Cx)
+                .delta_mutate(&t("{rmv, x}"), &t("{o, a}"), &mut Cx::default())
                 .unwrap()),
             &t("{{[], []}, [], []}"),
         );

@@ -308,19 +308,19 @@ impl<T: Term> Lattice<T> for BCounter<T> {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::causal::testing::{dec, enc, merged, same, t, Cx, TB, TT};
+    use crate::testing::{dec, enc, merged, same, t, Cx, TB, TT};
 
     fn s(p: &str) -> BCounter<TT> {
         dec(p).unwrap()
     }
 
     fn mutate(x: &BCounter<TT>, op: &str, actor: &str) -> BCounter<TT> {
-        x.mutate(&t(op), &t(actor), &mut Cx).unwrap()
+        x.mutate(&t(op), &t(actor), &mut Cx::default()).unwrap()
     }
 
     fn refused(x: &BCounter<TT>, op: &str, actor: &str) -> bool {
         matches!(
-            x.delta_mutate(&t(op), &t(actor), &mut Cx),
+            x.delta_mutate(&t(op), &t(actor), &mut Cx::default()),
             Err(MutateError::Reason(_))
         )
     }

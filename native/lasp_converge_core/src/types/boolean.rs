@@ -121,17 +121,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn bl(v: bool) -> Boolean<T> {
         Boolean::new(v)
@@ -188,16 +178,17 @@ mod test {
     fn mutate_test() {
         let s = bl(false);
         assert_eq!(
-            s.delta_mutate(&T::atom("true"), &T::Int(1), &mut Cx)
+            s.delta_mutate(&T::atom("true"), &T::Int(1), &mut Cx::default())
                 .unwrap(),
             bl(true)
         );
         assert_eq!(
-            s.mutate(&T::atom("true"), &T::Int(1), &mut Cx).unwrap(),
+            s.mutate(&T::atom("true"), &T::Int(1), &mut Cx::default())
+                .unwrap(),
             bl(true)
         );
         assert!(matches!(
-            s.delta_mutate(&T::atom("false"), &T::Int(1), &mut Cx),
+            s.delta_mutate(&T::atom("false"), &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
         ));
     }

@@ -140,7 +140,7 @@ mod test {
     //! names of the winning and the losing operation and the value read
     //! from the dot set change.
     use super::*;
-    use crate::causal::testing::{dec, enc, merged, same, t, Cx, Rng, TB, TT};
+    use crate::testing::{dec, enc, merged, same, t, Cx, Rng, TB, TT};
 
     /// (winning operation, losing operation)
     fn ops<const W: bool>() -> (&'static str, &'static str) {
@@ -156,11 +156,13 @@ mod test {
     }
 
     fn mutate<const W: bool>(x: &Flag<TT, W>, op: &str, actor: &str) -> Flag<TT, W> {
-        x.mutate(&t(op), &t(actor), &mut Cx).unwrap()
+        x.mutate(&t(op), &t(actor), &mut Cx::default()).unwrap()
     }
 
     fn delta_mutate<const W: bool>(x: &Flag<TT, W>, op: &str, actor: &str) -> TT {
-        enc(&x.delta_mutate(&t(op), &t(actor), &mut Cx).unwrap())
+        enc(&x
+            .delta_mutate(&t(op), &t(actor), &mut Cx::default())
+            .unwrap())
     }
 
     fn roundtrip<const W: bool>() {
@@ -330,7 +332,7 @@ mod test {
         let f0 = Flag::<TT, W>::bottom();
         let arg = format!("{{{}, x}}", ops::<W>().0);
         for o in ["toggle", arg.as_str(), "1"] {
-            match f0.delta_mutate(&t(o), &t("a"), &mut Cx) {
+            match f0.delta_mutate(&t(o), &t("a"), &mut Cx::default()) {
                 Err(MutateError::Bad(e)) => assert_eq!(e, BadCrdt::UnknownOp(tag(W))),
                 other => panic!("{o}: {other:?}"),
             }

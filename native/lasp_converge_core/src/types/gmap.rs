@@ -383,7 +383,7 @@ impl<T: Term> Lattice<T> for GMap<T> {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::causal::testing::{dec, enc, merged, same, t, Cx, TT};
+    use crate::testing::{dec, enc, merged, same, t, Cx, TT};
 
     fn s(p: &str) -> GMap<TT> {
         dec(p).unwrap()
@@ -410,19 +410,24 @@ mod test {
         let c = s("{state_max_int, [{k, {state_gcounter, [{a, 1}]}}]}");
         let d = s("{state_max_int, [{k, {state_max_int, 2}}]}");
         assert!(c.merge(&d).is_err());
-        same(
-            &c.query(&crate::causal::testing::TB).unwrap(),
-            &t("[{k, 1}]"),
-        );
+        same(&c.query(&crate::testing::TB).unwrap(), &t("[{k, 1}]"));
         let e = c
-            .mutate(&t("{apply, j, state_gset, {add, x}}"), &t("a"), &mut Cx)
+            .mutate(
+                &t("{apply, j, state_gset, {add, x}}"),
+                &t("a"),
+                &mut Cx::default(),
+            )
             .unwrap();
         same(
             &enc(&e),
             &t("{state_max_int, [{j, {state_gset, [x]}}, {k, {state_gcounter, [{a, 1}]}}]}"),
         );
         assert!(c
-            .mutate(&t("{apply, k, state_gset, {add, x}}"), &t("a"), &mut Cx)
+            .mutate(
+                &t("{apply, k, state_gset, {add, x}}"),
+                &t("a"),
+                &mut Cx::default()
+            )
             .is_err());
     }
 
@@ -469,7 +474,7 @@ mod test {
     fn apply_mutates_a_value_test() {
         let m = GMap::<TT>::bottom();
         let m1 = m
-            .mutate(&t("{apply, k, increment}"), &t("a"), &mut Cx)
+            .mutate(&t("{apply, k, increment}"), &t("a"), &mut Cx::default())
             .unwrap();
         same(&enc(&m1), &t("{state_max_int, [{k, {state_max_int, 1}}]}"));
         assert!(!m1.is_bottom());

@@ -140,17 +140,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn a(s: &str) -> T {
         T::atom(s)
@@ -268,16 +258,20 @@ mod test {
     fn delta_mutate_test() {
         let s0 = GSet::bottom();
         let d1 = s0
-            .delta_mutate(&op("add", a("a")), &a("n"), &mut Cx)
+            .delta_mutate(&op("add", a("a")), &a("n"), &mut Cx::default())
             .unwrap();
         assert_eq!(d1.elems, vec![a("a")]);
-        let s1 = s0.mutate(&op("add", a("a")), &a("n"), &mut Cx).unwrap();
+        let s1 = s0
+            .mutate(&op("add", a("a")), &a("n"), &mut Cx::default())
+            .unwrap();
         assert_eq!(s1.elems, vec![a("a")]);
         let d2 = s1
-            .delta_mutate(&op("add", a("a")), &a("n"), &mut Cx)
+            .delta_mutate(&op("add", a("a")), &a("n"), &mut Cx::default())
             .unwrap();
         assert!(d2.elems.is_empty());
-        let s2 = s1.mutate(&op("add", a("b")), &a("n"), &mut Cx).unwrap();
+        let s2 = s1
+            .mutate(&op("add", a("b")), &a("n"), &mut Cx::default())
+            .unwrap();
         assert_eq!(s2.elems, vec![a("a"), a("b")]);
     }
 
@@ -290,7 +284,7 @@ mod test {
             OwnedBuilder.tuple(&[a("add"), a("a"), a("b")]),
         ] {
             assert!(matches!(
-                s.delta_mutate(&bad, &a("n"), &mut Cx),
+                s.delta_mutate(&bad, &a("n"), &mut Cx::default()),
                 Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
             ));
         }

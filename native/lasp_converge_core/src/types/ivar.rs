@@ -152,17 +152,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn v(s: &str) -> IVar<T> {
         IVar {
@@ -226,15 +216,22 @@ mod test {
     #[test]
     fn mutate_test() {
         let set = OwnedBuilder.pair(T::atom("set"), T::atom("x"));
-        let s1 = unset().mutate(&set, &T::Int(1), &mut Cx).unwrap();
+        let s1 = unset()
+            .mutate(&set, &T::Int(1), &mut Cx::default())
+            .unwrap();
         assert_eq!(s1.value, Some(T::atom("x")));
-        assert_eq!(unset().delta_mutate(&set, &T::Int(1), &mut Cx).unwrap(), s1);
+        assert_eq!(
+            unset()
+                .delta_mutate(&set, &T::Int(1), &mut Cx::default())
+                .unwrap(),
+            s1
+        );
         assert!(matches!(
-            s1.delta_mutate(&set, &T::Int(1), &mut Cx),
+            s1.delta_mutate(&set, &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::Conflict(TAG)))
         ));
         assert!(matches!(
-            unset().delta_mutate(&T::atom("set"), &T::Int(1), &mut Cx),
+            unset().delta_mutate(&T::atom("set"), &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
         ));
     }

@@ -167,17 +167,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn lex(es: &[(&str, (i64, i64))]) -> LexCounter<T> {
         LexCounter {
@@ -269,22 +259,22 @@ mod test {
     fn mutate_test() {
         let c0 = LexCounter::bottom();
         let c1 = c0
-            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         let d2 = c1
-            .delta_mutate(&T::atom("decrement"), &T::Int(2), &mut Cx)
+            .delta_mutate(&T::atom("decrement"), &T::Int(2), &mut Cx::default())
             .unwrap();
         assert_eq!(d2.entries, vec![(T::Int(2), (1, -1))]);
         let c2 = c1
-            .mutate(&T::atom("decrement"), &T::Int(2), &mut Cx)
+            .mutate(&T::atom("decrement"), &T::Int(2), &mut Cx::default())
             .unwrap();
         let c3 = c2
-            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         assert_eq!(c3.entries, vec![(T::Int(1), (0, 2)), (T::Int(2), (1, -1))]);
         assert_eq!(c3.query(&OwnedBuilder).unwrap(), T::Int(1));
         assert!(matches!(
-            c3.delta_mutate(&T::atom("add"), &T::Int(1), &mut Cx),
+            c3.delta_mutate(&T::atom("add"), &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
         ));
     }

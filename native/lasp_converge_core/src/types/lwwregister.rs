@@ -209,17 +209,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn r(ts: i128, v: &str) -> LWWRegister<T> {
         LWWRegister {
@@ -312,7 +302,7 @@ mod test {
             .mutate(
                 &set(T::int(1i128 << 100), T::atom("v")),
                 &T::Int(1),
-                &mut Cx,
+                &mut Cx::default(),
             )
             .unwrap();
         assert_eq!(s, r(1 << 100, "v"));
@@ -361,19 +351,35 @@ mod test {
     fn mutate_test() {
         let s0 = LWWRegister::bottom();
         let d1 = s0
-            .delta_mutate(&set(T::Int(1234), T::atom("a")), &T::Int(1), &mut Cx)
+            .delta_mutate(
+                &set(T::Int(1234), T::atom("a")),
+                &T::Int(1),
+                &mut Cx::default(),
+            )
             .unwrap();
         assert_eq!(d1, r(1234, "a"));
         let s1 = s0
-            .mutate(&set(T::Int(1234), T::atom("a")), &T::Int(1), &mut Cx)
+            .mutate(
+                &set(T::Int(1234), T::atom("a")),
+                &T::Int(1),
+                &mut Cx::default(),
+            )
             .unwrap();
         let s2 = s1
-            .mutate(&set(T::Int(1235), T::atom("b")), &T::Int(1), &mut Cx)
+            .mutate(
+                &set(T::Int(1235), T::atom("b")),
+                &T::Int(1),
+                &mut Cx::default(),
+            )
             .unwrap();
         assert_eq!(s2, r(1235, "b"));
         // An older set still gives its delta; the merge ignores it.
         let s3 = s2
-            .mutate(&set(T::Int(1), T::atom("c")), &T::Int(1), &mut Cx)
+            .mutate(
+                &set(T::Int(1), T::atom("c")),
+                &T::Int(1),
+                &mut Cx::default(),
+            )
             .unwrap();
         assert_eq!(s3, r(1235, "b"));
         for bad in [
@@ -382,13 +388,17 @@ mod test {
             T::atom("set"),
         ] {
             assert!(matches!(
-                s0.delta_mutate(&bad, &T::Int(1), &mut Cx),
+                s0.delta_mutate(&bad, &T::Int(1), &mut Cx::default()),
                 Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
             ));
         }
         assert_eq!(
-            s0.delta_mutate(&set(T::Int(1 << 64), T::atom("a")), &T::Int(1), &mut Cx)
-                .unwrap(),
+            s0.delta_mutate(
+                &set(T::Int(1 << 64), T::atom("a")),
+                &T::Int(1),
+                &mut Cx::default()
+            )
+            .unwrap(),
             r(1 << 64, "a")
         );
     }

@@ -126,17 +126,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn m(v: i64) -> MaxInt<T> {
         MaxInt::new(v)
@@ -191,23 +181,23 @@ mod test {
     fn mutate_test() {
         let s = m(15);
         assert_eq!(
-            s.delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            s.delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
                 .unwrap(),
             m(16)
         );
         let s1 = s
-            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         let s2 = s1
-            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         assert_eq!(s2, m(17));
         assert!(matches!(
-            s.delta_mutate(&T::atom("decrement"), &T::Int(1), &mut Cx),
+            s.delta_mutate(&T::atom("decrement"), &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
         ));
         assert!(matches!(
-            m(i64::MAX).delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx),
+            m(i64::MAX).delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::TooLarge))
         ));
     }

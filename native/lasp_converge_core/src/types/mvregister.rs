@@ -186,20 +186,28 @@ impl<T: Term> Lattice<T> for MVRegister<T> {
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::causal::testing::{dec, enc, merged, same, t, Cx, Rng, TB, TT};
+    use crate::testing::{dec, enc, merged, same, t, Cx, Rng, TB, TT};
 
     fn r(p: &str) -> MVRegister<TT> {
         dec(p).unwrap()
     }
 
     fn set(x: &MVRegister<TT>, v: &str, actor: &str) -> MVRegister<TT> {
-        x.mutate(&t(&format!("{{set, 0, {v}}}")), &t(actor), &mut Cx)
-            .unwrap()
+        x.mutate(
+            &t(&format!("{{set, 0, {v}}}")),
+            &t(actor),
+            &mut Cx::default(),
+        )
+        .unwrap()
     }
 
     fn delta_set(x: &MVRegister<TT>, v: &str, actor: &str) -> TT {
         enc(&x
-            .delta_mutate(&t(&format!("{{set, 0, {v}}}")), &t(actor), &mut Cx)
+            .delta_mutate(
+                &t(&format!("{{set, 0, {v}}}")),
+                &t(actor),
+                &mut Cx::default(),
+            )
             .unwrap())
     }
 
@@ -323,7 +331,7 @@ mod test {
     fn mutate_errors_test() {
         let r0 = MVRegister::<TT>::bottom();
         for o in ["{set, x}", "set", "{put, 0, x}", "{set, 0, x, y}"] {
-            match r0.delta_mutate(&t(o), &t("a"), &mut Cx) {
+            match r0.delta_mutate(&t(o), &t("a"), &mut Cx::default()) {
                 Err(MutateError::Bad(e)) => assert_eq!(e, BadCrdt::UnknownOp(TAG)),
                 other => panic!("{o}: {other:?}"),
             }

@@ -973,19 +973,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    /// Hands out tokens `<<1>>`, `<<2>>`, ...
-    struct Cx(u8);
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            self.0 += 1;
-            OwnedBuilder.binary(&[self.0])
-        }
-    }
+    use crate::testing::Cx;
 
     fn a(s: &str) -> T {
         T::atom(s)

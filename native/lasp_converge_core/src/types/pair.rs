@@ -208,7 +208,7 @@ fn state_type_new<T: Term, B: Builder<T = T>>(c: &Crdt<T>, b: &B) -> Result<Crdt
 #[cfg(test)]
 mod test {
     use super::*;
-    use crate::causal::testing::{dec, enc, merged, same, t, Cx, TB, TT};
+    use crate::testing::{dec, enc, merged, same, t, Cx, TB, TT};
 
     fn s(p: &str) -> Pair<TT> {
         dec(p).unwrap()
@@ -246,7 +246,7 @@ mod test {
         let p = Pair::<TT>::bottom();
         assert!(p.is_bottom());
         let d = p
-            .delta_mutate(&t("{snd, {set, 3}}"), &t("a"), &mut Cx)
+            .delta_mutate(&t("{snd, {set, 3}}"), &t("a"), &mut Cx::default())
             .unwrap();
         same(&enc(&d), &t("{{state_ivar, undefined}, {state_ivar, 3}}"));
         assert!(p.is_strict_inflation(&d).unwrap());
@@ -258,14 +258,16 @@ mod test {
         // pair, so the other side of the merge matches.
         let p = s("{{state_gmap, {state_lwwregister, []}}, {state_max_int, 0}}");
         let d = p
-            .delta_mutate(&t("{snd, increment}"), &t("a"), &mut Cx)
+            .delta_mutate(&t("{snd, increment}"), &t("a"), &mut Cx::default())
             .unwrap();
         same(
             &enc(&d),
             &t("{{state_gmap, {state_lwwregister, []}}, {state_max_int, 1}}"),
         );
         same(
-            &enc(&p.mutate(&t("{snd, increment}"), &t("a"), &mut Cx).unwrap()),
+            &enc(&p
+                .mutate(&t("{snd, increment}"), &t("a"), &mut Cx::default())
+                .unwrap()),
             &t("{{state_gmap, {state_lwwregister, []}}, {state_max_int, 1}}"),
         );
         let q = s(
@@ -273,7 +275,7 @@ mod test {
                    {state_gcounter, [{a, 1}]}}}, {state_gset, []}}",
         );
         let d = q
-            .delta_mutate(&t("{snd, {add, y}}"), &t("a"), &mut Cx)
+            .delta_mutate(&t("{snd, {add, y}}"), &t("a"), &mut Cx::default())
             .unwrap();
         same(
             &enc(&d),

@@ -201,17 +201,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn pn(es: &[(i128, (i64, i64))]) -> PNCounter<T> {
         PNCounter {
@@ -328,25 +318,25 @@ mod test {
     fn mutate_test() {
         let c0 = PNCounter::bottom();
         let d1 = c0
-            .delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         assert_eq!(d1, pn(&[(1, (1, 0))]));
         let c1 = c0
-            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         let c2 = c1
-            .mutate(&T::atom("decrement"), &T::Int(2), &mut Cx)
+            .mutate(&T::atom("decrement"), &T::Int(2), &mut Cx::default())
             .unwrap();
         let d3 = c2
-            .delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         assert_eq!(d3, pn(&[(1, (2, 0))]));
         let c3 = c2
-            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx)
+            .mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default())
             .unwrap();
         assert_eq!(c3, pn(&[(1, (2, 0)), (2, (0, 1))]));
         let c4 = c3
-            .mutate(&T::atom("decrement"), &T::Int(1), &mut Cx)
+            .mutate(&T::atom("decrement"), &T::Int(1), &mut Cx::default())
             .unwrap();
         assert_eq!(c4, pn(&[(1, (2, 1)), (2, (0, 1))]));
         assert_eq!(c4.query(&OwnedBuilder).unwrap(), T::Int(0));
@@ -357,12 +347,12 @@ mod test {
         let c = PNCounter::<T>::bottom();
         let inc_n = OwnedBuilder.pair(T::atom("increment"), T::Int(2));
         assert!(matches!(
-            c.delta_mutate(&inc_n, &T::Int(1), &mut Cx),
+            c.delta_mutate(&inc_n, &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
         ));
         let full = pn(&[(1, (i64::MAX, 0))]);
         assert!(matches!(
-            full.delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx),
+            full.delta_mutate(&T::atom("increment"), &T::Int(1), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::TooLarge))
         ));
     }

@@ -145,17 +145,7 @@ mod test {
     use super::*;
     use crate::decode::Limits;
     use crate::owned::{OwnedBuilder, OwnedTerm as T};
-
-    struct Cx;
-    impl MutateCx<T> for Cx {
-        type B = OwnedBuilder;
-        fn builder(&self) -> &OwnedBuilder {
-            &OwnedBuilder
-        }
-        fn token(&mut self) -> T {
-            OwnedBuilder.binary(&[0; 20])
-        }
-    }
+    use crate::testing::Cx;
 
     fn a(s: &str) -> T {
         T::atom(s)
@@ -253,20 +243,26 @@ mod test {
     #[test]
     fn delta_mutate_test() {
         let s0 = TwoPSet::bottom();
-        let s1 = s0.mutate(&op("add", a("a")), &a("n"), &mut Cx).unwrap();
-        let s2 = s1.mutate(&op("add", a("b")), &a("n"), &mut Cx).unwrap();
-        let s3 = s2.mutate(&op("rmv", a("b")), &a("n"), &mut Cx).unwrap();
+        let s1 = s0
+            .mutate(&op("add", a("a")), &a("n"), &mut Cx::default())
+            .unwrap();
+        let s2 = s1
+            .mutate(&op("add", a("b")), &a("n"), &mut Cx::default())
+            .unwrap();
+        let s3 = s2
+            .mutate(&op("rmv", a("b")), &a("n"), &mut Cx::default())
+            .unwrap();
         assert_eq!(s3, tp(&[a("a"), a("b")], &[a("b")]));
         let d = s3
-            .delta_mutate(&op("add", a("a")), &a("n"), &mut Cx)
+            .delta_mutate(&op("add", a("a")), &a("n"), &mut Cx::default())
             .unwrap();
         assert!(d.is_bottom());
         let d = s3
-            .delta_mutate(&op("rmv", a("z")), &a("n"), &mut Cx)
+            .delta_mutate(&op("rmv", a("z")), &a("n"), &mut Cx::default())
             .unwrap();
         assert_eq!(d, tp(&[], &[a("z")]));
         assert!(matches!(
-            s3.delta_mutate(&op("add_all", a("z")), &a("n"), &mut Cx),
+            s3.delta_mutate(&op("add_all", a("z")), &a("n"), &mut Cx::default()),
             Err(MutateError::Bad(BadCrdt::UnknownOp(TAG)))
         ));
     }

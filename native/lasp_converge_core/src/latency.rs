@@ -1,14 +1,19 @@
-//! A latency histogram: HdrHistogram with 3 significant digits, plus the
-//! exact count, sum and maximum it cannot give back.
+//! The latency histogram of the tracker and the simulator: HdrHistogram
+//! plus the exact count, sum and maximum it cannot give back, and the one
+//! [`Summary`] of percentiles both report.
 
-use hdrhistogram::Histogram;
+use hdrhistogram::{Counter, Histogram};
 
 /// Latencies in microseconds. Values above `cap` are recorded as `cap` and
 /// counted in `saturated`, so memory stays bounded (the HdrHistogram grows
 /// only up to the largest value recorded: about 200 KB at one hour).
+///
+/// The counter type `C` sizes each bucket: the tracker keeps `u64`, the
+/// simulator `u32` for its per-node histograms (a run records fewer than
+/// 2^32 values per node).
 #[derive(Clone, Debug)]
-pub(crate) struct Latency {
-    hist: Histogram<u64>,
+pub(crate) struct Latency<C: Counter = u64> {
+    hist: Histogram<C>,
     cap: u64,
     count: u64,
     sum: u128,
@@ -21,7 +26,7 @@ pub(crate) struct Latency {
 pub(crate) struct Summary {
     /// Values recorded.
     pub count: u64,
-    /// Median (HdrHistogram, 3 significant digits).
+    /// Median (HdrHistogram, at the histogram's significant digits).
     pub p50_us: Option<u64>,
     /// 90th percentile.
     pub p90_us: Option<u64>,
@@ -37,16 +42,26 @@ pub(crate) struct Summary {
     pub saturated: u64,
 }
 
-impl Latency {
+impl Latency<u64> {
+    /// Three significant digits, values capped at `cap`.
     pub(crate) fn new(cap: u64) -> Self {
-        // `new(3)` auto-resizes from a tiny initial range; it cannot fail for
-        // sigfig 3, and the fallback keeps a panic out of the NIF regardless.
-        let hist = Histogram::new(3)
-            .or_else(|_| Histogram::new_with_bounds(1, cap.max(2), 3))
+        Self::with_sigfig(3, cap)
+    }
+}
+
+impl<C: Counter> Latency<C> {
+    /// `sigfig` significant digits (2 or 3), values capped at `cap`.
+    pub(crate) fn with_sigfig(sigfig: u8, cap: u64) -> Self {
+        let cap = cap.max(2);
+        // `new` auto-resizes from a tiny initial range; it cannot fail for
+        // sigfig 2 or 3, and the fallback keeps a panic out of the NIF
+        // regardless.
+        let hist = Histogram::new(sigfig)
+            .or_else(|_| Histogram::new_with_bounds(1, cap.min(u64::MAX / 4), sigfig))
             .unwrap_or_else(|_| unreachable!("valid HdrHistogram bounds"));
         Latency {
             hist,
-            cap: cap.max(2),
+            cap,
             count: 0,
             sum: 0,
             max: 0,
@@ -54,6 +69,7 @@ impl Latency {
         }
     }
 
+    #[inline]
     pub(crate) fn record(&mut self, v: u64) {
         let v = if v > self.cap {
             self.saturated += 1;
@@ -70,8 +86,10 @@ impl Latency {
         self.max = self.max.max(v);
     }
 
+    /// HdrHistogram answers with the top of the value's bucket, which can
+    /// pass the exact maximum: clamped to it.
     pub(crate) fn quantile(&self, q: f64) -> Option<u64> {
-        (self.count > 0).then(|| self.hist.value_at_quantile(q))
+        (self.count > 0).then(|| self.hist.value_at_quantile(q).min(self.max))
     }
 
     pub(crate) fn summary(&self) -> Summary {
@@ -99,7 +117,7 @@ impl Latency {
             let low = self.hist.lowest_equivalent(v.value_iterated_to());
             let i = bounds_us.partition_point(|&b| b < low);
             if let Some(c) = per.get_mut(i) {
-                *c += v.count_at_value();
+                *c += v.count_at_value().as_u64();
             }
         }
         let mut acc = 0u64;
@@ -143,6 +161,19 @@ mod test {
         assert_eq!((s.count, s.max_us, s.saturated), (2, Some(1000), 1));
         assert_eq!(s.mean_us, Some(502.5));
         assert!(h.equivalent(s.p99_us.unwrap(), 1000));
+    }
+
+    #[test]
+    fn percentiles_never_pass_the_exact_maximum() {
+        // 2 significant digits: 1234 falls in a bucket whose top is above it.
+        let mut h: Latency<u32> = Latency::with_sigfig(2, u64::MAX);
+        h.record(1234);
+        let s = h.summary();
+        assert_eq!(
+            (s.p50_us, s.p999_us, s.max_us),
+            (Some(1234), Some(1234), Some(1234))
+        );
+        assert_eq!(s.saturated, 0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Test support for the causal types and the types built on them: an
-//! Erlang-syntax reader of [`OwnedTerm`](crate::owned::OwnedTerm)s, a
-//! mutation context, encode/decode shorthands and a deterministic generator.
+//! Test support for every module of the crate: an Erlang-syntax reader of
+//! [`OwnedTerm`](crate::owned::OwnedTerm)s, the mutation context [`Cx`],
+//! encode/decode shorthands and a deterministic generator.
 
 use crate::decode::{Decoder, Limits};
 use crate::error::Result;
@@ -147,8 +147,11 @@ impl P<'_> {
     }
 }
 
-/// A mutation context over [`TB`].
-pub struct Cx;
+/// A mutation context over [`TB`]. Its tokens count up: the n-th token a
+/// context draws is the one-byte binary `<<n>>`, so tokens are distinct and
+/// a test can name them; two fresh contexts draw the same tokens.
+#[derive(Debug, Default)]
+pub struct Cx(pub u8);
 
 impl MutateCx<TT> for Cx {
     type B = TB;
@@ -156,7 +159,8 @@ impl MutateCx<TT> for Cx {
         &TB
     }
     fn token(&mut self) -> TT {
-        TB.binary(&[7; 20])
+        self.0 = self.0.wrapping_add(1);
+        TB.binary(&[self.0])
     }
 }
 
