@@ -292,18 +292,9 @@ observed_async(Var, State) ->
     lasp_converge_observer:submit(Var, {observed, State}).
 
 observed_at(Var, State, Ts) ->
-    case lasp_converge_tracker:lookup(Var) of
-        {ok, {aggregator, _, Res, Id}} ->
-            case lasp_converge_nif:tracker_observed(Res, Id, Ts, State) of
-                {ok, _} -> ok;
-                {error, _} = E -> E
-            end;
-        {ok, {member, Agg, _, _}} ->
-            case is_crdt(State) andalso
-                lasp_converge_tracker:check_type(Var, element(1, State)) of
-                {error, _} = E ->
-                    E;
-                ok ->
+    observe(Var, State,
+            fun(Res, Id) -> lasp_converge_nif:tracker_observed(Res, Id, Ts, State) end,
+            fun(Agg) ->
                     Last = lasp_converge_tracker:swap_last_sent(Var, State),
                     try gained(State, Last) of
                         D ->
@@ -313,9 +304,24 @@ observed_at(Var, State, Ts) ->
                             %% Keep the last good state.
                             _ = lasp_converge_tracker:swap_last_sent(Var, Last),
                             {error, {badcrdt, Why}}
-                    end;
-                false ->
-                    {error, {badcrdt, not_a_crdt}}
+                    end
+            end).
+
+%% An observation `X' of `Var' (a state or a delta): on the aggregating
+%% node applied with `OnAgg(Res, Id)'; on a member, once `X' is a state of
+%% the variable's type, handed on with `OnMember(Agg)'.
+observe(Var, X, OnAgg, OnMember) ->
+    case lasp_converge_tracker:lookup(Var) of
+        {ok, {aggregator, _, Res, Id}} ->
+            case OnAgg(Res, Id) of
+                {ok, _} -> ok;
+                {error, _} = E -> E
+            end;
+        {ok, {member, Agg, _, _}} ->
+            case is_crdt(X) andalso lasp_converge_tracker:check_type(Var, element(1, X)) of
+                ok -> OnMember(Agg);
+                {error, _} = E -> E;
+                false -> {error, {badcrdt, not_a_crdt}}
             end;
         {error, _} = E ->
             E
@@ -332,26 +338,12 @@ observed_delta(Var, Delta, Opts) ->
     with_ts(Opts, fun(Ts) -> observed_delta_at(Var, Delta, Ts) end).
 
 observed_delta_at(Var, Delta, Ts) ->
-    case lasp_converge_tracker:lookup(Var) of
-        {ok, {aggregator, _, Res, Id}} ->
-            case lasp_converge_tracker:observed_delta(Res, Id, Ts, Delta) of
-                {ok, _} -> ok;
-                {error, _} = E -> E
-            end;
-        {ok, {member, Agg, _, _}} ->
-            case is_crdt(Delta) andalso
-                lasp_converge_tracker:check_type(Var, element(1, Delta)) of
-                ok ->
+    observe(Var, Delta,
+            fun(Res, Id) -> lasp_converge_tracker:observed_delta(Res, Id, Ts, Delta) end,
+            fun(Agg) ->
                     lasp_converge_handover:send(Var, Agg, {lc_observed_delta, node(), Ts, Delta}),
-                    ok;
-                {error, _} = E ->
-                    E;
-                false ->
-                    {error, {badcrdt, not_a_crdt}}
-            end;
-        {error, _} = E ->
-            E
-    end.
+                    ok
+            end).
 
 %% The first time, the whole state, checked (a malformed state raises).
 gained(State, undefined) ->
