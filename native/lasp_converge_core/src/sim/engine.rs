@@ -1031,18 +1031,12 @@ impl<'a> Sim<'a> {
                 }
             })
             .collect();
-        let c = self.conv.summary();
         let stats = SimStats {
             updates: made,
             converged: self.converged,
             pending: made - self.converged - self.unconverged,
             unconverged: self.unconverged,
-            p50_us: c.p50_us,
-            p90_us: c.p90_us,
-            p99_us: c.p99_us,
-            p999_us: c.p999_us,
-            max_us: c.max_us,
-            mean_us: c.mean_us,
+            latency: self.conv.summary(),
             per_node,
         };
         let per = |x: u64| {
