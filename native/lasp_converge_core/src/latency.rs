@@ -1,7 +1,7 @@
 //! The latency histogram of the tracker and the simulator: HdrHistogram
 //! plus the exact count, sum and maximum it cannot give back, and the one
-//! [`Summary`] of percentiles both report (`tracker::Stats::latency`,
-//! `sim::SimStats::latency`).
+//! [`Summary`] of percentiles both report (the `latency` field of
+//! `tracker::Stats`, `sim::SimStats` and their per-node entries).
 
 use hdrhistogram::{Counter, Histogram};
 use serde::Serialize;

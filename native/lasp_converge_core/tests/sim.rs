@@ -117,7 +117,7 @@ proptest! {
         let s = &r.stats;
         prop_assert_eq!(s.updates, s.converged + s.unconverged + s.pending);
         prop_assert_eq!(s.pending, 0, "no `until`: every update ends converged or expired");
-        let counted: u64 = s.per_node.iter().map(|n| n.count).sum();
+        let counted: u64 = s.per_node.iter().map(|n| n.latency.count).sum();
         // Every converged update was seen once by each node but its origin.
         prop_assert!(counted >= s.converged * u64::from(spec.nodes - 1));
         prop_assert!(counted <= s.updates * u64::from(spec.nodes - 1));
@@ -278,10 +278,10 @@ fn propagate_on_update_sends_at_once() {
     let r = run(&spec).unwrap();
     assert_eq!(r.stats.latency.max_us, Some(700));
     assert_eq!(
-        r.stats.per_node[2].count, 0,
+        r.stats.per_node[2].latency.count, 0,
         "its own update is not a visibility latency"
     );
-    assert_eq!(r.stats.per_node[0].p50_us, Some(700));
+    assert_eq!(r.stats.per_node[0].latency.p50_us, Some(700));
 }
 
 #[test]
@@ -442,8 +442,8 @@ fn service_time_queues_messages_at_a_node() {
     let r = run(&spec).unwrap();
     assert_eq!(r.stats.converged, 2);
     assert_eq!(r.stats.latency.max_us, Some(3100));
-    assert_eq!(r.stats.per_node[0].max_us, Some(2100));
-    assert_eq!(r.stats.per_node[2].max_us, Some(3100));
+    assert_eq!(r.stats.per_node[0].latency.max_us, Some(2100));
+    assert_eq!(r.stats.per_node[2].latency.max_us, Some(3100));
     // Without a service time both arrive, and count, at 100 us.
     let instant = Spec {
         service_time: LatencyDist::Constant(0),

@@ -73,9 +73,12 @@ fn update_converges_when_all_members_saw_it() {
     assert_eq!((s.updates, s.converged, s.pending), (1, 1, 0));
     assert_eq!(s.latency.max_us, Some(5_000));
     let b = s.per_node.iter().find(|n| n.node == B).unwrap();
-    assert_eq!((b.count, b.max_us), (1, Some(2_000)));
+    assert_eq!((b.latency.count, b.latency.max_us), (1, Some(2_000)));
     let a = s.per_node.iter().find(|n| n.node == A).unwrap();
-    assert_eq!(a.count, 0, "the origin's own visibility is not a latency");
+    assert_eq!(
+        a.latency.count, 0,
+        "the origin's own visibility is not a latency"
+    );
     match &t.records()[0].outcome {
         Outcome::Converged { convergence_us } => assert_eq!(*convergence_us, 5_000),
         o => panic!("{o:?}"),
@@ -144,7 +147,7 @@ fn duplicate_observations_keep_first_seen() {
         .into_iter()
         .find(|n| n.node == B)
         .unwrap();
-    assert_eq!(b.max_us, Some(1_000));
+    assert_eq!(b.latency.max_us, Some(1_000));
 }
 
 #[test]
@@ -224,7 +227,7 @@ fn late_joiner_is_excluded_from_older_updates() {
     // C's histogram holds update 2 only, not its catch-up on update 1, though
     // its record shows when C got it.
     let c = s.per_node.iter().find(|n| n.node == C).unwrap();
-    assert_eq!((c.count, c.max_us), (1, Some(6_000)));
+    assert_eq!((c.latency.count, c.latency.max_us), (1, Some(6_000)));
     let rec1 = t.records().iter().find(|r| r.id.seq == 1).unwrap();
     assert!(rec1.seen.iter().any(|x| x.node == C && x.ts_us == 9_000));
 }
@@ -312,7 +315,7 @@ fn horizon_moves_unseen_updates_to_unconverged() {
     }
     // B's visibility still counts in its own histogram.
     let b = s.per_node.iter().find(|n| n.node == B).unwrap();
-    assert_eq!(b.count, 1);
+    assert_eq!(b.latency.count, 1);
     // Any later event moves the clock too.
     t.observed(B, 1_600_000, Filter::All, holds(&set([1, 2])));
     assert_eq!(t.stats().unconverged, 2);
@@ -491,9 +494,11 @@ fn json_report_has_everything() {
     assert_eq!(stats["mean_us"], 25_000.0);
     let b = &stats["per_node"][1];
     assert_eq!(b["node"], 2);
-    for k in ["p50_us", "p99_us", "max_us", "pending"] {
+    for k in ["count", "p50_us", "p99_us", "max_us", "pending", "live"] {
         assert!(b.get(k).is_some(), "per_node.{k} missing");
     }
+    assert!(b.get("latency").is_none(), "{b}");
+    assert_eq!((&b["count"], &b["max_us"]), (&1.into(), &25_000.into()));
     assert_eq!(v["records"][0]["outcome"], "converged");
     assert_eq!(v["records"][0]["convergence_us"], 25_000);
     assert_eq!(v["records"][0]["id"]["seq"], 1);
@@ -793,9 +798,9 @@ proptest! {
         let mut per_b: Vec<u64> = lats.iter().map(|l| l.0).collect();
         per_b.sort_unstable();
         let b = s.per_node.iter().find(|n| n.node == B).unwrap();
-        prop_assert!(close(b.p50_us.unwrap(), brute(&per_b, 0.5)));
-        prop_assert!(close(b.p99_us.unwrap(), brute(&per_b, 0.99)));
-        prop_assert_eq!(b.max_us, per_b.last().copied());
+        prop_assert!(close(b.latency.p50_us.unwrap(), brute(&per_b, 0.5)));
+        prop_assert!(close(b.latency.p99_us.unwrap(), brute(&per_b, 0.99)));
+        prop_assert_eq!(b.latency.max_us, per_b.last().copied());
     }
 
     #[test]

@@ -451,11 +451,11 @@ fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
     let mut per_node = map_new(env);
     for n in &s.per_node {
         let m = map_new(env);
-        let m = put(m, atoms::p50(), opt_or_undefined(env, n.p50_us));
-        let m = put(m, atoms::p99(), opt_or_undefined(env, n.p99_us));
-        let m = put(m, atoms::max(), opt_or_undefined(env, n.max_us));
+        let m = put(m, atoms::p50(), opt_or_undefined(env, n.latency.p50_us));
+        let m = put(m, atoms::p99(), opt_or_undefined(env, n.latency.p99_us));
+        let m = put(m, atoms::max(), opt_or_undefined(env, n.latency.max_us));
         let m = put(m, atoms::pending(), n.pending.encode(env));
-        let m = put(m, atoms::count(), n.count.encode(env));
+        let m = put(m, atoms::count(), n.latency.count.encode(env));
         per_node = per_node.map_put(n.node + 1, m).unwrap_or(per_node);
     }
     let mut samples = Vec::with_capacity(r.divergence.len());

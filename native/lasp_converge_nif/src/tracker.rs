@@ -613,11 +613,11 @@ fn tracker_stats<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     let mut per_node = map_new(env);
     for n in &s.per_node {
         let m = map_new(env);
-        let m = put(m, atoms::p50(), u(n.p50_us));
-        let m = put(m, atoms::p99(), u(n.p99_us));
-        let m = put(m, atoms::max(), u(n.max_us));
+        let m = put(m, atoms::p50(), u(n.latency.p50_us));
+        let m = put(m, atoms::p99(), u(n.latency.p99_us));
+        let m = put(m, atoms::max(), u(n.latency.max_us));
         let m = put(m, atoms::pending(), n.pending.encode(env));
-        let m = put(m, atoms::count(), n.count.encode(env));
+        let m = put(m, atoms::count(), n.latency.count.encode(env));
         let m = put(m, atoms::live(), n.live.encode(env));
         let m = put(m, atoms::clock_uncertainty_us(), u(n.clock_uncertainty_us));
         per_node = per_node.map_put(n.node.0, m).unwrap_or(per_node);

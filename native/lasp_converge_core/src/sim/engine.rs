@@ -1019,16 +1019,10 @@ impl<'a> Sim<'a> {
     fn report(self, end: u64) -> SimReport {
         let made = u64::from(self.created);
         let per_node = (0..self.n as usize)
-            .map(|i| {
-                let h = self.node_hist[i].summary();
-                SimNodeStats {
-                    node: i as u32,
-                    count: h.count,
-                    p50_us: h.p50_us,
-                    p99_us: h.p99_us,
-                    max_us: h.max_us,
-                    pending: self.live_made - self.kp[i],
-                }
+            .map(|i| SimNodeStats {
+                node: i as u32,
+                latency: self.node_hist[i].summary(),
+                pending: self.live_made - self.kp[i],
             })
             .collect();
         let stats = SimStats {

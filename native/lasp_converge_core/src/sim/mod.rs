@@ -378,14 +378,10 @@ pub struct SimStats {
 pub struct SimNodeStats {
     /// The node (`0..nodes`).
     pub node: u32,
-    /// Latencies recorded.
-    pub count: u64,
-    /// Median (2 significant digits).
-    pub p50_us: Option<u64>,
-    /// 99th percentile (2 significant digits).
-    pub p99_us: Option<u64>,
-    /// Exact maximum.
-    pub max_us: Option<u64>,
+    /// Its visibility latencies (2 significant digits), flattened as in
+    /// [`SimStats`].
+    #[serde(flatten)]
+    pub latency: Summary,
     /// Updates pending at the end that it had not seen.
     pub pending: u64,
 }

@@ -805,10 +805,7 @@ impl<W: Witness> Tracker<W> {
                 NodeStats {
                     node: n.id,
                     live: n.live,
-                    count: s.count,
-                    p50_us: s.p50_us,
-                    p99_us: s.p99_us,
-                    max_us: s.max_us,
+                    latency: s,
                     pending: n.unseen.len() as u64,
                     clock_uncertainty_us: n.max_uncertainty.filter(|_| !n.unsynced),
                 }

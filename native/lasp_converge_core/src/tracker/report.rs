@@ -60,14 +60,10 @@ pub struct NodeStats {
     pub node: NodeId,
     /// Whether it is a live member now.
     pub live: bool,
-    /// Latencies recorded (updates of other origins it saw).
-    pub count: u64,
-    /// Median of `seen ts - update ts`, microseconds.
-    pub p50_us: Option<u64>,
-    /// 99th percentile.
-    pub p99_us: Option<u64>,
-    /// Exact maximum.
-    pub max_us: Option<u64>,
+    /// `seen ts - update ts` of the updates of other origins it saw
+    /// (3 significant digits), flattened as in [`Stats`].
+    #[serde(flatten)]
+    pub latency: Summary,
     /// Pending updates this node is required to see and has not seen.
     pub pending: u64,
     /// Largest offset uncertainty applied to this node's timestamps; `None`
