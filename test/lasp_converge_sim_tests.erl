@@ -29,6 +29,11 @@ result_has_the_tracker_keys_test() ->
     ?assertEqual(U, C + Un + P),
     ?assertEqual(U, C),
     ?assertEqual(lists:seq(1, 20), lists:sort(maps:keys(PN))),
+    ?assertEqual([count, max, p50, p99, pending], lists:sort(maps:keys(maps:get(1, PN)))),
+    %% The latency figures are the tracker's, and no other (no `saturated').
+    ?assertEqual([max, mean, p50, p90, p99, p999],
+                 [K || K <- lists:sort(maps:keys(R)),
+                       lists:member(K, [count, max, mean, p50, p90, p99, p999, saturated])]),
     ?assert(abs(MPU - M / U) < 1.0e-9),
     #{p50 := P50, p99 := P99, max := Max} = R,
     ?assert(P50 =< P99 andalso P99 =< Max),

@@ -56,7 +56,14 @@ convergence_time_is_the_last_first_seen_minus_the_update_time_test() ->
     ?assertMatch(#{max := 4000, pending := 0, count := 3}, N1),
     ?assertMatch(#{max := 7000, pending := 0, count := 3}, N2),
     ?assertNear(3000, maps:get(p50, N1)),
-    ?assertNear(6000, maps:get(p50, N2)).
+    ?assertNear(6000, maps:get(p50, N2)),
+    %% Exactly these keys, no more.
+    ?assertEqual([clock_uncertainty_us, converged, duplicates, max, mean, negative_clamped,
+                  orphaned, p50, p90, p99, p999, pending, per_node, saturated, unconverged,
+                  unconverged_capacity, unsynced_nodes, updates, witness_checks],
+                 lists:sort(maps:keys(S))),
+    ?assertEqual([clock_uncertainty_us, count, live, max, p50, p99, pending],
+                 lists:sort(maps:keys(N1))).
 
 pending_until_every_member_holds_the_witness_test() ->
     R = tracker(),

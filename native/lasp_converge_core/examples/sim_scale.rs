@@ -38,8 +38,8 @@ fn main() {
         s.updates,
         s.converged,
         t.elapsed().as_secs_f64(),
-        s.p50_us,
-        s.p99_us,
+        s.latency.p50_us,
+        s.latency.p99_us,
         r.messages,
         r.messages_per_update,
         r.events

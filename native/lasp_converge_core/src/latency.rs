@@ -1,8 +1,10 @@
 //! The latency histogram of the tracker and the simulator: HdrHistogram
 //! plus the exact count, sum and maximum it cannot give back, and the one
-//! [`Summary`] of percentiles both report.
+//! [`Summary`] of percentiles both report (the `latency` field of
+//! `tracker::Stats`, `sim::SimStats` and their per-node entries).
 
 use hdrhistogram::{Counter, Histogram};
+use serde::Serialize;
 
 /// Latencies in microseconds. Values above `cap` are recorded as `cap` and
 /// counted in `saturated`, so memory stays bounded (the HdrHistogram grows
@@ -21,9 +23,14 @@ pub(crate) struct Latency<C: Counter = u64> {
     saturated: u64,
 }
 
-/// Percentiles of one `Latency`, in microseconds; `None` while it is empty.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct Summary {
+/// Percentiles of one latency histogram, in microseconds; `None` while it
+/// is empty.
+///
+/// Reached as [`tracker::Summary`](crate::tracker::Summary) and
+/// [`sim::Summary`](crate::sim::Summary). The reports that carry it flatten
+/// it, so its fields appear among theirs in JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
     /// Values recorded.
     pub count: u64,
     /// Median (HdrHistogram, at the histogram's significant digits).

@@ -117,7 +117,7 @@ proptest! {
         let s = &r.stats;
         prop_assert_eq!(s.updates, s.converged + s.unconverged + s.pending);
         prop_assert_eq!(s.pending, 0, "no `until`: every update ends converged or expired");
-        let counted: u64 = s.per_node.iter().map(|n| n.count).sum();
+        let counted: u64 = s.per_node.iter().map(|n| n.latency.count).sum();
         // Every converged update was seen once by each node but its origin.
         prop_assert!(counted >= s.converged * u64::from(spec.nodes - 1));
         prop_assert!(counted <= s.updates * u64::from(spec.nodes - 1));
@@ -141,7 +141,7 @@ proptest! {
         if s.updates > 0 {
             // Nothing is seen faster than a message travels, and every
             // update is seen within rounds of the interval.
-            prop_assert!(s.max_us.unwrap() >= s.p50_us.unwrap());
+            prop_assert!(s.latency.max_us.unwrap() >= s.latency.p50_us.unwrap());
         }
     }
 
@@ -183,8 +183,8 @@ proptest! {
         // Nothing converged before the heal.
         let Updates::At(ref v) = spec.updates else { unreachable!() };
         let last = v.iter().map(|&(t, _)| t).max().unwrap();
-        prop_assert!(r.stats.max_us.unwrap() >= heal - last);
-        prop_assert!(r.stats.p50_us.unwrap() as f64 >= (heal - heal / 2) as f64 * 0.99);
+        prop_assert!(r.stats.latency.max_us.unwrap() >= heal - last);
+        prop_assert!(r.stats.latency.p50_us.unwrap() as f64 >= (heal - heal / 2) as f64 * 0.99);
     }
 }
 
@@ -212,7 +212,7 @@ fn push_gossip_rounds_follow_theory() {
             let r = run(&spec).unwrap();
             assert_eq!(r.stats.converged, 1);
             // Informed in round r: at r intervals plus the 1 us link.
-            sum += r.stats.max_us.unwrap() / 1_000_000;
+            sum += r.stats.latency.max_us.unwrap() / 1_000_000;
         }
         let mean = sum as f64 / f64::from(runs);
         let theory = f64::from(n).log2() + f64::from(n).ln();
@@ -241,7 +241,7 @@ fn loss_of_everything_converges_nothing() {
         let r = run(&spec).unwrap();
         assert_eq!((r.stats.converged, r.stats.unconverged), (0, 2));
         assert_eq!(r.dropped, r.messages);
-        assert_eq!(r.stats.p50_us, None);
+        assert_eq!(r.stats.latency.p50_us, None);
     }
 }
 
@@ -259,7 +259,7 @@ fn state_messages_weigh_what_they_carry() {
         ..Spec::default()
     };
     let r = run(&spec).unwrap();
-    assert_eq!(r.stats.max_us, Some(1_000_500));
+    assert_eq!(r.stats.latency.max_us, Some(1_000_500));
     // Node 0 sends {u0} (110 B) and node 1 sends {} (100 B) at 1 s.
     assert_eq!((r.messages, r.bytes), (2, 210));
     assert_eq!(r.messages_per_update, 2.0);
@@ -276,12 +276,12 @@ fn propagate_on_update_sends_at_once() {
         ..Spec::default()
     };
     let r = run(&spec).unwrap();
-    assert_eq!(r.stats.max_us, Some(700));
+    assert_eq!(r.stats.latency.max_us, Some(700));
     assert_eq!(
-        r.stats.per_node[2].count, 0,
+        r.stats.per_node[2].latency.count, 0,
         "its own update is not a visibility latency"
     );
-    assert_eq!(r.stats.per_node[0].p50_us, Some(700));
+    assert_eq!(r.stats.per_node[0].latency.p50_us, Some(700));
 }
 
 #[test]
@@ -333,7 +333,7 @@ fn a_partition_longer_than_the_horizon_leaves_updates_unconverged() {
     let r = run(&spec).unwrap();
     assert_eq!((r.stats.converged, r.stats.unconverged), (1, 1));
     // The first expired at 1.001 s; the second converged after the heal.
-    assert!(r.stats.max_us.unwrap() >= 500_000);
+    assert!(r.stats.latency.max_us.unwrap() >= 500_000);
 }
 
 #[test]
@@ -388,7 +388,7 @@ fn timer_offsets_set_the_first_ticks() {
         ..Spec::default()
     };
     let r = run(&spec).unwrap();
-    assert_eq!(r.stats.max_us, Some(400_100));
+    assert_eq!(r.stats.latency.max_us, Some(400_100));
     for bad in [Some(vec![0]), Some(vec![0, 1, 2]), Some(vec![0, u64::MAX])] {
         let spec = Spec {
             timer_offsets_us: bad,
@@ -417,12 +417,12 @@ fn round_cost_lengthens_every_period() {
         ..Spec::default()
     };
     let r = run(&spec).unwrap();
-    assert_eq!(r.stats.max_us, Some(150_090));
+    assert_eq!(r.stats.latency.max_us, Some(150_090));
     let free = Spec {
         round_cost: LatencyDist::Constant(0),
         ..spec
     };
-    assert_eq!(run(&free).unwrap().stats.max_us, Some(100_090));
+    assert_eq!(run(&free).unwrap().stats.latency.max_us, Some(100_090));
 }
 
 #[test]
@@ -441,15 +441,15 @@ fn service_time_queues_messages_at_a_node() {
     };
     let r = run(&spec).unwrap();
     assert_eq!(r.stats.converged, 2);
-    assert_eq!(r.stats.max_us, Some(3100));
-    assert_eq!(r.stats.per_node[0].max_us, Some(2100));
-    assert_eq!(r.stats.per_node[2].max_us, Some(3100));
+    assert_eq!(r.stats.latency.max_us, Some(3100));
+    assert_eq!(r.stats.per_node[0].latency.max_us, Some(2100));
+    assert_eq!(r.stats.per_node[2].latency.max_us, Some(3100));
     // Without a service time both arrive, and count, at 100 us.
     let instant = Spec {
         service_time: LatencyDist::Constant(0),
         ..spec.clone()
     };
-    assert_eq!(run(&instant).unwrap().stats.max_us, Some(100));
+    assert_eq!(run(&instant).unwrap().stats.latency.max_us, Some(100));
     // A tick that falls due while its node is busy waits for it: node 0
     // ticks at 0, as it makes an update that keeps it busy until 1 ms, so
     // the round goes out then and is served on node 1 from 1.1 to 2.1 ms.
@@ -461,7 +461,7 @@ fn service_time_queues_messages_at_a_node() {
         updates: Updates::At(vec![(0, 0)]),
         ..spec
     };
-    assert_eq!(run(&ticking).unwrap().stats.max_us, Some(2100));
+    assert_eq!(run(&ticking).unwrap().stats.latency.max_us, Some(2100));
 }
 
 #[test]
@@ -700,7 +700,7 @@ fn one_node_converges_at_once() {
     })
     .unwrap();
     assert_eq!(r.stats.converged, r.stats.updates);
-    assert_eq!(r.stats.max_us, Some(0));
+    assert_eq!(r.stats.latency.max_us, Some(0));
     assert_eq!(r.messages, 0);
 }
 

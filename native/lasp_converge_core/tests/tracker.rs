@@ -71,11 +71,14 @@ fn update_converges_when_all_members_saw_it() {
     assert_eq!(o.converged, 1);
     let s = t.stats();
     assert_eq!((s.updates, s.converged, s.pending), (1, 1, 0));
-    assert_eq!(s.max_us, Some(5_000));
+    assert_eq!(s.latency.max_us, Some(5_000));
     let b = s.per_node.iter().find(|n| n.node == B).unwrap();
-    assert_eq!((b.count, b.max_us), (1, Some(2_000)));
+    assert_eq!((b.latency.count, b.latency.max_us), (1, Some(2_000)));
     let a = s.per_node.iter().find(|n| n.node == A).unwrap();
-    assert_eq!(a.count, 0, "the origin's own visibility is not a latency");
+    assert_eq!(
+        a.latency.count, 0,
+        "the origin's own visibility is not a latency"
+    );
     match &t.records()[0].outcome {
         Outcome::Converged { convergence_us } => assert_eq!(*convergence_us, 5_000),
         o => panic!("{o:?}"),
@@ -108,7 +111,7 @@ fn observation_before_announcement_counts_at_that_observation() {
     let c_state = set([9]);
     t.observed(C, 4_000, Filter::Changed(&[9]), holds(&c_state));
     let s = t.stats();
-    assert_eq!((s.converged, s.max_us), (1, Some(3_000)));
+    assert_eq!((s.converged, s.latency.max_us), (1, Some(3_000)));
     let rec = &t.records()[0];
     let b_seen = rec.seen.iter().find(|x| x.node == B).unwrap();
     assert_eq!(b_seen.ts_us, 2_000);
@@ -121,7 +124,7 @@ fn announcement_after_every_node_saw_it_converges_at_once() {
     t.observed(B, 2_000, Filter::All, holds(&b_state));
     let r = t.updated_with(A, 1, 1_500, add(5), |_, w| b_state.contains(&w.id));
     assert_eq!(r, Registered::New { finished: true });
-    assert_eq!(t.stats().max_us, Some(500));
+    assert_eq!(t.stats().latency.max_us, Some(500));
 }
 
 #[test]
@@ -137,14 +140,14 @@ fn duplicate_observations_keep_first_seen() {
         "an update seen by B is not checked again for B"
     );
     t.observed(C, 2_000, Filter::All, holds(&st));
-    assert_eq!(t.stats().max_us, Some(2_000));
+    assert_eq!(t.stats().latency.max_us, Some(2_000));
     let b = t
         .stats()
         .per_node
         .into_iter()
         .find(|n| n.node == B)
         .unwrap();
-    assert_eq!(b.max_us, Some(1_000));
+    assert_eq!(b.latency.max_us, Some(1_000));
 }
 
 #[test]
@@ -157,7 +160,7 @@ fn reordered_earlier_observation_moves_first_seen_back() {
     let o = t.observed(B, 3_000, Filter::All, holds(&st));
     assert_eq!((o.checked, o.newly_seen), (1, 0));
     t.observed(C, 4_000, Filter::All, holds(&st));
-    assert_eq!(t.stats().max_us, Some(4_000));
+    assert_eq!(t.stats().latency.max_us, Some(4_000));
     assert_eq!(t.records()[0].seen[1].ts_us, 3_000);
 }
 
@@ -191,7 +194,7 @@ fn one_state_covers_many_updates() {
     assert_eq!((o.checked, o.newly_seen, o.converged), (500, 500, 500));
     let s = t.stats();
     assert_eq!((s.converged, s.pending), (500, 0));
-    assert_eq!(s.max_us, Some(9_000));
+    assert_eq!(s.latency.max_us, Some(9_000));
     assert_accounted(&t);
 }
 
@@ -211,14 +214,20 @@ fn late_joiner_is_excluded_from_older_updates() {
     // C catches up on both; update 1 still waits for B.
     t.observed(C, 9_000, Filter::All, holds(&set([1, 2])));
     let s = t.stats();
-    assert_eq!((s.converged, s.pending, s.max_us), (1, 1, Some(6_000)));
+    assert_eq!(
+        (s.converged, s.pending, s.latency.max_us),
+        (1, 1, Some(6_000))
+    );
     t.observed(B, 10_000, Filter::All, holds(&set([1, 2])));
     let s = t.stats();
-    assert_eq!((s.converged, s.pending, s.max_us), (2, 0, Some(9_000)));
+    assert_eq!(
+        (s.converged, s.pending, s.latency.max_us),
+        (2, 0, Some(9_000))
+    );
     // C's histogram holds update 2 only, not its catch-up on update 1, though
     // its record shows when C got it.
     let c = s.per_node.iter().find(|n| n.node == C).unwrap();
-    assert_eq!((c.count, c.max_us), (1, Some(6_000)));
+    assert_eq!((c.latency.count, c.latency.max_us), (1, Some(6_000)));
     let rec1 = t.records().iter().find(|r| r.id.seq == 1).unwrap();
     assert!(rec1.seen.iter().any(|x| x.node == C && x.ts_us == 9_000));
 }
@@ -306,7 +315,7 @@ fn horizon_moves_unseen_updates_to_unconverged() {
     }
     // B's visibility still counts in its own histogram.
     let b = s.per_node.iter().find(|n| n.node == B).unwrap();
-    assert_eq!(b.count, 1);
+    assert_eq!(b.latency.count, 1);
     // Any later event moves the clock too.
     t.observed(B, 1_600_000, Filter::All, holds(&set([1, 2])));
     assert_eq!(t.stats().unconverged, 2);
@@ -359,7 +368,10 @@ fn negative_latency_from_clock_error_is_clamped() {
     let s = t.stats();
     // B's own latency is -1 ms (clamped); convergence is max(A at 5 ms, B
     // at 4 ms) - 5 ms = 0, not negative.
-    assert_eq!((s.converged, s.max_us, s.negative_clamped), (1, Some(0), 1));
+    assert_eq!(
+        (s.converged, s.latency.max_us, s.negative_clamped),
+        (1, Some(0), 1)
+    );
 }
 
 #[test]
@@ -432,7 +444,7 @@ fn reset_starts_a_new_measurement() {
     t.reset();
     let s = t.stats();
     assert_eq!(
-        (s.updates, s.converged, s.pending, s.p50_us),
+        (s.updates, s.converged, s.pending, s.latency.p50_us),
         (0, 0, 0, None)
     );
     assert_eq!(t.records().len(), 0);
@@ -443,7 +455,7 @@ fn reset_starts_a_new_measurement() {
         Registered::New { .. }
     ));
     t.observed(B, 21_000, Filter::All, holds(&set([1])));
-    assert_eq!(t.stats().max_us, Some(1_000));
+    assert_eq!(t.stats().latency.max_us, Some(1_000));
 }
 
 #[test]
@@ -465,17 +477,28 @@ fn json_report_has_everything() {
         "p999_us",
         "max_us",
         "mean_us",
+        "count",
+        "saturated",
         "clock_uncertainty_us",
     ] {
         assert!(stats.get(k).is_some(), "stats.{k} missing: {stats}");
     }
+    // The latency summary is flattened into the stats, not nested.
+    assert!(stats.get("latency").is_none(), "{stats}");
     assert_eq!(stats["converged"], 1);
+    assert_eq!(
+        (&stats["count"], &stats["saturated"]),
+        (&1.into(), &0.into())
+    );
     assert_eq!(stats["max_us"], 25_000);
+    assert_eq!(stats["mean_us"], 25_000.0);
     let b = &stats["per_node"][1];
     assert_eq!(b["node"], 2);
-    for k in ["p50_us", "p99_us", "max_us", "pending"] {
+    for k in ["count", "p50_us", "p99_us", "max_us", "pending", "live"] {
         assert!(b.get(k).is_some(), "per_node.{k} missing");
     }
+    assert!(b.get("latency").is_none(), "{b}");
+    assert_eq!((&b["count"], &b["max_us"]), (&1.into(), &25_000.into()));
     assert_eq!(v["records"][0]["outcome"], "converged");
     assert_eq!(v["records"][0]["convergence_us"], 25_000);
     assert_eq!(v["records"][0]["id"]["seq"], 1);
@@ -658,7 +681,7 @@ fn clock_offsets_are_corrected_within_reported_uncertainty() {
     }
     // Without correction the +250 ms offset would dominate.
     let max_truth = *truth.iter().max().unwrap();
-    assert!(s.max_us.unwrap() <= max_truth + s.clock_uncertainty_us);
+    assert!(s.latency.max_us.unwrap() <= max_truth + s.clock_uncertainty_us);
 }
 
 // ---- memory bound ----
@@ -764,20 +787,20 @@ proptest! {
         prop_assert_eq!(s.converged, lats.len() as u64);
         let mut conv: Vec<u64> = lats.iter().map(|&(b, c)| b.max(c)).collect();
         conv.sort_unstable();
-        for (q, got) in [(0.5, s.p50_us), (0.9, s.p90_us), (0.99, s.p99_us), (0.999, s.p999_us)] {
+        for (q, got) in [(0.5, s.latency.p50_us), (0.9, s.latency.p90_us), (0.99, s.latency.p99_us), (0.999, s.latency.p999_us)] {
             let want = brute(&conv, q);
             prop_assert!(close(got.unwrap(), want), "q={} got {:?} want {}", q, got, want);
         }
-        prop_assert_eq!(s.max_us, conv.last().copied());
+        prop_assert_eq!(s.latency.max_us, conv.last().copied());
         let mean = conv.iter().sum::<u64>() as f64 / conv.len() as f64;
-        prop_assert!((s.mean_us.unwrap() - mean).abs() < 1e-6 * mean.max(1.0));
+        prop_assert!((s.latency.mean_us.unwrap() - mean).abs() < 1e-6 * mean.max(1.0));
 
         let mut per_b: Vec<u64> = lats.iter().map(|l| l.0).collect();
         per_b.sort_unstable();
         let b = s.per_node.iter().find(|n| n.node == B).unwrap();
-        prop_assert!(close(b.p50_us.unwrap(), brute(&per_b, 0.5)));
-        prop_assert!(close(b.p99_us.unwrap(), brute(&per_b, 0.99)));
-        prop_assert_eq!(b.max_us, per_b.last().copied());
+        prop_assert!(close(b.latency.p50_us.unwrap(), brute(&per_b, 0.5)));
+        prop_assert!(close(b.latency.p99_us.unwrap(), brute(&per_b, 0.99)));
+        prop_assert_eq!(b.latency.max_us, per_b.last().copied());
     }
 
     #[test]

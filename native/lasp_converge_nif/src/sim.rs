@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::tracker::{opt_or_undefined, put};
+use crate::tracker::{opt_or_undefined, put, put_summary};
 
 mod atoms {
     rustler::atoms! {
@@ -451,11 +451,11 @@ fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
     let mut per_node = map_new(env);
     for n in &s.per_node {
         let m = map_new(env);
-        let m = put(m, atoms::p50(), opt_or_undefined(env, n.p50_us));
-        let m = put(m, atoms::p99(), opt_or_undefined(env, n.p99_us));
-        let m = put(m, atoms::max(), opt_or_undefined(env, n.max_us));
+        let m = put(m, atoms::p50(), opt_or_undefined(env, n.latency.p50_us));
+        let m = put(m, atoms::p99(), opt_or_undefined(env, n.latency.p99_us));
+        let m = put(m, atoms::max(), opt_or_undefined(env, n.latency.max_us));
         let m = put(m, atoms::pending(), n.pending.encode(env));
-        let m = put(m, atoms::count(), n.count.encode(env));
+        let m = put(m, atoms::count(), n.latency.count.encode(env));
         per_node = per_node.map_put(n.node + 1, m).unwrap_or(per_node);
     }
     let mut samples = Vec::with_capacity(r.divergence.len());
@@ -489,12 +489,7 @@ fn encode<'a>(env: Env<'a>, r: &SimReport) -> Term<'a> {
     let m = put(m, atoms::converged(), s.converged.encode(env));
     let m = put(m, atoms::pending(), s.pending.encode(env));
     let m = put(m, atoms::unconverged(), s.unconverged.encode(env));
-    let m = put(m, atoms::p50(), opt_or_undefined(env, s.p50_us));
-    let m = put(m, atoms::p90(), opt_or_undefined(env, s.p90_us));
-    let m = put(m, atoms::p99(), opt_or_undefined(env, s.p99_us));
-    let m = put(m, atoms::p999(), opt_or_undefined(env, s.p999_us));
-    let m = put(m, atoms::max(), opt_or_undefined(env, s.max_us));
-    let m = put(m, atoms::mean(), opt_or_undefined(env, s.mean_us));
+    let m = put_summary(env, m, &s.latency);
     // Simulated time is exact: no clock error.
     let m = put(m, atoms::clock_uncertainty_us(), 0u64.encode(env));
     let m = put(m, atoms::per_node(), per_node);

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use lasp_converge_core::owned::OwnedTerm;
 use lasp_converge_core::tracker::nodes::{Refused, Tracked};
-use lasp_converge_core::tracker::{Config, NodeId, Registered};
+use lasp_converge_core::tracker::{Config, NodeId, Registered, Summary};
 use lasp_converge_core::{etf, BadCrdt, Limits, Term as CoreTerm};
 use rustler::types::map::map_new;
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
@@ -180,6 +180,18 @@ pub(crate) fn opt_or_undefined<'a, T: Encoder>(env: Env<'a>, v: Option<T>) -> Te
 pub(crate) fn put<'a>(m: Term<'a>, k: rustler::Atom, v: Term<'a>) -> Term<'a> {
     // Keys are distinct atoms of ours: map_put cannot fail on a map.
     m.map_put(k, v).unwrap_or(m)
+}
+
+/// `p50`, `p90`, `p99`, `p999`, `max` and `mean` of a latency summary
+/// (`undefined` while it is empty), the keys the tracker's and the
+/// simulator's stats maps share.
+pub(crate) fn put_summary<'a>(env: Env<'a>, m: Term<'a>, s: &Summary) -> Term<'a> {
+    let m = put(m, atoms::p50(), opt_or_undefined(env, s.p50_us));
+    let m = put(m, atoms::p90(), opt_or_undefined(env, s.p90_us));
+    let m = put(m, atoms::p99(), opt_or_undefined(env, s.p99_us));
+    let m = put(m, atoms::p999(), opt_or_undefined(env, s.p999_us));
+    let m = put(m, atoms::max(), opt_or_undefined(env, s.max_us));
+    put(m, atoms::mean(), opt_or_undefined(env, s.mean_us))
 }
 
 /// A caller term copied out of the BEAM heap.
@@ -601,11 +613,11 @@ fn tracker_stats<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     let mut per_node = map_new(env);
     for n in &s.per_node {
         let m = map_new(env);
-        let m = put(m, atoms::p50(), u(n.p50_us));
-        let m = put(m, atoms::p99(), u(n.p99_us));
-        let m = put(m, atoms::max(), u(n.max_us));
+        let m = put(m, atoms::p50(), u(n.latency.p50_us));
+        let m = put(m, atoms::p99(), u(n.latency.p99_us));
+        let m = put(m, atoms::max(), u(n.latency.max_us));
         let m = put(m, atoms::pending(), n.pending.encode(env));
-        let m = put(m, atoms::count(), n.count.encode(env));
+        let m = put(m, atoms::count(), n.latency.count.encode(env));
         let m = put(m, atoms::live(), n.live.encode(env));
         let m = put(m, atoms::clock_uncertainty_us(), u(n.clock_uncertainty_us));
         per_node = per_node.map_put(n.node.0, m).unwrap_or(per_node);
@@ -623,12 +635,7 @@ fn tracker_stats<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     );
     let m = put(m, atoms::orphaned(), s.orphaned.encode(env));
     let m = put(m, atoms::duplicates(), s.duplicates.encode(env));
-    let m = put(m, atoms::p50(), u(s.p50_us));
-    let m = put(m, atoms::p90(), u(s.p90_us));
-    let m = put(m, atoms::p99(), u(s.p99_us));
-    let m = put(m, atoms::p999(), u(s.p999_us));
-    let m = put(m, atoms::max(), u(s.max_us));
-    let m = put(m, atoms::mean(), opt_or_undefined(env, s.mean_us));
+    let m = put_summary(env, m, &s.latency);
     let m = put(
         m,
         atoms::clock_uncertainty_us(),
@@ -636,7 +643,7 @@ fn tracker_stats<'a>(env: Env<'a>, r: Term<'a>) -> Reply<'a> {
     );
     let m = put(m, atoms::unsynced_nodes(), unsynced.encode(env));
     let m = put(m, atoms::negative_clamped(), s.negative_clamped.encode(env));
-    let m = put(m, atoms::saturated(), s.saturated.encode(env));
+    let m = put(m, atoms::saturated(), s.latency.saturated.encode(env));
     let m = put(m, atoms::witness_checks(), s.witness_checks.encode(env));
     let m = put(m, atoms::per_node(), per_node);
     Ok((atoms::ok(), m).encode(env))

@@ -1019,30 +1019,18 @@ impl<'a> Sim<'a> {
     fn report(self, end: u64) -> SimReport {
         let made = u64::from(self.created);
         let per_node = (0..self.n as usize)
-            .map(|i| {
-                let h = self.node_hist[i].summary();
-                SimNodeStats {
-                    node: i as u32,
-                    count: h.count,
-                    p50_us: h.p50_us,
-                    p99_us: h.p99_us,
-                    max_us: h.max_us,
-                    pending: self.live_made - self.kp[i],
-                }
+            .map(|i| SimNodeStats {
+                node: i as u32,
+                latency: self.node_hist[i].summary(),
+                pending: self.live_made - self.kp[i],
             })
             .collect();
-        let c = self.conv.summary();
         let stats = SimStats {
             updates: made,
             converged: self.converged,
             pending: made - self.converged - self.unconverged,
             unconverged: self.unconverged,
-            p50_us: c.p50_us,
-            p90_us: c.p90_us,
-            p99_us: c.p99_us,
-            p999_us: c.p999_us,
-            max_us: c.max_us,
-            mean_us: c.mean_us,
+            latency: self.conv.summary(),
             per_node,
         };
         let per = |x: u64| {

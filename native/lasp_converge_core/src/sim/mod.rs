@@ -80,7 +80,7 @@
 //! };
 //! let r = run(&spec).unwrap();
 //! assert_eq!(r.stats.updates, r.stats.converged);
-//! assert!(r.stats.p99_us.unwrap() < 2_000_000);
+//! assert!(r.stats.latency.p99_us.unwrap() < 2_000_000);
 //! assert_eq!(run(&spec).unwrap(), r); // one seed, one run
 //! ```
 #![allow(clippy::module_name_repetitions)]
@@ -90,6 +90,8 @@ pub mod rng;
 
 use serde::Serialize;
 use std::sync::atomic::AtomicBool;
+
+pub use crate::latency::Summary;
 
 /// How replicas synchronize (the replicator's `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -362,18 +364,11 @@ pub struct SimStats {
     pub pending: u64,
     /// Not seen by every node within the horizon.
     pub unconverged: u64,
-    /// Convergence time, median (3 significant digits).
-    pub p50_us: Option<u64>,
-    /// 90th percentile.
-    pub p90_us: Option<u64>,
-    /// 99th percentile.
-    pub p99_us: Option<u64>,
-    /// 99.9th percentile.
-    pub p999_us: Option<u64>,
-    /// Exact maximum.
-    pub max_us: Option<u64>,
-    /// Exact mean.
-    pub mean_us: Option<f64>,
+    /// Convergence time of the converged updates (3 significant digits, no
+    /// cap: `saturated` stays 0), flattened into these stats as in the
+    /// tracker's.
+    #[serde(flatten)]
+    pub latency: Summary,
     /// Per node, by node.
     pub per_node: Vec<SimNodeStats>,
 }
@@ -383,14 +378,10 @@ pub struct SimStats {
 pub struct SimNodeStats {
     /// The node (`0..nodes`).
     pub node: u32,
-    /// Latencies recorded.
-    pub count: u64,
-    /// Median (2 significant digits).
-    pub p50_us: Option<u64>,
-    /// 99th percentile (2 significant digits).
-    pub p99_us: Option<u64>,
-    /// Exact maximum.
-    pub max_us: Option<u64>,
+    /// Its visibility latencies (2 significant digits), flattened as in
+    /// [`SimStats`].
+    #[serde(flatten)]
+    pub latency: Summary,
     /// Updates pending at the end that it had not seen.
     pub pending: u64,
 }

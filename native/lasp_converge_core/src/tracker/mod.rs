@@ -126,7 +126,7 @@
 //! assert_eq!((obs.checked, obs.converged), (1, 1));
 //! let s = t.stats();
 //! assert_eq!((s.converged, s.pending), (1, 0));
-//! assert!(s.p50_us.unwrap().abs_diff(3_000) <= 3);
+//! assert!(s.latency.p50_us.unwrap().abs_diff(3_000) <= 3);
 //! assert_eq!(s.clock_uncertainty_us, 0);
 //! ```
 
@@ -140,6 +140,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
+pub use crate::latency::Summary;
 pub use clock::{ClockError, ClockSync, Corrected, Estimate};
 pub use report::{
     Buckets, DivergenceSample, Expiry, NodeClock, NodeLag, NodeStats, Outcome, Record, Report,
@@ -804,10 +805,7 @@ impl<W: Witness> Tracker<W> {
                 NodeStats {
                     node: n.id,
                     live: n.live,
-                    count: s.count,
-                    p50_us: s.p50_us,
-                    p99_us: s.p99_us,
-                    max_us: s.max_us,
+                    latency: s,
                     pending: n.unseen.len() as u64,
                     clock_uncertainty_us: n.max_uncertainty.filter(|_| !n.unsynced),
                 }
@@ -825,16 +823,10 @@ impl<W: Witness> Tracker<W> {
             unconverged_capacity: self.counters.unconverged_capacity,
             orphaned: self.counters.orphaned,
             duplicates: self.counters.duplicates,
-            p50_us: c.p50_us,
-            p90_us: c.p90_us,
-            p99_us: c.p99_us,
-            p999_us: c.p999_us,
-            max_us: c.max_us,
-            mean_us: c.mean_us,
+            latency: Summary { saturated, ..c },
             clock_uncertainty_us,
             unsynced_nodes: unsynced,
             negative_clamped: self.counters.negative_clamped,
-            saturated,
             witness_checks: self.counters.witness_checks,
             per_node,
         }
@@ -1418,7 +1410,7 @@ mod test {
         // B's reading 251 500 is 1 500 on the reference clock.
         t.observed(b, 251_500, Filter::All, |_| true);
         let s = t.stats();
-        assert_eq!((s.max_us, s.clock_uncertainty_us), (Some(500), 40));
+        assert_eq!((s.latency.max_us, s.clock_uncertainty_us), (Some(500), 40));
         assert_eq!(t.now(), Some(1_500));
     }
 
@@ -1449,7 +1441,7 @@ mod test {
         t.check_invariants();
         assert!(t.divergence().len() <= t.config().max_samples);
         let s = t.stats();
-        assert_eq!((s.converged, s.saturated), (1, 2));
-        assert_eq!(s.max_us, Some(t.config().max_latency_us));
+        assert_eq!((s.converged, s.latency.saturated), (1, 2));
+        assert_eq!(s.latency.max_us, Some(t.config().max_latency_us));
     }
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::clock::Estimate;
 use super::{Config, NodeId, UpdateId};
+use crate::latency::Summary;
 
 /// Counters and convergence-time percentiles, from [`Tracker::stats`].
 ///
@@ -30,18 +31,13 @@ pub struct Stats {
     pub orphaned: u64,
     /// Announcements ignored because their `(origin, seq)` was registered.
     pub duplicates: u64,
-    /// Convergence time, median, microseconds (3 significant digits).
-    pub p50_us: Option<u64>,
-    /// 90th percentile.
-    pub p90_us: Option<u64>,
-    /// 99th percentile.
-    pub p99_us: Option<u64>,
-    /// 99.9th percentile.
-    pub p999_us: Option<u64>,
-    /// Exact maximum.
-    pub max_us: Option<u64>,
-    /// Exact mean.
-    pub mean_us: Option<f64>,
+    /// Convergence time of the converged updates (3 significant digits),
+    /// flattened into these stats (`p50_us`, ..., `mean_us`, `count`,
+    /// `saturated`). Its `saturated` counts the latencies above
+    /// `Config::max_latency_us`, recorded as that cap, in every histogram:
+    /// convergence time and each node's visibility latency.
+    #[serde(flatten)]
+    pub latency: Summary,
     /// Bound on the clock error of any latency figure: the sum of the two
     /// largest offset uncertainties applied to the nodes whose timestamps
     /// were used (a latency is a difference of two corrected readings).
@@ -51,8 +47,6 @@ pub struct Stats {
     pub unsynced_nodes: Vec<NodeId>,
     /// Latencies that came out negative (clock error) and were recorded as 0.
     pub negative_clamped: u64,
-    /// Latencies above `Config::max_latency_us`, recorded as that cap.
-    pub saturated: u64,
     /// Witness checks performed so far (registration checks included).
     pub witness_checks: u64,
     /// Per node, sorted by node.
@@ -66,14 +60,10 @@ pub struct NodeStats {
     pub node: NodeId,
     /// Whether it is a live member now.
     pub live: bool,
-    /// Latencies recorded (updates of other origins it saw).
-    pub count: u64,
-    /// Median of `seen ts - update ts`, microseconds.
-    pub p50_us: Option<u64>,
-    /// 99th percentile.
-    pub p99_us: Option<u64>,
-    /// Exact maximum.
-    pub max_us: Option<u64>,
+    /// `seen ts - update ts` of the updates of other origins it saw
+    /// (3 significant digits), flattened as in [`Stats`].
+    #[serde(flatten)]
+    pub latency: Summary,
     /// Pending updates this node is required to see and has not seen.
     pub pending: u64,
     /// Largest offset uncertainty applied to this node's timestamps; `None`
