@@ -9,7 +9,8 @@
 #   make demo       run lasp_converge_demo:main/0
 #   make bench      run lasp_converge_bench:main/0 (bench/lasp_converge_bench.erl), then the
 #                   tracker, simulator, replica, acceleration and tuner benchmarks (the tuner family last)
-#   make lint       cargo fmt --check, clippy, rebar3 xref, rebar3 dialyzer,
+#   make lint       cargo fmt --check, clippy, cargo doc (no broken links),
+#                   rebar3 xref, rebar3 dialyzer,
 #                   mix format --check-formatted (the gate explorer's `mix ci` runs)
 #   make fmt        cargo fmt and mix format (rewrites files)
 #   make dialyzer   rebar3 dialyzer alone (about 30 s the first time: it builds a PLT)
@@ -141,6 +142,7 @@ bench: toolchain nif
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	$(REBAR3) xref
 	$(REBAR3) dialyzer
 	$(MIX) format --check-formatted

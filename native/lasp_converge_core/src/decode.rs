@@ -41,7 +41,7 @@ impl Limits {
         }
     }
 
-    /// Weight units a call may take on a normal scheduler (see [`weigh`]).
+    /// Weight units a call may take on a normal scheduler (see [`Term::too_heavy`]).
     pub const NORMAL_WEIGHT: usize = 4_000;
 
     /// Limits for a normal scheduler.
