@@ -20,8 +20,13 @@
 %%   delta of new entries, so every run changes the state.</li>
 %% <li>`binary round trip 10k gset': the sender encodes its replica
 %%   (`to_binary/1'), sends it to another process, which merges it into its
-%%   own 10k replica and replies; against sending the state term and
-%%   `state_gset:merge/2' on the receiver.</li>
+%%   own 10k replica (lacking ten of the sender's entries) and replies;
+%%   against sending the state term and `state_gset:merge/2' on the
+%%   receiver. Once with a sender that changed since it last encoded (the
+%%   binary is written again), once with one that did not (a replica keeps
+%%   its binary until it changes).</li>
+%% <li>`binary received, receiver equal': the same, to a receiver already
+%%   holding the sender's state, as between converged replicas.</li>
 %% </ul>
 -module(lasp_converge_replica_bench).
 
@@ -35,7 +40,7 @@
 main() ->
     _ = lasp_converge_nif:crdt_types(),
     Types = load_types(),
-    io:format("~n~-40s ~14s ~14s ~10s~n", ["resident replicas", "replica us", "types us",
+    io:format("~n~-44s ~10s ~14s ~10s~n", ["resident replicas", "replica us", "types us",
                                            "ratio"]),
     delta_row(state_gset, 100000, Types),
     delta_row(state_awset, 100000, Types),
@@ -121,39 +126,68 @@ round_trip_row(N, HaveTypes) ->
     {state_gset, Es} = S,
     Local = {state_gset, lists:nthtail(10, Es)},
     Sender = ?R:from_term(S),
-    Rep = median([round_trip(fun() -> ?R:to_binary(Sender) end,
-                             fun(Bin, Mine) -> ok = ?R:merge(Mine, Bin), Mine end,
-                             fun() -> ?R:from_term(Local) end)
-                  || _ <- lists:seq(1, ?RUNS)]),
-    Base = case HaveTypes of
-               true ->
-                   median([round_trip(fun() -> S end,
-                                      fun(T, Mine) -> state_gset:merge(Mine, T) end,
-                                      fun() -> Local end)
-                           || _ <- lists:seq(1, ?RUNS)]);
-               false -> undefined
+    Name = fun(What) -> lists:flatten(io_lib:format("~s ~bk gset", [What, N div 1000])) end,
+    ToMine = fun(Bin, Mine) -> ok = ?R:merge(Mine, Bin), Mine end,
+    %% The sender changed since it last encoded (one element added before
+    %% each run, untimed): the binary is written again.
+    Changed = [begin
+                   {ok, _} = ?R:mutate({add, {fresh, I}}, <<"sender">>, Sender),
+                   round_trip(fun() -> ?R:to_binary(Sender) end, ToMine,
+                              fun() -> ?R:from_term(Local) end)
+               end || I <- lists:seq(1, ?RUNS)],
+    %% The sender did not change: its binary is the one it already has.
+    Unchanged = [round_trip(fun() -> ?R:to_binary(Sender) end, ToMine,
+                            fun() -> ?R:from_term(Local) end)
+                 || _ <- lists:seq(1, ?RUNS)],
+    %% The receiver already holds what it receives (state-based gossip
+    %% between converged replicas): nothing to write.
+    Final = ?R:to_term(Sender),
+    Equal = [round_trip(fun() -> ?R:to_binary(Sender) end, ToMine,
+                        fun() -> R = ?R:from_term(Final), ok = ?R:merge(R, ?R:to_binary(R)), R end)
+             || _ <- lists:seq(1, ?RUNS)],
+    Base = fun(Have) ->
+                   case HaveTypes of
+                       true ->
+                           median([round_trip(fun() -> Final end,
+                                              fun(T, Mine) -> state_gset:merge(Mine, T) end,
+                                              fun() -> Have end)
+                                   || _ <- lists:seq(1, ?RUNS)]);
+                       false -> undefined
+                   end
            end,
-    row(lists:flatten(io_lib:format("binary round trip ~bk gset", [N div 1000])), Rep, Base).
+    row(Name("binary round trip, sender changed,"), median(Changed), Base(Local)),
+    row(Name("binary round trip, sender unchanged,"), median(Unchanged), Base(Local)),
+    row(Name("binary received, receiver equal,"), median(Equal), Base(Final)).
 
-%% Time from encoding on the sender to the receiver's merge done.
+%% Time from encoding on the sender to the receiver's merge done. The
+%% receiver polls its mailbox instead of sleeping in `receive', so neither
+%% side waits for a scheduler to wake up: what is timed is the work (encode,
+%% send, merge), the same for terms and binaries.
 round_trip(Encode, Merge, Init) ->
     Self = self(),
     Pid = spawn_link(fun() ->
                              Mine = Init(),
                              Self ! ready,
-                             receive {go, X} -> _ = Merge(X, Mine) end,
-                             Self ! merged
+                             poll(Merge, Mine, Self)
                      end),
     receive ready -> ok end,
     T0 = erlang:monotonic_time(microsecond),
     Pid ! {go, Encode()},
-    receive merged -> ok end,
-    erlang:monotonic_time(microsecond) - T0.
+    receive {merged, T1} -> T1 - T0 end.
+
+poll(Merge, Mine, Parent) ->
+    receive
+        {go, X} ->
+            _ = Merge(X, Mine),
+            Parent ! {merged, erlang:monotonic_time(microsecond)}
+    after 0 ->
+            poll(Merge, Mine, Parent)
+    end.
 
 row(Name, Rep, undefined) ->
-    io:format("~-40s ~14.1f ~14s ~10s~n", [Name, Rep, "-", "-"]);
+    io:format("~-44s ~10.1f ~14s ~10s~n", [Name, Rep, "-", "-"]);
 row(Name, Rep, Base) ->
-    io:format("~-40s ~14.1f ~14.1f ~9bx~n", [Name, Rep, Base, round(Base / max(Rep, 0.1))]).
+    io:format("~-44s ~10.1f ~14.1f ~9.1fx~n", [Name, Rep, Base, Base / max(Rep, 0.1)]).
 
 median(Xs) ->
     S = lists:sort(Xs),

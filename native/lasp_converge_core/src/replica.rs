@@ -33,6 +33,7 @@
 //! Anything else, a truncation, bytes left over, an unsorted or malformed
 //! entry, is refused with [`BadCrdt::BadBinary`].
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Unbounded};
 
@@ -47,8 +48,10 @@ use crate::types::{GCounter, GSet};
 use crate::wire;
 
 mod awset;
+mod flat;
 mod orset;
 pub use awset::AwSet;
+pub use flat::Encoded;
 pub use orset::ORSet;
 
 /// The first bytes of every binary.
@@ -433,27 +436,14 @@ impl Replica {
 
     /// The binary of this state (see the module documentation).
     pub fn to_binary(&self) -> Vec<u8> {
+        if let Some(enc) = self.encoded() {
+            return enc.bytes;
+        }
         let mut out = Vec::with_capacity(16 + 16 * self.size());
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         match self {
-            Replica::GSet(m) => {
-                out.push(GSET);
-                out.extend_from_slice(&(m.len() as u32).to_be_bytes());
-                for (k, e) in m {
-                    out.extend_from_slice(k);
-                    out.extend_from_slice(&e.exact);
-                }
-            }
-            Replica::GCounter(m) => {
-                out.push(GCOUNTER);
-                out.extend_from_slice(&(m.len() as u32).to_be_bytes());
-                for (k, (e, n)) in m {
-                    out.extend_from_slice(k);
-                    out.extend_from_slice(&e.exact);
-                    out.extend_from_slice(&n.to_be_bytes());
-                }
-            }
+            Replica::GSet(_) | Replica::GCounter(_) => {}
             Replica::AWSet(a) => {
                 out.push(GENERIC);
                 out.extend_from_slice(&etf::encode(&a.to_term())[1..]);
@@ -469,6 +459,29 @@ impl Replica {
             }
         }
         out
+    }
+
+    /// A keyed gset's or gcounter's binary with its entry table, which
+    /// [`Replica::merge_binary_with`] walks; `None` for other replicas.
+    pub fn encoded(&self) -> Option<Encoded> {
+        // Twice the key bytes of a small element is a fair first guess.
+        match self {
+            Replica::GSet(m) => {
+                let mut enc = Encoded::start(GSET, m.len(), 16 * m.len());
+                for (k, e) in m {
+                    enc.push(k, &e.exact, &[]);
+                }
+                Some(enc.finish())
+            }
+            Replica::GCounter(m) => {
+                let mut enc = Encoded::start(GCOUNTER, m.len(), 24 * m.len());
+                for (k, (e, n)) in m {
+                    enc.push(k, &e.exact, &n.to_be_bytes());
+                }
+                Some(enc.finish())
+            }
+            _ => None,
+        }
     }
 
     /// Read a binary written by [`Replica::to_binary`], validating it.
@@ -577,24 +590,32 @@ fn plan_set<V: HasExact>(m: &BTreeMap<Key, V>, inc: &[In], first: First) -> Vec<
     };
     let mut inserts = Vec::new();
     if inc.len() * WALK_RATIO >= m.len() {
-        let mut it = m.iter().peekable();
+        let mut it = m.iter();
+        let mut next = it.next();
         for (i, x) in inc.iter().enumerate() {
-            while let Some((k, _)) = it.peek() {
-                if &k[..] < x.key {
-                    cur = First::Resident;
-                    it.next();
-                } else {
-                    break;
-                }
-            }
-            match it.peek() {
-                Some((k, v)) if &k[..] == x.key => {
-                    on_match(i, v, x, cur);
-                    it.next();
-                }
-                _ => {
-                    inserts.push(i);
-                    cur = First::Incoming;
+            loop {
+                match next {
+                    Some((k, v)) => match (**k).cmp(x.key) {
+                        Ordering::Less => {
+                            cur = First::Resident;
+                            next = it.next();
+                        }
+                        Ordering::Equal => {
+                            on_match(i, v, x, cur);
+                            next = it.next();
+                            break;
+                        }
+                        Ordering::Greater => {
+                            inserts.push(i);
+                            cur = First::Incoming;
+                            break;
+                        }
+                    },
+                    None => {
+                        inserts.push(i);
+                        cur = First::Incoming;
+                        break;
+                    }
                 }
             }
         }
@@ -635,17 +656,22 @@ fn plan_counter(m: &BTreeMap<Key, (Elem, i64)>, inc: &[In], first: First) -> Vec
     };
     let mut plan = Vec::new();
     if inc.len() * WALK_RATIO >= m.len() {
-        let mut it = m.iter().peekable();
+        let mut it = m.iter();
+        let mut next = it.next();
         for (i, x) in inc.iter().enumerate() {
-            while it.peek().is_some_and(|(k, _)| &k[..] < x.key) {
-                it.next();
-            }
-            match it.peek() {
-                Some((k, v)) if &k[..] == x.key => {
-                    plan.extend(judge(x, v).map(|a| (i, a)));
-                    it.next();
+            loop {
+                match next.map(|(k, v)| ((**k).cmp(x.key), v)) {
+                    Some((Ordering::Less, _)) => next = it.next(),
+                    Some((Ordering::Equal, v)) => {
+                        plan.extend(judge(x, v).map(|a| (i, a)));
+                        next = it.next();
+                        break;
+                    }
+                    _ => {
+                        plan.push((i, Act::Insert));
+                        break;
+                    }
                 }
-                _ => plan.push((i, Act::Insert)),
             }
         }
     } else {
@@ -761,17 +787,115 @@ impl Replica {
     /// the others are checked by their bytes. `atom_ok` is asked about every
     /// atom of a decoded entry. Otherwise the binary is read whole first.
     pub fn merge_binary(&mut self, bytes: &[u8], atom_ok: &dyn Fn(&str) -> bool) -> Result<()> {
+        self.merge_binary_with(bytes, None, None, atom_ok)
+            .map(|_| ())
+    }
+
+    /// Whether [`Replica::merge_binary_with`] walks this replica's
+    /// [`Encoded`] form to merge `bytes`: a keyed gset or gcounter and a
+    /// binary of its layout holding at least an eighth as many entries.
+    /// Smaller binaries look each entry up instead, O(m log n).
+    pub fn walks(&self, bytes: &[u8]) -> bool {
+        let keyed = matches!(
+            (self, bytes.get(..5)),
+            (Replica::GSet(_), Some([b'L', b'C', b'R', VERSION, GSET]))
+                | (
+                    Replica::GCounter(_),
+                    Some([b'L', b'C', b'R', VERSION, GCOUNTER])
+                )
+        );
+        if !keyed {
+            return false;
+        }
+        match bytes.get(5..9) {
+            Some(n) => {
+                let n = u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize;
+                n.saturating_mul(WALK_RATIO) >= self.size()
+            }
+            None => false,
+        }
+    }
+
+    /// [`Replica::merge_binary`], given this replica's [`Encoded`] form
+    /// when the caller keeps it (it must be `self.encoded()`; it is built
+    /// here when [`Replica::walks`] says so). Returns whether the state
+    /// changed.
+    ///
+    /// With a `budget`, a walk that would decode more entries than that
+    /// returns [`BadCrdt::Yield`] before writing anything (a caller on a
+    /// scheduler with little time tries again where it has more).
+    pub fn merge_binary_with(
+        &mut self,
+        bytes: &[u8],
+        enc: Option<&Encoded>,
+        budget: Option<usize>,
+        atom_ok: &dyn Fn(&str) -> bool,
+    ) -> Result<bool> {
         let layout = match (&*self, bytes.get(..5)) {
-            (Replica::GSet(_), Some([b'L', b'C', b'R', VERSION, GSET])) => GSET,
-            (Replica::GCounter(_), Some([b'L', b'C', b'R', VERSION, GCOUNTER])) => GCOUNTER,
-            _ => {
-                let inc = Replica::from_binary(bytes)?;
-                if !inc.atoms_known(atom_ok) {
-                    return Err(BadCrdt::BadBinary(Atom::Unsupported));
-                }
-                return self.merge(&inc);
+            (Replica::GSet(_), Some([b'L', b'C', b'R', VERSION, GSET])) => Some(GSET),
+            (Replica::GCounter(_), Some([b'L', b'C', b'R', VERSION, GCOUNTER])) => Some(GCOUNTER),
+            _ => None,
+        };
+        if let (Some(layout), None, false) = (layout, enc, self.walks(bytes)) {
+            return self.merge_binary_lookup(bytes, layout, atom_ok);
+        }
+        if layout.is_none() {
+            let inc = Replica::from_binary(bytes)?;
+            if !inc.atoms_known(atom_ok) {
+                return Err(BadCrdt::BadBinary(Atom::Unsupported));
+            }
+            self.merge(&inc)?;
+            return Ok(true);
+        }
+        let built;
+        let enc = match enc {
+            Some(e) => e,
+            None => {
+                built = self.encoded().ok_or(BadCrdt::NotACrdt)?;
+                &built
             }
         };
+        let body = &bytes[flat::HEADER..];
+        // Entries read key by key cost a few times less than a decode.
+        let plan = flat::plan(enc, bytes, budget.map(|b| b.saturating_mul(4)))?;
+        if budget.is_some_and(|b| plan.len() > b) {
+            return Err(BadCrdt::Yield);
+        }
+        // Decode and check everything before writing anything.
+        let mut writes = Vec::with_capacity(plan.len());
+        for (x, act) in &plan {
+            let e = decode_entry(body, x)?;
+            if !term_atoms_ok(&e.term, atom_ok) {
+                return Err(BadCrdt::BadBinary(Atom::Unsupported));
+            }
+            if *act != Act::Check {
+                writes.push((x, e));
+            }
+        }
+        let changed = !writes.is_empty();
+        match self {
+            Replica::GSet(m) => {
+                for (x, e) in writes {
+                    m.insert(x.key.into(), e);
+                }
+            }
+            Replica::GCounter(m) => {
+                for (x, e) in writes {
+                    write_count(m, x.key, e, x.count, First::Resident);
+                }
+            }
+            _ => {}
+        }
+        Ok(changed)
+    }
+
+    /// A small binary merged by looking each of its entries up.
+    fn merge_binary_lookup(
+        &mut self,
+        bytes: &[u8],
+        layout: u8,
+        atom_ok: &dyn Fn(&str) -> bool,
+    ) -> Result<bool> {
         let body = &bytes[5..];
         let ins = scan_entries(body, if layout == GSET { 0 } else { 8 })?;
         let plan = match &*self {
@@ -790,6 +914,7 @@ impl Replica {
                 writes.push((i, e));
             }
         }
+        let changed = !writes.is_empty();
         match self {
             Replica::GSet(m) => {
                 for (i, e) in writes {
@@ -803,7 +928,7 @@ impl Replica {
             }
             _ => {}
         }
-        Ok(())
+        Ok(changed)
     }
 }
 
@@ -1202,6 +1327,103 @@ mod test {
             g.merge(&o),
             Err(BadCrdt::TypeMismatch(Atom::StateGset, Atom::StatePncounter))
         );
+    }
+
+    /// A binary near the resident state (the same entries but a few, then
+    /// spoiled: a byte changed, cut short, two entries swapped, grown) is
+    /// merged in place exactly when `from_binary` takes it, and then as
+    /// `merge` of what it reads; refused, it writes nothing.
+    #[test]
+    fn merge_binary_near_resident_test() {
+        let mut r = Rng(46);
+        let (mut refused, mut yielded) = (0, 0);
+        for i in 0..4000 {
+            let gen = if i % 2 == 0 { gset } else { gcounter };
+            let a = gen(&mut r);
+            let ra = Replica::from_term(&a).unwrap();
+            // b: a's entries, some dropped, merged with a fresh state.
+            let mut rb = ra.clone();
+            match &mut rb {
+                Replica::GSet(m) => m.retain(|_, _| r.next(5) != 0),
+                Replica::GCounter(m) => m.retain(|_, _| r.next(5) != 0),
+                _ => unreachable!(),
+            }
+            rb.merge(&Replica::from_term(&gen(&mut r)).unwrap())
+                .unwrap();
+            let mut bin = rb.to_binary();
+            match r.next(7) {
+                0 => {}
+                6 => {
+                    // A count one short of the entries.
+                    let n = u32::from_be_bytes([bin[5], bin[6], bin[7], bin[8]]);
+                    bin[5..9].copy_from_slice(&n.wrapping_sub(1).to_be_bytes());
+                }
+                5 => {
+                    // Repeat an entry, the count raised to match.
+                    if let Some(enc) = rb.encoded() {
+                        let n = enc.starts.len() - 1;
+                        if n >= 1 {
+                            let j = r.next(n as u64) as usize;
+                            let (s0, s1) = (enc.starts[j] as usize, enc.starts[j + 1] as usize);
+                            let copy = bin[s0..s1].to_vec();
+                            bin.splice(s1..s1, copy);
+                            bin[5..9].copy_from_slice(&(n as u32 + 1).to_be_bytes());
+                        }
+                    }
+                }
+                1 => {
+                    let at = r.next(bin.len() as u64) as usize;
+                    bin[at] = r.next(256) as u8;
+                }
+                2 => bin.truncate(r.next(bin.len() as u64) as usize),
+                3 => {
+                    // Swap two neighbouring entries of the body.
+                    if let Some(enc) = rb.encoded() {
+                        let n = enc.starts.len() - 1;
+                        if n >= 2 {
+                            let j = r.next(n as u64 - 1) as usize;
+                            let (s0, s1, s2) = (
+                                enc.starts[j] as usize,
+                                enc.starts[j + 1] as usize,
+                                enc.starts[j + 2] as usize,
+                            );
+                            let mut swapped = bin[s1..s2].to_vec();
+                            swapped.extend_from_slice(&bin[s0..s1]);
+                            bin.splice(s0..s2, swapped);
+                        }
+                    }
+                }
+                _ => {
+                    let end = (9 + r.next(4) as usize).min(bin.len());
+                    bin.extend_from_within(9..end);
+                }
+            }
+            let mut got = ra.clone();
+            let enc = if i % 3 == 0 { ra.encoded() } else { None };
+            // A small budget gives up before writing anything, or answers.
+            let mut res = got.merge_binary_with(&bin, enc.as_ref(), Some(2), &|_| true);
+            if res == Err(BadCrdt::Yield) {
+                yielded += 1;
+                assert!(got.to_term().identical(&a));
+                res = got.merge_binary_with(&bin, enc.as_ref(), None, &|_| true);
+            }
+            match Replica::from_binary(&bin) {
+                Ok(inc) => {
+                    let mut want = ra.clone();
+                    want.merge(&inc).unwrap();
+                    assert!(res.is_ok(), "{a} <- {bin:?}: {res:?}");
+                    assert!(got.to_term().identical(&want.to_term()), "{a} <- {bin:?}");
+                    assert_eq!(res.ok(), Some(!want.to_term().identical(&a)));
+                }
+                Err(_) => {
+                    refused += 1;
+                    assert!(matches!(res, Err(BadCrdt::BadBinary(_))), "{a} <- {bin:?}");
+                    assert!(got.to_term().identical(&a));
+                }
+            }
+        }
+        assert!(refused > 1000, "{refused}");
+        assert!(yielded > 500, "{yielded}");
     }
 
     #[test]

@@ -229,6 +229,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Step over escaped text, checking only its escapes: the scanning
+    /// pass allocates nothing (the building pass reads the text itself).
+    fn skip_escaped(&mut self) -> R<()> {
+        loop {
+            let rest = &self.bytes[self.pos..];
+            let z = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or(KeyError::Truncated)?;
+            self.pos += z + 1;
+            match self.byte()? {
+                0 => return Ok(()),
+                0xFF => {}
+                _ => return Err(KeyError::Malformed),
+            }
+        }
+    }
+
     fn number(&mut self) -> R<Option<OwnedTerm>> {
         // Sign, exponent of the leading one, and the bits after it
         // (left-aligned, `sig` of them significant).
@@ -321,6 +339,7 @@ impl<'a> Reader<'a> {
         let build = self.exact.is_some();
         match self.byte()? {
             NUM => self.number(),
+            ATOM | BIN if !build => self.skip_escaped().map(|()| None),
             ATOM => {
                 let v = self.unescape()?;
                 let s = std::str::from_utf8(&v).map_err(|_| KeyError::Malformed)?;

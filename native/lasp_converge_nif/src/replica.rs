@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lasp_converge_core::decode::Decoder;
 use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm};
-use lasp_converge_core::replica::Replica;
+use lasp_converge_core::replica::{Encoded, Replica};
 use lasp_converge_core::{etf, BadCrdt, Builder, Crdt, Limits, MutateCx, MutateError};
 use parking_lot::RwLock;
 use rustler::{Binary, Encoder, Env, Error, NewBinary, NifResult, ResourceArc, Term};
@@ -32,6 +32,17 @@ use crate::term::{ExBuilder, ExTerm};
 
 const NORMAL_ENTRIES: usize = 2_000;
 const NORMAL_BYTES: usize = 64 * 1024;
+// Writing a gset's or gcounter's binary costs about 7 ns an entry (a copy
+// of its key bytes; `cargo run --release -p lasp_converge_core --example
+// replica_timing`): up to this many entries it stays within the budget
+// above.
+const NORMAL_ENCODE_ENTRIES: usize = 12_000;
+// Walking a binary against the resident one costs about a `memcmp` of the
+// two (1 MiB in about 100 us) plus a decode per entry the merge writes: a
+// walk on a normal scheduler is tried up to this size and gives up past
+// `NORMAL_DECODES` entries to decode.
+const NORMAL_WALK_BYTES: usize = 1024 * 1024;
+const NORMAL_DECODES: usize = 400;
 
 pub struct ExReplicaRef(RwLock<Inner>);
 
@@ -40,21 +51,44 @@ struct Inner {
     // Entries for a keyed replica; for a generic one an estimate of its
     // size (ETF bytes / 16), kept up to date by merges.
     weight: usize,
+    // A keyed gset's or gcounter's binary, once asked for, until the state
+    // changes: `to_binary` hands it out as a resource binary (no copy) and
+    // a merge of a binary walks it byte by byte.
+    enc: Option<ResourceArc<ExEncoded>>,
 }
 
 impl Inner {
     fn new(r: Replica, weight: usize) -> Self {
         let weight = if r.is_keyed() { r.size() } else { weight };
-        Inner { r, weight }
+        Inner {
+            r,
+            weight,
+            enc: None,
+        }
     }
     fn reweigh(&mut self, added: usize) {
+        self.enc = None;
         self.weight = if self.r.is_keyed() {
             self.r.size()
         } else {
             self.weight.saturating_add(added)
         };
     }
+    /// The binary of a gset or gcounter, built once per state.
+    fn encoded(&mut self) -> Option<ResourceArc<ExEncoded>> {
+        if self.enc.is_none() {
+            self.enc = self.r.encoded().map(|e| ResourceArc::new(ExEncoded(e)));
+        }
+        self.enc.clone()
+    }
 }
+
+/// An immutable binary of a replica's state: the memory behind the resource
+/// binaries `to_binary` returns, freed with the last of them.
+pub struct ExEncoded(Encoded);
+
+#[rustler::resource_impl]
+impl rustler::Resource for ExEncoded {}
 
 // Live replica resources, for the lifetime test (rustler's
 // `resource_test.exs`): `Drop` runs when the last reference is collected.
@@ -219,6 +253,20 @@ fn to_term<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>) -> NifResult<Term<'a>>
 twin!(replica_to_term, replica_to_term_dirty, to_term, (r));
 
 fn to_bin<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>) -> NifResult<Term<'a>> {
+    let target = replica_arg(r)?;
+    let enc = {
+        let mut g = target.0.write();
+        match &g.enc {
+            Some(e) => Some(e.clone()),
+            None if !is_dirty && g.r.is_keyed() && g.weight > NORMAL_ENCODE_ENTRIES => {
+                return Err(dirty())
+            }
+            None => g.encoded(),
+        }
+    };
+    if let Some(e) = enc {
+        return Ok(e.make_binary(env, |e| e.0.bytes()).to_term(env));
+    }
     let bytes = reading(r, is_dirty, |r| Ok(r.to_binary()))?;
     let mut b = NewBinary::new(env, bytes.len());
     b.as_mut_slice().copy_from_slice(&bytes);
@@ -246,6 +294,11 @@ twin!(replica_size, replica_size_dirty, size, (r));
 
 fn merge<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>, x: Term<'a>) -> NifResult<Term<'a>> {
     let target = replica_arg(r)?;
+    if res(x).is_none() {
+        if let Ok(b) = x.decode::<Binary>() {
+            return merge_bin(env, is_dirty, &target, b.as_slice());
+        }
+    }
     if !is_dirty {
         let w = weigh_in(x);
         let resident = {
@@ -260,24 +313,61 @@ fn merge<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>, x: Term<'a>) -> NifResul
             return Err(dirty());
         }
     }
-    // A binary merges straight in: only the entries it writes are decoded.
-    if res(x).is_none() {
-        if let Ok(b) = x.decode::<Binary>() {
-            let mut g = target.0.write();
-            g.r.merge_binary(b.as_slice(), &|a| atom_exists(env, a))
-                .map_err(raise)?;
-            g.reweigh(b.len() / 16);
-            return Ok(rustler::types::atom::ok().encode(env));
-        }
-    }
     // Copied out before the write lock: never two locks at once.
     let (inc, w) = incoming(env, x)?;
     let mut g = target.0.write();
+    g.enc = None;
     g.r.merge(&inc).map_err(raise)?;
     g.reweigh(w);
     Ok(rustler::types::atom::ok().encode(env))
 }
 twin!(replica_merge, replica_merge_dirty, merge, (r, x));
+
+/// A binary merges straight in: only the entries it writes are decoded. A
+/// gset or gcounter receiving a binary of its layout walks its own binary
+/// (kept until the state changes); that walk is tried on a normal
+/// scheduler when both binaries are small enough to compare there, and
+/// moves to a dirty one only if it finds many entries to decode.
+fn merge_bin<'a>(
+    env: Env<'a>,
+    is_dirty: bool,
+    target: &ResourceArc<ExReplicaRef>,
+    b: &[u8],
+) -> NifResult<Term<'a>> {
+    let mut g = target.0.write();
+    let walk = g.enc.is_some() || g.r.walks(b);
+    let mut budget = None;
+    if !is_dirty {
+        let cheap = walk
+            && b.len() <= NORMAL_WALK_BYTES
+            && (g.enc.is_some() || g.weight <= NORMAL_ENCODE_ENTRIES);
+        let resident = if g.r.is_keyed() { 0 } else { g.weight };
+        if cheap {
+            budget = Some(NORMAL_DECODES);
+        } else if b.len() > NORMAL_BYTES || resident > NORMAL_ENTRIES {
+            return Err(dirty());
+        }
+    }
+    let enc = if walk { g.encoded() } else { None };
+    let res =
+        g.r.merge_binary_with(b, enc.as_ref().map(|e| &e.0), budget, &|a| {
+            atom_exists(env, a)
+        });
+    let changed = match res {
+        Ok(changed) => changed,
+        // Nothing written: the binary kept stays right.
+        Err(BadCrdt::Yield) => return Err(dirty()),
+        // A refused binary writes nothing; the binary kept goes anyway.
+        Err(e) => {
+            g.enc = None;
+            return Err(raise(e));
+        }
+    };
+    if changed {
+        g.reweigh(b.len() / 16);
+    }
+    Ok(rustler::types::atom::ok().encode(env))
+}
 
 /// Fresh 20-byte tokens from the OS, as types' `crypto:strong_rand_bytes(20)`.
 struct OwnedMutate;
@@ -319,6 +409,7 @@ fn mutate<'a>(
     }
     let (op, actor) = (owned(op)?, owned(actor)?);
     let mut g = target.0.write();
+    g.enc = None;
     let b = ExBuilder { env };
     match g.r.mutate(&op, &actor, &mut OwnedMutate) {
         Ok(delta) => {
