@@ -47,6 +47,7 @@ use crate::types::{GCounter, GSet};
 use crate::wire;
 
 mod awset;
+pub mod bytes;
 mod orset;
 pub use awset::AwSet;
 pub use orset::ORSet;
