@@ -278,9 +278,9 @@ replica_is_inflation_dirty(_, _) -> ?NOT_LOADED.
 replica_is_strict_inflation(_, _) -> ?NOT_LOADED.
 -spec replica_is_strict_inflation_dirty(term(), term()) -> boolean().
 replica_is_strict_inflation_dirty(_, _) -> ?NOT_LOADED.
--spec payload_merge(binary(), binary()) -> binary().
+-spec payload_merge(binary(), binary()) -> {binary(), boolean()}.
 payload_merge(_, _) -> ?NOT_LOADED.
--spec payload_merge_dirty(binary(), binary()) -> binary().
+-spec payload_merge_dirty(binary(), binary()) -> {binary(), boolean()}.
 payload_merge_dirty(_, _) -> ?NOT_LOADED.
 -spec payload_compare(binary(), binary()) -> {boolean(), boolean()}.
 payload_compare(_, _) -> ?NOT_LOADED.

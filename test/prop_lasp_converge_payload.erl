@@ -60,6 +60,11 @@ prop_lattice(T) ->
                 Merges = [?P:merge(T, T, X, Y) || {X, Y} <- [{BA, BB}, {A, BB}, {BA, B}]],
                 Bools = [{F, T:F(A, B), [?P:F(T, T, X, Y) || {X, Y} <- [{BA, BB}, {A, BB}, {BA, B}]]}
                          || F <- [is_inflation, is_strict_inflation, equal]],
+                %% Lasp's bind: merge, then is_strict_inflation(Stored, Merged),
+                %% answered from the merge's walk.
+                MBin = ?P:merge(T, T, BA, BB),
+                Strict = [?P:F(T, T, BA, MBin) || F <- [is_strict_inflation, is_inflation, equal]]
+                    =:= [T:F(A, Want) || F <- [is_strict_inflation, is_inflation, equal]],
                 MergesOk = lists:all(fun(M) -> is_binary(element(2, M)) andalso back(M) =:= Want end,
                                      Merges),
                 BoolsOk = lists:all(fun({_, W, Gs}) -> Gs =:= [W, W, W] end, Bools),
@@ -69,7 +74,7 @@ prop_lattice(T) ->
                     =:= T:join_decomposition(A),
                 ?WHENFAIL(io:format(user, "~p~n~p~nmerge ~p~ngot ~p~n~p~n",
                                     [A, B, Want, [back(M) || M <- Merges], Bools]),
-                          MergesOk andalso BoolsOk andalso Query andalso Bottom
+                          MergesOk andalso Strict andalso BoolsOk andalso Query andalso Bottom
                           andalso Decomp)
             end).
 

@@ -427,7 +427,7 @@ fn p_merge<'a>(env: Env<'a>, is_dirty: bool, a: Term<'a>, b: Term<'a>) -> NifRes
         &|x| atom_exists(env, x),
     )
     .map_err(raise)?;
-    Ok(new_binary(env, &out))
+    Ok((new_binary(env, &out.bytes), out.grew).encode(env))
 }
 twin!(payload_merge, payload_merge_dirty, p_merge, (a, b));
 

@@ -145,24 +145,51 @@ impl Out<'_> {
     }
 }
 
+/// What [`merge`] gives: the binary of `merge(A, B)`, and whether it holds
+/// more than `A` (`not equal(A, Merged)`, so `is_strict_inflation(A,
+/// Merged)`, `A` being at most `Merged` by construction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    /// The merged state's binary.
+    pub bytes: Vec<u8>,
+    /// Whether it holds an element, actor or count `A` lacks.
+    pub grew: bool,
+}
+
 /// types' `merge(A, B)` of two binaries of one keyed type, as a new binary.
 /// Entries the result takes from a side `decode` names are decoded in
 /// full (and `atom_ok` asked about their atoms); the others are copied as
-/// bytes after the structural scan.
-pub fn merge(
-    a: &[u8],
-    b: &[u8],
+/// bytes after the structural scan. Two identical binaries (replicas that
+/// agree) are scanned once and give `A`.
+pub fn merge(a: &[u8], b: &[u8], decode: Decode, atom_ok: &dyn Fn(&str) -> bool) -> Result<Merged> {
+    if a == b && !decode.first {
+        let (layout, body) = body(a)?;
+        scan_entries(body, tail_len(layout))?;
+        return Ok(Merged {
+            bytes: a.to_vec(),
+            grew: false,
+        });
+    }
+    let (layout, sa, sb) = scan_both(a, b)?;
+    merge_scanned(layout, &a[..5], &sa, &sb, decode, atom_ok)
+}
+
+fn merge_scanned(
+    layout: u8,
+    header: &[u8],
+    sa: &Scanned,
+    sb: &Scanned,
     decode: Decode,
     atom_ok: &dyn Fn(&str) -> bool,
-) -> Result<Vec<u8>> {
-    let (layout, sa, sb) = scan_both(a, b)?;
+) -> Result<Merged> {
     let mut out = Out {
-        buf: Vec::with_capacity(a.len().max(b.len()) + 16),
+        buf: Vec::with_capacity(sa.body.len().max(sb.body.len()) + 16),
         count: 0,
         atom_ok,
     };
-    out.buf.extend_from_slice(&a[..5]);
+    out.buf.extend_from_slice(header);
     out.buf.extend_from_slice(&[0; 4]);
+    let mut grew = false;
     let (ea, eb) = (&sa.entries, &sb.entries);
     let (mut i, mut j) = (0, 0);
     let counter = layout == GCOUNTER;
@@ -173,23 +200,25 @@ pub fn merge(
         let (x, y) = (&ea[i], &eb[j]);
         match x.key.cmp(y.key) {
             Ordering::Less => {
-                out.push(&sa, x, cnt(x), decode.first)?;
+                out.push(sa, x, cnt(x), decode.first)?;
                 a_first = true;
                 i += 1;
             }
             Ordering::Greater => {
-                out.push(&sb, y, cnt(y), decode.second)?;
+                out.push(sb, y, cnt(y), decode.second)?;
                 a_first = false;
+                grew = true;
                 j += 1;
             }
             Ordering::Equal => {
                 if counter {
                     // orddict:merge keeps the first's key, max of counts.
-                    out.push(&sa, x, Some(x.count.max(y.count)), decode.first)?;
+                    grew |= y.count > x.count;
+                    out.push(sa, x, Some(x.count.max(y.count)), decode.first)?;
                 } else if a_first || x.exact == y.exact {
-                    out.push(&sa, x, None, decode.first)?;
+                    out.push(sa, x, None, decode.first)?;
                 } else {
-                    out.push(&sb, y, None, decode.second)?;
+                    out.push(sb, y, None, decode.second)?;
                 }
                 i += 1;
                 j += 1;
@@ -197,12 +226,16 @@ pub fn merge(
         }
     }
     for x in &ea[i..] {
-        out.push(&sa, x, cnt(x), decode.first)?;
+        out.push(sa, x, cnt(x), decode.first)?;
     }
     for y in &eb[j..] {
-        out.push(&sb, y, cnt(y), decode.second)?;
+        out.push(sb, y, cnt(y), decode.second)?;
+        grew = true;
     }
-    out.finish()
+    Ok(Merged {
+        bytes: out.finish()?,
+        grew,
+    })
 }
 
 /// `(is_inflation(A, B), equal(A, B))` of two binaries of one keyed type,
@@ -251,6 +284,17 @@ pub fn size(bytes: &[u8]) -> Result<usize> {
 /// past 64 bits: the caller answers those from the term.
 pub fn delta_mutate(op: &OwnedTerm, actor: &OwnedTerm, state: &[u8]) -> Result<Option<Vec<u8>>> {
     let (layout, body) = body(state)?;
+    let entries = scan_entries(body, tail_len(layout))?;
+    delta_scanned(op, actor, layout, &state[..5], &entries)
+}
+
+fn delta_scanned(
+    op: &OwnedTerm,
+    actor: &OwnedTerm,
+    layout: u8,
+    header: &[u8],
+    entries: &[In],
+) -> Result<Option<Vec<u8>>> {
     let named = if layout == GSET {
         match op.as_pair() {
             Some((n, e)) if n.is_atom(Atom::Add) => e,
@@ -266,13 +310,12 @@ pub fn delta_mutate(op: &OwnedTerm, actor: &OwnedTerm, state: &[u8]) -> Result<O
         return Ok(None);
     }
     let p = wire::primary_len(&key).map_err(|_| BadCrdt::BadBinary(Atom::Malformed))?;
-    let entries = scan_entries(body, tail_len(layout))?;
     let found = entries
         .binary_search_by(|x| x.key.cmp(&key[..p]))
         .ok()
         .map(|i| entries[i].count);
     let mut out = Vec::with_capacity(key.len() + 17);
-    out.extend_from_slice(&state[..5]);
+    out.extend_from_slice(header);
     if layout == GSET {
         if found.is_some() {
             out.extend_from_slice(&0u32.to_be_bytes());
@@ -296,16 +339,25 @@ pub fn delta_mutate(op: &OwnedTerm, actor: &OwnedTerm, state: &[u8]) -> Result<O
 /// wrote: its entries are copied, not decoded. `None` as for
 /// [`delta_mutate`].
 pub fn mutate(op: &OwnedTerm, actor: &OwnedTerm, state: &[u8]) -> Result<Option<Vec<u8>>> {
-    match delta_mutate(op, actor, state)? {
-        Some(d) => {
-            let trusted = Decode {
-                first: false,
-                second: false,
-            };
-            merge(&d, state, trusted, &|_| true).map(Some)
-        }
-        None => Ok(None),
-    }
+    let (layout, body) = body(state)?;
+    let tail = tail_len(layout);
+    let ss = Scanned {
+        body,
+        entries: scan_entries(body, tail)?,
+    };
+    let Some(d) = delta_scanned(op, actor, layout, &state[..5], &ss.entries)? else {
+        return Ok(None);
+    };
+    let sd = Scanned {
+        body: &d[5..],
+        entries: scan_entries(&d[5..], tail)?,
+    };
+    let trusted = Decode {
+        first: false,
+        second: false,
+    };
+    let m = merge_scanned(layout, &state[..5], &sd, &ss, trusted, &|_| true)?;
+    Ok(Some(m.bytes))
 }
 
 #[cfg(test)]
@@ -398,8 +450,13 @@ mod test {
                     },
                 ] {
                     let got = merge(ba, bb, d, &|_| true).unwrap();
-                    assert!(term(&got).identical(&want), "merge({a}, {b}) = {want}");
-                    assert_eq!(got, bin(&want));
+                    assert!(
+                        term(&got.bytes).identical(&want),
+                        "merge({a}, {b}) = {want}"
+                    );
+                    assert_eq!(got.bytes, bin(&want));
+                    let strict = crate::api::is_strict_inflation(a, &want, lim()).unwrap();
+                    assert_eq!(got.grew, strict, "merge({a}, {b}) grew");
                 }
                 let infl = crate::api::is_inflation(a, b, lim()).unwrap();
                 let equal = crate::api::equal(a, b, lim()).unwrap();
@@ -484,18 +541,22 @@ mod test {
             merge(&empty, &with_atom, Decode::SECOND, &no_zz),
             Err(BadCrdt::BadBinary(Atom::Unsupported))
         );
-        assert_eq!(
-            merge(&with_atom, &empty, Decode::SECOND, &no_zz).unwrap(),
-            with_atom
-        );
+        let m = merge(&with_atom, &empty, Decode::SECOND, &no_zz).unwrap();
+        assert_eq!((m.bytes, m.grew), (with_atom.clone(), false));
+        // Identical binaries: the first, scanned.
+        let m = merge(&g, &g, Decode::SECOND, &|_| true).unwrap();
+        assert_eq!((m.bytes, m.grew), (g.clone(), false));
+        let mut cut = g.clone();
+        cut.pop();
+        assert!(merge(&cut, &cut, Decode::SECOND, &|_| true).is_err());
         // Random bytes never panic, and what is accepted is canonical.
         for _ in 0..2000 {
             let mut bad = g.clone();
             let at = r.next(bad.len() as u64) as usize;
             bad[at] = r.next(256) as u8;
             if let Ok(m) = merge(&empty, &bad, Decode::SECOND, &|_| true) {
-                let back = Replica::from_binary(&m).unwrap();
-                assert_eq!(back.to_binary(), m);
+                let back = Replica::from_binary(&m.bytes).unwrap();
+                assert_eq!(back.to_binary(), m.bytes);
             }
             let _ = compare(&bad, &g);
         }
