@@ -33,7 +33,24 @@
 %% (`lasp_converge_crdt'), which raises `{badcrdt, _}' on input it does not
 %% take; that input goes to types' code. Smaller awsets, gset, twopset
 %% (already linear in types) and every other function stay types' own.</li>
+%% <li>`state_gset' and `state_gcounter': every export goes through
+%% `lasp_converge_payload', which hands term payloads on (to the walks
+%% above, or types) and answers binary payloads itself.</li>
 %% </ul>
+%%
+%% == Binary payloads ==
+%%
+%% `accelerate(#{payload => binary})' (opt-in) then makes the gset and
+%% gcounter variables of the nodes named hold the binary format of
+%% `lasp_converge_replica' (see `lasp_converge_payload'), converting those
+%% already stored. It refuses with `{error, {not_accelerated, Nodes}}'
+%% while a Lasp member of those nodes does not run the accelerated gset
+%% and gcounter. `accelerate(#{payload => term})' and `decelerate/1'
+%% convert back; `decelerate/1' refuses with `{error, {binary_payload,
+%% Nodes}}' while a member it does not cover still holds binaries, and
+%% waits `grace' ms (default 1000) for binary states in flight before
+%% loading types' code. `status/1' says `binary' for gset and gcounter
+%% on a node in this mode.
 %%
 %% == Loading ==
 %%
