@@ -38,8 +38,11 @@
 -export([lasp_rows/2, floor_rows/1, e2e_driver/2, e2e_poller/3]).
 
 -define(A, lasp_converge_accel).
-%% The types binary payloads hold, at the sizes of the Lasp rows.
--define(BINARY_CASES, [{state_gcounter, 10000, 3}, {state_gset, 10000, 10}]).
+%% The types binary payloads hold, at the sizes of the Lasp rows; 10
+%% samples each (CPU is counted in whole ms), 3 for stock gcounter (2 s
+%% each).
+-define(BINARY_CASES, [{state_gcounter, 10000, 10}, {state_gset, 10000, 10}]).
+-define(BINARY_STOCK_CASES, [{state_gcounter, 10000, 3}, {state_gset, 10000, 10}]).
 
 main() ->
     case lasp_converge_real_lasp:add_types_path() of
@@ -283,7 +286,8 @@ binary_table() ->
                                extra_paths => [filename:dirname(code:which(?MODULE))]}),
             try
                 [N] = lasp_converge_real_lasp:nodes(Ctx),
-                Stock = erpc:call(N, ?MODULE, lasp_rows, [?BINARY_CASES, <<"stock">>], infinity),
+                Stock = erpc:call(N, ?MODULE, lasp_rows, [?BINARY_STOCK_CASES, <<"stock">>],
+                                  infinity),
                 {ok, _} = erpc:call(N, ?A, accelerate, []),
                 Accel = erpc:call(N, ?MODULE, lasp_rows, [?BINARY_CASES, <<"accel">>], infinity),
                 {ok, _} = erpc:call(N, ?A, accelerate, [#{payload => binary}]),
