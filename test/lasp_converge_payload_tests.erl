@@ -4,7 +4,8 @@
 %% once on, variables declared before hold binaries with the same values,
 %% the same updates converge to the same query values as on stock nodes;
 %% `decelerate' turns them back into types' terms, values unchanged, and
-%% Lasp goes on with types' own code.
+%% Lasp goes on with types' own code. In Lasp's state-based and
+%% delta-based modes.
 -module(lasp_converge_payload_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -18,13 +19,24 @@ real_lasp_test_() ->
             io:format(user, "~nlasp_converge_payload_tests: real Lasp tests skipped: ~p~n", [Why]),
             [];
         {ok, _} ->
-            {setup,
-             fun() ->
-                     {ok, Ctx} = ?R:start(3, #{prefix => "lc_payload", state_interval => 200}),
-                     Ctx
-             end,
-             fun ?R:stop/1,
-             fun(Ctx) -> {timeout, 300, fun() -> round_trip(Ctx) end} end}
+            [{Name,
+              {setup,
+               fun() ->
+                       {ok, Ctx} = ?R:start(3, #{prefix => Prefix, state_interval => 200,
+                                                 lasp_env => Env}),
+                       Ctx
+               end,
+               fun ?R:stop/1,
+               fun(Ctx = #{nodes := [N1 | _]}) ->
+                       {timeout, 300,
+                        fun() ->
+                                ?assertEqual(Mode, call(N1, lasp_config, get, [mode, none])),
+                                round_trip(Ctx)
+                        end}
+               end}}
+             || {Name, Prefix, Mode, Env} <- [{"state-based", "lc_payload", state_based, []},
+                                              {"delta-based", "lc_payload_delta", delta_based,
+                                               [{mode, delta_based}, {delta_interval, 200}]}]]
     end.
 
 call(N, M, F, A) -> erpc:call(N, M, F, A, 60000).
