@@ -2,7 +2,7 @@
 //! binary out: the engine of binary payloads in a Lasp node (a variable
 //! holding `{state_gset, Bin}`).
 //!
-//! Both inputs are scanned once for structure ([`scan_entries`]: lengths,
+//! Both inputs are scanned once for structure (`scan_entries`: lengths,
 //! key shapes, strictly ascending primaries, nothing left over) and then
 //! walked in lockstep, comparing keys with `memcmp`. No entry is decoded to
 //! a term except those the result of a merge takes from a side the caller
