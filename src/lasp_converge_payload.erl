@@ -13,8 +13,12 @@
 %%   sorted key lists and copying entries as bytes
 %%   (`lasp_converge_nif:payload_merge/2'); `is_inflation/2',
 %%   `is_strict_inflation/2' and `equal/2' of two binaries walk them
-%%   likewise; `mutate/3' and `delta_mutate/3' of an add or an increment
-%%   work on the bytes and return binaries;</li>
+%%   likewise, except right after a merge in the same process:
+%%   `is_strict_inflation(A, Merged)' of that merge's first input and
+%%   result (what Lasp's bind asks next) is known from the merge's walk,
+%%   kept in one process dictionary entry until the next comparison;
+%%   `mutate/3' and `delta_mutate/3' of an add or an increment work on the
+%%   bytes and return binaries;</li>
 %% <li>every other call (`query/1', `join_decomposition/1', `encode/2',
 %%   thresholds such as `{cardinality, N}' ...), and any input the bytes
 %%   path does not take, reads the binaries back as types' terms, calls
