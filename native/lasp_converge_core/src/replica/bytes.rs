@@ -489,6 +489,79 @@ mod test {
         assert!(held > 1000 && eq > 500, "{held} {eq}");
     }
 
+    // The same property with proptest's shrinking: states built from
+    // element codes (kind, number), so a failure shrinks to small states.
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn code_elem((kind, n): (u8, u8)) -> OwnedTerm {
+            let n = i64::from(n);
+            match kind {
+                0 => OwnedTerm::int(n),
+                1 => OwnedTerm::float(n as f64),
+                2 => OwnedTerm::bin(format!("e{n}").as_bytes()),
+                3 => OwnedTerm::atom(["a", "b", "c"][(n % 3) as usize]),
+                4 => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::int(n)]),
+                _ => OwnedTerm::tuple([OwnedTerm::atom("k"), OwnedTerm::float(n as f64)]),
+            }
+        }
+
+        fn state(counter: bool, codes: &[((u8, u8), u8)]) -> OwnedTerm {
+            let mut es: Vec<(OwnedTerm, i64)> = Vec::new();
+            for &(c, v) in codes {
+                let e = code_elem(c);
+                if !es.iter().any(|(x, _)| x.equal(&e)) {
+                    es.push((e, 1 + i64::from(v)));
+                }
+            }
+            es.sort_by(|a, b| a.0.compare(&b.0));
+            let b = OwnedBuilder;
+            if counter {
+                let items: Vec<_> = es
+                    .iter()
+                    .map(|(a, n)| b.pair(a.clone(), b.int(*n)))
+                    .collect();
+                b.pair(OwnedTerm::atom("state_gcounter"), b.list(&items))
+            } else {
+                let items: Vec<_> = es.into_iter().map(|(e, _)| e).collect();
+                b.pair(OwnedTerm::atom("state_gset"), b.list(&items))
+            }
+        }
+
+        fn codes() -> impl Strategy<Value = Vec<((u8, u8), u8)>> {
+            proptest::collection::vec(((0u8..6, 0u8..12), 0u8..4), 0..24)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+            #[test]
+            fn bytes_agree_with_decoded_prop(counter in any::<bool>(), xs in codes(), ys in codes(),
+                                             merged in any::<bool>()) {
+                let x = state(counter, &xs);
+                let mut y = state(counter, &ys);
+                if merged {
+                    y = crate::api::merge(&OwnedBuilder, &x, &y, lim()).unwrap();
+                }
+                let (bx, by) = (bin(&x), bin(&y));
+                let want = crate::api::merge(&OwnedBuilder, &x, &y, lim()).unwrap();
+                let got = merge(&bx, &by, Decode::SECOND, &|_| true).unwrap();
+                prop_assert!(term(&got.bytes).identical(&want), "merge({}, {}) = {}", x, y, want);
+                prop_assert_eq!(
+                    got.grew,
+                    crate::api::is_strict_inflation(&x, &want, lim()).unwrap()
+                );
+                prop_assert_eq!(
+                    compare(&bx, &by).unwrap(),
+                    (
+                        crate::api::is_inflation(&x, &y, lim()).unwrap(),
+                        crate::api::equal(&x, &y, lim()).unwrap()
+                    )
+                );
+            }
+        }
+    }
+
     #[test]
     fn gset_bytes_agree_test() {
         agrees(gset, 71);
