@@ -4,8 +4,9 @@
 %% once on, variables declared before hold binaries with the same values,
 %% the same updates converge to the same query values as on stock nodes;
 %% `decelerate' turns them back into types' terms, values unchanged, and
-%% Lasp goes on with types' own code. In Lasp's state-based and
-%% delta-based modes.
+%% Lasp goes on with types' own code; and a node taking updates without
+%% pause while payloads switch back and forth loses none. In Lasp's
+%% state-based and delta-based modes.
 -module(lasp_converge_payload_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -31,7 +32,8 @@ real_lasp_test_() ->
                        {timeout, 300,
                         fun() ->
                                 ?assertEqual(Mode, call(N1, lasp_config, get, [mode, none])),
-                                round_trip(Ctx)
+                                round_trip(Ctx),
+                                under_load(Ctx)
                         end}
                end}}
              || {Name, Prefix, Mode, Env} <- [{"state-based", "lc_payload", state_based, []},
@@ -78,6 +80,40 @@ round_trip(#{nodes := [N1, N2, N3] = Ns}) ->
     [{ok, _} = call(N, lasp, update, [GB, {add, {after_stock, N}}, <<"y">>]) || N <- Ns],
     wait_until(fun() -> lists:usort([length(query(N, GB)) || N <- Ns]) =:= [length(hd(Stock)) + 6] end,
                60000).
+
+%% A process updates a gcounter on N1 without pause while the cluster
+%% goes from terms to binaries and back, then to types' own code: no
+%% update fails, none is lost, every node ends with the count.
+under_load(#{nodes := [N1 | _] = Ns}) ->
+    Id = {<<"load_gcounter">>, state_gcounter},
+    {ok, _} = call(N1, ?A, accelerate, [#{nodes => all}]),
+    {ok, _} = call(N1, lasp, declare, [Id, state_gcounter]),
+    Self = self(),
+    Loader = spawn_link(fun() -> load_loop(N1, Id, Self, 0) end),
+    timer:sleep(200),
+    [begin
+         ?assertMatch({ok, _}, call(N1, ?A, accelerate, [#{nodes => all, payload => binary}])),
+         timer:sleep(150),
+         ?assertMatch({ok, _}, call(N1, ?A, accelerate, [#{nodes => all, payload => term}])),
+         timer:sleep(150)
+     end || _ <- lists:seq(1, 3)],
+    ?assertMatch({ok, _}, call(N1, ?A, accelerate, [#{nodes => all, payload => binary}])),
+    timer:sleep(150),
+    ?assertMatch({ok, _}, call(N1, ?A, decelerate, [#{nodes => all, grace => 300}])),
+    timer:sleep(150),
+    Loader ! stop,
+    Count = receive {done, Loader, C} -> C after 30000 -> error(no_loader_result) end,
+    ?assert(Count > 0),
+    wait_until(fun() -> lists:all(fun(N) -> query(N, Id) =:= Count end, Ns) end, 60000),
+    [?assert(is_list(payload(N, Id))) || N <- Ns].
+
+load_loop(N, Id, Parent, K) ->
+    receive
+        stop -> Parent ! {done, self(), K}
+    after 0 ->
+            {ok, _} = call(N, lasp, update, [Id, increment, integer_to_binary(K rem 50)]),
+            load_loop(N, Id, Parent, K + 1)
+    end.
 
 ids(Tag) ->
     [{<<Tag/binary, "_gset">>, state_gset}, {<<Tag/binary, "_gcounter">>, state_gcounter}].
