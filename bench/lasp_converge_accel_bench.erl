@@ -33,11 +33,16 @@
 %% tuple). Skipped with a message without a Lasp build.
 -module(lasp_converge_accel_bench).
 
--export([main/0, term_table/0, lasp_table/0, floor_table/0, e2e_table/0]).
+-export([main/0, term_table/0, lasp_table/0, floor_table/0, binary_table/0, e2e_table/0]).
 %% Run on the Lasp node.
 -export([lasp_rows/2, floor_rows/1, e2e_driver/2, e2e_poller/3]).
 
 -define(A, lasp_converge_accel).
+%% The types binary payloads hold, at the sizes of the Lasp rows; 10
+%% samples each (CPU is counted in whole ms), 3 for stock gcounter (2 s
+%% each).
+-define(BINARY_CASES, [{state_gcounter, 10000, 10}, {state_gset, 10000, 10}]).
+-define(BINARY_STOCK_CASES, [{state_gcounter, 10000, 3}, {state_gset, 10000, 10}]).
 
 main() ->
     case lasp_converge_real_lasp:add_types_path() of
@@ -246,9 +251,13 @@ lasp_table() ->
                 Stock = erpc:call(N, ?MODULE, lasp_rows, [Cases, <<"stock">>], infinity),
                 {ok, _} = erpc:call(N, ?A, accelerate, []),
                 Accel = erpc:call(N, ?MODULE, lasp_rows, [Cases, <<"accel">>], infinity),
+                {ok, _} = erpc:call(N, ?A, accelerate, [#{payload => binary}]),
+                Binary = erpc:call(N, ?MODULE, lasp_rows, [?BINARY_CASES, <<"binary">>],
+                                   infinity),
                 {ok, _} = erpc:call(N, ?A, decelerate, []),
                 Floor = erpc:call(N, ?MODULE, floor_rows, [Cases], infinity),
-                print_lasp(Stock, Accel, Floor)
+                print_lasp(Stock, Accel, Floor),
+                print_binary(Stock, Accel, Binary)
             after
                 lasp_converge_real_lasp:stop(Ctx)
             end;
@@ -263,6 +272,53 @@ floor_table() ->
         {error, Why} -> io:format("~naccel bench skipped: ~p~n", [Why]);
         ok -> lasp_table()
     end.
+
+%% @doc Binary payloads alone: stock, accelerated on terms, and
+%% accelerated with binary payloads (`accelerate(#{payload => binary})'),
+%% per update and per received state, gset and gcounter 10k.
+binary_table() ->
+    case lasp_converge_real_lasp:add_types_path() of
+        {error, Why} ->
+            io:format("~naccel bench skipped: ~p~n", [Why]);
+        ok ->
+            {ok, Ctx} = lasp_converge_real_lasp:start(
+                          1, #{prefix => "lc_binary_bench", state_interval => 600000,
+                               extra_paths => [filename:dirname(code:which(?MODULE))]}),
+            try
+                [N] = lasp_converge_real_lasp:nodes(Ctx),
+                Stock = erpc:call(N, ?MODULE, lasp_rows, [?BINARY_STOCK_CASES, <<"stock">>],
+                                  infinity),
+                {ok, _} = erpc:call(N, ?A, accelerate, []),
+                Accel = erpc:call(N, ?MODULE, lasp_rows, [?BINARY_CASES, <<"accel">>], infinity),
+                {ok, _} = erpc:call(N, ?A, accelerate, [#{payload => binary}]),
+                Binary = erpc:call(N, ?MODULE, lasp_rows, [?BINARY_CASES, <<"binary">>],
+                                   infinity),
+                {ok, _} = erpc:call(N, ?A, decelerate, []),
+                print_binary(Stock, Accel, Binary)
+            after
+                lasp_converge_real_lasp:stop(Ctx)
+            end
+    end.
+
+%% Target per received state with binary payloads: <= 2.5 ms CPU.
+print_binary(Stock, Accel, Binary) ->
+    io:format("~nbinary payloads: wall ms (median) / CPU ms (mean)~n"),
+    io:format("~-16s ~-6s ~-8s ~15s ~15s ~15s ~8s  ~s~n",
+              ["type", "size", "path", "stock", "accel", "binary", "stk/bin", "target (CPU)"]),
+    [begin
+         {_, _, _, Ws, Cs} = lists:keyfind(T, 1, [R || R <- Stock, element(3, R) =:= P,
+                                                      element(2, R) =:= Sz]),
+         {_, _, _, Wa, Ca} = lists:keyfind(T, 1, [R || R <- Accel, element(3, R) =:= P,
+                                                      element(2, R) =:= Sz]),
+         Target = case P of
+                      'receive' -> io_lib:format("<= 2.5 ms: ~s", [met(Cb =< 2.5)]);
+                      update -> ""
+                  end,
+         io:format("~-16s ~-6s ~-8s ~15s ~15s ~15s ~8s  ~s~n",
+                   [T, size_label(Sz), P, pair_ms(Ws, Cs), pair_ms(Wa, Ca), pair_ms(Wb, Cb),
+                    cpu_ratio(Cs, Cb), Target])
+     end || {T, Sz, P, Wb, Cb} <- Binary],
+    ok.
 
 print_lasp(Stock, Accel, Floor) ->
     io:format("wall ms (median) / CPU ms (mean); floor: types' hot calls answered at no cost~n"),

@@ -33,7 +33,24 @@
 %% (`lasp_converge_crdt'), which raises `{badcrdt, _}' on input it does not
 %% take; that input goes to types' code. Smaller awsets, gset, twopset
 %% (already linear in types) and every other function stay types' own.</li>
+%% <li>`state_gset' and `state_gcounter': every export goes through
+%% `lasp_converge_payload', which hands term payloads on (to the walks
+%% above, or types) and answers binary payloads itself.</li>
 %% </ul>
+%%
+%% == Binary payloads ==
+%%
+%% `accelerate(#{payload => binary})' (opt-in) then makes the gset and
+%% gcounter variables of the nodes named hold the binary format of
+%% `lasp_converge_replica' (see `lasp_converge_payload'), converting those
+%% already stored. It refuses with `{error, {not_accelerated, Nodes}}'
+%% while a Lasp member of those nodes does not run the accelerated gset
+%% and gcounter. `accelerate(#{payload => term})' and `decelerate/1'
+%% convert back; `decelerate/1' refuses with `{error, {binary_payload,
+%% Nodes}}' while a member it does not cover still holds binaries, and
+%% waits `grace' ms (default 1000) for binary states in flight before
+%% loading types' code. `status/1' says `binary' for gset and gcounter
+%% on a node in this mode.
 %%
 %% == Loading ==
 %%
@@ -58,14 +75,18 @@
 %% Called by the generated modules.
 -export([merge/4, equal/4, is_inflation/4, is_strict_inflation/4]).
 %% Called on each node through erpc.
--export([local_accelerate/1, local_decelerate/1, local_status/0]).
+-export([local_accelerate/1, local_decelerate/1, local_status/0, local_payload/1,
+         local_members/0]).
 
 -export_type([opts/0, node_status/0]).
 
 -type opts() :: #{nodes => local | all | [node()],
                   types => [module()],
-                  purge_timeout => non_neg_integer()}.
--type node_status() :: #{module() => accelerated | stock}.
+                  purge_timeout => non_neg_integer(),
+                  payload => lasp_converge_payload:mode(),
+                  grace => non_neg_integer()}.
+%% `binary': accelerated, and the node's variables hold binary payloads.
+-type node_status() :: #{module() => accelerated | binary | stock}.
 
 -define(TYPES_VSN, "0.1.8").
 -define(SUFFIX, "$types").
@@ -78,6 +99,7 @@
 
 %% The functions each accelerated module answers here; all its other
 %% exports call types' code.
+hot(state_gset) -> [];
 hot(state_gcounter) -> [{equal, 2}, {is_inflation, 2}];
 hot(state_pncounter) -> [{equal, 2}, {is_inflation, 2}];
 hot(state_lexcounter) -> [{equal, 2}, {is_inflation, 2}];
@@ -88,7 +110,8 @@ hot(state_awset) -> [{merge, 2}, {is_inflation, 2}, {is_strict_inflation, 2}].
 %% @doc The types `accelerate/0' replaces.
 -spec accelerated_types() -> [module()].
 accelerated_types() ->
-    [state_awset, state_gcounter, state_gmap, state_lexcounter, state_orset, state_pncounter].
+    [state_awset, state_gcounter, state_gmap, state_gset, state_lexcounter, state_orset,
+     state_pncounter].
 
 %% @doc The types version this module is checked against.
 -spec types_version() -> string().
@@ -103,8 +126,18 @@ accelerate() -> accelerate(#{}).
 %% the first node's error (`{error, {Node, Reason}}' for a remote node).
 %% Nodes that succeeded stay accelerated.
 -spec accelerate(opts()) -> {ok, #{node() => node_status()}} | {error, term()}.
+accelerate(#{payload := P}) when P =/= binary, P =/= term ->
+    {error, {bad_payload, P}};
 accelerate(Opts) when is_map(Opts) ->
-    on_nodes(Opts, local_accelerate, [Opts]);
+    case on_nodes(Opts, local_accelerate, [Opts]) of
+        {ok, _} = Ok ->
+            case maps:find(payload, Opts) of
+                error -> Ok;
+                {ok, Mode} -> payload(Mode, Opts)
+            end;
+        Error ->
+            Error
+    end;
 accelerate(_) ->
     {error, badarg}.
 
@@ -115,7 +148,10 @@ decelerate() -> decelerate(#{}).
 %% @doc Put types' own code back on `nodes' (as in `accelerate/1').
 -spec decelerate(opts()) -> {ok, #{node() => node_status()}} | {error, term()}.
 decelerate(Opts) when is_map(Opts) ->
-    on_nodes(Opts, local_decelerate, [Opts]);
+    case payload_off(Opts) of
+        ok -> on_nodes(Opts, local_decelerate, [Opts]);
+        Error -> Error
+    end;
 decelerate(_) ->
     {error, badarg}.
 
@@ -129,6 +165,83 @@ status(Opts) when is_map(Opts) ->
     on_nodes(Opts, local_status, []);
 status(_) ->
     {error, badarg}.
+
+%% Binary payloads on (every member must take them: all accelerated) or
+%% off on the nodes of `Opts', converting their stores.
+payload(binary, Opts) ->
+    case nodes_of(maps:get(nodes, Opts, local)) of
+        {ok, Nodes} ->
+            Members = members(Nodes),
+            Rs = erpc:multicall(Members, ?MODULE, local_status, [], ?TIMEOUT),
+            case [N || {N, R} <- lists:zip(Members, Rs), not takes_binaries(R)] of
+                [] -> on_nodes(Opts, local_payload, [binary]);
+                Bad -> {error, {not_accelerated, Bad}}
+            end;
+        Error ->
+            Error
+    end;
+payload(term, Opts) ->
+    on_nodes(Opts, local_payload, [term]).
+
+takes_binaries({ok, {ok, S}}) ->
+    lists:all(fun(M) -> maps:get(M, S, stock) =/= stock end, lasp_converge_payload:types());
+takes_binaries(_) ->
+    false.
+
+%% Before types' own code comes back: terms again on these nodes, refused
+%% while another member still holds binaries (it would send them here),
+%% and `grace' ms (default 1000) for states already in flight.
+payload_off(Opts) ->
+    case nodes_of(maps:get(nodes, Opts, local)) of
+        {ok, Nodes} ->
+            Others = members(Nodes) -- Nodes,
+            Modes = erpc:multicall(Others, lasp_converge_payload, mode, [], ?TIMEOUT),
+            case [N || {N, {ok, binary}} <- lists:zip(Others, Modes)] of
+                [] ->
+                    Was = erpc:multicall(Nodes, lasp_converge_payload, mode, [], ?TIMEOUT),
+                    case on_nodes(Opts, local_payload, [term]) of
+                        {ok, _} ->
+                            case lists:member({ok, binary}, Was) of
+                                true -> timer:sleep(maps:get(grace, Opts, 1000));
+                                false -> ok
+                            end;
+                        Error ->
+                            Error
+                    end;
+                Bad ->
+                    {error, {binary_payload, Bad}}
+            end;
+        Error ->
+            Error
+    end.
+
+%% `Nodes' and every Lasp member any of them knows.
+members(Nodes) ->
+    Rs = erpc:multicall(Nodes, ?MODULE, local_members, [], ?TIMEOUT),
+    lists:usort(Nodes ++ lists:append([Ms || {ok, Ms} <- Rs])).
+
+%% @private
+-spec local_members() -> [node()].
+local_members() ->
+    try lasp(lasp_peer_service, members, []) of
+        {ok, Ms} when is_list(Ms) -> Ms;
+        _ -> []
+    catch
+        _:_ -> []
+    end.
+
+%% @private
+%% This node's payload mode, and its Lasp store converted to it.
+-spec local_payload(lasp_converge_payload:mode()) -> {ok, node_status()} | {error, term()}.
+local_payload(Mode) ->
+    locked(fun() ->
+                   ok = lasp_converge_payload:set_mode(Mode),
+                   case lasp_converge_payload:convert_store(Mode) of
+                       {ok, _} -> local_status();
+                       {error, lasp_not_running} -> local_status();
+                       Error -> Error
+                   end
+           end).
 
 on_nodes(Opts, F, Args) ->
     case nodes_of(maps:get(nodes, Opts, local)) of
@@ -225,8 +338,14 @@ locked(Fun) ->
 %% @private
 -spec local_status() -> {ok, node_status()}.
 local_status() ->
+    Binary = lasp_converge_payload:mode() =:= binary,
+    Payload = lasp_converge_payload:types(),
     {ok, maps:from_list([{M, case accel_info(M) of
                                  none -> stock;
+                                 _ when Binary -> case lists:member(M, Payload) of
+                                                      true -> binary;
+                                                      false -> accelerated
+                                                  end;
                                  _ -> accelerated
                              end} || M <- accelerated_types()])}.
 
@@ -343,14 +462,12 @@ compile_forms(Mod, Forms) ->
 delegate(Mod, Orig, Exports, Info) ->
     L = erl_anno:new(1),
     Hot = hot(Mod),
+    Payload = lists:member(Mod, lasp_converge_payload:types()),
     Funs = [begin
                 Vars = [{var, L, list_to_atom("A" ++ integer_to_list(I))} || I <- lists:seq(1, A)],
-                Call = case lists:member(FA, Hot) of
-                           true ->
-                               {call, L, {remote, L, {atom, L, ?MODULE}, {atom, L, F}},
-                                [{atom, L, Mod}, {atom, L, Orig} | Vars]};
-                           false ->
-                               {call, L, {remote, L, {atom, L, Orig}, {atom, L, F}}, Vars}
+                Call = case Payload of
+                           true -> payload_call(L, Mod, Orig, FA, Vars);
+                           false -> plain_call(L, Mod, Orig, FA, Hot, Vars)
                        end,
                 {function, L, F, A, [{clause, L, Vars, [], [Call]}]}
             end || {F, A} = FA <- Exports],
@@ -358,6 +475,30 @@ delegate(Mod, Orig, Exports, Info) ->
      {attribute, L, export, Exports},
      {attribute, L, ?ATTR, [Info]}
      | Funs].
+
+%% gset and gcounter: every call through `lasp_converge_payload', which
+%% takes binary payloads and sends term ones back here or to types.
+payload_call(L, Mod, Orig, {F, _} = FA, Vars) ->
+    Direct = [{new, 0}, {merge, 2}, {equal, 2}, {is_inflation, 2}, {is_strict_inflation, 2},
+              {mutate, 3}, {delta_mutate, 3}],
+    Front = [{atom, L, Mod}, {atom, L, Orig}],
+    P = {atom, L, lasp_converge_payload},
+    case lists:member(FA, Direct) of
+        true ->
+            {call, L, {remote, L, P, {atom, L, F}}, Front ++ Vars};
+        false ->
+            Args = lists:foldr(fun(V, Acc) -> {cons, L, V, Acc} end, {nil, L}, Vars),
+            {call, L, {remote, L, P, {atom, L, call}}, Front ++ [{atom, L, F}, Args]}
+    end.
+
+plain_call(L, Mod, Orig, {F, _} = FA, Hot, Vars) ->
+    case lists:member(FA, Hot) of
+        true ->
+            {call, L, {remote, L, {atom, L, ?MODULE}, {atom, L, F}},
+             [{atom, L, Mod}, {atom, L, Orig} | Vars]};
+        false ->
+            {call, L, {remote, L, {atom, L, Orig}, {atom, L, F}}, Vars}
+    end.
 
 %% Load `Bin' as `Mod' once no process runs `Mod''s old code. `File' (the
 %% types beam's) is what `code:which/1' reports for it.

@@ -74,8 +74,12 @@
 %% (merge, inflation checks, equal) answer from faster code, term for term
 %% as types answers, by hot code loading on this node or on every member
 %% (`#{nodes => all}'); `decelerate/0,1' puts types' own code back and
-%% `accel_status/0,1' says which types are accelerated where. See
-%% `lasp_converge_accel' for how, and guides/lasp.md.
+%% `accel_status/0,1' says which types are accelerated where.
+%% `accelerate(#{nodes => all, payload => binary})' also makes the gset and
+%% gcounter variables hold binary payloads (refused while a member is not
+%% accelerated; `decelerate' converts them back). See
+%% `lasp_converge_accel' and `lasp_converge_payload' for how, and
+%% guides/lasp.md.
 %%
 %% == Without Lasp ==
 %%
@@ -133,7 +137,8 @@
 accelerate() -> lasp_converge_accel:accelerate().
 
 %% @doc Accelerate types on `nodes' (`local', `all' Lasp members, or a
-%% list); see `lasp_converge_accel:accelerate/1'.
+%% list), with `payload => binary' binary payloads for gset and gcounter;
+%% see `lasp_converge_accel:accelerate/1'.
 -spec accelerate(lasp_converge_accel:opts()) ->
           {ok, #{node() => lasp_converge_accel:node_status()}} | {error, term()}.
 accelerate(Opts) -> lasp_converge_accel:accelerate(Opts).

@@ -39,6 +39,9 @@
          replica_equal/2, replica_equal_dirty/2,
          replica_is_inflation/2, replica_is_inflation_dirty/2,
          replica_is_strict_inflation/2, replica_is_strict_inflation_dirty/2]).
+-export([payload_merge/2, payload_merge_dirty/2,
+         payload_compare/2, payload_compare_dirty/2,
+         payload_mutate/4, payload_mutate_dirty/4]).
 
 -on_load(init/0).
 
@@ -275,3 +278,15 @@ replica_is_inflation_dirty(_, _) -> ?NOT_LOADED.
 replica_is_strict_inflation(_, _) -> ?NOT_LOADED.
 -spec replica_is_strict_inflation_dirty(term(), term()) -> boolean().
 replica_is_strict_inflation_dirty(_, _) -> ?NOT_LOADED.
+-spec payload_merge(binary(), binary()) -> {binary(), boolean()}.
+payload_merge(_, _) -> ?NOT_LOADED.
+-spec payload_merge_dirty(binary(), binary()) -> {binary(), boolean()}.
+payload_merge_dirty(_, _) -> ?NOT_LOADED.
+-spec payload_compare(binary(), binary()) -> {boolean(), boolean()}.
+payload_compare(_, _) -> ?NOT_LOADED.
+-spec payload_compare_dirty(binary(), binary()) -> {boolean(), boolean()}.
+payload_compare_dirty(_, _) -> ?NOT_LOADED.
+-spec payload_mutate(boolean(), term(), term(), binary()) -> binary() | undefined.
+payload_mutate(_, _, _, _) -> ?NOT_LOADED.
+-spec payload_mutate_dirty(boolean(), term(), term(), binary()) -> binary() | undefined.
+payload_mutate_dirty(_, _, _, _) -> ?NOT_LOADED.

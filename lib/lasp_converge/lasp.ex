@@ -99,8 +99,12 @@ defmodule LaspConverge.Lasp do
   @spec get() :: {:ok, map()} | {:error, term()}
   def get, do: :lasp_converge_lasp.get()
 
-  @typedoc "Per node, each accelerable type: `:accelerated` or `:stock`."
-  @type accel_status :: %{node() => %{module() => :accelerated | :stock}}
+  @typedoc """
+  Per node, each accelerable type: `:accelerated`, `:stock`, or `:binary`
+  (accelerated, and the node's gset and gcounter variables hold binary
+  payloads).
+  """
+  @type accel_status :: %{node() => %{module() => :accelerated | :binary | :stock}}
 
   @doc """
   Accelerates types' `state_*` modules in the running node(s). Options
@@ -110,11 +114,30 @@ defmodule LaspConverge.Lasp do
   for processes still running old code, default 10000). Idempotent.
   Refuses with `{:error, {:types_version, found, expected}}` unless types
   0.1.8 is loaded.
+
+  `payload: :binary` (opt-in) then makes the `state_gset` and
+  `state_gcounter` variables of those nodes hold `{type, binary}` in
+  the binary format of `LaspConverge.Replica.to_binary/1`, converting the
+  ones already stored, so Lasp's copies move a reference-counted binary
+  and merges walk bytes. Every Lasp member must be accelerated first
+  (`nodes: :all` does both), else `{:error, {:not_accelerated, nodes}}`.
+  `payload: :term` or `decelerate/1` converts them back. Values never
+  change, only their representation; `:lasp_converge_payload` has the
+  details.
+
+      iex> LaspConverge.Lasp.accelerate(payload: :bin)
+      {:error, {:bad_payload, :bin}}
   """
   @spec accelerate(keyword() | map()) :: {:ok, accel_status()} | {:error, term()}
   def accelerate(opts \\ []), do: :lasp_converge_lasp.accelerate(Map.new(opts))
 
-  @doc "Puts types' own code back (same options as `accelerate/1`). Idempotent."
+  @doc """
+  Puts types' own code back (same options as `accelerate/1`), turning
+  binary payloads back into types' terms first; refused with
+  `{:error, {:binary_payload, nodes}}` while members outside `nodes:` still
+  hold binaries. `grace:` (ms, default 1000) waits for states in flight
+  when payloads were binary. Idempotent.
+  """
   @spec decelerate(keyword() | map()) :: {:ok, accel_status()} | {:error, term()}
   def decelerate(opts \\ []), do: :lasp_converge_lasp.decelerate(Map.new(opts))
 

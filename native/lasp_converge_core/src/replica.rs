@@ -48,6 +48,7 @@ use crate::types::{GCounter, GSet};
 use crate::wire;
 
 mod awset;
+pub mod bytes;
 mod flat;
 mod orset;
 pub use awset::AwSet;
