@@ -72,6 +72,7 @@
          merge/2, mutate/3, query/1, size/1, type/1,
          equal/2, is_inflation/2, is_strict_inflation/2,
          copy/1, is_keyed/1, is_replica/1]).
+-export([merge_added/3]).
 
 -export_type([replica/0, input/0]).
 
@@ -120,6 +121,20 @@ to_binary(R) ->
 merge(R, Incoming) ->
     ?TWIN(lasp_converge_nif:replica_merge(R, Incoming),
           lasp_converge_nif:replica_merge_dirty(R, Incoming)).
+
+%% @private `merge/2' telling what `Incoming' added, for a replicator
+%% that reports it (`lasp_converge_replicator'): `unchanged' when the merge
+%% adds nothing (`R' is then left untouched, as
+%% `lasp_converge_crdt:merge_added/2' returns its left argument itself),
+%% else `changed', or with `WantAdded' `{changed, Added}', `Added' term for
+%% term the second element of `lasp_converge_crdt:merge_added/2' of the
+%% state before and `Incoming'. A keyed gset or gcounter reads only its
+%% entries under the incoming keys; other replicas are compared whole.
+-spec merge_added(replica(), input(), boolean()) ->
+          unchanged | changed | {changed, lasp_converge_crdt:crdt()}.
+merge_added(R, Incoming, WantAdded) ->
+    ?TWIN(lasp_converge_nif:replica_merge_added(R, Incoming, WantAdded),
+          lasp_converge_nif:replica_merge_added_dirty(R, Incoming, WantAdded)).
 
 %% @doc `Type:delta_mutate(Op, Actor, State)', applied to `R' in place as
 %% `Type:mutate/3' would; returns `{ok, Delta}' (ship `Delta' to other

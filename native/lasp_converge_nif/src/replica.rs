@@ -395,3 +395,125 @@ fn replica_type<'a>(env: Env<'a>, r: Term<'a>) -> NifResult<Term<'a>> {
 fn replica_is_keyed(r: Term) -> NifResult<bool> {
     Ok(replica_arg(r)?.0.read().r.is_keyed())
 }
+
+mod merge_atoms {
+    rustler::atoms! { changed, unchanged }
+}
+
+/// Whether a keyed gset or gcounter already holds every entry of `inc`
+/// (each key present, each count at least as high): then the merge would
+/// add nothing. `None` for any other pair of representations.
+fn holds_keyed(r: &Replica, inc: &Replica) -> Option<bool> {
+    match (r, inc) {
+        (Replica::GSet(m), Replica::GSet(i)) => Some(i.keys().all(|k| m.contains_key(k))),
+        (Replica::GCounter(m), Replica::GCounter(i)) => Some(
+            i.iter()
+                .all(|(k, (_, n))| m.get(k).is_some_and(|(_, l)| l >= n)),
+        ),
+        _ => None,
+    }
+}
+
+/// The resident entries under `inc`'s keys, written with `inc`'s terms
+/// (the keys compare as the terms do, so the delta against it is the delta
+/// against the whole state): `delta(Inc, Resident)` reads nothing else.
+/// `None` unless both are keyed gsets or both keyed gcounters.
+fn projection(r: &Replica, inc: &Replica, c: &Crdt<OwnedTerm>) -> Option<Crdt<OwnedTerm>> {
+    use lasp_converge_core::types::{GCounter, GSet};
+    match (r, inc, c) {
+        (Replica::GSet(m), Replica::GSet(i), Crdt::GSet(g)) => Some(Crdt::GSet(GSet {
+            elems: i
+                .keys()
+                .zip(&g.elems)
+                .filter(|(k, _)| m.contains_key(*k))
+                .map(|(_, e)| e.clone())
+                .collect(),
+        })),
+        (Replica::GCounter(m), Replica::GCounter(i), Crdt::GCounter(g)) => {
+            Some(Crdt::GCounter(GCounter {
+                entries: i
+                    .keys()
+                    .zip(&g.entries)
+                    .filter_map(|(k, (a, _))| m.get(k).map(|(_, n)| (a.clone(), *n)))
+                    .collect(),
+            }))
+        }
+        _ => None,
+    }
+}
+
+// `merge/2` that also tells what the incoming state added, as
+// `lasp_converge_crdt:merge_added/2` does for terms: `unchanged` when the
+// merge adds nothing (the replica is left untouched, as the term call
+// returns its left argument itself), else `changed`, or `{changed, Added}`
+// when `want` is `true`, `Added` being `delta(Incoming, Resident)`. A keyed
+// gset or gcounter reads only the entries under the incoming keys,
+// O(m log n); other replicas are compared whole, O(n + m).
+fn merge_added<'a>(
+    env: Env<'a>,
+    is_dirty: bool,
+    r: Term<'a>,
+    x: Term<'a>,
+    want: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let target = replica_arg(r)?;
+    let want = want.decode::<bool>()?;
+    if !is_dirty {
+        let resident = {
+            let g = target.0.read();
+            match g.r {
+                Replica::GSet(_) | Replica::GCounter(_) => 0,
+                _ => g.weight,
+            }
+        };
+        if weigh_in(x) > NORMAL_ENTRIES || resident > NORMAL_ENTRIES {
+            return Err(dirty());
+        }
+    }
+    // Copied out before the write lock: never two locks at once.
+    let (inc, w) = incoming(env, x)?;
+    let mut g = target.0.write();
+    if g.r.tag() != inc.tag() {
+        return Err(raise(BadCrdt::TypeMismatch(g.r.tag(), inc.tag())));
+    }
+    if holds_keyed(&g.r, &inc) == Some(true) {
+        return Ok(merge_atoms::unchanged().encode(env));
+    }
+    let inc_c = inc.to_crdt();
+    let added = match projection(&g.r, &inc, &inc_c) {
+        Some(p) => match p.merge_added(&inc_c).map_err(raise)? {
+            None => return Ok(merge_atoms::unchanged().encode(env)),
+            Some((_, added)) => {
+                g.r.merge(&inc).map_err(raise)?;
+                added
+            }
+        },
+        None => {
+            let local = g.r.to_crdt();
+            match local.merge_added(&inc_c).map_err(raise)? {
+                None => return Ok(merge_atoms::unchanged().encode(env)),
+                Some((merged, added)) => {
+                    if g.r.is_keyed() {
+                        g.r.merge(&inc).map_err(raise)?;
+                    } else {
+                        g.r = Replica::from_crdt(merged.into_state(&local, &inc_c));
+                    }
+                    added
+                }
+            }
+        }
+    };
+    g.reweigh(w);
+    if want {
+        let a = to_erl(env, &added.encode(&OwnedBuilder))?;
+        Ok((merge_atoms::changed(), a).encode(env))
+    } else {
+        Ok(merge_atoms::changed().encode(env))
+    }
+}
+twin!(
+    replica_merge_added,
+    replica_merge_added_dirty,
+    merge_added,
+    (r, x, want)
+);
