@@ -112,12 +112,14 @@
 
 -type var() :: term().
 -type mode() :: state_based | delta_based.
+-type wire() :: binary | term.
 -type settings() :: #{state_interval => pos_integer(),
                       fanout => pos_integer() | all,
                       propagate_on_update => boolean(),
                       jitter_percent => 0..100,
                       mode => mode(),
-                      delta_buffer => pos_integer()}.
+                      delta_buffer => pos_integer(),
+                      wire => wire()}.
 -type counters() :: #{sent_messages := non_neg_integer(),
                       sent_bytes := non_neg_integer(),
                       full_states := non_neg_integer(),
@@ -125,7 +127,8 @@
                       acks := non_neg_integer(),
                       dropped := non_neg_integer(),
                       received_messages := non_neg_integer(),
-                      received_changed := non_neg_integer()}.
+                      received_changed := non_neg_integer(),
+                      refused := non_neg_integer()}.
 -type stats() :: #{node := node(),
                    sent_messages := non_neg_integer(),
                    sent_bytes := non_neg_integer(),
@@ -135,6 +138,7 @@
                    dropped := non_neg_integer(),
                    received_messages := non_neg_integer(),
                    received_changed := non_neg_integer(),
+                   refused := non_neg_integer(),
                    received_unknown := non_neg_integer(),
                    vars := #{var() => counters()}}.
 -type faults() :: #{reach => all | [node()],
@@ -142,18 +146,20 @@
                     drop => float(),
                     paused => boolean()}.
 -type setting_change() :: #{at_us := integer(), key := atom(), old := term(), new := term()}.
--export_type([var/0, mode/0, settings/0, stats/0, faults/0, setting_change/0]).
+-export_type([var/0, mode/0, wire/0, settings/0, stats/0, faults/0, setting_change/0]).
 
 -define(DEFAULTS, #{state_interval => 10000, fanout => all,
                     propagate_on_update => false, jitter_percent => 0,
-                    mode => state_based, delta_buffer => 1000}).
+                    mode => state_based, delta_buffer => 1000, wire => binary}).
 -define(NO_FAULTS, #{reach => all, delay => #{}, drop => 0.0, paused => false}).
 -define(COUNTERS, [sent_messages, sent_bytes, full_states, deltas, acks, dropped,
-                   received_messages, received_changed]).
+                   received_messages, received_changed, refused]).
 -define(TIMEOUT, 30000).
 
 -record(var, {type :: atom(),
-              state :: term(),
+              %% The state, a resident replica: a MUTABLE handle, never
+              %% kept anywhere as a past state nor sent (see the module doc).
+              replica :: lasp_converge_replica:replica(),
               members :: [node()],
               counters :: counters(),
               %% This replica's incarnation: drawn when it is declared.
@@ -168,6 +174,7 @@
               %% when it must get the full state.
               acks = #{} :: #{node() => {integer() | undefined, non_neg_integer() | undefined}}}).
 -define(HISTORY, 1000).
+-define(MAX_NEW_ATOMS, 10000).
 
 -record(st, {settings :: settings(), vars = #{} :: #{var() => #var{}},
              timer :: reference() | undefined,
@@ -351,7 +358,7 @@ handle_call({declare, Var, Type, Members}, _From, #st{vars = Vs} = St) ->
         {ok, #var{type = Other}} ->
             {reply, {error, {type_mismatch, Other}}, St};
         error ->
-            V = #var{type = Type, state = lasp_converge_crdt:new(Type),
+            V = #var{type = Type, replica = lasp_converge_replica:new(Type),
                      members = lists:usort([node() | Members]),
                      counters = maps:from_list([{K, 0} || K <- ?COUNTERS]),
                      epoch = erlang:system_time(microsecond)},
@@ -363,7 +370,7 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
             {reply, {error, not_declared}, St};
         {ok, V} ->
             case local_update(Op, Actor, V, S) of
-                {ok, Delta, #var{state = Post} = V1} ->
+                {ok, Delta, #var{replica = R} = V1} ->
                     %% Handed to the variable's observer: the tracking work
                     %% runs there, not in this process, and only the
                     %% update's delta is copied there.
@@ -373,7 +380,7 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
                              true -> send_round(Var, V1, St);
                              false -> V1
                          end,
-                    {reply, {ok, lasp_converge_crdt:query(Post)},
+                    {reply, {ok, lasp_converge_replica:query(R)},
                      St#st{vars = Vs#{Var := V2}}};
                 {error, _} = E ->
                     {reply, E, St}
@@ -381,7 +388,7 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
     end;
 handle_call({state, Var}, _From, #st{vars = Vs} = St) ->
     case maps:find(Var, Vs) of
-        {ok, #var{state = S}} -> {reply, {ok, S}, St};
+        {ok, #var{replica = R}} -> {reply, {ok, lasp_converge_replica:to_term(R)}, St};
         error -> {reply, {error, not_declared}, St}
     end;
 handle_call({absorb, Var, State}, _From, #st{vars = Vs} = St) ->
@@ -390,8 +397,8 @@ handle_call({absorb, Var, State}, _From, #st{vars = Vs} = St) ->
             {reply, {error, not_declared}, St};
         {ok, V} ->
             try merge_in(Var, node(), State, V, St) of
-                #var{state = S} = V1 ->
-                    {reply, {ok, lasp_converge_crdt:query(S)}, St#st{vars = Vs#{Var := V1}}}
+                #var{replica = R} = V1 ->
+                    {reply, {ok, lasp_converge_replica:query(R)}, St#st{vars = Vs#{Var := V1}}}
             catch error:{badcrdt, Why} ->
                     {reply, {error, {badcrdt, Why}}, St}
             end
@@ -501,48 +508,86 @@ with_var(Var, #st{vars = Vs} = St, F) ->
         error -> St#st{unknown = St#st.unknown + 1}
     end.
 
-local_update(Op, Actor, #var{state = Pre} = V, #{mode := state_based}) ->
-    %% `mutate/3''s state, with the delta it joined.
-    try lasp_converge_crdt:mutate_delta(Op, Actor, Pre) of
-        {ok, Post, D} -> {ok, D, V#var{state = Post}};
-        {error, _} = E -> E
-    catch error:{badcrdt, Why} -> {error, {badcrdt, Why}}
-    end;
-local_update(Op, Actor, #var{state = Pre} = V, #{mode := delta_based} = S) ->
-    try lasp_converge_crdt:delta_mutate(Op, Actor, Pre) of
-        {ok, D} ->
-            Post = lasp_converge_crdt:merge(Pre, D),
-            {ok, D, buffer(node(), D, V#var{state = Post}, S)};
+%% `mutate/3' in place, giving the delta it joined (`delta_mutate/3''s);
+%% an error leaves the replica as it was.
+local_update(Op, Actor, #var{replica = R} = V, #{mode := Mode} = S) ->
+    try lasp_converge_replica:mutate(Op, Actor, R) of
+        {ok, D} when Mode =:= delta_based -> {ok, D, buffer(node(), D, V, S)};
+        {ok, D} -> {ok, D, V};
         {error, _} = E -> E
     catch error:{badcrdt, Why} -> {error, {badcrdt, Why}}
     end.
 
 %% Join a received state or delta (or a recovered state) into the replica.
 %% In delta_based mode what it added is buffered with `From' as its origin.
-merge_in(Var, From, Remote, #var{state = Local, counters = C} = V, #st{settings = S}) ->
+%% `Remote' is a state or delta term or its binary (`lasp_converge_replica'
+%% format), whatever this node's `wire'.
+merge_in(Var, From, Remote, #var{replica = R, counters = C} = V, #st{settings = S}) ->
     C1 = case From =:= node() of
              true -> C;
              false -> bump(received_messages, 1, C)
          end,
-    %% One merge gives the new state and what the message added to it.
-    case lasp_converge_crdt:merge_added(Local, Remote) of
-        {Local, _} ->
+    Mode = maps:get(mode, S),
+    %% What the message added is needed by the tracker (when the variable
+    %% is tracked here: the observer is registered before it reads its base
+    %% state from this process, so none is missed) and by the delta buffer.
+    Want = Mode =:= delta_based orelse lasp_converge_registry:observer(Var) =/= error,
+    %% One merge, in place, gives the new state and what the message added.
+    case merge_added(From =/= node(), R, Remote, Want) of
+        unchanged ->
             V#var{counters = C1};
-        {Merged, Added} ->
+        changed ->
+            V#var{counters = bump(received_changed, 1, C1)};
+        {changed, Added} ->
             _ = lasp_converge_observer:submit(Var, {observed_delta, Added}),
-            V1 = V#var{state = Merged, counters = bump(received_changed, 1, C1)},
-            case maps:get(mode, S) of
+            V1 = V#var{counters = bump(received_changed, 1, C1)},
+            case Mode of
                 delta_based -> buffer(From, Added, V1, S);
                 state_based -> V1
             end
     end.
 
+merge_added(FromPeer, R, Remote, Want) ->
+    try
+        lasp_converge_replica:merge_added(R, Remote, Want)
+    catch error:{badcrdt, {bad_binary, unsupported}} when FromPeer, is_binary(Remote) ->
+            ok = learn_atoms(Remote),
+            lasp_converge_replica:merge_added(R, Remote, Want)
+    end.
+
+%% A peer's binary naming atoms this VM has not seen yet (the library never
+%% creates an atom from its input): created here, as the distribution
+%% creates those of a term message, unless there are more than
+%% ?MAX_NEW_ATOMS or they would take a tenth of the room left in the atom
+%% table; then the message is refused.
+learn_atoms(Bin) ->
+    Names = lasp_converge_replica:missing_atoms(Bin),
+    Room = erlang:system_info(atom_limit) - erlang:system_info(atom_count),
+    N = length(Names),
+    case N =< ?MAX_NEW_ATOMS andalso N < Room div 10 of
+        true ->
+            _ = [binary_to_atom(Name, utf8) || Name <- Names],
+            ok;
+        false ->
+            erlang:error({badcrdt, {bad_binary, unsupported}})
+    end.
+
+%% A received message the replica refuses (a garbage binary, a state of
+%% another type): counted in `refused' and logged, the replica kept as it
+%% was.
 safe_merge_in(Var, From, Remote, #var{counters = C} = V, St) ->
     try
         merge_in(Var, From, Remote, V, St)
-    catch error:{badcrdt, _} ->
-            %% A malformed or mismatched state: keep ours.
-            V#var{counters = bump(received_messages, 1, C)}
+    catch error:Why when element(1, Why) =:= badcrdt; Why =:= badarg ->
+            C1 = bump(refused, 1, bump(received_messages, 1, C)),
+            N = maps:get(refused, C1),
+            %% The first ten and then one in a thousand: a peer sending
+            %% garbage in a loop does not flood the log.
+            _ = (N =< 10 orelse N rem 1000 =:= 0) andalso
+                logger:warning("lasp_converge_replicator: refused a replication message "
+                               "of ~0p from ~0p (~0p; ~b refused so far)",
+                               [Var, From, Why, N]),
+            V#var{counters = C1}
     end.
 
 buffer(Origin, D, #var{seq = Seq, buf = Buf} = V, #{delta_buffer := Max}) ->
@@ -583,38 +628,62 @@ send_round(_Var, V, #st{faults = #{paused := true}}) ->
     V;
 send_round(Var, #var{members = Ms} = V, #st{settings = S} = St) ->
     Peers = pick(Ms -- [node()], maps:get(fanout, S)),
+    Wire = maps:get(wire, S),
     case maps:get(mode, S) of
+        state_based when Peers =:= [] ->
+            V;
         state_based ->
-            Msg = {lc_rep_state, Var, node(), V#var.state},
+            Msg = {lc_rep_state, Var, node(), full(Wire, V)},
             lists:foldl(fun(P, VA) -> send(P, Msg, full_states, VA, St) end, V, Peers);
         delta_based ->
-            lists:foldl(fun(P, VA) -> send_delta(Var, P, VA, St) end, V, Peers)
+            %% The full state, if a peer needs it, is read once per round.
+            {V1, _} = lists:foldl(fun(P, {VA, Full}) -> send_delta(Var, P, VA, Full, St) end,
+                                  {V, none}, Peers),
+            V1
     end.
 
-send_delta(Var, P, #var{acks = Acks, low = Low, seq = Seq, buf = Buf} = V, St) ->
+send_delta(Var, P, #var{acks = Acks, low = Low, seq = Seq, buf = Buf} = V, Full, St) ->
     case maps:find(P, Acks) of
         {ok, {_, A}} when is_integer(A), A >= Seq ->
-            V;
+            {V, Full};
         {ok, {Epoch, A}} when is_integer(A), A >= Low ->
             Ds = [D || {_, O, D} <- lists:takewhile(fun({Sq, _, _}) -> Sq >= A end, Buf),
                        O =/= P],
             case Ds of
                 [] ->
                     %% Everything it lacks came from it.
-                    V#var{acks = Acks#{P := {Epoch, Seq}}};
+                    {V#var{acks = Acks#{P := {Epoch, Seq}}}, Full};
                 _ ->
-                    Msg = {lc_rep_delta, Var, node(), Epoch, Seq, delta,
-                           lasp_converge_crdt:merge_all(Ds)},
-                    send(P, Msg, deltas, V, St)
+                    D = delta_payload(maps:get(wire, St#st.settings), V#var.type,
+                                      lasp_converge_crdt:merge_all(Ds)),
+                    Msg = {lc_rep_delta, Var, node(), Epoch, Seq, delta, D},
+                    {send(P, Msg, deltas, V, St), Full}
             end;
         Found ->
             Epoch = case Found of
                         {ok, {E, _}} -> E;
                         error -> undefined
                     end,
-            Msg = {lc_rep_delta, Var, node(), Epoch, Seq, state, V#var.state},
-            send(P, Msg, full_states, V, St)
+            State = case Full of
+                        none -> full(maps:get(wire, St#st.settings), V);
+                        _ -> Full
+                    end,
+            Msg = {lc_rep_delta, Var, node(), Epoch, Seq, state, State},
+            {send(P, Msg, full_states, V, St), State}
     end.
+
+%% What a full state travels as: the replica's binary, or its term (a
+%% snapshot either way: the replica itself never leaves this process).
+full(binary, #var{replica = R}) -> lasp_converge_replica:to_binary(R);
+full(term, #var{replica = R}) -> lasp_converge_replica:to_term(R).
+
+%% Deltas of a gset or gcounter travel as binaries (their compact layouts);
+%% the binary of any other type is its external term format, so the term
+%% itself goes, sparing the conversion.
+delta_payload(binary, Type, D) when Type =:= state_gset; Type =:= state_gcounter ->
+    lasp_converge_crdt:to_binary(D);
+delta_payload(_, _, D) ->
+    D.
 
 %% Send one replication message, counted, through the injected faults.
 send(P, Msg, Kind, #var{counters = C} = V, #st{faults = F}) ->
@@ -693,6 +762,7 @@ valid(propagate_on_update, B) -> is_boolean(B);
 valid(jitter_percent, P) -> is_integer(P) andalso P >= 0 andalso P =< 100;
 valid(mode, M) -> M =:= state_based orelse M =:= delta_based;
 valid(delta_buffer, N) -> is_integer(N) andalso N > 0;
+valid(wire, W) -> W =:= binary orelse W =:= term;
 valid(_, _) -> false.
 
 app_running(N) ->
