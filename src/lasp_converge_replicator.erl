@@ -9,19 +9,24 @@
 %% One replicator per node (a `gen_server' registered as
 %% `lasp_converge_replicator', started with the application as a child of
 %% `lasp_converge_sup'), holding one replica of each declared variable: its
-%% type, its state (a plain lasp-lang/types term) and its members, the nodes
-%% holding a replica. `declare(Var, Type)' declares the variable on this node
-%% and on every connected node where the `lasp_converge' application runs
-%% (`declare/3' names the nodes). `update(Var, Op, Actor)' mutates the local
-%% replica natively.
+%% type, its state and its members, the nodes holding a replica. The state
+%% is a resident replica (`lasp_converge_replica'): held decoded in the
+%% native library, mutated and merged in place, never copied into this
+%% process's heap; `state/1' reads it out as the plain lasp-lang/types term
+%% and `value/1' queries it. `declare(Var, Type)' declares the variable on
+%% this node and on every connected node where the `lasp_converge'
+%% application runs (`declare/3' names the nodes). `update(Var, Op, Actor)'
+%% mutates the local replica natively (`lasp_converge_replica:mutate/3': the
+%% state becomes `Type:mutate/3''s, the delta is `Type:delta_mutate/3''s, in
+%% both modes).
 %%
 %% Every `state_interval' ms (default 10 000, Lasp's default) the
 %% replicator sends every variable to `fanout' random other members (default
 %% `all'); with `propagate_on_update' (default `false', as in Lasp) it also
 %% sends right after each local update. The interval is stretched or
 %% shortened by a random amount of up to `jitter_percent' % (default 0).
-%% Receivers merge with the native `lasp_converge_crdt:merge/2'. Settings
-%% are per node (`set/1').
+%% Receivers merge into their replica in place. Settings are per node
+%% (`set/1').
 %%
 %% As in Lasp, where each round schedules the next with the interval then
 %% in force, a change of settings does not restart the timer: a longer
@@ -37,10 +42,8 @@
 %% `mode => state_based' (the default) sends the full state every time.
 %%
 %% `mode => delta_based' sends each peer only what it has not acknowledged.
-%% A local update is computed with the native
-%% `lasp_converge_crdt:delta_mutate/3' and joined into the state with
-%% `merge/2'; the delta goes into the variable's delta buffer under the next
-%% sequence number, with this node as its origin. A received state or delta
+%% A local update's delta goes into the variable's delta buffer under the
+%% next sequence number, with this node as its origin. A received state or delta
 %% that changes the replica is buffered too, reduced to what it added
 %% (`delta(Received, Local)', so nothing is forwarded twice), with the sender
 %% as its origin. Each round, a peer that acknowledged sequence number `A'
@@ -62,6 +65,34 @@
 %% Nodes with different modes interoperate: every node merges and
 %% acknowledges whatever it receives.
 %%
+%% == On the wire ==
+%%
+%% `wire => binary' (the default) sends every full state as the replica's
+%% binary (`lasp_converge_replica:to_binary/1': compact, versioned,
+%% validated when read), in both modes, and the deltas of gsets and
+%% gcounters too (their compact layouts); the deltas of other types go as
+%% terms, since their binary is the external term format anyway. A binary
+%% is a reference-counted binary: sent to several peers, or held while a
+%% delay fault runs, it is not copied; on another node the receiver merges
+%% it into its replica straight from the bytes. `wire => term' sends the
+%% state terms, as releases before this setting did: a node of a
+%% mixed-version cluster, whose older members cannot read binaries, keeps
+%% it until every member runs this one. Every node accepts both, whatever
+%% its own `wire'.
+%%
+%% What is sent is read from the replica when it is sent (a binary or a
+%% term, a snapshot): the replica itself, a mutable handle, never leaves
+%% this process, and nothing keeps it as a past state. A received binary
+%% that is malformed (or a state of another type, as a binary or a term) is
+%% refused: the replica is left as it was, the message counted in
+%% `refused' (and in `received_messages') and logged (the first ten of a
+%% variable, then one in a thousand). A valid binary naming atoms this VM
+%% does not have yet (the library never creates atoms from its input) has
+%% them created here, as the distribution creates the atoms of any term
+%% message, up to 10,000 per message and a tenth of the room left in the
+%% atom table; past that it is refused. Large merges and encodings run on
+%% dirty schedulers (`lasp_converge_replica').
+%%
 %% == Reporting and counting ==
 %%
 %% Every local update is reported to the tracker by its delta, as
@@ -69,8 +100,12 @@
 %% runs as `lasp_converge_crdt:mutate/3' does, the delta joined into the
 %% state, and the delta comes with it from the same native call), and every
 %% change of a replica by what it added: the update's delta, or what a
-%% received state or delta added (`merge_added/2' of the
-%% `lasp_converge_crdt' module joins and gives it in one call). Both are
+%% received state or delta added (`lasp_converge_replica''s `merge_added/3'
+%% merges and gives it in one call, term for term what `merge_added/2' of
+%% `lasp_converge_crdt' gives, reading only the incoming keys of a gset or
+%% gcounter; it is asked for what was added only when the variable is
+%% tracked here or buffered, so an untracked state-based variable pays for
+%% the merge alone). Both are
 %% handed to the variable's observer (`lasp_converge_observer:submit/2')
 %% and applied there, so the replicator never waits for the tracker and
 %% copies only changes to it, never its whole state. A variable that is not
@@ -78,10 +113,12 @@
 %%
 %% Every replication message (full states, deltas, acknowledgements) is
 %% counted per variable and per node in both modes: `sent_messages' and
-%% `sent_bytes' (`erlang:external_size/1' of each message, once per
-%% recipient), with `full_states', `deltas' and `acks' telling the kinds
-%% apart, and `dropped' the messages lost to injected faults (see below;
-%% they count as sent).
+%% `sent_bytes' (`erlang:external_size/1' of each message, a binary payload
+%% included, once per recipient), with `full_states', `deltas' and `acks'
+%% telling the kinds apart, and `dropped' the messages lost to injected
+%% faults (see below; they count as sent); `received_messages',
+%% `received_changed' (those that changed the replica) and `refused' (see
+%% On the wire).
 %%
 %% == Faults ==
 %%
@@ -243,7 +280,9 @@ state(Var) ->
 %% @doc Change this node's propagation settings (the others keep theirs):
 %% `state_interval' (ms), `fanout' (a count or `all'),
 %% `propagate_on_update', `jitter_percent', `mode' (`state_based' or
-%% `delta_based'), `delta_buffer' (most deltas kept per variable). Changing
+%% `delta_based'), `delta_buffer' (most deltas kept per variable), `wire'
+%% (`binary', the default, or `term': what full states travel as, see the
+%% module doc). Changing
 %% the mode empties the delta buffers (peers get the full state once).
 %% Returns the settings in force, or `{error, {bad_settings, Keys}}' naming
 %% the keys that are unknown or have a bad value (as
@@ -290,8 +329,9 @@ setting_changes() ->
     end.
 
 %% @doc Messages and bytes sent (with the kinds: `full_states', `deltas',
-%% `acks', and those `dropped' by injected faults), messages received and
-%% those that changed the replica, for this node and per variable.
+%% `acks', and those `dropped' by injected faults), messages received,
+%% those that changed the replica and those `refused', for this node and
+%% per variable.
 -spec stats() -> stats().
 stats() ->
     case call(stats) of
@@ -309,9 +349,9 @@ declared() ->
         L -> L
     end.
 
-%% @doc Merge `State' into this node's replica of `Var', as if a peer had
-%% sent it (used to recover a restarted node's state from a live peer).
-%% Returns the new value.
+%% @doc Merge `State' (a state term, or its binary) into this node's replica
+%% of `Var', as if a peer had sent it (used to recover a restarted node's
+%% state from a live peer). Returns the new value.
 -spec absorb(var(), term()) -> {ok, term()} | {error, term()}.
 absorb(Var, State) ->
     call({absorb, Var, State}).

@@ -400,43 +400,138 @@ mod merge_atoms {
     rustler::atoms! { changed, unchanged }
 }
 
-/// Whether a keyed gset or gcounter already holds every entry of `inc`
-/// (each key present, each count at least as high): then the merge would
-/// add nothing. `None` for any other pair of representations.
-fn holds_keyed(r: &Replica, inc: &Replica) -> Option<bool> {
-    match (r, inc) {
-        (Replica::GSet(m), Replica::GSet(i)) => Some(i.keys().all(|k| m.contains_key(k))),
-        (Replica::GCounter(m), Replica::GCounter(i)) => Some(
-            i.iter()
-                .all(|(k, (_, n))| m.get(k).is_some_and(|(_, l)| l >= n)),
-        ),
+/// A keyed gset or gcounter and a binary of the same layout: the entries
+/// of the binary the merge would write (a key the replica lacks, or a
+/// higher count), each as its key's offset in the binary and its count, read
+/// by the keys' bytes without decoding them. `None` when the pair is not
+/// that or the bytes do not scan (then the general path reads the binary
+/// and refuses it properly). Layouts 1 (gset) and 2 (gcounter) of the
+/// format in the core's `replica` module.
+fn scan_new(r: &Replica, bytes: &[u8]) -> Option<Vec<(usize, i64)>> {
+    use lasp_converge_core::replica::{MAGIC, VERSION};
+    let (head, rest) = (bytes.get(..5)?, bytes.get(5..)?);
+    if head[..3] != *MAGIC || head[3] != VERSION {
+        return None;
+    }
+    let n = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    match (r, head[4]) {
+        // Present: nothing to add.
+        (Replica::GSet(m), 1) => scan_keys(m, bytes, n, false, |_, _| false),
+        // Present with a lower count: the higher one is added.
+        (Replica::GCounter(m), 2) => scan_keys(m, bytes, n, true, |(_, l), c| *l < c),
         _ => None,
     }
 }
 
-/// The resident entries under `inc`'s keys, written with `inc`'s terms
-/// (the keys compare as the terms do, so the delta against it is the delta
-/// against the whole state): `delta(Inc, Resident)` reads nothing else.
-/// `None` unless both are keyed gsets or both keyed gcounters.
-fn projection(r: &Replica, inc: &Replica, c: &Crdt<OwnedTerm>) -> Option<Crdt<OwnedTerm>> {
+/// The core's `WALK_RATIO`: past this many resident entries per incoming
+/// one, look each key up; below it, walk both in order (a valid binary's
+/// keys are strictly ascending; an invalid one is refused by
+/// `merge_binary` afterwards, whatever this answered).
+const WALK_RATIO: usize = 8;
+
+fn scan_keys<V>(
+    m: &std::collections::BTreeMap<Box<[u8]>, V>,
+    bytes: &[u8],
+    n: usize,
+    counted: bool,
+    lower: impl Fn(&V, i64) -> bool,
+) -> Option<Vec<(usize, i64)>> {
+    use lasp_converge_core::wire;
+    let walk = n.saturating_mul(WALK_RATIO) >= m.len();
+    let mut it = m.iter().peekable();
+    let mut pos = 9;
+    let mut new = Vec::new();
+    for _ in 0..n {
+        let (plen, total) = wire::key_len(bytes.get(pos..)?).ok()?;
+        let key = &bytes[pos..pos + plen];
+        let c = if counted {
+            let c = bytes.get(pos + total..pos + total + 8)?;
+            i64::from_be_bytes(c.try_into().ok()?)
+        } else {
+            0
+        };
+        let found = if walk {
+            while it.peek().is_some_and(|(k, _)| &***k < key) {
+                it.next();
+            }
+            it.peek().filter(|(k, _)| &***k == key).map(|(_, v)| *v)
+        } else {
+            m.get(key)
+        };
+        if found.is_none_or(|v| lower(v, c)) {
+            new.push((pos, c));
+        }
+        pos += total + if counted { 8 } else { 0 };
+    }
+    Some(new)
+}
+
+/// `delta(Incoming, Resident)` from `scan_new`'s entries: the incoming
+/// terms (each key decoded, which validates it) in the binary's order.
+fn added_from(r: &Replica, bytes: &[u8], new: &[(usize, i64)]) -> Option<Crdt<OwnedTerm>> {
     use lasp_converge_core::types::{GCounter, GSet};
-    match (r, inc, c) {
-        (Replica::GSet(m), Replica::GSet(i), Crdt::GSet(g)) => Some(Crdt::GSet(GSet {
-            elems: i
-                .keys()
-                .zip(&g.elems)
-                .filter(|(k, _)| m.contains_key(*k))
-                .map(|(_, e)| e.clone())
-                .collect(),
+    use lasp_converge_core::wire;
+    let terms: Option<Vec<OwnedTerm>> = new
+        .iter()
+        .map(|(at, _)| wire::decode(bytes.get(*at..)?).ok().map(|(t, _)| t))
+        .collect();
+    let terms = terms?;
+    match r {
+        Replica::GSet(_) => Some(Crdt::GSet(GSet { elems: terms })),
+        Replica::GCounter(_) => Some(Crdt::GCounter(GCounter {
+            entries: terms.into_iter().zip(new.iter().map(|(_, c)| *c)).collect(),
         })),
-        (Replica::GCounter(m), Replica::GCounter(i), Crdt::GCounter(g)) => {
-            Some(Crdt::GCounter(GCounter {
-                entries: i
-                    .keys()
-                    .zip(&g.entries)
-                    .filter_map(|(k, (a, _))| m.get(k).map(|(_, n)| (a.clone(), *n)))
-                    .collect(),
-            }))
+        _ => None,
+    }
+}
+
+/// A state term, a binary or a replica, decoded. Returns it and its weight.
+fn incoming_crdt(env: Env, t: Term) -> NifResult<(Crdt<OwnedTerm>, usize)> {
+    if let Some(r) = res(t) {
+        let g = r.0.read();
+        return Ok((g.r.to_crdt(), g.weight));
+    }
+    if let Ok(b) = t.decode::<Binary>() {
+        return Ok((from_binary(env, b.as_slice())?.to_crdt(), b.len() / 16));
+    }
+    let bin = t.to_binary();
+    let o = etf::decode(bin.as_slice()).map_err(|_| raise(BadCrdt::NotACrdt))?;
+    let c = Crdt::decode(&o, &mut Decoder::new(Limits::dirty())).map_err(raise)?;
+    Ok((c, bin.len() / 16))
+}
+
+/// The resident entries of a keyed gset or gcounter under the keys of
+/// `inc`, written with `inc`'s terms (the keys compare as the terms do, so
+/// a delta or an equality against it is one against the whole state).
+/// `None` for any other pair, or a term of `inc` without a key.
+fn projection(r: &Replica, inc: &Crdt<OwnedTerm>) -> Option<Crdt<OwnedTerm>> {
+    use lasp_converge_core::types::{GCounter, GSet};
+    use lasp_converge_core::wire;
+    let key = |t: &OwnedTerm| -> Option<Vec<u8>> {
+        let mut v = Vec::new();
+        wire::encode(t, &mut v).ok()?;
+        let p = wire::primary_len(&v).ok()?;
+        v.truncate(p);
+        Some(v)
+    };
+    match (r, inc) {
+        (Replica::GSet(m), Crdt::GSet(g)) => {
+            let mut elems = Vec::new();
+            for e in &g.elems {
+                if m.contains_key(key(e)?.as_slice()) {
+                    elems.push(e.clone());
+                }
+            }
+            Some(Crdt::GSet(GSet { elems }))
+        }
+        (Replica::GCounter(m), Crdt::GCounter(g)) => {
+            let mut entries = Vec::new();
+            for (a, _) in &g.entries {
+                if let Some((_, n)) = m.get(key(a)?.as_slice()) {
+                    entries.push((a.clone(), *n));
+                }
+            }
+            Some(Crdt::GCounter(GCounter { entries }))
         }
         _ => None,
     }
@@ -444,11 +539,14 @@ fn projection(r: &Replica, inc: &Replica, c: &Crdt<OwnedTerm>) -> Option<Crdt<Ow
 
 // `merge/2` that also tells what the incoming state added, as
 // `lasp_converge_crdt:merge_added/2` does for terms: `unchanged` when the
-// merge adds nothing (the replica is left untouched, as the term call
+// merge adds nothing (the replica is left as it was, as the term call
 // returns its left argument itself), else `changed`, or `{changed, Added}`
-// when `want` is `true`, `Added` being `delta(Incoming, Resident)`. A keyed
-// gset or gcounter reads only the entries under the incoming keys,
-// O(m log n); other replicas are compared whole, O(n + m).
+// when `want` is `true`, `Added` being `delta(Incoming, Resident)`.
+// A keyed gset or gcounter reads only its entries under the incoming keys:
+// from a binary of its layout by the keys' bytes (only the added entries
+// are decoded, and `merge_binary` validates the whole binary before
+// anything is written), from a term by a projection. Other replicas are
+// compared whole, O(n + m).
 fn merge_added<'a>(
     env: Env<'a>,
     is_dirty: bool,
@@ -470,46 +568,74 @@ fn merge_added<'a>(
             return Err(dirty());
         }
     }
-    // Copied out before the write lock: never two locks at once.
-    let (inc, w) = incoming(env, x)?;
+    let answer = |added: Option<Crdt<OwnedTerm>>| -> NifResult<Term<'a>> {
+        match added {
+            None => Ok(merge_atoms::unchanged().encode(env)),
+            Some(_) if !want => Ok(merge_atoms::changed().encode(env)),
+            Some(a) => {
+                let a = to_erl(env, &a.encode(&OwnedBuilder))?;
+                Ok((merge_atoms::changed(), a).encode(env))
+            }
+        }
+    };
+    if res(x).is_none() {
+        if let Ok(b) = x.decode::<Binary>() {
+            let bytes = b.as_slice();
+            let mut g = target.0.write();
+            if let Some(new) = scan_new(&g.r, bytes) {
+                let added = if new.is_empty() {
+                    None
+                } else {
+                    Some(
+                        added_from(&g.r, bytes, &new).ok_or(raise(BadCrdt::BadBinary(
+                            lasp_converge_core::Atom::Malformed,
+                        )))?,
+                    )
+                };
+                // Validates the whole binary, and writes nothing unless it
+                // is valid.
+                g.r.merge_binary(bytes, &|a| atom_exists(env, a))
+                    .map_err(raise)?;
+                g.reweigh(b.len() / 16);
+                drop(g);
+                return answer(added);
+            }
+        }
+    }
+    // Decoded before the write lock: never two locks at once.
+    let (inc, w) = incoming_crdt(env, x)?;
     let mut g = target.0.write();
     if g.r.tag() != inc.tag() {
         return Err(raise(BadCrdt::TypeMismatch(g.r.tag(), inc.tag())));
     }
-    if holds_keyed(&g.r, &inc) == Some(true) {
-        return Ok(merge_atoms::unchanged().encode(env));
-    }
-    let inc_c = inc.to_crdt();
-    let added = match projection(&g.r, &inc, &inc_c) {
-        Some(p) => match p.merge_added(&inc_c).map_err(raise)? {
-            None => return Ok(merge_atoms::unchanged().encode(env)),
+    let added = match projection(&g.r, &inc) {
+        Some(p) => match p.merge_added(&inc).map_err(raise)? {
+            None => None,
             Some((_, added)) => {
-                g.r.merge(&inc).map_err(raise)?;
-                added
+                g.r.merge_crdt_ref(&inc).map_err(raise)?;
+                Some(added)
             }
         },
         None => {
             let local = g.r.to_crdt();
-            match local.merge_added(&inc_c).map_err(raise)? {
-                None => return Ok(merge_atoms::unchanged().encode(env)),
+            match local.merge_added(&inc).map_err(raise)? {
+                None => None,
                 Some((merged, added)) => {
                     if g.r.is_keyed() {
-                        g.r.merge(&inc).map_err(raise)?;
+                        g.r.merge_crdt_ref(&inc).map_err(raise)?;
                     } else {
-                        g.r = Replica::from_crdt(merged.into_state(&local, &inc_c));
+                        g.r = Replica::from_crdt(merged.into_state(&local, &inc));
                     }
-                    added
+                    Some(added)
                 }
             }
         }
     };
-    g.reweigh(w);
-    if want {
-        let a = to_erl(env, &added.encode(&OwnedBuilder))?;
-        Ok((merge_atoms::changed(), a).encode(env))
-    } else {
-        Ok(merge_atoms::changed().encode(env))
+    if added.is_some() {
+        g.reweigh(w);
     }
+    drop(g);
+    answer(added)
 }
 twin!(
     replica_merge_added,
