@@ -500,53 +500,16 @@ fn incoming_crdt(env: Env, t: Term) -> NifResult<(Crdt<OwnedTerm>, usize)> {
     Ok((c, bin.len() / 16))
 }
 
-/// The resident entries of a keyed gset or gcounter under the keys of
-/// `inc`, written with `inc`'s terms (the keys compare as the terms do, so
-/// a delta or an equality against it is one against the whole state).
-/// `None` for any other pair, or a term of `inc` without a key.
-fn projection(r: &Replica, inc: &Crdt<OwnedTerm>) -> Option<Crdt<OwnedTerm>> {
-    use lasp_converge_core::types::{GCounter, GSet};
-    use lasp_converge_core::wire;
-    let key = |t: &OwnedTerm| -> Option<Vec<u8>> {
-        let mut v = Vec::new();
-        wire::encode(t, &mut v).ok()?;
-        let p = wire::primary_len(&v).ok()?;
-        v.truncate(p);
-        Some(v)
-    };
-    match (r, inc) {
-        (Replica::GSet(m), Crdt::GSet(g)) => {
-            let mut elems = Vec::new();
-            for e in &g.elems {
-                if m.contains_key(key(e)?.as_slice()) {
-                    elems.push(e.clone());
-                }
-            }
-            Some(Crdt::GSet(GSet { elems }))
-        }
-        (Replica::GCounter(m), Crdt::GCounter(g)) => {
-            let mut entries = Vec::new();
-            for (a, _) in &g.entries {
-                if let Some((_, n)) = m.get(key(a)?.as_slice()) {
-                    entries.push((a.clone(), *n));
-                }
-            }
-            Some(Crdt::GCounter(GCounter { entries }))
-        }
-        _ => None,
-    }
-}
-
 // `merge/2` that also tells what the incoming state added, as
 // `lasp_converge_crdt:merge_added/2` does for terms: `unchanged` when the
 // merge adds nothing (the replica is left as it was, as the term call
 // returns its left argument itself), else `changed`, or `{changed, Added}`
 // when `want` is `true`, `Added` being `delta(Incoming, Resident)`.
-// A keyed gset or gcounter reads only its entries under the incoming keys:
-// from a binary of its layout by the keys' bytes (only the added entries
-// are decoded, and `merge_binary` validates the whole binary before
-// anything is written), from a term by a projection. Other replicas are
-// compared whole, O(n + m).
+// A keyed gset or gcounter reads a binary of its layout by the keys' bytes
+// (only the added entries are decoded, and `merge_binary` validates the
+// whole binary before anything is written), reading only its entries under
+// the incoming keys. Otherwise the states are compared whole, O(n + m),
+// and a gcounter merges in only what was added.
 fn merge_added<'a>(
     env: Env<'a>,
     is_dirty: bool,
@@ -608,27 +571,26 @@ fn merge_added<'a>(
     if g.r.tag() != inc.tag() {
         return Err(raise(BadCrdt::TypeMismatch(g.r.tag(), inc.tag())));
     }
-    let added = match projection(&g.r, &inc) {
-        Some(p) => match p.merge_added(&inc).map_err(raise)? {
-            None => None,
-            Some((_, added)) => {
-                g.r.merge_crdt_ref(&inc).map_err(raise)?;
-                Some(added)
-            }
-        },
-        None => {
-            let local = g.r.to_crdt();
-            match local.merge_added(&inc).map_err(raise)? {
-                None => None,
-                Some((merged, added)) => {
-                    if g.r.is_keyed() {
-                        g.r.merge_crdt_ref(&inc).map_err(raise)?;
-                    } else {
-                        g.r = Replica::from_crdt(merged.into_state(&local, &inc));
-                    }
-                    Some(added)
+    // Compared whole, on the decoded states: the core's `merge_added` is one
+    // walk of both, cheaper than keying every incoming term.
+    let local = g.r.to_crdt();
+    let added = match local.merge_added(&inc).map_err(raise)? {
+        None => None,
+        Some((merged, added)) => {
+            match (&g.r, &added) {
+                // A gcounter's merge(R, Added) writes exactly what
+                // merge(R, Incoming) writes: the entries Added leaves out
+                // are held with as high a count, and on `==` actors the
+                // resident's term is kept either way (`orddict:merge/3`).
+                // Not so for a gset, whose `ordsets:union/2` may keep the
+                // incoming term of an `==` pair.
+                (Replica::GCounter(_), Crdt::GCounter(_)) => {
+                    g.r.merge_crdt_ref(&added).map_err(raise)?
                 }
+                _ if g.r.is_keyed() => g.r.merge_crdt_ref(&inc).map_err(raise)?,
+                _ => g.r = Replica::from_crdt(merged.into_state(&local, &inc)),
             }
+            Some(added)
         }
     };
     if added.is_some() {
