@@ -128,8 +128,10 @@ merge(R, Incoming) ->
 %% `lasp_converge_crdt:merge_added/2' returns its left argument itself),
 %% else `changed', or with `WantAdded' `{changed, Added}', `Added' term for
 %% term the second element of `lasp_converge_crdt:merge_added/2' of the
-%% state before and `Incoming'. A keyed gset or gcounter reads only its
-%% entries under the incoming keys; other replicas are compared whole.
+%% state before and `Incoming'. A keyed gset or gcounter given a binary of
+%% its layout reads it by its keys' bytes, decoding only the entries it
+%% adds, and validates all of it before writing; otherwise the decoded
+%% states are compared whole, O(n + m).
 -spec merge_added(replica(), input(), boolean()) ->
           unchanged | changed | {changed, lasp_converge_crdt:crdt()}.
 merge_added(R, Incoming, WantAdded) ->

@@ -102,8 +102,8 @@
 %% change of a replica by what it added: the update's delta, or what a
 %% received state or delta added (`lasp_converge_replica''s `merge_added/3'
 %% merges and gives it in one call, term for term what `merge_added/2' of
-%% `lasp_converge_crdt' gives, reading only the incoming keys of a gset or
-%% gcounter; it is asked for what was added only when the variable is
+%% `lasp_converge_crdt' gives; a gset or gcounter binary is read by its
+%% keys' bytes, only the entries it adds decoded; it is asked for what was added only when the variable is
 %% tracked here or buffered, so an untracked state-based variable pays for
 %% the merge alone). Both are
 %% handed to the variable's observer (`lasp_converge_observer:submit/2')
