@@ -35,6 +35,8 @@
          replica_query/1, replica_query_dirty/1,
          replica_size/1, replica_size_dirty/1,
          replica_merge/2, replica_merge_dirty/2,
+         replica_merge_added/3, replica_merge_added_dirty/3,
+         replica_missing_atoms/1, replica_missing_atoms_dirty/1,
          replica_mutate/3, replica_mutate_dirty/3,
          replica_equal/2, replica_equal_dirty/2,
          replica_is_inflation/2, replica_is_inflation_dirty/2,
@@ -262,6 +264,16 @@ replica_size_dirty(_) -> ?NOT_LOADED.
 replica_merge(_, _) -> ?NOT_LOADED.
 -spec replica_merge_dirty(reference(), term()) -> ok.
 replica_merge_dirty(_, _) -> ?NOT_LOADED.
+-spec replica_merge_added(reference(), term(), boolean()) ->
+          unchanged | changed | {changed, term()}.
+replica_merge_added(_, _, _) -> ?NOT_LOADED.
+-spec replica_merge_added_dirty(reference(), term(), boolean()) ->
+          unchanged | changed | {changed, term()}.
+replica_merge_added_dirty(_, _, _) -> ?NOT_LOADED.
+-spec replica_missing_atoms(binary()) -> [binary()].
+replica_missing_atoms(_) -> ?NOT_LOADED.
+-spec replica_missing_atoms_dirty(binary()) -> [binary()].
+replica_missing_atoms_dirty(_) -> ?NOT_LOADED.
 -spec replica_mutate(term(), term(), reference()) -> {ok, term()} | {error, term()}.
 replica_mutate(_, _, _) -> ?NOT_LOADED.
 -spec replica_mutate_dirty(term(), term(), reference()) -> {ok, term()} | {error, term()}.

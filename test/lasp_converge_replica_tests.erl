@@ -24,7 +24,9 @@ props() ->
      {"mutate applies and returns types' delta", fun prop_mutate_is_merge_of_delta/1},
      {"query, equal, inflation checks and size agree with the terms'",
       fun prop_reads_agree/1},
-     {"merge is idempotent and commutative up to equal", fun prop_laws/1}].
+     {"merge is idempotent and commutative up to equal", fun prop_laws/1},
+     {"merge_added/3 is lasp_converge_crdt:merge_added/2 in place",
+      fun prop_merge_added_is_crdt_merge_added/1}].
 
 props_test_() ->
     [{lists:flatten(io_lib:format("~p: ~s", [Type, Name])),
@@ -45,6 +47,33 @@ prop_merge_is_crdt_merge(Type) ->
                                     [A, B, Want, ?R:to_term(R1)]),
                           ?R:to_term(R1) =:= Want andalso ?R:to_term(R2) =:= Want
                           andalso ?R:to_term(R3) =:= Want)
+            end).
+
+%% What a replicator reports: the same answer as the term call, from a
+%% term, a binary or a replica, and the replica left as the merged term
+%% (untouched when nothing was added).
+prop_merge_added_is_crdt_merge_added(Type) ->
+    ?FORALL({A, B}, pair(Type),
+            begin
+                Want = case ?C:merge_added(A, B) of
+                           {A, _} -> {unchanged, A};
+                           {M, Added} -> {{changed, Added}, M}
+                       end,
+                Got = [begin
+                           R = ?R:from_term(A),
+                           Res = ?R:merge_added(R, In(), true),
+                           {Res, ?R:to_term(R)}
+                       end
+                       || In <- [fun() -> B end,
+                                 fun() -> ?R:to_binary(?R:from_term(B)) end,
+                                 fun() -> ?R:from_term(B) end]],
+                Plain = ?R:merge_added(?R:from_term(A), B, false),
+                WantPlain = case element(1, Want) of
+                                unchanged -> unchanged;
+                                _ -> changed
+                            end,
+                ?WHENFAIL(io:format("A = ~w~nB = ~w~nwant ~w~ngot ~w~n", [A, B, Want, Got]),
+                          Got =:= [Want, Want, Want] andalso Plain =:= WantPlain)
             end).
 
 prop_round_trips(Type) ->
@@ -198,6 +227,24 @@ bad_input_test() ->
     ?assertError({badcrdt, {unsorted, state_gset}}, ?R:from_term({state_gset, [b, a]})),
     ?assertError({badcrdt, {type_mismatch, state_gset, state_gcounter}},
                  ?R:merge(?R:new(state_gset), {state_gcounter, []})).
+
+%% merge_added/3 refuses what merge/2 refuses and then leaves the replica
+%% as it was; a large keyed merge (dirty twin) reports only what it added.
+merge_added_refusals_and_large_states_test() ->
+    R = ?R:from_term({state_gset, [a, b]}),
+    ?assertError({badcrdt, {type_mismatch, state_gset, state_gcounter}},
+                 ?R:merge_added(R, {state_gcounter, [{x, 1}]}, true)),
+    ?assertError({badcrdt, {type_mismatch, state_gset, state_gcounter}},
+                 ?R:merge_added(R, ?C:to_binary({state_gcounter, [{x, 1}]}), true)),
+    ?assertError({badcrdt, {bad_binary, _}}, ?R:merge_added(R, <<"LCR", 1, 1, 0>>, true)),
+    ?assertError({badcrdt, _}, ?R:merge_added(R, <<"garbage">>, false)),
+    ?assertEqual({state_gset, [a, b]}, ?R:to_term(R)),
+    Big = ?R:from_term({state_gcounter, [{I, I} || I <- lists:seq(1, 30000)]}),
+    In = {state_gcounter, [{I, 2 * I} || I <- [0, 5, 29999]] ++ [{{n, 1}, 1}]},
+    ?assertEqual({changed, {state_gcounter, [{0, 0}, {5, 10}, {29999, 59998}, {{n, 1}, 1}]}},
+                 ?R:merge_added(Big, ?C:to_binary(In), true)),
+    ?assertEqual(unchanged, ?R:merge_added(Big, ?R:to_binary(Big), true)),
+    ?assertEqual(30002, ?R:size(Big)).
 
 copy_is_a_snapshot_test() ->
     R = ?R:from_term({state_gset, [a]}),

@@ -548,6 +548,7 @@ impl Replica {
 
 /// One incoming entry, by its bytes: the primary key, the exact part and
 /// (gcounter) the count.
+#[derive(Clone, Copy)]
 struct In<'a> {
     key: &'a [u8],
     exact: &'a [u8],
@@ -832,15 +833,7 @@ impl Replica {
         budget: Option<usize>,
         atom_ok: &dyn Fn(&str) -> bool,
     ) -> Result<bool> {
-        let layout = match (&*self, bytes.get(..5)) {
-            (Replica::GSet(_), Some([b'L', b'C', b'R', VERSION, GSET])) => Some(GSET),
-            (Replica::GCounter(_), Some([b'L', b'C', b'R', VERSION, GCOUNTER])) => Some(GCOUNTER),
-            _ => None,
-        };
-        if let (Some(layout), None, false) = (layout, enc, self.walks(bytes)) {
-            return self.merge_binary_lookup(bytes, layout, atom_ok);
-        }
-        if layout.is_none() {
+        if self.keyed_layout(bytes).is_none() {
             let inc = Replica::from_binary(bytes)?;
             if !inc.atoms_known(atom_ok) {
                 return Err(BadCrdt::BadBinary(Atom::Unsupported));
@@ -848,17 +841,89 @@ impl Replica {
             self.merge(&inc)?;
             return Ok(true);
         }
-        let built;
-        let enc = match enc {
-            Some(e) => e,
-            None => {
-                built = self.encoded().ok_or(BadCrdt::NotACrdt)?;
-                &built
-            }
+        self.merge_keyed(bytes, enc, budget, atom_ok, None)
+    }
+
+    /// [`Replica::merge_binary_with`] for a keyed gset or gcounter and a
+    /// binary of its layout, also giving what the binary added:
+    /// `delta(Incoming, Resident)` as types computes it (the elements the
+    /// replica lacked; the actors it lacked or held with a lower count),
+    /// `None` when nothing. `Ok(None)` when the pair is not of that kind
+    /// (nothing is done).
+    #[allow(clippy::type_complexity)]
+    pub fn merge_binary_added(
+        &mut self,
+        bytes: &[u8],
+        enc: Option<&Encoded>,
+        budget: Option<usize>,
+        atom_ok: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<(bool, Option<Crdt<OwnedTerm>>)>> {
+        let Some(layout) = self.keyed_layout(bytes) else {
+            return Ok(None);
         };
+        let mut added = Vec::new();
+        let changed = self.merge_keyed(bytes, enc, budget, atom_ok, Some(&mut added))?;
+        let delta = (!added.is_empty()).then(|| {
+            if layout == GSET {
+                Crdt::GSet(GSet {
+                    elems: added.into_iter().map(|(t, _)| t).collect(),
+                })
+            } else {
+                Crdt::GCounter(GCounter { entries: added })
+            }
+        });
+        Ok(Some((changed, delta)))
+    }
+
+    /// The layout of `bytes` when both it and this replica are a keyed gset
+    /// or gcounter of the same type.
+    pub fn keyed_layout(&self, bytes: &[u8]) -> Option<u8> {
+        match (self, bytes.get(..5)) {
+            (Replica::GSet(_), Some([b'L', b'C', b'R', VERSION, GSET])) => Some(GSET),
+            (Replica::GCounter(_), Some([b'L', b'C', b'R', VERSION, GCOUNTER])) => Some(GCOUNTER),
+            _ => None,
+        }
+    }
+
+    /// Merge a keyed binary: walked against `enc` (or this replica's own
+    /// binary, built here) when [`Replica::walks`], else looked up entry
+    /// by entry. Every entry written is decoded and checked before anything
+    /// is written.
+    fn merge_keyed(
+        &mut self,
+        bytes: &[u8],
+        enc: Option<&Encoded>,
+        budget: Option<usize>,
+        atom_ok: &dyn Fn(&str) -> bool,
+        added: Option<&mut Vec<(OwnedTerm, i64)>>,
+    ) -> Result<bool> {
+        let gset = matches!(self, Replica::GSet(_));
         let body = &bytes[flat::HEADER..];
-        // Entries read key by key cost a few times less than a decode.
-        let plan = flat::plan(enc, bytes, budget.map(|b| b.saturating_mul(4)))?;
+        let plan: Vec<(In, Act)> = if enc.is_some() || self.walks(bytes) {
+            let built;
+            let enc = match enc {
+                Some(e) => e,
+                None => {
+                    built = self.encoded().ok_or(BadCrdt::NotACrdt)?;
+                    &built
+                }
+            };
+            // Entries read key by key cost a few times less than a decode.
+            flat::plan(enc, bytes, budget.map(|b| b.saturating_mul(4)))?
+        } else {
+            let ins = scan_entries(body, if gset { 0 } else { 8 })?;
+            let mut plan: Vec<(In, Act)> = match &*self {
+                Replica::GSet(m) => plan_set(m, &ins, First::Resident),
+                Replica::GCounter(m) => plan_counter(m, &ins, First::Resident),
+                _ => Vec::new(),
+            }
+            .into_iter()
+            .map(|(i, a)| (ins[i], a))
+            .collect();
+            // In the binary's order (a set's inserts are planned last).
+            plan.sort_by_key(|(x, _)| x.key.as_ptr() as usize);
+            plan
+        };
         if budget.is_some_and(|b| plan.len() > b) {
             return Err(BadCrdt::Yield);
         }
@@ -870,61 +935,26 @@ impl Replica {
                 return Err(BadCrdt::BadBinary(Atom::Unsupported));
             }
             if *act != Act::Check {
-                writes.push((x, e));
+                writes.push((x, *act, e));
+            }
+        }
+        if let Some(added) = added {
+            for (x, act, e) in &writes {
+                if *act == Act::Insert || !gset {
+                    added.push((e.term.clone(), x.count));
+                }
             }
         }
         let changed = !writes.is_empty();
         match self {
             Replica::GSet(m) => {
-                for (x, e) in writes {
+                for (x, _, e) in writes {
                     m.insert(x.key.into(), e);
                 }
             }
             Replica::GCounter(m) => {
-                for (x, e) in writes {
+                for (x, _, e) in writes {
                     write_count(m, x.key, e, x.count, First::Resident);
-                }
-            }
-            _ => {}
-        }
-        Ok(changed)
-    }
-
-    /// A small binary merged by looking each of its entries up.
-    fn merge_binary_lookup(
-        &mut self,
-        bytes: &[u8],
-        layout: u8,
-        atom_ok: &dyn Fn(&str) -> bool,
-    ) -> Result<bool> {
-        let body = &bytes[5..];
-        let ins = scan_entries(body, if layout == GSET { 0 } else { 8 })?;
-        let plan = match &*self {
-            Replica::GSet(m) => plan_set(m, &ins, First::Resident),
-            Replica::GCounter(m) => plan_counter(m, &ins, First::Resident),
-            _ => Vec::new(),
-        };
-        // Decode and check everything before writing anything.
-        let mut writes = Vec::with_capacity(plan.len());
-        for (i, act) in plan {
-            let e = decode_entry(body, &ins[i])?;
-            if !term_atoms_ok(&e.term, atom_ok) {
-                return Err(BadCrdt::BadBinary(Atom::Unsupported));
-            }
-            if act != Act::Check {
-                writes.push((i, e));
-            }
-        }
-        let changed = !writes.is_empty();
-        match self {
-            Replica::GSet(m) => {
-                for (i, e) in writes {
-                    m.insert(ins[i].key.into(), e);
-                }
-            }
-            Replica::GCounter(m) => {
-                for (i, e) in writes {
-                    write_count(m, ins[i].key, e, ins[i].count, First::Resident);
                 }
             }
             _ => {}
@@ -1425,6 +1455,33 @@ mod test {
         }
         assert!(refused > 1000, "{refused}");
         assert!(yielded > 500, "{yielded}");
+    }
+
+    /// What a binary added, as the core's `merge_added` of the decoded
+    /// states gives it, walked or looked up.
+    #[test]
+    fn merge_binary_added_matches_core_test() {
+        let mut r = Rng(47);
+        for i in 0..3000 {
+            let gen = if i % 2 == 0 { gset } else { gcounter };
+            let (a, b) = (gen(&mut r), gen(&mut r));
+            let dec = |t: &OwnedTerm| Crdt::decode(t, &mut Decoder::new(Limits::dirty())).unwrap();
+            let want = dec(&a).merge_added(&dec(&b)).unwrap().map(|(_, d)| d);
+            let mut ra = Replica::from_term(&a).unwrap();
+            let enc = if i % 3 == 0 { ra.encoded() } else { None };
+            let bin = Replica::from_term(&b).unwrap().to_binary();
+            let (_, got) = ra
+                .merge_binary_added(&bin, enc.as_ref(), None, &|_| true)
+                .unwrap()
+                .unwrap();
+            let show = |d: &Option<Crdt<OwnedTerm>>| d.as_ref().map(|d| d.encode(&OwnedBuilder));
+            match (show(&want), show(&got)) {
+                (None, None) => {}
+                (Some(w), Some(g)) => assert!(w.identical(&g), "{a} <- {b}: {w} / {g}"),
+                (w, g) => panic!("{a} <- {b}: {w:?} / {g:?}"),
+            }
+            assert!(ra.to_term().identical(&core_merge(&a, &b)));
+        }
     }
 
     #[test]

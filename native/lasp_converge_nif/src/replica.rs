@@ -323,18 +323,14 @@ fn merge<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>, x: Term<'a>) -> NifResul
 }
 twin!(replica_merge, replica_merge_dirty, merge, (r, x));
 
-/// A binary merges straight in: only the entries it writes are decoded. A
-/// gset or gcounter receiving a binary of its layout walks its own binary
-/// (kept until the state changes); that walk is tried on a normal
-/// scheduler when both binaries are small enough to compare there, and
-/// moves to a dirty one only if it finds many entries to decode.
-fn merge_bin<'a>(
-    env: Env<'a>,
+/// Where a merge of the binary `b` into `g` runs: the replica's own binary
+/// to walk it against (built if need be) and the budget of decodes on this
+/// scheduler, or the dirty twin.
+fn bin_plan(
+    g: &mut Inner,
     is_dirty: bool,
-    target: &ResourceArc<ExReplicaRef>,
     b: &[u8],
-) -> NifResult<Term<'a>> {
-    let mut g = target.0.write();
+) -> NifResult<(Option<ResourceArc<ExEncoded>>, Option<usize>)> {
     let walk = g.enc.is_some() || g.r.walks(b);
     let mut budget = None;
     if !is_dirty {
@@ -348,7 +344,22 @@ fn merge_bin<'a>(
             return Err(dirty());
         }
     }
-    let enc = if walk { g.encoded() } else { None };
+    Ok((if walk { g.encoded() } else { None }, budget))
+}
+
+/// A binary merges straight in: only the entries it writes are decoded. A
+/// gset or gcounter receiving a binary of its layout walks its own binary
+/// (kept until the state changes); that walk is tried on a normal
+/// scheduler when both binaries are small enough to compare there, and
+/// moves to a dirty one only if it finds many entries to decode.
+fn merge_bin<'a>(
+    env: Env<'a>,
+    is_dirty: bool,
+    target: &ResourceArc<ExReplicaRef>,
+    b: &[u8],
+) -> NifResult<Term<'a>> {
+    let mut g = target.0.write();
+    let (enc, budget) = bin_plan(&mut g, is_dirty, b)?;
     let res =
         g.r.merge_binary_with(b, enc.as_ref().map(|e| &e.0), budget, &|a| {
             atom_exists(env, a)
@@ -563,4 +574,175 @@ twin!(
     payload_mutate_dirty,
     p_mutate,
     (delta, op, actor, s)
+);
+
+mod merge_atoms {
+    rustler::atoms! { changed, unchanged }
+}
+
+/// A state term, a binary or a replica, decoded. Returns it and its weight.
+fn incoming_crdt(env: Env, t: Term) -> NifResult<(Crdt<OwnedTerm>, usize)> {
+    if let Some(r) = res(t) {
+        let g = r.0.read();
+        return Ok((g.r.to_crdt(), g.weight));
+    }
+    if let Ok(b) = t.decode::<Binary>() {
+        return Ok((from_binary(env, b.as_slice())?.to_crdt(), b.len() / 16));
+    }
+    let bin = t.to_binary();
+    let o = etf::decode(bin.as_slice()).map_err(|_| raise(BadCrdt::NotACrdt))?;
+    let c = Crdt::decode(&o, &mut Decoder::new(Limits::dirty())).map_err(raise)?;
+    Ok((c, bin.len() / 16))
+}
+
+// `merge/2` that also tells what the incoming state added, as
+// `lasp_converge_crdt:merge_added/2` does for terms: `unchanged` when the
+// merge adds nothing (the replica is left as it was, as the term call
+// returns its left argument itself), else `changed`, or `{changed, Added}`
+// when `want` is `true`, `Added` being `delta(Incoming, Resident)`.
+// A keyed gset or gcounter reads a binary of its layout by the keys' bytes
+// (only the added entries are decoded, and `merge_binary` validates the
+// whole binary before anything is written), reading only its entries under
+// the incoming keys. Otherwise the states are compared whole, O(n + m),
+// and a gcounter merges in only what was added.
+fn merge_added<'a>(
+    env: Env<'a>,
+    is_dirty: bool,
+    r: Term<'a>,
+    x: Term<'a>,
+    want: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let target = replica_arg(r)?;
+    let want = want.decode::<bool>()?;
+    let keyed_bin = res(x).is_none()
+        && x.decode::<Binary>()
+            .is_ok_and(|b| target.0.read().r.keyed_layout(b.as_slice()).is_some());
+    // A keyed binary decides below where it runs.
+    if !is_dirty && !keyed_bin {
+        let resident = {
+            let g = target.0.read();
+            match g.r {
+                Replica::GSet(_) | Replica::GCounter(_) => 0,
+                _ => g.weight,
+            }
+        };
+        if weigh_in(x) > NORMAL_ENTRIES || resident > NORMAL_ENTRIES {
+            return Err(dirty());
+        }
+    }
+    let answer = |added: Option<Crdt<OwnedTerm>>| -> NifResult<Term<'a>> {
+        match added {
+            None => Ok(merge_atoms::unchanged().encode(env)),
+            Some(_) if !want => Ok(merge_atoms::changed().encode(env)),
+            Some(a) => {
+                let a = to_erl(env, &a.encode(&OwnedBuilder))?;
+                Ok((merge_atoms::changed(), a).encode(env))
+            }
+        }
+    };
+    // A keyed gset or gcounter takes a binary of its layout as `merge/2`
+    // does, and learns what it added from the same walk.
+    if res(x).is_none() {
+        if let Ok(b) = x.decode::<Binary>() {
+            let bytes = b.as_slice();
+            let mut g = target.0.write();
+            if g.r.keyed_layout(bytes).is_some() {
+                let (enc, budget) = bin_plan(&mut g, is_dirty, bytes)?;
+                let res =
+                    g.r.merge_binary_added(bytes, enc.as_ref().map(|e| &e.0), budget, &|a| {
+                        atom_exists(env, a)
+                    });
+                match res {
+                    Ok(Some((changed, added))) => {
+                        if changed {
+                            g.reweigh(b.len() / 16);
+                        }
+                        drop(g);
+                        return answer(added);
+                    }
+                    Ok(None) => {}
+                    Err(BadCrdt::Yield) => return Err(dirty()),
+                    Err(e) => {
+                        g.enc = None;
+                        return Err(raise(e));
+                    }
+                }
+            }
+        }
+    }
+    // Decoded before the write lock: never two locks at once.
+    let (inc, w) = incoming_crdt(env, x)?;
+    let mut g = target.0.write();
+    if g.r.tag() != inc.tag() {
+        return Err(raise(BadCrdt::TypeMismatch(g.r.tag(), inc.tag())));
+    }
+    // Compared whole, on the decoded states: the core's `merge_added` is one
+    // walk of both, cheaper than keying every incoming term.
+    let local = g.r.to_crdt();
+    let added = match local.merge_added(&inc).map_err(raise)? {
+        None => None,
+        Some((merged, added)) => {
+            match (&g.r, &added) {
+                // A gcounter's merge(R, Added) writes exactly what
+                // merge(R, Incoming) writes: the entries Added leaves out
+                // are held with as high a count, and on `==` actors the
+                // resident's term is kept either way (`orddict:merge/3`).
+                // Not so for a gset, whose `ordsets:union/2` may keep the
+                // incoming term of an `==` pair.
+                (Replica::GCounter(_), Crdt::GCounter(_)) => {
+                    g.r.merge_crdt_ref(&added).map_err(raise)?
+                }
+                _ if g.r.is_keyed() => g.r.merge_crdt_ref(&inc).map_err(raise)?,
+                _ => g.r = Replica::from_crdt(merged.into_state(&local, &inc)),
+            }
+            Some(added)
+        }
+    };
+    if added.is_some() {
+        g.reweigh(w);
+    }
+    drop(g);
+    answer(added)
+}
+twin!(
+    replica_merge_added,
+    replica_merge_added_dirty,
+    merge_added,
+    (r, x, want)
+);
+
+// The names of the atoms a valid binary holds that this VM lacks (the
+// binary is refused by every other call while there are any): a replicator
+// whose peer sent the binary may create them, as the distribution creates
+// the atoms of a term it receives. Never creates one itself. Garbage raises
+// `{badcrdt, _}` as `from_binary/1` does.
+fn missing_atoms<'a>(env: Env<'a>, is_dirty: bool, b: Term<'a>) -> NifResult<Term<'a>> {
+    let b = b.decode::<Binary>()?;
+    if !is_dirty && b.len() > NORMAL_BYTES {
+        return Err(dirty());
+    }
+    let r = Replica::from_binary(b.as_slice()).map_err(raise)?;
+    let missing = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    r.atoms_known(&|a| {
+        if !atom_exists(env, a) {
+            missing.borrow_mut().insert(a.to_owned());
+        }
+        true
+    });
+    let names: Vec<Term<'a>> = missing
+        .into_inner()
+        .iter()
+        .map(|n| {
+            let mut nb = NewBinary::new(env, n.len());
+            nb.as_mut_slice().copy_from_slice(n.as_bytes());
+            Binary::from(nb).to_term(env)
+        })
+        .collect();
+    Ok(names.encode(env))
+}
+twin!(
+    replica_missing_atoms,
+    replica_missing_atoms_dirty,
+    missing_atoms,
+    (b)
 );
