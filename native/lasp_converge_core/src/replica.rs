@@ -52,7 +52,7 @@ pub mod bytes;
 mod flat;
 mod orset;
 pub use awset::AwSet;
-pub use flat::Encoded;
+pub use flat::{Encoded, Patch};
 pub use orset::ORSet;
 
 /// The first bytes of every binary.
@@ -485,6 +485,37 @@ impl Replica {
         }
     }
 
+    /// The entries of this keyed gset or gcounter under the elements or
+    /// actors `delta` names, as they are now: with them
+    /// [`Encoded::patched`] turns the binary of the state before a change
+    /// that wrote only those keys (a mutation, a delta) into this state's.
+    /// `None` when this replica or `delta` is not of that kind.
+    pub fn patches_for(&self, delta: &Crdt<OwnedTerm>) -> Option<Vec<Patch>> {
+        let keys: Vec<&OwnedTerm> = match delta {
+            Crdt::GSet(g) => g.elems.iter().collect(),
+            Crdt::GCounter(g) => g.entries.iter().map(|(a, _)| a).collect(),
+            _ => return None,
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for t in keys {
+            let (k, _) = keyed(t)?;
+            let (exact, count) = match self {
+                Replica::GSet(m) => (&m.get(&k)?.exact, 0),
+                Replica::GCounter(m) => {
+                    let (e, n) = m.get(&k)?;
+                    (&e.exact, *n)
+                }
+                _ => return None,
+            };
+            out.push(Patch {
+                key: k,
+                exact: exact.clone(),
+                count,
+            });
+        }
+        Some(out)
+    }
+
     /// Read a binary written by [`Replica::to_binary`], validating it.
     pub fn from_binary(bytes: &[u8]) -> Result<Self> {
         let bad = |why| BadCrdt::BadBinary(why);
@@ -821,7 +852,7 @@ impl Replica {
     /// [`Replica::merge_binary`], given this replica's [`Encoded`] form
     /// when the caller keeps it (it must be `self.encoded()`; it is built
     /// here when [`Replica::walks`] says so). Returns whether the state
-    /// changed.
+    /// changed, and its binary after the merge when the merge knows it.
     ///
     /// With a `budget`, a walk that would decode more entries than that
     /// returns [`BadCrdt::Yield`] before writing anything (a caller on a
@@ -832,14 +863,14 @@ impl Replica {
         enc: Option<&Encoded>,
         budget: Option<usize>,
         atom_ok: &dyn Fn(&str) -> bool,
-    ) -> Result<bool> {
+    ) -> Result<(bool, After)> {
         if self.keyed_layout(bytes).is_none() {
             let inc = Replica::from_binary(bytes)?;
             if !inc.atoms_known(atom_ok) {
                 return Err(BadCrdt::BadBinary(Atom::Unsupported));
             }
             self.merge(&inc)?;
-            return Ok(true);
+            return Ok((true, After::Unknown));
         }
         self.merge_keyed(bytes, enc, budget, atom_ok, None)
     }
@@ -857,12 +888,12 @@ impl Replica {
         enc: Option<&Encoded>,
         budget: Option<usize>,
         atom_ok: &dyn Fn(&str) -> bool,
-    ) -> Result<Option<(bool, Option<Crdt<OwnedTerm>>)>> {
+    ) -> Result<Option<(bool, Option<Crdt<OwnedTerm>>, After)>> {
         let Some(layout) = self.keyed_layout(bytes) else {
             return Ok(None);
         };
         let mut added = Vec::new();
-        let changed = self.merge_keyed(bytes, enc, budget, atom_ok, Some(&mut added))?;
+        let (changed, after) = self.merge_keyed(bytes, enc, budget, atom_ok, Some(&mut added))?;
         let delta = (!added.is_empty()).then(|| {
             if layout == GSET {
                 Crdt::GSet(GSet {
@@ -872,7 +903,7 @@ impl Replica {
                 Crdt::GCounter(GCounter { entries: added })
             }
         });
-        Ok(Some((changed, delta)))
+        Ok(Some((changed, delta, after)))
     }
 
     /// The layout of `bytes` when both it and this replica are a keyed gset
@@ -896,32 +927,30 @@ impl Replica {
         budget: Option<usize>,
         atom_ok: &dyn Fn(&str) -> bool,
         added: Option<&mut Vec<(OwnedTerm, i64)>>,
-    ) -> Result<bool> {
+    ) -> Result<(bool, After)> {
         let gset = matches!(self, Replica::GSet(_));
         let body = &bytes[flat::HEADER..];
-        let plan: Vec<(In, Act)> = if enc.is_some() || self.walks(bytes) {
-            let built;
+        let mut built = None;
+        let walked = enc.is_some() || self.walks(bytes);
+        let plan: Vec<(In, Act, usize)> = if walked {
             let enc = match enc {
                 Some(e) => e,
-                None => {
-                    built = self.encoded().ok_or(BadCrdt::NotACrdt)?;
-                    &built
-                }
+                None => built.insert(self.encoded().ok_or(BadCrdt::NotACrdt)?),
             };
             // Entries read key by key cost a few times less than a decode.
             flat::plan(enc, bytes, budget.map(|b| b.saturating_mul(4)))?
         } else {
             let ins = scan_entries(body, if gset { 0 } else { 8 })?;
-            let mut plan: Vec<(In, Act)> = match &*self {
+            let mut plan: Vec<(In, Act, usize)> = match &*self {
                 Replica::GSet(m) => plan_set(m, &ins, First::Resident),
                 Replica::GCounter(m) => plan_counter(m, &ins, First::Resident),
                 _ => Vec::new(),
             }
             .into_iter()
-            .map(|(i, a)| (ins[i], a))
+            .map(|(i, a)| (ins[i], a, 0))
             .collect();
             // In the binary's order (a set's inserts are planned last).
-            plan.sort_by_key(|(x, _)| x.key.as_ptr() as usize);
+            plan.sort_by_key(|(x, _, _)| x.key.as_ptr() as usize);
             plan
         };
         if budget.is_some_and(|b| plan.len() > b) {
@@ -929,38 +958,62 @@ impl Replica {
         }
         // Decode and check everything before writing anything.
         let mut writes = Vec::with_capacity(plan.len());
-        for (x, act) in &plan {
+        let mut elems = Vec::with_capacity(plan.len());
+        for (x, act, at) in &plan {
             let e = decode_entry(body, x)?;
             if !term_atoms_ok(&e.term, atom_ok) {
                 return Err(BadCrdt::BadBinary(Atom::Unsupported));
             }
             if *act != Act::Check {
-                writes.push((x, *act, e));
+                writes.push((*x, *act, *at));
+                elems.push(e);
             }
         }
         if let Some(added) = added {
-            for (x, act, e) in &writes {
+            for ((x, act, _), e) in writes.iter().zip(&elems) {
                 if *act == Act::Insert || !gset {
                     added.push((e.term.clone(), x.count));
                 }
             }
         }
         let changed = !writes.is_empty();
+        // The binary after the merge: the same, or the old one spliced (a
+        // copy of the bytes the walk has just read anyway).
+        let after = match (walked, changed) {
+            (false, false) => After::Kept,
+            (false, true) => After::Unknown,
+            (true, false) => built.map_or(After::Kept, After::New),
+            (true, true) => {
+                let old = enc.or(built.as_ref()).ok_or(BadCrdt::NotACrdt)?;
+                After::New(old.splice(&writes))
+            }
+        };
         match self {
             Replica::GSet(m) => {
-                for (x, _, e) in writes {
+                for ((x, _, _), e) in writes.into_iter().zip(elems) {
                     m.insert(x.key.into(), e);
                 }
             }
             Replica::GCounter(m) => {
-                for (x, _, e) in writes {
+                for ((x, _, _), e) in writes.into_iter().zip(elems) {
                     write_count(m, x.key, e, x.count, First::Resident);
                 }
             }
             _ => {}
         }
-        Ok(changed)
+        Ok((changed, after))
     }
+}
+
+/// A replica's binary after a merge of a binary, as far as the merge knows.
+#[derive(Debug)]
+pub enum After {
+    /// The binary given to the merge still is the state's.
+    Kept,
+    /// The state's binary, built or spliced by the merge.
+    New(Encoded),
+    /// Not known: build it again when needed.
+    Unknown,
 }
 
 fn term_atoms_ok(t: &OwnedTerm, known: &dyn Fn(&str) -> bool) -> bool {
@@ -1433,7 +1486,7 @@ mod test {
             let enc = if i % 3 == 0 { ra.encoded() } else { None };
             // A small budget gives up before writing anything, or answers.
             let mut res = got.merge_binary_with(&bin, enc.as_ref(), Some(2), &|_| true);
-            if res == Err(BadCrdt::Yield) {
+            if matches!(res, Err(BadCrdt::Yield)) {
                 yielded += 1;
                 assert!(got.to_term().identical(&a));
                 res = got.merge_binary_with(&bin, enc.as_ref(), None, &|_| true);
@@ -1442,9 +1495,12 @@ mod test {
                 Ok(inc) => {
                     let mut want = ra.clone();
                     want.merge(&inc).unwrap();
-                    assert!(res.is_ok(), "{a} <- {bin:?}: {res:?}");
+                    let Ok((changed, after)) = res else {
+                        panic!("{a} <- {bin:?}: {res:?}")
+                    };
                     assert!(got.to_term().identical(&want.to_term()), "{a} <- {bin:?}");
-                    assert_eq!(res.ok(), Some(!want.to_term().identical(&a)));
+                    assert_eq!(changed, !want.to_term().identical(&a));
+                    check_after(&got, after, enc.as_ref());
                 }
                 Err(_) => {
                     refused += 1;
@@ -1455,6 +1511,58 @@ mod test {
         }
         assert!(refused > 1000, "{refused}");
         assert!(yielded > 500, "{yielded}");
+    }
+
+    /// A binary patched with what mutations and deltas wrote is the
+    /// state's binary.
+    #[test]
+    fn patched_binary_test() {
+        let mut r = Rng(48);
+        for i in 0..2000 {
+            let gen = if i % 2 == 0 { gset } else { gcounter };
+            let mut ra = Replica::from_term(&gen(&mut r)).unwrap();
+            let before = ra.encoded().unwrap();
+            let mut patches = Vec::new();
+            for _ in 0..r.next(4) {
+                let delta = if i % 2 == 0 {
+                    let op = OwnedBuilder.pair(OwnedTerm::atom("add"), elem(&mut r));
+                    ra.mutate(&op, &OwnedTerm::atom("a"), &mut Fresh(0))
+                        .unwrap()
+                } else {
+                    let op = OwnedTerm::atom("increment");
+                    ra.mutate(&op, &elem(&mut r), &mut Fresh(0)).unwrap()
+                };
+                patches.extend(ra.patches_for(&delta).unwrap());
+            }
+            // A delta merged in is patched the same way.
+            let d = Crdt::decode(&gen(&mut r), &mut Decoder::new(Limits::dirty())).unwrap();
+            ra.merge_crdt_ref(&d).unwrap();
+            patches.extend(ra.patches_for(&d).unwrap());
+            let want = ra.encoded().unwrap();
+            let got = before.patched(&patches);
+            assert_eq!(got.bytes, want.bytes);
+            assert_eq!(got.starts, want.starts);
+            assert_eq!(got.plens, want.plens);
+        }
+    }
+
+    /// The binary a merge says the state has is the one it has.
+    fn check_after(r: &Replica, after: After, given: Option<&Encoded>) {
+        let want = r.encoded().unwrap();
+        let same = |e: &Encoded| {
+            assert_eq!(e.bytes, want.bytes);
+            assert_eq!(e.starts, want.starts);
+            assert_eq!(e.plens, want.plens);
+        };
+        match after {
+            After::Kept => {
+                if let Some(e) = given {
+                    same(e);
+                }
+            }
+            After::New(e) => same(&e),
+            After::Unknown => {}
+        }
     }
 
     /// What a binary added, as the core's `merge_added` of the decoded
@@ -1470,10 +1578,11 @@ mod test {
             let mut ra = Replica::from_term(&a).unwrap();
             let enc = if i % 3 == 0 { ra.encoded() } else { None };
             let bin = Replica::from_term(&b).unwrap().to_binary();
-            let (_, got) = ra
+            let (_, got, after) = ra
                 .merge_binary_added(&bin, enc.as_ref(), None, &|_| true)
                 .unwrap()
                 .unwrap();
+            check_after(&ra, after, enc.as_ref());
             let show = |d: &Option<Crdt<OwnedTerm>>| d.as_ref().map(|d| d.encode(&OwnedBuilder));
             match (show(&want), show(&got)) {
                 (None, None) => {}

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lasp_converge_core::decode::Decoder;
 use lasp_converge_core::owned::{OwnedBuilder, OwnedTerm};
-use lasp_converge_core::replica::{bytes, Encoded, Replica};
+use lasp_converge_core::replica::{bytes, After, Encoded, Patch, Replica};
 use lasp_converge_core::{etf, BadCrdt, Builder, Crdt, Limits, MutateCx, MutateError};
 use parking_lot::RwLock;
 use rustler::{Binary, Encoder, Env, Error, NewBinary, NifResult, ResourceArc, Term};
@@ -55,7 +55,13 @@ struct Inner {
     // changes: `to_binary` hands it out as a resource binary (no copy) and
     // a merge of a binary walks it byte by byte.
     enc: Option<ResourceArc<ExEncoded>>,
+    // What mutations wrote since `enc` was written (at most `MAX_PATCHES`):
+    // patched in when the binary is next asked for, a copy of it instead
+    // of a walk of the whole state.
+    pending: Vec<Patch>,
 }
+
+const MAX_PATCHES: usize = 256;
 
 impl Inner {
     fn new(r: Replica, weight: usize) -> Self {
@@ -64,18 +70,42 @@ impl Inner {
             r,
             weight,
             enc: None,
+            pending: Vec::new(),
         }
     }
-    fn reweigh(&mut self, added: usize) {
+    fn drop_enc(&mut self) {
         self.enc = None;
+        self.pending.clear();
+    }
+    fn reweigh(&mut self, added: usize) {
+        self.drop_enc();
         self.weight = if self.r.is_keyed() {
             self.r.size()
         } else {
             self.weight.saturating_add(added)
         };
     }
+    /// What a merge of a binary says of the state's binary.
+    fn keep(&mut self, after: After) {
+        match after {
+            After::Kept => {}
+            After::New(e) => self.enc = Some(ResourceArc::new(ExEncoded(e))),
+            After::Unknown => self.drop_enc(),
+        }
+    }
+    /// Whether the binary is at hand (kept, or kept and to be patched).
+    fn has_enc(&self) -> bool {
+        self.enc.is_some()
+    }
     /// The binary of a gset or gcounter, built once per state.
     fn encoded(&mut self) -> Option<ResourceArc<ExEncoded>> {
+        if !self.pending.is_empty() {
+            if let Some(e) = &self.enc {
+                let patched = e.0.patched(&self.pending);
+                self.enc = Some(ResourceArc::new(ExEncoded(patched)));
+            }
+            self.pending.clear();
+        }
         if self.enc.is_none() {
             self.enc = self.r.encoded().map(|e| ResourceArc::new(ExEncoded(e)));
         }
@@ -257,7 +287,10 @@ fn to_bin<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>) -> NifResult<Term<'a>> 
     let enc = {
         let mut g = target.0.write();
         match &g.enc {
-            Some(e) => Some(e.clone()),
+            Some(e) if g.pending.is_empty() || is_dirty || e.0.byte_len() <= NORMAL_WALK_BYTES => {
+                g.encoded()
+            }
+            Some(_) => return Err(dirty()),
             None if !is_dirty && g.r.is_keyed() && g.weight > NORMAL_ENCODE_ENTRIES => {
                 return Err(dirty())
             }
@@ -316,7 +349,7 @@ fn merge<'a>(env: Env<'a>, is_dirty: bool, r: Term<'a>, x: Term<'a>) -> NifResul
     // Copied out before the write lock: never two locks at once.
     let (inc, w) = incoming(env, x)?;
     let mut g = target.0.write();
-    g.enc = None;
+    g.drop_enc();
     g.r.merge(&inc).map_err(raise)?;
     g.reweigh(w);
     Ok(rustler::types::atom::ok().encode(env))
@@ -331,12 +364,12 @@ fn bin_plan(
     is_dirty: bool,
     b: &[u8],
 ) -> NifResult<(Option<ResourceArc<ExEncoded>>, Option<usize>)> {
-    let walk = g.enc.is_some() || g.r.walks(b);
+    let walk = g.has_enc() || g.r.walks(b);
     let mut budget = None;
     if !is_dirty {
         let cheap = walk
             && b.len() <= NORMAL_WALK_BYTES
-            && (g.enc.is_some() || g.weight <= NORMAL_ENCODE_ENTRIES);
+            && (g.has_enc() || g.weight <= NORMAL_ENCODE_ENTRIES);
         let resident = if g.r.is_keyed() { 0 } else { g.weight };
         if cheap {
             budget = Some(NORMAL_DECODES);
@@ -364,20 +397,22 @@ fn merge_bin<'a>(
         g.r.merge_binary_with(b, enc.as_ref().map(|e| &e.0), budget, &|a| {
             atom_exists(env, a)
         });
-    let changed = match res {
-        Ok(changed) => changed,
+    match res {
+        Ok((changed, after)) => {
+            if changed {
+                g.reweigh(b.len() / 16);
+            }
+            g.keep(after);
+            Ok(rustler::types::atom::ok().encode(env))
+        }
         // Nothing written: the binary kept stays right.
-        Err(BadCrdt::Yield) => return Err(dirty()),
+        Err(BadCrdt::Yield) => Err(dirty()),
         // A refused binary writes nothing; the binary kept goes anyway.
         Err(e) => {
-            g.enc = None;
-            return Err(raise(e));
+            g.drop_enc();
+            Err(raise(e))
         }
-    };
-    if changed {
-        g.reweigh(b.len() / 16);
     }
-    Ok(rustler::types::atom::ok().encode(env))
 }
 
 /// Fresh 20-byte tokens from the OS, as types' `crypto:strong_rand_bytes(20)`.
@@ -420,11 +455,19 @@ fn mutate<'a>(
     }
     let (op, actor) = (owned(op)?, owned(actor)?);
     let mut g = target.0.write();
-    g.enc = None;
+    // The binary kept, if any, is patched with what the mutation wrote.
+    let (enc, mut pending) = (g.enc.take(), std::mem::take(&mut g.pending));
     let b = ExBuilder { env };
     match g.r.mutate(&op, &actor, &mut OwnedMutate) {
         Ok(delta) => {
             g.reweigh(1);
+            if let (Some(e), Some(ps)) = (enc, g.r.patches_for(&delta)) {
+                if pending.len() + ps.len() <= MAX_PATCHES {
+                    pending.extend(ps);
+                    g.enc = Some(e);
+                    g.pending = pending;
+                }
+            }
             let d = to_erl(env, &delta.encode(&OwnedBuilder))?;
             Ok((rustler::types::atom::ok(), d).encode(env))
         }
@@ -653,17 +696,18 @@ fn merge_added<'a>(
                         atom_exists(env, a)
                     });
                 match res {
-                    Ok(Some((changed, added))) => {
+                    Ok(Some((changed, added, after))) => {
                         if changed {
                             g.reweigh(b.len() / 16);
                         }
+                        g.keep(after);
                         drop(g);
                         return answer(added);
                     }
                     Ok(None) => {}
                     Err(BadCrdt::Yield) => return Err(dirty()),
                     Err(e) => {
-                        g.enc = None;
+                        g.drop_enc();
                         return Err(raise(e));
                     }
                 }

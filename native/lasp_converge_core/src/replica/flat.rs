@@ -109,6 +109,8 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 /// layout, count, every entry a key (and a count), keys strictly ascending,
 /// nothing left over. Entries the plan names are to be decoded by the
 /// caller (which validates them fully); the others are bytes of `enc`.
+/// Each comes with the index of the resident entry it goes before
+/// (`Insert`) or meets.
 ///
 /// With a `budget`, gives up with [`BadCrdt::Yield`] once more entries than
 /// that differ from the resident ones (each is read key by key).
@@ -116,7 +118,7 @@ pub(super) fn plan<'a>(
     enc: &Encoded,
     bytes: &'a [u8],
     budget: Option<usize>,
-) -> Result<Vec<(In<'a>, Act)>> {
+) -> Result<Vec<(In<'a>, Act, usize)>> {
     let bad = BadCrdt::BadBinary;
     let layout = enc.bytes[4];
     if bytes.get(..HEADER) != enc.bytes.get(..HEADER) {
@@ -199,7 +201,7 @@ pub(super) fn plan<'a>(
         // Place it among the resident entries.
         loop {
             if e == enc.len() {
-                out.push((x, Act::Insert));
+                out.push((x, Act::Insert, e));
                 cur = First::Incoming;
                 break;
             }
@@ -210,7 +212,7 @@ pub(super) fn plan<'a>(
                     e += 1;
                 }
                 Ordering::Greater => {
-                    out.push((x, Act::Insert));
+                    out.push((x, Act::Insert, e));
                     cur = First::Incoming;
                     break;
                 }
@@ -235,7 +237,7 @@ pub(super) fn plan<'a>(
                         }
                     };
                     if let Some(a) = act {
-                        out.push((x, a));
+                        out.push((x, a, e));
                     }
                     e += 1;
                     break;
@@ -247,6 +249,129 @@ pub(super) fn plan<'a>(
         return Err(bad(Atom::Malformed));
     }
     Ok(out)
+}
+
+/// One entry of a keyed state as it is now, by its bytes: what a binary
+/// written before a small change needs to become the state's again.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    pub(super) key: Box<[u8]>,
+    pub(super) exact: Box<[u8]>,
+    pub(super) count: i64,
+}
+
+impl Encoded {
+    /// The bytes of the binary's entries, from the first.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// This binary with `patches` written in: each replaces the entry of
+    /// its key, or goes in at its place. One copy of the unchanged runs and
+    /// a binary search per patch; the last patch of a key wins.
+    pub fn patched(&self, patches: &[Patch]) -> Encoded {
+        let mut ps: Vec<&Patch> = patches.iter().collect();
+        // Stable: equal keys keep their order, the last one is kept.
+        ps.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut last: Vec<&Patch> = Vec::with_capacity(ps.len());
+        for p in ps {
+            match last.last_mut() {
+                Some(q) if q.key == p.key => *q = p,
+                _ => last.push(p),
+            }
+        }
+        let writes: Vec<(In, Act, usize)> = last
+            .iter()
+            .map(|p| {
+                let at = self.find(&p.key);
+                let x = In {
+                    key: &p.key,
+                    exact: &p.exact,
+                    count: p.count,
+                };
+                match at {
+                    Ok(i) => (x, Act::Replace, i),
+                    Err(i) => (x, Act::Insert, i),
+                }
+            })
+            .collect();
+        self.splice_with(&writes, true)
+    }
+
+    /// The index of the entry with primary key `key`, or where it goes.
+    fn find(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.entry(mid).0.cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    /// The binary of the state after `writes` (in key order, each with the
+    /// index [`plan`] gave it) are applied to the state this is the binary
+    /// of: one copy of the unchanged runs, no key compared. A gset's
+    /// `Replace` takes the incoming entry; a gcounter's keeps the resident
+    /// key's exact part with the incoming (larger) count, as the merge
+    /// writes them.
+    pub(super) fn splice(&self, writes: &[(In, Act, usize)]) -> Encoded {
+        self.splice_with(writes, false)
+    }
+
+    /// [`Encoded::splice`]; with `as_given`, a `Replace` writes the entry
+    /// exactly as given (a [`Patch`] is the entry as it is now).
+    fn splice_with(&self, writes: &[(In, Act, usize)], as_given: bool) -> Encoded {
+        let layout = self.bytes[4];
+        let inserts = writes.iter().filter(|w| w.1 == Act::Insert).count();
+        let extra: usize = writes
+            .iter()
+            .map(|(x, _, _)| x.key.len() + x.exact.len() + 8)
+            .sum();
+        let mut out = Encoded::start(layout, self.len() + inserts, self.bytes.len() + extra);
+        out.starts.clear();
+        out.plens.clear();
+        out.starts.reserve(self.len() + inserts + 1);
+        out.plens.reserve(self.len() + inserts);
+        let mut c = 0; // next resident entry to copy
+        let copy = |out: &mut Encoded, from: usize, to: usize| {
+            if from >= to {
+                return;
+            }
+            let (s0, s1) = (self.starts[from] as usize, self.starts[to] as usize);
+            let shift = out.bytes.len() as i64 - s0 as i64;
+            out.bytes.extend_from_slice(&self.bytes[s0..s1]);
+            out.starts.extend(
+                self.starts[from..to]
+                    .iter()
+                    .map(|&s| (s as i64 + shift) as u32),
+            );
+            out.plens.extend_from_slice(&self.plens[from..to]);
+        };
+        for (x, act, at) in writes {
+            copy(&mut out, c, *at);
+            c = *at;
+            let count = x.count.to_be_bytes();
+            let tail: &[u8] = if layout == GSET { &[] } else { &count };
+            match act {
+                Act::Insert => out.push(x.key, x.exact, tail),
+                Act::Replace if layout == GSET || as_given => {
+                    out.push(x.key, x.exact, tail);
+                    c += 1;
+                }
+                _ => {
+                    let (_, rexact, _, _) = self.entry(c);
+                    out.push(x.key, rexact, tail);
+                    c += 1;
+                }
+            }
+        }
+        copy(&mut out, c, self.len());
+        out.finish()
+    }
 }
 
 #[cfg(test)]
