@@ -59,7 +59,11 @@
 %% `error:{badcrdt, {bad_binary, Why}}' with `Why' one of `bad_magic',
 %% `bad_version', `truncated', `unsorted', `malformed' or `unsupported'
 %% (an unknown atom). A binary is a reference-counted binary past 64 bytes,
-%% so sending it to another process copies nothing.
+%% so sending it to another process copies nothing. A gset or gcounter
+%% keeps its binary until its state changes (a merge of a binary or a
+%% mutation updates it in place of writing it again): `to_binary/1' then
+%% returns it without a copy, and a merge of a binary of the same layout
+%% compares the two bytes first, decoding only the entries that differ.
 %%
 %% Bad state terms raise `error:{badcrdt, Why}' as `lasp_converge_crdt'
 %% does; a reference that is not a replica raises `badarg'.
