@@ -83,6 +83,21 @@ fn walk(t: &OwnedTerm, witness: bool) -> Option<Vec<IndexAtom>> {
     Some(out)
 }
 
+/// The one atom of a witness that no state holds unless it is identical
+/// to the witness: an awset_ps delta (its `AllEvents` a bare event set;
+/// types' `is_inflation` needs vclocks on both sides). Its position is one
+/// no state lists, so such a witness is checked only where every pending
+/// witness is ([`Filter::All`](super::Filter::All): a node's first
+/// observation, one out of order, or a node state that is itself such a
+/// delta).
+pub fn identical_only() -> IndexAtom {
+    IndexAtom {
+        pos: pos(0, 32, &[]).unwrap_or(u64::MAX),
+        rank: 1,
+        narrows: true,
+    }
+}
+
 /// Whether, for states of type `tag` (lasp-lang/types' own, built by its
 /// operations and merges), a state holds a witness exactly when its rank
 /// is at least the witness's at each of the witness's positions
