@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use crate::crdt::Crdt;
-use crate::decode::{Decoder, Limits};
+use crate::decode::{self, Decoder, Limits};
 use crate::error::BadCrdt;
 use crate::owned::OwnedTerm;
 use crate::replica::Replica;
@@ -90,7 +90,15 @@ struct NodeState {
     // `state` listed).
     view: View,
     complete: bool,
+    // For a state held decoded (not keyed): a bound of its term's weight
+    // ([`decode::weight`]) while that is at most [`SMALL`], `None` past it.
+    weight: Option<usize>,
 }
+
+/// The heaviest state held decoded whose joins still count as light
+/// ([`Tracked::light`]): a join costs about what the two terms weigh, as a
+/// merge on a normal scheduler does (`Limits::NORMAL_WEIGHT`).
+const SMALL: usize = Limits::NORMAL_WEIGHT;
 
 impl NodeState {
     fn new(state: Replica, ts: i64) -> Self {
@@ -99,9 +107,30 @@ impl NodeState {
             ts,
             view: View::default(),
             complete: false,
+            weight: None,
         };
         n.relist();
+        n.reweigh(None);
         n
+    }
+
+    // Keep `weight` after the state changed: `added` is what was joined
+    // into it (its weight adds to the bound), `None` when the state was
+    // replaced or joined with a whole state (weighed again, `O(n)`). A
+    // heavy state joined with a change stays heavy until then.
+    fn reweigh(&mut self, added: Option<&OwnedTerm>) {
+        if self.state.is_keyed() {
+            self.weight = None;
+            return;
+        }
+        let bound = match (self.weight, added) {
+            (None, Some(_)) => return,
+            (Some(w), Some(x)) => decode::weight(&[x], SMALL)
+                .map(|a| w.saturating_add(a))
+                .filter(|&b| b <= SMALL),
+            (_, None) => None,
+        };
+        self.weight = bound.or_else(|| decode::weight(&[&self.state.to_term()], SMALL));
     }
 
     // List the ranks again from the whole state.
@@ -204,15 +233,16 @@ impl Tracked {
     }
 
     /// Whether an observed delta of node `n` is applied in time bounded by
-    /// the delta, whatever the size of the node's state: its state is held
-    /// keyed, with complete ranks, for a type whose ranks decide (joins in
-    /// `O(m log n)`, checks from the ranks). A node not seen yet is not:
+    /// the delta: for a type whose ranks decide (checks read the ranks),
+    /// with complete ranks, a state held keyed (joins in `O(m log n)`,
+    /// whatever its size) or a small one held decoded (a join of at most
+    /// [`SMALL`] weight units and the delta's). A node not seen yet is not:
     /// its first observation checks every pending update.
     pub fn light(&self, n: NodeId) -> bool {
         let decide = self.tag.is_some_and(witness::ranks_decide);
         self.nodes
             .get(&n)
-            .is_some_and(|s| decide && s.complete && s.state.is_keyed())
+            .is_some_and(|s| decide && s.complete && (s.state.is_keyed() || s.weight.is_some()))
     }
 
     /// Update `(origin, seq)` made at `ts_us` (origin's clock), whose
@@ -281,6 +311,8 @@ impl Tracked {
             });
             if ns.state.merge_crdt_ref(&x).is_err() {
                 ns = NodeState::new(Replica::from_crdt(x), ns.ts);
+            } else {
+                ns.reweigh(Some(state));
             }
             self.nodes.insert(n, ns);
             return Ok(obs);
@@ -297,6 +329,7 @@ impl Tracked {
         let (change, relist) = match held {
             Some(xa) => {
                 ns.state = Replica::from_crdt(x);
+                ns.reweigh(None);
                 (Some(xa), false)
             }
             None => {
@@ -308,11 +341,15 @@ impl Tracked {
                         .and_then(|d| witness::atoms(&d))
                 };
                 match ns.state.merge_crdt_ref(&x) {
-                    Ok(()) => (change, false),
+                    Ok(()) => {
+                        ns.reweigh(is_delta.then_some(state));
+                        (change, false)
+                    }
                     Err(_) => {
                         // Not joinable with what it held (types raises on
                         // such a merge): the node holds this state now.
                         ns.state = Replica::from_crdt(x);
+                        ns.reweigh(None);
                         (change, true)
                     }
                 }
@@ -472,8 +509,38 @@ mod test {
             )
         };
         lw.observed(N1, 1, &lww(3), false).unwrap();
-        // Held as a decoded state: a join costs O(state).
-        assert!(!lw.light(N1));
+        // Held as a small decoded state: a join costs what the two weigh.
+        assert!(lw.light(N1));
+        // A pncounter of 1,000 actors is decoded and heavy: a join costs
+        // O(state); it stays so through changes, until a whole state
+        // weighs little again.
+        let b = OwnedBuilder;
+        let pn = |n: i64, k: i64| {
+            let es: Vec<_> = (0..n)
+                .map(|i| {
+                    b.pair(
+                        OwnedTerm::int(i),
+                        b.pair(OwnedTerm::int(k), OwnedTerm::int(0)),
+                    )
+                })
+                .collect();
+            b.pair(OwnedTerm::atom("state_pncounter"), b.list(&es))
+        };
+        let mut p = tracked();
+        p.observed(N1, 1, &pn(1000, 1), false).unwrap();
+        assert!(!p.light(N1));
+        p.observed(N1, 2, &pn(1, 2), true).unwrap();
+        assert!(!p.light(N1));
+        let mut p = tracked();
+        p.observed(N1, 1, &pn(10, 1), false).unwrap();
+        assert!(p.light(N1));
+        // Light through many small changes (the bound is weighed again).
+        for k in 2..200 {
+            p.observed(N1, k, &pn(10, k), true).unwrap();
+            assert!(p.light(N1));
+        }
+        p.observed(N1, 300, &pn(1000, 300), true).unwrap();
+        assert!(!p.light(N1));
         let bad = t.observed(N1, 70, &set("state_gcounter", &[]), false);
         assert!(matches!(bad, Err(Refused::Bad(BadCrdt::TypeMismatch(..)))));
         let mut small = Tracked::new(Config {
