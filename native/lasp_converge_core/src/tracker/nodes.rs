@@ -3,7 +3,7 @@
 //! whole state or with what it gained since its last one.
 //!
 //! Per node it keeps the join of the states the node was observed to hold,
-//! as a resident [`Replica`] (a gset, gcounter, orset or awset is keyed, so
+//! as a resident [`Replica`] (a gset, gcounter, twopset, orset or awset is keyed, so
 //! joining a change of `m` entries into `n` costs `O(m log n)`; other types
 //! are held as decoded states, where a join costs `O(n + m)`), with the
 //! ranks of that state ([`View`]). An observation then costs:
