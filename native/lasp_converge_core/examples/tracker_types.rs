@@ -124,6 +124,7 @@ fn row(ty: &str) {
     for (i, d) in ds.iter().enumerate() {
         t.updated(NodeId(0), i as u64 + 1, i as i64 + 1, d).unwrap();
     }
+    let delta_only = std::env::var("DELTA_ONLY").is_ok();
     let mut s1 = Replica::from_term(&s0).unwrap();
     for d in &ds[..PENDING / 2] {
         s1.merge(&Replica::from_term(d).unwrap()).unwrap();
@@ -137,18 +138,34 @@ fn row(ty: &str) {
         .and_then(|r| r.parse().ok())
         .unwrap_or(0);
     let (mut ts, mut td, mut cs, mut cd, mut seen) = (vec![], vec![], vec![], vec![], 0);
-    for k in 0..RUNS {
+    // `RUNS=n` (at most 500): more changes (for a profiler).
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .map_or(RUNS, |r: usize| r.min(PENDING / 2 / CHANGE));
+    for k in 0..runs {
         let start = PENDING / 2 + k * CHANGE;
         let batch = &ds[start..start + CHANGE];
         let mut gain = batch[0].clone();
         for d in &batch[1..] {
             gain = api::merge(&b, &gain, d, lim).unwrap();
         }
-        s1.merge(&Replica::from_term(&gain).unwrap()).unwrap();
-        let s1 = s1.to_term();
+        if !delta_only {
+            s1.merge(&Replica::from_term(&gain).unwrap()).unwrap();
+        }
+        let s1 = if delta_only {
+            gain.clone()
+        } else {
+            s1.to_term()
+        };
         let at = ts0 + 1 + k as i64;
         let t0 = Instant::now();
-        let o1 = t.observed(NodeId(1), at, &s1, false).unwrap();
+        // `DELTA_ONLY=1`: node 1 reports nothing (for a profiler).
+        let o1 = if delta_only {
+            Default::default()
+        } else {
+            t.observed(NodeId(1), at, &s1, false).unwrap()
+        };
         ts.push(t0.elapsed().as_secs_f64() * 1e6);
         let t0 = Instant::now();
         let o2 = t.observed(NodeId(2), at, &gain, true).unwrap();
