@@ -130,6 +130,9 @@ fn row(ty: &str) {
         s1.merge(&Replica::from_term(d).unwrap()).unwrap();
     }
     let half = s1.to_term();
+    if std::env::var("PARTS").is_ok() {
+        parts(&half, &ds);
+    }
     let ts0 = PENDING as i64 + 1;
     t.observed(NodeId(1), ts0, &half, false).unwrap();
     t.observed(NodeId(2), ts0, &half, true).unwrap();
@@ -186,6 +189,40 @@ fn row(ty: &str) {
         median(td),
         median(cd),
         t.light(NodeId(2))
+    );
+}
+
+// `PARTS=1`: the pieces of a delta observation, timed alone: decoding the
+// change, listing its atoms, joining it into a resident copy of the state.
+fn parts(half: &T, ds: &[T]) {
+    use lasp_converge_core::decode::Decoder;
+    use lasp_converge_core::tracker::witness;
+    use lasp_converge_core::Crdt;
+    let b = OwnedBuilder;
+    let lim = Limits::dirty();
+    let mut rep = Replica::from_term(half).unwrap();
+    let (mut dec, mut atoms, mut join) = (vec![], vec![], vec![]);
+    for k in 0..RUNS {
+        let start = PENDING / 2 + k * CHANGE;
+        let mut gain = ds[start].clone();
+        for d in &ds[start + 1..start + CHANGE] {
+            gain = api::merge(&b, &gain, d, lim).unwrap();
+        }
+        let t0 = Instant::now();
+        let c = Crdt::decode(&gain, &mut Decoder::new(lim)).unwrap();
+        dec.push(t0.elapsed().as_secs_f64() * 1e6);
+        let t0 = Instant::now();
+        let _ = witness::atoms_of_term(&gain);
+        atoms.push(t0.elapsed().as_secs_f64() * 1e6);
+        let t0 = Instant::now();
+        rep.merge_crdt_ref(&c).unwrap();
+        join.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    println!(
+        "  parts: decode {:.1} us, atoms {:.1} us, join {:.1} us",
+        median(dec),
+        median(atoms),
+        median(join)
     );
 }
 
