@@ -125,6 +125,8 @@ fn row(ty: &str) {
         t.updated(NodeId(0), i as u64 + 1, i as i64 + 1, d).unwrap();
     }
     let delta_only = std::env::var("DELTA_ONLY").is_ok();
+    // `N1_DELTA=1`: node 1 reports the change too, not its whole state.
+    let n1_delta = std::env::var("N1_DELTA").is_ok();
     let mut s1 = Replica::from_term(&s0).unwrap();
     for d in &ds[..PENDING / 2] {
         s1.merge(&Replica::from_term(d).unwrap()).unwrap();
@@ -166,6 +168,8 @@ fn row(ty: &str) {
         // `DELTA_ONLY=1`: node 1 reports nothing (for a profiler).
         let o1 = if delta_only {
             Default::default()
+        } else if n1_delta {
+            t.observed(NodeId(1), at, &gain, true).unwrap()
         } else {
             t.observed(NodeId(1), at, &s1, false).unwrap()
         };
