@@ -678,6 +678,19 @@ observed_delta_normal_scheduler_test() ->
     ?assertError(lasp_converge_dirty, ?N:tracker_observed_delta_normal(P, 1, 30, Pn(1, 5))),
     ?assertMatch({ok, #{newly_seen := 1, converged := 1}},
                  lasp_converge_tracker:observed_delta(P, 1, 30, Pn(1, 5))),
+    %% A light ewflag whose compressed context covers 5,000 dots: the
+    %% change lists one index atom per dot.
+    Flag = fun(N) -> {state_ewflag, {[], {[{a, N}], []}}} end,
+    {ok, F} = ?N:tracker_new(#{exact => [0, 1]}),
+    ok = ?N:tracker_set_members(F, 0, [0, 1]),
+    {ok, _} = ?N:tracker_witness(F, 0, 1, 10, Flag(2)),
+    {ok, _} = ?N:tracker_observed(F, 1, 20, Flag(1)),
+    ?assertError(lasp_converge_dirty, ?N:tracker_observed_delta_normal(F, 1, 30, Flag(5000))),
+    ?assertMatch({ok, #{newly_seen := 1, converged := 1}},
+                 lasp_converge_tracker:observed_delta(F, 1, 30, Flag(5000))),
+    %% A change of one dot is light again.
+    ?assertMatch({ok, _}, ?N:tracker_observed_delta_normal(F, 1, 40,
+                                                          {state_ewflag, {[], {[], [{a, 5001}]}}})),
     ?assertEqual({error, not_a_tracker}, ?N:tracker_observed_delta_normal(nope, 1, 30, Lww(5))).
 
 %% Node slots are bounded (`max_nodes', default 1024) and freed by reset:

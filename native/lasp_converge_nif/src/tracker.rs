@@ -493,7 +493,9 @@ fn tracker_observed<'a>(
 
 // `tracker_observed_delta_normal(Ref, NodeId, TsUs, Delta)`: as
 // `tracker_observed_delta`, on the normal scheduler, for a light delta
-// (`Limits::NORMAL_WEIGHT`) of a node whose state is keyed or small
+// (`Limits::NORMAL_WEIGHT`, and at most `LIGHT_ATOMS` index atoms: a
+// compressed causal context may cover many dots) of a node whose state is
+// keyed or small
 // (`Tracked::light`: the join costs O(delta log state), or at most what a
 // normal-scheduler merge weighs, and the checks read ranks). Otherwise, or when the tracker is busy (another call holds it),
 // it raises `lasp_converge_dirty` and the caller uses
@@ -517,7 +519,7 @@ fn tracker_observed_delta_normal<'a>(
     let Ok(mut inner) = rr.0.try_lock() else {
         return yield_();
     };
-    if !inner.light(id) {
+    if !inner.light(id) || !Tracked::light_change(&o) {
         return yield_();
     }
     let obs = inner.observed(id, ts, &o, true);

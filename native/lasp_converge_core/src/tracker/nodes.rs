@@ -100,6 +100,10 @@ struct NodeState {
 /// merge on a normal scheduler does (`Limits::NORMAL_WEIGHT`).
 const SMALL: usize = Limits::NORMAL_WEIGHT;
 
+/// Most index atoms of a change observed on the calling scheduler
+/// ([`Tracked::light_change`]).
+pub const LIGHT_ATOMS: usize = Limits::NORMAL_WEIGHT;
+
 impl NodeState {
     fn new(state: Replica, ts: i64) -> Self {
         let mut n = NodeState {
@@ -243,6 +247,14 @@ impl Tracked {
         self.nodes
             .get(&n)
             .is_some_and(|s| decide && s.complete && (s.state.is_keyed() || s.weight.is_some()))
+    }
+
+    /// Whether an observed change is small enough for the calling
+    /// scheduler, besides its weight: its index atoms number at most
+    /// [`LIGHT_ATOMS`] (a change whose compressed causal context covers many
+    /// dots lists one atom per dot, and joins and checks cost as much).
+    pub fn light_change(change: &OwnedTerm) -> bool {
+        witness::atoms_within(change, LIGHT_ATOMS)
     }
 
     /// Update `(origin, seq)` made at `ts_us` (origin's clock), whose
