@@ -104,8 +104,18 @@ const SMALL: usize = Limits::NORMAL_WEIGHT;
 /// ([`Tracked::light_change`]).
 pub const LIGHT_ATOMS: usize = Limits::NORMAL_WEIGHT;
 
+/// How a node's state changed, for [`NodeState::reweigh`].
+#[derive(Clone, Copy)]
+enum Change<'a> {
+    /// This term was joined into it.
+    Joined(&'a OwnedTerm),
+    /// It is this term now.
+    Became(&'a OwnedTerm),
+}
+
 impl NodeState {
-    fn new(state: Replica, ts: i64) -> Self {
+    // A node's state held as `state`, whose term is `term`.
+    fn new(state: Replica, term: &OwnedTerm, ts: i64) -> Self {
         let mut n = NodeState {
             state,
             ts,
@@ -113,33 +123,39 @@ impl NodeState {
             complete: false,
             weight: None,
         };
-        n.relist();
-        n.reweigh(None);
+        n.relist_from(term);
+        n.reweigh(Change::Became(term));
         n
     }
 
-    // Keep `weight` after the state changed: `added` is what was joined
-    // into it (its weight adds to the bound), `None` when the state was
-    // replaced or joined with a whole state (weighed again, `O(n)`). A
-    // heavy state joined with a change stays heavy until then.
-    fn reweigh(&mut self, added: Option<&OwnedTerm>) {
+    // Keep `weight` after the state changed. A term is weighed only up to
+    // `SMALL`, and the state is read again only when both it and what
+    // joined it were small (their join weighs at most the sum): a heavy
+    // state, or one joined with a heavy term, stays heavy until it becomes
+    // a light term.
+    fn reweigh(&mut self, how: Change<'_>) {
         if self.state.is_keyed() {
             self.weight = None;
             return;
         }
-        let bound = match (self.weight, added) {
-            (None, Some(_)) => return,
-            (Some(w), Some(x)) => decode::weight(&[x], SMALL)
-                .map(|a| w.saturating_add(a))
-                .filter(|&b| b <= SMALL),
-            (_, None) => None,
+        self.weight = match how {
+            Change::Became(t) => decode::weight(&[t], SMALL),
+            Change::Joined(x) => match (self.weight, decode::weight(&[x], SMALL)) {
+                (Some(w), Some(a)) if w.saturating_add(a) <= SMALL => Some(w + a),
+                (Some(_), Some(_)) => decode::weight(&[&self.state.to_term()], SMALL),
+                _ => None,
+            },
         };
-        self.weight = bound.or_else(|| decode::weight(&[&self.state.to_term()], SMALL));
     }
 
     // List the ranks again from the whole state.
     fn relist(&mut self) {
-        match witness::atoms_of_term(&self.state.to_term()) {
+        self.relist_from(&self.state.to_term());
+    }
+
+    // List the ranks again from `term`, the state's term.
+    fn relist_from(&mut self, term: &OwnedTerm) {
+        match witness::atoms_of_term(term) {
             Some(a) => {
                 self.view = View::of(&a);
                 self.complete = true;
@@ -306,7 +322,7 @@ impl Tracked {
         let decide = tag.is_some_and(witness::ranks_decide);
         let Some(mut ns) = self.nodes.remove(&n) else {
             // The first: every pending witness is checked against it.
-            let ns = NodeState::new(Replica::from_crdt(x), ts_us);
+            let ns = NodeState::new(Replica::from_crdt(x), state, ts_us);
             let obs = self
                 .tracker
                 .observed(n, ts_us, Filter::All, |w| ns.holds(tag, w));
@@ -322,9 +338,9 @@ impl Tracked {
                 w.delta.is_inflation(&x).unwrap_or(false)
             });
             if ns.state.merge_crdt_ref(&x).is_err() {
-                ns = NodeState::new(Replica::from_crdt(x), ns.ts);
+                ns = NodeState::new(Replica::from_crdt(x), state, ns.ts);
             } else {
-                ns.reweigh(Some(state));
+                ns.reweigh(Change::Joined(state));
             }
             self.nodes.insert(n, ns);
             return Ok(obs);
@@ -341,7 +357,7 @@ impl Tracked {
         let (change, relist) = match held {
             Some(xa) => {
                 ns.state = Replica::from_crdt(x);
-                ns.reweigh(None);
+                ns.reweigh(Change::Became(state));
                 (Some(xa), false)
             }
             None => {
@@ -354,14 +370,14 @@ impl Tracked {
                 };
                 match ns.state.merge_crdt_ref(&x) {
                     Ok(()) => {
-                        ns.reweigh(is_delta.then_some(state));
+                        ns.reweigh(Change::Joined(state));
                         (change, false)
                     }
                     Err(_) => {
                         // Not joinable with what it held (types raises on
                         // such a merge): the node holds this state now.
                         ns.state = Replica::from_crdt(x);
-                        ns.reweigh(None);
+                        ns.reweigh(Change::Became(state));
                         (change, true)
                     }
                 }
