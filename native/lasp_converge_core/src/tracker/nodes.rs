@@ -98,7 +98,7 @@ struct NodeState {
 /// The heaviest state held decoded whose joins still count as light
 /// ([`Tracked::light`]): a join costs about what the two terms weigh, as a
 /// merge on a normal scheduler does (`Limits::NORMAL_WEIGHT`).
-const SMALL: usize = Limits::NORMAL_WEIGHT;
+pub const SMALL: usize = Limits::NORMAL_WEIGHT;
 
 /// Most index atoms of a change observed on the calling scheduler
 /// ([`Tracked::light_change`]).
