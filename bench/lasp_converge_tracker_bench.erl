@@ -42,7 +42,7 @@
 %% Medians of several runs; the machine's load moves them a lot.
 -module(lasp_converge_tracker_bench).
 
--export([main/0, type_rows/0, cluster_rows/0, writer/4]).
+-export([main/0, type_rows/0, type_rows/1, cluster_rows/0, writer/4]).
 
 -define(C, lasp_converge_crdt).
 -define(N, lasp_converge_nif).
@@ -156,9 +156,13 @@ loop_delta(V, D, N) ->
 -define(TYPE_RUNS, 30).
 
 type_rows() ->
+    type_rows(lasp_converge_crdt:types()).
+
+%% The rows of some types only, e.g. `type_rows([state_awset_ps])'.
+type_rows(Types) ->
     io:format("~n~-20s ~8s ~8s ~12s ~8s ~12s ~8s~n",
               ["type", "pending", "change", "state us", "checks", "delta us", "checks"]),
-    [type_row(T) || T <- lasp_converge_crdt:types()],
+    [type_row(T) || T <- Types],
     ok.
 
 type_row(Type) ->

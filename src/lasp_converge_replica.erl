@@ -20,6 +20,8 @@
 %%   an order-preserving encoding of their elements (actors): merging `m'
 %%   entries into a replica of `n' costs O(m log n), not a copy of the
 %%   state; `mutate/3' costs O(log n).</li>
+%% <li>`state_twopset' is held as two such maps (added, removed): a merge
+%%   touches only the incoming elements, O(m log n).</li>
 %% <li>`state_orset' is held as an ordered map from element to its token
 %%   list: a merge touches only the incoming elements, O(m log n).</li>
 %% <li>`state_awset' is held as an ordered map from element to dot set,
@@ -27,7 +29,7 @@
 %%   touches only the incoming elements and those holding a dot the
 %%   incoming context covers, O((m + k) log n + context).</li>
 %% <li>Every other type of `lasp_converge_crdt:types()' (pncounter,
-%%   twopset, gmap, awmap, ...) and a keyed type holding
+%%   gmap, awmap, ...) and a keyed type holding
 %%   terms with no key (pids, ports, references, funs, maps, bignums,
 %%   bitstrings) is held as the library's decoded state: every call works
 %%   and answers as types does, and a merge costs the library's term merge,
@@ -215,7 +217,7 @@ copy(R) ->
     from_binary(to_binary(R)).
 
 %% @doc Whether merges into `R' cost O(m log n) (a keyed gset, gcounter,
-%% orset or awset)
+%% twopset, orset or awset)
 %% rather than the library's term merge.
 -spec is_keyed(replica()) -> boolean().
 is_keyed(R) ->

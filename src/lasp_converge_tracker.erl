@@ -137,7 +137,7 @@ swap_last_sent(Var, State) ->
 %% @doc Node `Id' of the native tracker `Res' gained `Delta' at `Ts' (its
 %% clock): `lasp_converge_nif:tracker_observed_delta/4', on the calling
 %% scheduler when the delta is small and the node's state is held keyed
-%% (the join costs what the delta weighs), else on a dirty one.
+%% (the join costs what the delta weighs) or is small, else on a dirty one.
 -spec observed_delta(reference(), non_neg_integer(), integer(), term()) ->
           {ok, map()} | {error, term()}.
 observed_delta(Res, Id, Ts, Delta) ->

@@ -193,6 +193,7 @@ keyed_types_test() ->
     ?assert(?R:is_keyed(?R:new(state_gcounter))),
     ?assert(?R:is_keyed(?R:new(state_orset))),
     ?assert(?R:is_keyed(?R:new(state_awset))),
+    ?assert(?R:is_keyed(?R:new(state_twopset))),
     ?assertNot(?R:is_keyed(?R:new(state_pncounter))),
     %% A term with no key (a pid): held by the core, still exact.
     S = {state_gset, [1, self()]},

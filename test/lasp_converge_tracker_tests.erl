@@ -649,11 +649,11 @@ api_observer_behind_skips_observations() ->
         lasp_converge:untrack(V)
     end.
 
-%% A small delta of a node whose state is held keyed is applied on the
-%% calling scheduler; anything else (a node's first observation, which
-%% checks every pending update; a type held decoded, whose join costs
-%% O(state)) raises `lasp_converge_dirty', and `observed_delta/4' moves it
-%% to a dirty scheduler.
+%% A small delta of a node whose state is held keyed, or held decoded and
+%% small, is applied on the calling scheduler; anything else (a node's
+%% first observation, which checks every pending update; a large state
+%% held decoded, whose join costs O(state)) raises `lasp_converge_dirty',
+%% and `observed_delta/4' moves it to a dirty scheduler.
 observed_delta_normal_scheduler_test() ->
     {ok, R} = ?N:tracker_new(#{exact => [0, 1]}),
     ok = ?N:tracker_set_members(R, 0, [0, 1]),
@@ -667,9 +667,30 @@ observed_delta_normal_scheduler_test() ->
     ok = ?N:tracker_set_members(L, 0, [0, 1]),
     {ok, _} = ?N:tracker_witness(L, 0, 1, 10, Lww(5)),
     {ok, _} = ?N:tracker_observed(L, 1, 20, Lww(1)),
-    ?assertError(lasp_converge_dirty, ?N:tracker_observed_delta_normal(L, 1, 30, Lww(5))),
     ?assertMatch({ok, #{newly_seen := 1, converged := 1}},
-                 lasp_converge_tracker:observed_delta(L, 1, 30, Lww(5))),
+                 ?N:tracker_observed_delta_normal(L, 1, 30, Lww(5))),
+    %% A pncounter of 1,000 actors is held decoded and heavy.
+    Pn = fun(N, K) -> {state_pncounter, [{I, {K, 0}} || I <- lists:seq(1, N)]} end,
+    {ok, P} = ?N:tracker_new(#{exact => [0, 1]}),
+    ok = ?N:tracker_set_members(P, 0, [0, 1]),
+    {ok, _} = ?N:tracker_witness(P, 0, 1, 10, Pn(1, 5)),
+    {ok, _} = ?N:tracker_observed(P, 1, 20, Pn(1000, 1)),
+    ?assertError(lasp_converge_dirty, ?N:tracker_observed_delta_normal(P, 1, 30, Pn(1, 5))),
+    ?assertMatch({ok, #{newly_seen := 1, converged := 1}},
+                 lasp_converge_tracker:observed_delta(P, 1, 30, Pn(1, 5))),
+    %% A light ewflag whose compressed context covers 5,000 dots: the
+    %% change lists one index atom per dot.
+    Flag = fun(N) -> {state_ewflag, {[], {[{a, N}], []}}} end,
+    {ok, F} = ?N:tracker_new(#{exact => [0, 1]}),
+    ok = ?N:tracker_set_members(F, 0, [0, 1]),
+    {ok, _} = ?N:tracker_witness(F, 0, 1, 10, Flag(2)),
+    {ok, _} = ?N:tracker_observed(F, 1, 20, Flag(1)),
+    ?assertError(lasp_converge_dirty, ?N:tracker_observed_delta_normal(F, 1, 30, Flag(5000))),
+    ?assertMatch({ok, #{newly_seen := 1, converged := 1}},
+                 lasp_converge_tracker:observed_delta(F, 1, 30, Flag(5000))),
+    %% A change of one dot is light again.
+    ?assertMatch({ok, _}, ?N:tracker_observed_delta_normal(F, 1, 40,
+                                                          {state_ewflag, {[], {[], [{a, 5001}]}}})),
     ?assertEqual({error, not_a_tracker}, ?N:tracker_observed_delta_normal(nope, 1, 30, Lww(5))).
 
 %% Node slots are bounded (`max_nodes', default 1024) and freed by reset:

@@ -150,7 +150,7 @@ defmodule LaspConverge.Replica do
   @spec copy(t()) :: t()
   def copy(r), do: call(fn -> :lasp_converge_replica.copy(r) end)
 
-  @doc "Whether merges into `r` cost O(m log n) (a keyed gset, gcounter, orset or awset)."
+  @doc "Whether merges into `r` cost O(m log n) (a keyed gset, gcounter, twopset, orset or awset)."
   @spec keyed?(t()) :: boolean()
   def keyed?(r), do: :lasp_converge_replica.is_keyed(r)
 

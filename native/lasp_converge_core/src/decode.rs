@@ -162,6 +162,12 @@ impl Decoder {
 /// too heavy. Stops as soon as the limit is passed, so it costs at most
 /// `limit` steps.
 pub fn too_heavy<T: Term>(terms: &[&T], limit: usize) -> bool {
+    weight(terms, limit).is_none()
+}
+
+/// The weight of `terms` (as [`too_heavy`] counts it) when it is at most
+/// `limit`, else `None`. Costs at most `limit` steps.
+pub fn weight<T: Term>(terms: &[&T], limit: usize) -> Option<usize> {
     let mut left = limit;
     let mut stack: Vec<T> = Vec::with_capacity(16);
     stack.extend(terms.iter().map(|t| (*t).clone()));
@@ -173,7 +179,7 @@ pub fn too_heavy<T: Term>(terms: &[&T], limit: usize) -> bool {
                     Cell::Cons(h, tl) => {
                         stack.push(h);
                         if left == 0 {
-                            return true;
+                            return None;
                         }
                         left -= 1;
                         t = tl;
@@ -192,21 +198,21 @@ pub fn too_heavy<T: Term>(terms: &[&T], limit: usize) -> bool {
                 }
                 Kind::Binary => match t.binary_size() {
                     Some(n) => 1 + n / 64,
-                    None => return true,
+                    None => return None,
                 },
                 // A fun compares by its environment, of any size.
-                Kind::Map | Kind::Fun => return true,
+                Kind::Map | Kind::Fun => return None,
                 Kind::Integer if t.as_i64().is_none() => 64,
                 _ => 1,
             };
             if w > left {
-                return true;
+                return None;
             }
             left -= w;
             break;
         }
     }
-    false
+    Some(limit - left)
 }
 
 /// Check that terms are strictly ascending under `compare`.

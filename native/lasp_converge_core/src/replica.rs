@@ -5,8 +5,9 @@
 //! [`Replica::mutate`] change it in place. `state_gset` and
 //! `state_gcounter` are held in ordered maps keyed by their elements' (or
 //! actors') [`wire`] keys, so merging `m` incoming entries into `n` resident
-//! ones costs `O(m log n)`; `state_orset` ([`ORSet`]) and `state_awset`
-//! ([`AwSet`], with a dot index) likewise; every other type, and one whose
+//! ones costs `O(m log n)`; `state_twopset` ([`TwoPSet`], two such sets),
+//! `state_orset` ([`ORSet`]) and `state_awset` ([`AwSet`], with a dot
+//! index) likewise; every other type, and one whose
 //! terms have no key (pids, maps, bignums ...), is held as the core's decoded
 //! [`Crdt`], where a merge is the core's merge, `O(n + m)`.
 //!
@@ -51,9 +52,11 @@ mod awset;
 pub mod bytes;
 mod flat;
 mod orset;
+mod twopset;
 pub use awset::AwSet;
 pub use flat::{Encoded, Patch};
 pub use orset::ORSet;
+pub use twopset::TwoPSet;
 
 /// The first bytes of every binary.
 pub const MAGIC: &[u8; 3] = b"LCR";
@@ -101,6 +104,8 @@ pub enum Replica {
     ORSet(Box<ORSet>),
     /// A `state_awset`: dot map keyed by element, dot index, context.
     AWSet(Box<AwSet>),
+    /// A `state_twopset`: its added and removed sets, keyed by element.
+    TwoPSet(Box<TwoPSet>),
     /// Any other state, decoded by the core.
     Generic(Crdt<OwnedTerm>),
 }
@@ -147,6 +152,10 @@ impl Replica {
                     None => Replica::Generic(c),
                 }
             }
+            Crdt::TwoPSet(t) => match TwoPSet::from_core(t) {
+                Some(k) => Replica::TwoPSet(Box::new(k)),
+                None => Replica::Generic(c),
+            },
             _ => Replica::Generic(c),
         }
     }
@@ -169,6 +178,7 @@ impl Replica {
             Replica::GCounter(_) => Atom::StateGcounter,
             Replica::ORSet(_) => Atom::StateOrset,
             Replica::AWSet(_) => Atom::StateAwset,
+            Replica::TwoPSet(_) => Atom::StateTwopset,
             Replica::Generic(c) => c.tag(),
         }
     }
@@ -192,6 +202,7 @@ impl Replica {
                 .unwrap_or_else(|_| Crdt::ORSet(Box::new(crate::lattice::Lattice::bottom()))),
             Replica::AWSet(a) => Crdt::decode(&a.to_term(), &mut Decoder::new(Limits::dirty()))
                 .unwrap_or_else(|_| Crdt::AWSet(Box::new(crate::lattice::Lattice::bottom()))),
+            Replica::TwoPSet(t) => Crdt::TwoPSet(t.to_core()),
             Replica::Generic(c) => c.clone(),
         }
     }
@@ -215,6 +226,7 @@ impl Replica {
             Replica::GCounter(m) => m.len(),
             Replica::AWSet(a) => a.len(),
             Replica::ORSet(o) => o.len(),
+            Replica::TwoPSet(t) => t.len(),
             Replica::Generic(c) => {
                 // The first list in the payload, looking one or two tuple
                 // levels down: `{DotMap, CC}`, `{CType, Entries}`, ...
@@ -263,6 +275,9 @@ impl Replica {
                         entries: v.into_iter().flatten().collect(),
                     })
                 }),
+            (Replica::TwoPSet(s), Crdt::TwoPSet(t)) => {
+                s.project(&t.added, &t.removed).map(Crdt::TwoPSet)
+            }
             (Replica::Generic(c), _) => return w.is_inflation(c),
             _ => None,
         };
@@ -342,6 +357,10 @@ impl Replica {
             }
             (Replica::AWSet(a), Replica::AWSet(inc)) => a.merge(inc, first),
             (Replica::ORSet(o), Replica::ORSet(inc)) => o.merge(inc, first),
+            (Replica::TwoPSet(t), Replica::TwoPSet(inc)) => {
+                t.merge(inc, first);
+                Ok(())
+            }
             _ => {
                 self.generalise();
                 let Replica::Generic(c) = &*self else {
@@ -419,6 +438,7 @@ impl Replica {
                 }
                 None
             }
+            Replica::TwoPSet(t) => t.project_op(op).map(Crdt::TwoPSet),
             Replica::Generic(_) => None,
         };
         let delta = match projected {
@@ -452,6 +472,10 @@ impl Replica {
             Replica::ORSet(o) => {
                 out.push(GENERIC);
                 out.extend_from_slice(&etf::encode(&o.to_term())[1..]);
+            }
+            Replica::TwoPSet(t) => {
+                out.push(GENERIC);
+                out.extend_from_slice(&etf::encode(&t.to_term())[1..]);
             }
             Replica::Generic(c) => {
                 out.push(GENERIC);
@@ -572,6 +596,7 @@ impl Replica {
             Replica::GCounter(m) => m.values().all(|(e, _)| term_atoms_ok(&e.term, known)),
             Replica::AWSet(a) => term_atoms_ok(&a.terms(), known),
             Replica::ORSet(o) => term_atoms_ok(&o.to_term(), known),
+            Replica::TwoPSet(t) => term_atoms_ok(&t.terms(), known),
             Replica::Generic(c) => term_atoms_ok(&c.encode(&OwnedBuilder), known),
         }
     }
@@ -1628,5 +1653,111 @@ mod test {
             Replica::from_binary(b"xyz12").err(),
             Some(BadCrdt::BadBinary(Atom::BadMagic))
         );
+    }
+
+    // twopset states by real operations on two replicas, with `==`
+    // elements (1, 1.0) on both sides.
+    fn twopset(r: &mut Rng) -> OwnedTerm {
+        let b = OwnedBuilder;
+        let mut reps = vec![Crdt::bottom(&OwnedTerm::atom("state_twopset")).unwrap(); 2];
+        let steps = if r.next(4) == 0 { 120 } else { 12 };
+        for _ in 0..r.next(steps) {
+            let i = r.next(2) as usize;
+            let e = elem(r);
+            match r.next(5) {
+                0..=2 => {
+                    let op = b.pair(OwnedTerm::atom("add"), e);
+                    reps[i] = reps[i]
+                        .mutate(&op, &OwnedTerm::atom("a"), &mut Cx::default())
+                        .unwrap();
+                }
+                3 => {
+                    let op = b.pair(OwnedTerm::atom("rmv"), e);
+                    reps[i] = reps[i]
+                        .mutate(&op, &OwnedTerm::atom("a"), &mut Cx::default())
+                        .unwrap();
+                }
+                _ => {
+                    let j = 1 - i;
+                    reps[i] = reps[i]
+                        .merge(&reps[j])
+                        .unwrap()
+                        .into_state(&reps[i], &reps[j]);
+                }
+            }
+        }
+        let pick = r.next(2) as usize;
+        if r.next(3) == 0 {
+            // A delta instead of a whole state.
+            let name = if r.next(2) == 0 { "add" } else { "rmv" };
+            let op = b.pair(OwnedTerm::atom(name), elem(r));
+            return reps[pick]
+                .delta_mutate(&op, &OwnedTerm::atom("a"), &mut Cx::default())
+                .unwrap()
+                .encode(&b);
+        }
+        reps[pick].encode(&b)
+    }
+
+    // The keyed twopset joins, mutates and answers `is_inflation` term for
+    // term as the core does on its decoded state.
+    #[test]
+    fn twopset_merge_mutate_and_holds_match_core_test() {
+        check_merges(twopset, 50);
+        let mut r = Rng(51);
+        let b = OwnedBuilder;
+        let lim = Limits::dirty();
+        for _ in 0..1000 {
+            let s = twopset(&mut r);
+            let name = ["add", "rmv", "add_all"][r.next(3) as usize];
+            let op = b.pair(OwnedTerm::atom(name), elem(&mut r));
+            let rs = Replica::from_term(&s).unwrap();
+            assert!(matches!(rs, Replica::TwoPSet(_)));
+            if name == "add_all" {
+                // Not a twopset operation: refused as the core refuses it.
+                let mut rs = rs;
+                assert!(rs
+                    .mutate(&op, &OwnedTerm::atom("a"), &mut Cx::default())
+                    .is_err());
+                assert!(crate::api::mutate(
+                    &mut Cx::default(),
+                    &op,
+                    &OwnedTerm::atom("a"),
+                    &s,
+                    lim
+                )
+                .is_err());
+                continue;
+            }
+            mutate_agrees(&s, &op, |r| matches!(r, Replica::TwoPSet(_)));
+        }
+        for _ in 0..600 {
+            let (s, x) = (twopset(&mut r), twopset(&mut r));
+            let merged = core_merge(&s, &x);
+            for (w, st) in [(&x, &s), (&x, &merged), (&s, &merged)] {
+                let want = crate::api::is_inflation(w, st, lim).unwrap();
+                let wc = Crdt::decode(w, &mut Decoder::new(lim)).unwrap();
+                let rep = Replica::from_term(st).unwrap();
+                assert_eq!(rep.holds(&wc).unwrap(), want, "{w} in {st}");
+            }
+        }
+    }
+
+    // The comparison above catches a wrong join: joining with the incoming
+    // side first keeps the other `==` term (1.0 for 1) on some inputs.
+    #[test]
+    fn twopset_wrong_join_is_caught_test() {
+        let mut r = Rng(52);
+        let mut caught = 0;
+        for _ in 0..500 {
+            let (a, x) = (twopset(&mut r), twopset(&mut r));
+            let mut ra = Replica::from_term(&a).unwrap();
+            ra.merge_as(&Replica::from_term(&x).unwrap(), First::Incoming)
+                .unwrap();
+            if !ra.to_term().identical(&core_merge(&a, &x)) {
+                caught += 1;
+            }
+        }
+        assert!(caught >= 5, "{caught}");
     }
 }

@@ -9,8 +9,8 @@
 // reader: a witness or a delta is small, a whole state O(state)), makes one
 // core call and encodes the answer. Witnesses and node states are owned by
 // Rust, so no check touches the BEAM heap; node states are resident
-// replicas, keyed for gsets, gcounters, orsets and awsets, so a delta
-// observation joins in O(delta log state).
+// replicas, keyed for gsets, gcounters, twopsets, orsets and awsets, so a
+// delta observation joins in O(delta log state).
 //
 // Every input is decoded by hand so that bad input gives `{error, Reason}`
 // (never `badarg`, never an atom made from input); reasons are fixed atoms
@@ -493,9 +493,11 @@ fn tracker_observed<'a>(
 
 // `tracker_observed_delta_normal(Ref, NodeId, TsUs, Delta)`: as
 // `tracker_observed_delta`, on the normal scheduler, for a light delta
-// (`Limits::NORMAL_WEIGHT`) of a node whose state is keyed
-// (`Tracked::light`: the join costs O(delta log state) and the checks read
-// ranks). Otherwise, or when the tracker is busy (another call holds it),
+// (`Limits::NORMAL_WEIGHT`, and at most `LIGHT_ATOMS` index atoms: a
+// compressed causal context may cover many dots) of a node whose state is
+// keyed or small
+// (`Tracked::light`: the join costs O(delta log state), or at most what a
+// normal-scheduler merge weighs, and the checks read ranks). Otherwise, or when the tracker is busy (another call holds it),
 // it raises `lasp_converge_dirty` and the caller uses
 // `tracker_observed_delta`: a normal scheduler never waits for the lock.
 #[rustler::nif]
@@ -517,7 +519,7 @@ fn tracker_observed_delta_normal<'a>(
     let Ok(mut inner) = rr.0.try_lock() else {
         return yield_();
     };
-    if !inner.light(id) {
+    if !inner.light(id) || !Tracked::light_change(&o) {
         return yield_();
     }
     let obs = inner.observed(id, ts, &o, true);

@@ -63,6 +63,13 @@ fn list(t: &OwnedTerm) -> Option<Vec<OwnedTerm>> {
 impl AwSet {
     /// From a validated payload `{DotMap, CC}`; `None` when a term has no key.
     pub(super) fn from_payload(payload: &OwnedTerm) -> Option<Self> {
+        Self::from_payload_with(payload, true)
+    }
+
+    /// As [`from_payload`](Self::from_payload); the context's actors are
+    /// checked for keys only when `check_cc` (a merge's result has the
+    /// actors of two checked contexts).
+    fn from_payload_with(payload: &OwnedTerm, check_cc: bool) -> Option<Self> {
         let (dm, cc) = payload.as_pair()?;
         let mut elems = Vec::new();
         let mut dots = Vec::new();
@@ -85,12 +92,14 @@ impl AwSet {
             ));
         }
         // Validate the context's actors too: covered-dot lookups need keys.
-        let (compressed, cloud) = cc.as_pair()?;
-        for c in list(&compressed)? {
-            actor_prefix(&c.as_pair()?.0)?;
-        }
-        for d in list(&cloud)? {
-            dot_key(&d)?;
+        if check_cc {
+            let (compressed, cloud) = cc.as_pair()?;
+            for c in list(&compressed)? {
+                actor_prefix(&c.as_pair()?.0)?;
+            }
+            for d in list(&cloud)? {
+                dot_key(&d)?;
+            }
         }
         Some(AwSet {
             elems: elems.into_iter().collect(),
@@ -178,7 +187,8 @@ impl AwSet {
         let payload = t
             .tuple_elem(1)
             .ok_or(BadCrdt::Malformed(Atom::StateAwset))?;
-        let r = AwSet::from_payload(&payload).ok_or(BadCrdt::Malformed(Atom::StateAwset))?;
+        let r = AwSet::from_payload_with(&payload, false)
+            .ok_or(BadCrdt::Malformed(Atom::StateAwset))?;
         for k in keys {
             if let Some(e) = self.elems.remove(k) {
                 for dk in &e.index {

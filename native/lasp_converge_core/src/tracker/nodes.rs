@@ -3,7 +3,7 @@
 //! whole state or with what it gained since its last one.
 //!
 //! Per node it keeps the join of the states the node was observed to hold,
-//! as a resident [`Replica`] (a gset, gcounter, orset or awset is keyed, so
+//! as a resident [`Replica`] (a gset, gcounter, twopset, orset or awset is keyed, so
 //! joining a change of `m` entries into `n` costs `O(m log n)`; other types
 //! are held as decoded states, where a join costs `O(n + m)`), with the
 //! ranks of that state ([`View`]). An observation then costs:
@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use crate::crdt::Crdt;
-use crate::decode::{Decoder, Limits};
+use crate::decode::{self, Decoder, Limits};
 use crate::error::BadCrdt;
 use crate::owned::OwnedTerm;
 use crate::replica::Replica;
@@ -44,7 +44,10 @@ pub struct CrdtWitness {
 impl CrdtWitness {
     /// The witness of a delta.
     pub fn new(delta: Crdt<OwnedTerm>) -> Self {
-        let atoms = witness::witness_atoms(&delta);
+        let atoms = match &delta {
+            Crdt::AWSetPS(a) if !a.is_full() => Some(vec![witness::identical_only()]),
+            _ => witness::witness_atoms(&delta),
+        };
         CrdtWitness { delta, atoms }
     }
 
@@ -87,23 +90,72 @@ struct NodeState {
     // `state` listed).
     view: View,
     complete: bool,
+    // For a state held decoded (not keyed): a bound of its term's weight
+    // ([`decode::weight`]) while that is at most [`SMALL`], `None` past it.
+    weight: Option<usize>,
+}
+
+/// The heaviest state held decoded whose joins still count as light
+/// ([`Tracked::light`]): a join costs about what the two terms weigh, as a
+/// merge on a normal scheduler does (`Limits::NORMAL_WEIGHT`).
+pub const SMALL: usize = Limits::NORMAL_WEIGHT;
+
+/// Most index atoms of a change observed on the calling scheduler
+/// ([`Tracked::light_change`]).
+pub const LIGHT_ATOMS: usize = Limits::NORMAL_WEIGHT;
+
+/// How a node's state changed, for [`NodeState::reweigh`].
+#[derive(Clone, Copy)]
+enum Change<'a> {
+    /// This term was joined into it.
+    Joined(&'a OwnedTerm),
+    /// It is this term now.
+    Became(&'a OwnedTerm),
 }
 
 impl NodeState {
-    fn new(state: Replica, ts: i64) -> Self {
+    // A node's state held as `state`, whose term is `term`.
+    fn new(state: Replica, term: &OwnedTerm, ts: i64) -> Self {
         let mut n = NodeState {
             state,
             ts,
             view: View::default(),
             complete: false,
+            weight: None,
         };
-        n.relist();
+        n.relist_from(term);
+        n.reweigh(Change::Became(term));
         n
+    }
+
+    // Keep `weight` after the state changed. A term is weighed only up to
+    // `SMALL`, and the state is read again only when both it and what
+    // joined it were small (their join weighs at most the sum): a heavy
+    // state, or one joined with a heavy term, stays heavy until it becomes
+    // a light term.
+    fn reweigh(&mut self, how: Change<'_>) {
+        if self.state.is_keyed() {
+            self.weight = None;
+            return;
+        }
+        self.weight = match how {
+            Change::Became(t) => decode::weight(&[t], SMALL),
+            Change::Joined(x) => match (self.weight, decode::weight(&[x], SMALL)) {
+                (Some(w), Some(a)) if w.saturating_add(a) <= SMALL => Some(w + a),
+                (Some(_), Some(_)) => decode::weight(&[&self.state.to_term()], SMALL),
+                _ => None,
+            },
+        };
     }
 
     // List the ranks again from the whole state.
     fn relist(&mut self) {
-        match witness::atoms_of_term(&self.state.to_term()) {
+        self.relist_from(&self.state.to_term());
+    }
+
+    // List the ranks again from `term`, the state's term.
+    fn relist_from(&mut self, term: &OwnedTerm) {
+        match witness::atoms_of_term(term) {
             Some(a) => {
                 self.view = View::of(&a);
                 self.complete = true;
@@ -113,6 +165,13 @@ impl NodeState {
                 self.complete = false;
             }
         }
+    }
+
+    // Whether the state may hold witnesses that only an identical state
+    // holds ([`witness::identical_only`]): an awset_ps that is itself a
+    // delta. Every pending witness is then checked.
+    fn identical_only(&self) -> bool {
+        matches!(&self.state, Replica::Generic(Crdt::AWSetPS(a)) if !a.is_full())
     }
 
     // Whether the state holds `w`: from the ranks alone when they decide (a
@@ -194,15 +253,24 @@ impl Tracked {
     }
 
     /// Whether an observed delta of node `n` is applied in time bounded by
-    /// the delta, whatever the size of the node's state: its state is held
-    /// keyed, with complete ranks, for a type whose ranks decide (joins in
-    /// `O(m log n)`, checks from the ranks). A node not seen yet is not:
+    /// the delta: for a type whose ranks decide (checks read the ranks),
+    /// with complete ranks, a state held keyed (joins in `O(m log n)`,
+    /// whatever its size) or a small one held decoded (a join of at most
+    /// [`SMALL`] weight units and the delta's). A node not seen yet is not:
     /// its first observation checks every pending update.
     pub fn light(&self, n: NodeId) -> bool {
         let decide = self.tag.is_some_and(witness::ranks_decide);
         self.nodes
             .get(&n)
-            .is_some_and(|s| decide && s.complete && s.state.is_keyed())
+            .is_some_and(|s| decide && s.complete && (s.state.is_keyed() || s.weight.is_some()))
+    }
+
+    /// Whether an observed change is small enough for the calling
+    /// scheduler, besides its weight: its index atoms number at most
+    /// [`LIGHT_ATOMS`] (a change whose compressed causal context covers many
+    /// dots lists one atom per dot, and joins and checks cost as much).
+    pub fn light_change(change: &OwnedTerm) -> bool {
+        witness::atoms_within(change, LIGHT_ATOMS)
     }
 
     /// Update `(origin, seq)` made at `ts_us` (origin's clock), whose
@@ -254,7 +322,7 @@ impl Tracked {
         let decide = tag.is_some_and(witness::ranks_decide);
         let Some(mut ns) = self.nodes.remove(&n) else {
             // The first: every pending witness is checked against it.
-            let ns = NodeState::new(Replica::from_crdt(x), ts_us);
+            let ns = NodeState::new(Replica::from_crdt(x), state, ts_us);
             let obs = self
                 .tracker
                 .observed(n, ts_us, Filter::All, |w| ns.holds(tag, w));
@@ -270,7 +338,9 @@ impl Tracked {
                 w.delta.is_inflation(&x).unwrap_or(false)
             });
             if ns.state.merge_crdt_ref(&x).is_err() {
-                ns = NodeState::new(Replica::from_crdt(x), ns.ts);
+                ns = NodeState::new(Replica::from_crdt(x), state, ns.ts);
+            } else {
+                ns.reweigh(Change::Joined(state));
             }
             self.nodes.insert(n, ns);
             return Ok(obs);
@@ -287,6 +357,7 @@ impl Tracked {
         let (change, relist) = match held {
             Some(xa) => {
                 ns.state = Replica::from_crdt(x);
+                ns.reweigh(Change::Became(state));
                 (Some(xa), false)
             }
             None => {
@@ -298,11 +369,15 @@ impl Tracked {
                         .and_then(|d| witness::atoms(&d))
                 };
                 match ns.state.merge_crdt_ref(&x) {
-                    Ok(()) => (change, false),
+                    Ok(()) => {
+                        ns.reweigh(Change::Joined(state));
+                        (change, false)
+                    }
                     Err(_) => {
                         // Not joinable with what it held (types raises on
                         // such a merge): the node holds this state now.
                         ns.state = Replica::from_crdt(x);
+                        ns.reweigh(Change::Became(state));
                         (change, true)
                     }
                 }
@@ -315,8 +390,8 @@ impl Tracked {
             ns.relist();
         }
         let filter = match &ranges {
-            Some(r) => Filter::Ranges(r),
-            None => Filter::All,
+            Some(r) if !ns.identical_only() => Filter::Ranges(r),
+            _ => Filter::All,
         };
         let obs = self
             .tracker
@@ -335,6 +410,7 @@ mod test {
 
     const N0: NodeId = NodeId(0);
     const N1: NodeId = NodeId(1);
+    const N2: NodeId = NodeId(2);
 
     fn tracked() -> Tracked {
         let mut t = Tracked::new(Config::default());
@@ -461,8 +537,38 @@ mod test {
             )
         };
         lw.observed(N1, 1, &lww(3), false).unwrap();
-        // Held as a decoded state: a join costs O(state).
-        assert!(!lw.light(N1));
+        // Held as a small decoded state: a join costs what the two weigh.
+        assert!(lw.light(N1));
+        // A pncounter of 1,000 actors is decoded and heavy: a join costs
+        // O(state); it stays so through changes, until a whole state
+        // weighs little again.
+        let b = OwnedBuilder;
+        let pn = |n: i64, k: i64| {
+            let es: Vec<_> = (0..n)
+                .map(|i| {
+                    b.pair(
+                        OwnedTerm::int(i),
+                        b.pair(OwnedTerm::int(k), OwnedTerm::int(0)),
+                    )
+                })
+                .collect();
+            b.pair(OwnedTerm::atom("state_pncounter"), b.list(&es))
+        };
+        let mut p = tracked();
+        p.observed(N1, 1, &pn(1000, 1), false).unwrap();
+        assert!(!p.light(N1));
+        p.observed(N1, 2, &pn(1, 2), true).unwrap();
+        assert!(!p.light(N1));
+        let mut p = tracked();
+        p.observed(N1, 1, &pn(10, 1), false).unwrap();
+        assert!(p.light(N1));
+        // Light through many small changes (the bound is weighed again).
+        for k in 2..200 {
+            p.observed(N1, k, &pn(10, k), true).unwrap();
+            assert!(p.light(N1));
+        }
+        p.observed(N1, 300, &pn(1000, 300), true).unwrap();
+        assert!(!p.light(N1));
         let bad = t.observed(N1, 70, &set("state_gcounter", &[]), false);
         assert!(matches!(bad, Err(Refused::Bad(BadCrdt::TypeMismatch(..)))));
         let mut small = Tracked::new(Config {
@@ -476,6 +582,208 @@ mod test {
             small.observed(N1, 1, &set("state_gset", &[e(1)]), false),
             Err(Refused::TooManyNodes)
         );
+    }
+
+    const TYPES: [&str; 19] = [
+        "state_gset",
+        "state_twopset",
+        "state_gcounter",
+        "state_pncounter",
+        "state_orset",
+        "state_awset",
+        "state_ewflag",
+        "state_dwflag",
+        "state_max_int",
+        "state_boolean",
+        "state_lexcounter",
+        "state_lwwregister",
+        "state_mvregister",
+        "state_awmap",
+        "state_ivar",
+        "state_pair",
+        "state_gmap",
+        "state_bcounter",
+        "state_awset_ps",
+    ];
+
+    // An operation of type `ty` (as the tracker's Erlang brute-force test
+    // draws them). No `1.0` beside `1`: on such dot stores types raises
+    // (`not_identical`) where the ranks answer.
+    fn bf_op(ty: &str, r: &mut crate::testing::Rng) -> OwnedTerm {
+        let b = OwnedBuilder;
+        let a = OwnedTerm::atom;
+        let el = match r.next(5) {
+            0 | 1 => OwnedTerm::int(1),
+            2 => OwnedTerm::bin(&[r.next(4) as u8]),
+            3 => OwnedTerm::tuple([OwnedTerm::int(r.next(3) as i64), a("x")]),
+            _ => OwnedTerm::int(r.next(6) as i64),
+        };
+        let rmv = r.next(4) == 3;
+        match ty {
+            "state_gcounter" | "state_max_int" => a("increment"),
+            "state_pncounter" | "state_lexcounter" | "state_bcounter" if rmv => a("decrement"),
+            "state_pncounter" | "state_lexcounter" | "state_bcounter" => a("increment"),
+            "state_boolean" => a("true"),
+            "state_ewflag" | "state_dwflag" if r.next(2) == 0 => a("enable"),
+            "state_ewflag" | "state_dwflag" => a("disable"),
+            "state_gset" => b.pair(a("add"), el),
+            "state_twopset" | "state_orset" | "state_awset" | "state_awset_ps" if rmv => {
+                b.pair(a("rmv"), el)
+            }
+            "state_twopset" | "state_orset" | "state_awset" | "state_awset_ps" => {
+                b.pair(a("add"), el)
+            }
+            "state_ivar" => b.pair(a("set"), el),
+            "state_lwwregister" | "state_mvregister" => {
+                b.tuple(&[a("set"), OwnedTerm::int(r.next(9) as i64), el])
+            }
+            "state_gmap" => b.tuple(&[a("apply"), el, a("increment")]),
+            "state_pair" if r.next(2) == 0 => b.pair(a("fst"), b.pair(a("set"), el)),
+            "state_pair" => b.pair(a("snd"), b.pair(a("set"), el)),
+            "state_awmap" if rmv => b.pair(a("rmv"), el),
+            _ => b.tuple(&[
+                a("apply"),
+                el,
+                b.pair(a("add"), OwnedTerm::int(r.next(3) as i64)),
+            ]),
+        }
+    }
+
+    // 60 updates of a type by three replicas that merge now and then: the
+    // deltas of `delta_mutate` (the previous delta where an operation is
+    // refused).
+    fn bf_deltas(ty: &str, r: &mut crate::testing::Rng) -> Vec<OwnedTerm> {
+        let b = OwnedBuilder;
+        let lim = Limits::dirty();
+        let actors = [
+            OwnedTerm::atom("a"),
+            OwnedTerm::bin(b"b"),
+            OwnedTerm::tuple([OwnedTerm::atom("c"), OwnedTerm::int(1)]),
+        ];
+        let bottom = api::new(&b, &OwnedTerm::atom(ty)).unwrap();
+        let mut reps = vec![bottom.clone(); 3];
+        let mut cx = crate::testing::Cx(0);
+        let mut prev = bottom;
+        let mut out = Vec::new();
+        while out.len() < 60 {
+            let i = r.next(3) as usize;
+            if r.next(5) == 0 {
+                let j = r.next(3) as usize;
+                reps[i] = api::merge(&b, &reps[i], &reps[j], lim).unwrap_or(reps[i].clone());
+                continue;
+            }
+            let actor = if ty == "state_awset_ps" {
+                OwnedTerm::tuple([OwnedTerm::bin(b"obj"), actors[i].clone()])
+            } else {
+                actors[i].clone()
+            };
+            let d = match api::delta_mutate(&mut cx, &bf_op(ty, r), &actor, &reps[i], lim) {
+                Ok(x) if x.tuple_elem(0).is_some_and(|t| t.atom_name() == Some("ok")) => {
+                    x.tuple_elem(1).unwrap()
+                }
+                _ => prev.clone(),
+            };
+            reps[i] = api::merge(&b, &reps[i], &d, lim).unwrap_or(reps[i].clone());
+            prev = d.clone();
+            out.push(d);
+        }
+        out
+    }
+
+    // Whether `s` holds `w`, as types says (a raise counts as not).
+    fn bf_holds(w: &OwnedTerm, s: &OwnedTerm) -> bool {
+        api::is_inflation(w, s, Limits::dirty()).unwrap_or(false)
+    }
+
+    // For every type: updates registered in batches, node 1 reporting whole
+    // states, node 2 what its state gained since its previous report; after
+    // each batch every node's pending count is the number of registered
+    // deltas its state does not hold (types' `is_inflation`), whatever the
+    // index narrowed. Returns the checks made (each row's total).
+    fn brute_force(ty: &str, seed: u64) -> usize {
+        let b = OwnedBuilder;
+        let lim = Limits::dirty();
+        let mut r = crate::testing::Rng(seed);
+        let ds = bf_deltas(ty, &mut r);
+        let mut t = tracked();
+        t.tracker.clock_mut().set_exact(NodeId(2));
+        assert!(t.set_members(0, &[N0, N1, NodeId(2)]));
+        let bottom = api::new(&b, &OwnedTerm::atom(ty)).unwrap();
+        let (mut n1, mut n2) = (bottom.clone(), bottom);
+        let mut sent2: Option<OwnedTerm> = None;
+        let mut checks = 0;
+        for batch in 1..=10usize {
+            for (i, d) in ds.iter().enumerate().take(6 * batch).skip(6 * batch - 6) {
+                t.updated(N0, i as u64 + 1, 1, d).unwrap();
+            }
+            let pool = &ds[..(6 * batch + 3).min(ds.len())];
+            for s in [&mut n1, &mut n2] {
+                for _ in 0..=r.next(4) {
+                    let d = &pool[r.next(pool.len() as u64) as usize];
+                    *s = api::merge(&b, s, d, lim).unwrap_or(s.clone());
+                }
+            }
+            let ts = 1000 + 10 * batch as i64;
+            checks += t.observed(N1, ts, &n1, false).unwrap().checked;
+            let gain = match &sent2 {
+                None => n2.clone(),
+                Some(last) => api::delta(&b, &n2, last, lim).unwrap(),
+            };
+            checks += t.observed(NodeId(2), ts, &gain, true).unwrap().checked;
+            sent2 = Some(n2.clone());
+            let reg = &ds[..6 * batch];
+            let st = t.tracker.stats();
+            for (node, s) in [(N1, &n1), (NodeId(2), &n2)] {
+                let want = reg.iter().filter(|w| !bf_holds(w, s)).count() as u64;
+                let got = st.per_node.iter().find(|x| x.node == node).unwrap().pending;
+                assert_eq!(got, want, "{ty} seed {seed} batch {batch} node {node:?}");
+            }
+        }
+        checks
+    }
+
+    #[test]
+    fn every_type_matches_brute_force_test() {
+        for ty in TYPES {
+            for seed in 0..12 {
+                brute_force(ty, 100 + seed);
+            }
+        }
+    }
+
+    // An awset_ps delta is held only by a state identical to it (types'
+    // `is_inflation` needs vclocks on both sides): a node whose state is a
+    // full one never checks such a witness; one whose state is itself a
+    // delta checks every pending witness, and holds the identical one.
+    #[test]
+    fn awset_ps_deltas_are_held_only_identically_test() {
+        let mut r = crate::testing::Rng(7);
+        let ds = bf_deltas("state_awset_ps", &mut r);
+        let b = OwnedBuilder;
+        let mut t = tracked();
+        t.tracker.clock_mut().set_exact(N2);
+        assert!(t.set_members(0, &[N0, N1, N2]));
+        let mut full = api::new(&b, &OwnedTerm::atom("state_awset_ps")).unwrap();
+        t.observed(N1, 1, &full, false).unwrap();
+        for (i, d) in ds.iter().enumerate() {
+            t.updated(N0, i as u64 + 1, 2, d).unwrap();
+        }
+        for (i, d) in ds.iter().enumerate() {
+            full = api::merge(&b, &full, d, Limits::dirty()).unwrap();
+            let o = t.observed(N1, 3 + i as i64, d, true).unwrap();
+            assert_eq!((o.checked, o.newly_seen), (0, 0));
+        }
+        let o = t.observed(N1, 100, &full, false).unwrap();
+        assert_eq!((o.checked, o.newly_seen), (0, 0));
+        // Node 2's first observation is the 6th delta itself.
+        let o = t.observed(N2, 100, &ds[5], false).unwrap();
+        assert_eq!(o.checked, ds.len());
+        let held = ds.iter().filter(|w| bf_holds(w, &ds[5])).count();
+        assert_eq!(o.newly_seen, held);
+        assert!(held >= 1);
+        // Still a delta after joining another: every witness is checked.
+        let o = t.observed(N2, 101, &ds[7], true).unwrap();
+        assert_eq!(o.checked, ds.len() - held);
     }
 
     // The node states are resident replicas: the keyed types stay keyed

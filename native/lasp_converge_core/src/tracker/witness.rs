@@ -72,15 +72,43 @@ pub fn witness_atoms_of_term(t: &OwnedTerm) -> Option<Vec<IndexAtom>> {
     walk(t, true)
 }
 
+/// Whether the atoms of an encoded state (or change) number at most
+/// `limit` (and are understood): a small term whose compressed causal
+/// context covers many dots lists one atom per dot. Costs at most about
+/// `limit` steps beyond reading the term.
+pub fn atoms_within(t: &OwnedTerm, limit: usize) -> bool {
+    walk_within(t, false, limit.min(ATOM_LIMIT)).is_some()
+}
+
 fn walk(t: &OwnedTerm, witness: bool) -> Option<Vec<IndexAtom>> {
+    walk_within(t, witness, ATOM_LIMIT)
+}
+
+fn walk_within(t: &OwnedTerm, witness: bool, limit: usize) -> Option<Vec<IndexAtom>> {
     let mut out = Vec::new();
     let mut cx = Cx {
         out: &mut out,
         depth: 0,
         witness,
+        limit,
     };
     cx.crdt(0, t)?;
     Some(out)
+}
+
+/// The one atom of a witness that no state holds unless it is identical
+/// to the witness: an awset_ps delta (its `AllEvents` a bare event set;
+/// types' `is_inflation` needs vclocks on both sides). Its position is one
+/// no state lists, so such a witness is checked only where every pending
+/// witness is ([`Filter::All`](super::Filter::All): a node's first
+/// observation, one out of order, or a node state that is itself such a
+/// delta).
+pub fn identical_only() -> IndexAtom {
+    IndexAtom {
+        pos: pos(0, 32, &[]).unwrap_or(u64::MAX),
+        rank: 1,
+        narrows: true,
+    }
 }
 
 /// Whether, for states of type `tag` (lasp-lang/types' own, built by its
@@ -341,6 +369,8 @@ struct Cx<'a> {
     depth: usize,
     /// Listing a witness's atoms (see [`witness_atoms`]).
     witness: bool,
+    /// Most atoms listed ([`ATOM_LIMIT`] unless asked for fewer).
+    limit: usize,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -350,7 +380,7 @@ const MAX_TERM_DEPTH: usize = 256;
 
 impl Cx<'_> {
     fn push(&mut self, pos: u64, rank: u64, narrows: bool) -> Option<()> {
-        if self.out.len() >= ATOM_LIMIT {
+        if self.out.len() >= self.limit {
             return None;
         }
         self.out.push(IndexAtom { pos, rank, narrows });
@@ -496,7 +526,7 @@ impl Cx<'_> {
                 _ => return None,
             };
             n = n.saturating_add(usize::try_from(max).ok()?);
-            if n > ATOM_LIMIT {
+            if n > self.limit {
                 return None;
             }
             for s in 1..=max {
@@ -521,7 +551,7 @@ impl Cx<'_> {
         live: &mut HashMap<u64, ()>,
         depth: usize,
     ) -> Option<()> {
-        if depth > MAX_DEPTH || live.len() > ATOM_LIMIT {
+        if depth > MAX_DEPTH || live.len() > self.limit {
             return None;
         }
         match kind {
@@ -776,6 +806,12 @@ mod test {
     fn huge_contexts_are_not_expanded() {
         let cc = T::tuple([T::list([T::tuple([T::atom("a"), T::int(1 << 30)])]), T::Nil]);
         assert!(atoms_of_term(&st("state_awset", T::tuple([T::Nil, cc]))).is_none());
+        // A light term may list many atoms: a context over 5,000 dots.
+        let cc = |n| T::tuple([T::list([T::tuple([T::atom("a"), T::int(n)])]), T::Nil]);
+        let flag = |n| st("state_ewflag", T::tuple([T::Nil, cc(n)]));
+        assert!(atoms_within(&flag(4_000), 4_096));
+        assert!(!atoms_within(&flag(5_000), 4_096));
+        assert_eq!(atoms_of_term(&flag(5_000)).map(|a| a.len()), Some(5_000));
     }
 
     #[test]

@@ -299,6 +299,14 @@ pub struct AWSetPS<T: Term> {
 }
 
 impl<T: Term> AWSetPS<T> {
+    /// Whether `AllEvents` is a vclock, as in every state types builds by
+    /// `new`, `mutate` and `merge`, rather than a delta's bare event set.
+    /// `is_inflation` needs vclocks on both sides: a state holds a delta
+    /// only when the two are identical.
+    pub fn is_full(&self) -> bool {
+        matches!(self.all, AllEvents::VClock(_))
+    }
+
     fn event_keys(&self) -> Vec<Event<T>> {
         self.events.iter().map(|(e, _)| e.clone()).collect()
     }
