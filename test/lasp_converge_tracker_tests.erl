@@ -548,6 +548,9 @@ api_replicator_hands_off_to_the_observer() ->
     {ok, _} = lasp_converge_replicator:declare(V, state_awset, #{nodes => [node()]}),
     ok = lasp_converge:track(V, #{nodes => [], tick => false, clock => false}),
     {ok, Obs} = lasp_converge_registry:observer(V),
+    %% Idle first: suspending a process in the middle of a dirty NIF call
+    %% (the observer's first read of the state) can raise internal_error.
+    ok = lasp_converge_observer:sync(V),
     try
         true = erlang:suspend_process(Obs),
         {ok, _} = lasp_converge_replicator:update(V, {add, x}, node()),
