@@ -195,16 +195,12 @@ node_families(Views, Types) ->
        || {L, C} <- Repl, {K, Kind} <- [{full_states, "full_state"}, {deltas, "delta"},
                                         {acks, "ack"}]]},
      {?P "replication_bytes_total", counter,
-      "Bytes of replication messages sent (external term size, binary payloads "
-      "included, once per recipient).",
+      "Bytes of replication messages sent (external term size, once per recipient).",
       RC(sent_bytes)},
      {?P "replication_dropped_total", counter,
       "Replication messages lost to injected faults (counted as sent too).", RC(dropped)},
      {?P "replication_received_total", counter,
       "Replication messages received by the node for the variable.", RC(received_messages)},
-     {?P "replication_refused_total", counter,
-      "Replication messages received and refused (malformed, or a state of another type).",
-      RC(refused)},
      {?P "tuner_changes_total", counter,
       "Settings changed by the node's tuner controllers, by variable and setting.",
       [{[{"var", name(Var)}, {"key", atom_to_list(K)}] ++ L, N}

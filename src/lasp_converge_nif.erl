@@ -36,7 +36,6 @@
          replica_size/1, replica_size_dirty/1,
          replica_merge/2, replica_merge_dirty/2,
          replica_merge_added/3, replica_merge_added_dirty/3,
-         replica_missing_atoms/1, replica_missing_atoms_dirty/1,
          replica_mutate/3, replica_mutate_dirty/3,
          replica_equal/2, replica_equal_dirty/2,
          replica_is_inflation/2, replica_is_inflation_dirty/2,
@@ -270,10 +269,6 @@ replica_merge_added(_, _, _) -> ?NOT_LOADED.
 -spec replica_merge_added_dirty(reference(), term(), boolean()) ->
           unchanged | changed | {changed, term()}.
 replica_merge_added_dirty(_, _, _) -> ?NOT_LOADED.
--spec replica_missing_atoms(binary()) -> [binary()].
-replica_missing_atoms(_) -> ?NOT_LOADED.
--spec replica_missing_atoms_dirty(binary()) -> [binary()].
-replica_missing_atoms_dirty(_) -> ?NOT_LOADED.
 -spec replica_mutate(term(), term(), reference()) -> {ok, term()} | {error, term()}.
 replica_mutate(_, _, _) -> ?NOT_LOADED.
 -spec replica_mutate_dirty(term(), term(), reference()) -> {ok, term()} | {error, term()}.

@@ -78,7 +78,7 @@
          merge/2, mutate/3, query/1, size/1, type/1,
          equal/2, is_inflation/2, is_strict_inflation/2,
          copy/1, is_keyed/1, is_replica/1]).
--export([merge_added/3, missing_atoms/1]).
+-export([merge_added/3]).
 
 -export_type([replica/0, input/0]).
 
@@ -129,31 +129,20 @@ merge(R, Incoming) ->
           lasp_converge_nif:replica_merge_dirty(R, Incoming)).
 
 %% @private `merge/2' telling what `Incoming' added, for a replicator
-%% that reports it (`lasp_converge_replicator'): `unchanged' when the merge
+%% that reports it: `unchanged' when the merge
 %% adds nothing (`R' is then left untouched, as
 %% `lasp_converge_crdt:merge_added/2' returns its left argument itself),
 %% else `changed', or with `WantAdded' `{changed, Added}', `Added' term for
 %% term the second element of `lasp_converge_crdt:merge_added/2' of the
 %% state before and `Incoming'. A keyed gset or gcounter given a binary of
-%% its layout reads it by its keys' bytes, decoding only the entries it
-%% adds, and validates all of it before writing; otherwise the decoded
+%% its layout walks it against its own binary, decoding only the entries
+%% it adds, and validates all of it before writing; otherwise the decoded
 %% states are compared whole, O(n + m).
 -spec merge_added(replica(), input(), boolean()) ->
           unchanged | changed | {changed, lasp_converge_crdt:crdt()}.
 merge_added(R, Incoming, WantAdded) ->
     ?TWIN(lasp_converge_nif:replica_merge_added(R, Incoming, WantAdded),
           lasp_converge_nif:replica_merge_added_dirty(R, Incoming, WantAdded)).
-
-%% @private The names of the atoms a valid binary holds that this VM does
-%% not have (every call refuses the binary while there are any, raising
-%% `{badcrdt, {bad_binary, unsupported}}'). Nothing is created here: a
-%% caller that trusts the binary's sender as it trusts the distribution
-%% (which creates the atoms of any term it delivers) may create them and
-%% retry. Garbage raises `{badcrdt, _}'.
--spec missing_atoms(binary()) -> [binary()].
-missing_atoms(B) ->
-    ?TWIN(lasp_converge_nif:replica_missing_atoms(B),
-          lasp_converge_nif:replica_missing_atoms_dirty(B)).
 
 %% @doc `Type:delta_mutate(Op, Actor, State)', applied to `R' in place as
 %% `Type:mutate/3' would; returns `{ok, Delta}' (ship `Delta' to other

@@ -9,24 +9,19 @@
 %% One replicator per node (a `gen_server' registered as
 %% `lasp_converge_replicator', started with the application as a child of
 %% `lasp_converge_sup'), holding one replica of each declared variable: its
-%% type, its state and its members, the nodes holding a replica. The state
-%% is a resident replica (`lasp_converge_replica'): held decoded in the
-%% native library, mutated and merged in place, never copied into this
-%% process's heap; `state/1' reads it out as the plain lasp-lang/types term
-%% and `value/1' queries it. `declare(Var, Type)' declares the variable on
-%% this node and on every connected node where the `lasp_converge'
-%% application runs (`declare/3' names the nodes). `update(Var, Op, Actor)'
-%% mutates the local replica natively (`lasp_converge_replica:mutate/3': the
-%% state becomes `Type:mutate/3''s, the delta is `Type:delta_mutate/3''s, in
-%% both modes).
+%% type, its state (a plain lasp-lang/types term) and its members, the nodes
+%% holding a replica. `declare(Var, Type)' declares the variable on this node
+%% and on every connected node where the `lasp_converge' application runs
+%% (`declare/3' names the nodes). `update(Var, Op, Actor)' mutates the local
+%% replica natively.
 %%
 %% Every `state_interval' ms (default 10 000, Lasp's default) the
 %% replicator sends every variable to `fanout' random other members (default
 %% `all'); with `propagate_on_update' (default `false', as in Lasp) it also
 %% sends right after each local update. The interval is stretched or
 %% shortened by a random amount of up to `jitter_percent' % (default 0).
-%% Receivers merge into their replica in place. Settings are per node
-%% (`set/1').
+%% Receivers merge with the native `lasp_converge_crdt:merge/2'. Settings
+%% are per node (`set/1').
 %%
 %% As in Lasp, where each round schedules the next with the interval then
 %% in force, a change of settings does not restart the timer: a longer
@@ -42,8 +37,10 @@
 %% `mode => state_based' (the default) sends the full state every time.
 %%
 %% `mode => delta_based' sends each peer only what it has not acknowledged.
-%% A local update's delta goes into the variable's delta buffer under the
-%% next sequence number, with this node as its origin. A received state or delta
+%% A local update is computed with the native
+%% `lasp_converge_crdt:delta_mutate/3' and joined into the state with
+%% `merge/2'; the delta goes into the variable's delta buffer under the next
+%% sequence number, with this node as its origin. A received state or delta
 %% that changes the replica is buffered too, reduced to what it added
 %% (`delta(Received, Local)', so nothing is forwarded twice), with the sender
 %% as its origin. Each round, a peer that acknowledged sequence number `A'
@@ -65,34 +62,6 @@
 %% Nodes with different modes interoperate: every node merges and
 %% acknowledges whatever it receives.
 %%
-%% == On the wire ==
-%%
-%% `wire => binary' (the default) sends every full state as the replica's
-%% binary (`lasp_converge_replica:to_binary/1': compact, versioned,
-%% validated when read), in both modes, and the deltas of gsets and
-%% gcounters too (their compact layouts); the deltas of other types go as
-%% terms, since their binary is the external term format anyway. A binary
-%% is a reference-counted binary: sent to several peers, or held while a
-%% delay fault runs, it is not copied; on another node the receiver merges
-%% it into its replica straight from the bytes. `wire => term' sends the
-%% state terms, as releases before this setting did: a node of a
-%% mixed-version cluster, whose older members cannot read binaries, keeps
-%% it until every member runs this one. Every node accepts both, whatever
-%% its own `wire'.
-%%
-%% What is sent is read from the replica when it is sent (a binary or a
-%% term, a snapshot): the replica itself, a mutable handle, never leaves
-%% this process, and nothing keeps it as a past state. A received binary
-%% that is malformed (or a state of another type, as a binary or a term) is
-%% refused: the replica is left as it was, the message counted in
-%% `refused' (and in `received_messages') and logged (the first ten of a
-%% variable, then one in a thousand). A valid binary naming atoms this VM
-%% does not have yet (the library never creates atoms from its input) has
-%% them created here, as the distribution creates the atoms of any term
-%% message, up to 10,000 per message and a tenth of the room left in the
-%% atom table; past that it is refused. Large merges and encodings run on
-%% dirty schedulers (`lasp_converge_replica').
-%%
 %% == Reporting and counting ==
 %%
 %% Every local update is reported to the tracker by its delta, as
@@ -100,12 +69,8 @@
 %% runs as `lasp_converge_crdt:mutate/3' does, the delta joined into the
 %% state, and the delta comes with it from the same native call), and every
 %% change of a replica by what it added: the update's delta, or what a
-%% received state or delta added (`lasp_converge_replica''s `merge_added/3'
-%% merges and gives it in one call, term for term what `merge_added/2' of
-%% `lasp_converge_crdt' gives; a gset or gcounter binary is read by its
-%% keys' bytes, only the entries it adds decoded; it is asked for what was added only when the variable is
-%% tracked here or buffered, so an untracked state-based variable pays for
-%% the merge alone). Both are
+%% received state or delta added (`merge_added/2' of the
+%% `lasp_converge_crdt' module joins and gives it in one call). Both are
 %% handed to the variable's observer (`lasp_converge_observer:submit/2')
 %% and applied there, so the replicator never waits for the tracker and
 %% copies only changes to it, never its whole state. A variable that is not
@@ -113,12 +78,10 @@
 %%
 %% Every replication message (full states, deltas, acknowledgements) is
 %% counted per variable and per node in both modes: `sent_messages' and
-%% `sent_bytes' (`erlang:external_size/1' of each message, a binary payload
-%% included, once per recipient), with `full_states', `deltas' and `acks'
-%% telling the kinds apart, and `dropped' the messages lost to injected
-%% faults (see below; they count as sent); `received_messages',
-%% `received_changed' (those that changed the replica) and `refused' (see
-%% On the wire).
+%% `sent_bytes' (`erlang:external_size/1' of each message, once per
+%% recipient), with `full_states', `deltas' and `acks' telling the kinds
+%% apart, and `dropped' the messages lost to injected faults (see below;
+%% they count as sent).
 %%
 %% == Faults ==
 %%
@@ -149,14 +112,12 @@
 
 -type var() :: term().
 -type mode() :: state_based | delta_based.
--type wire() :: binary | term.
 -type settings() :: #{state_interval => pos_integer(),
                       fanout => pos_integer() | all,
                       propagate_on_update => boolean(),
                       jitter_percent => 0..100,
                       mode => mode(),
-                      delta_buffer => pos_integer(),
-                      wire => wire()}.
+                      delta_buffer => pos_integer()}.
 -type counters() :: #{sent_messages := non_neg_integer(),
                       sent_bytes := non_neg_integer(),
                       full_states := non_neg_integer(),
@@ -164,8 +125,7 @@
                       acks := non_neg_integer(),
                       dropped := non_neg_integer(),
                       received_messages := non_neg_integer(),
-                      received_changed := non_neg_integer(),
-                      refused := non_neg_integer()}.
+                      received_changed := non_neg_integer()}.
 -type stats() :: #{node := node(),
                    sent_messages := non_neg_integer(),
                    sent_bytes := non_neg_integer(),
@@ -175,7 +135,6 @@
                    dropped := non_neg_integer(),
                    received_messages := non_neg_integer(),
                    received_changed := non_neg_integer(),
-                   refused := non_neg_integer(),
                    received_unknown := non_neg_integer(),
                    vars := #{var() => counters()}}.
 -type faults() :: #{reach => all | [node()],
@@ -183,20 +142,18 @@
                     drop => float(),
                     paused => boolean()}.
 -type setting_change() :: #{at_us := integer(), key := atom(), old := term(), new := term()}.
--export_type([var/0, mode/0, wire/0, settings/0, stats/0, faults/0, setting_change/0]).
+-export_type([var/0, mode/0, settings/0, stats/0, faults/0, setting_change/0]).
 
 -define(DEFAULTS, #{state_interval => 10000, fanout => all,
                     propagate_on_update => false, jitter_percent => 0,
-                    mode => state_based, delta_buffer => 1000, wire => binary}).
+                    mode => state_based, delta_buffer => 1000}).
 -define(NO_FAULTS, #{reach => all, delay => #{}, drop => 0.0, paused => false}).
 -define(COUNTERS, [sent_messages, sent_bytes, full_states, deltas, acks, dropped,
-                   received_messages, received_changed, refused]).
+                   received_messages, received_changed]).
 -define(TIMEOUT, 30000).
 
 -record(var, {type :: atom(),
-              %% The state, a resident replica: a MUTABLE handle, never
-              %% kept anywhere as a past state nor sent (see the module doc).
-              replica :: lasp_converge_replica:replica(),
+              state :: term(),
               members :: [node()],
               counters :: counters(),
               %% This replica's incarnation: drawn when it is declared.
@@ -211,7 +168,6 @@
               %% when it must get the full state.
               acks = #{} :: #{node() => {integer() | undefined, non_neg_integer() | undefined}}}).
 -define(HISTORY, 1000).
--define(MAX_NEW_ATOMS, 10000).
 
 -record(st, {settings :: settings(), vars = #{} :: #{var() => #var{}},
              timer :: reference() | undefined,
@@ -280,9 +236,7 @@ state(Var) ->
 %% @doc Change this node's propagation settings (the others keep theirs):
 %% `state_interval' (ms), `fanout' (a count or `all'),
 %% `propagate_on_update', `jitter_percent', `mode' (`state_based' or
-%% `delta_based'), `delta_buffer' (most deltas kept per variable), `wire'
-%% (`binary', the default, or `term': what full states travel as, see the
-%% module doc). Changing
+%% `delta_based'), `delta_buffer' (most deltas kept per variable). Changing
 %% the mode empties the delta buffers (peers get the full state once).
 %% Returns the settings in force, or `{error, {bad_settings, Keys}}' naming
 %% the keys that are unknown or have a bad value (as
@@ -329,9 +283,8 @@ setting_changes() ->
     end.
 
 %% @doc Messages and bytes sent (with the kinds: `full_states', `deltas',
-%% `acks', and those `dropped' by injected faults), messages received,
-%% those that changed the replica and those `refused', for this node and
-%% per variable.
+%% `acks', and those `dropped' by injected faults), messages received and
+%% those that changed the replica, for this node and per variable.
 -spec stats() -> stats().
 stats() ->
     case call(stats) of
@@ -349,9 +302,9 @@ declared() ->
         L -> L
     end.
 
-%% @doc Merge `State' (a state term, or its binary) into this node's replica
-%% of `Var', as if a peer had sent it (used to recover a restarted node's
-%% state from a live peer). Returns the new value.
+%% @doc Merge `State' into this node's replica of `Var', as if a peer had
+%% sent it (used to recover a restarted node's state from a live peer).
+%% Returns the new value.
 -spec absorb(var(), term()) -> {ok, term()} | {error, term()}.
 absorb(Var, State) ->
     call({absorb, Var, State}).
@@ -398,7 +351,7 @@ handle_call({declare, Var, Type, Members}, _From, #st{vars = Vs} = St) ->
         {ok, #var{type = Other}} ->
             {reply, {error, {type_mismatch, Other}}, St};
         error ->
-            V = #var{type = Type, replica = lasp_converge_replica:new(Type),
+            V = #var{type = Type, state = lasp_converge_crdt:new(Type),
                      members = lists:usort([node() | Members]),
                      counters = maps:from_list([{K, 0} || K <- ?COUNTERS]),
                      epoch = erlang:system_time(microsecond)},
@@ -410,7 +363,7 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
             {reply, {error, not_declared}, St};
         {ok, V} ->
             case local_update(Op, Actor, V, S) of
-                {ok, Delta, #var{replica = R} = V1} ->
+                {ok, Delta, #var{state = Post} = V1} ->
                     %% Handed to the variable's observer: the tracking work
                     %% runs there, not in this process, and only the
                     %% update's delta is copied there.
@@ -420,7 +373,7 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
                              true -> send_round(Var, V1, St);
                              false -> V1
                          end,
-                    {reply, {ok, lasp_converge_replica:query(R)},
+                    {reply, {ok, lasp_converge_crdt:query(Post)},
                      St#st{vars = Vs#{Var := V2}}};
                 {error, _} = E ->
                     {reply, E, St}
@@ -428,7 +381,7 @@ handle_call({update, Var, Op, Actor}, _From, #st{vars = Vs, settings = S} = St) 
     end;
 handle_call({state, Var}, _From, #st{vars = Vs} = St) ->
     case maps:find(Var, Vs) of
-        {ok, #var{replica = R}} -> {reply, {ok, lasp_converge_replica:to_term(R)}, St};
+        {ok, #var{state = S}} -> {reply, {ok, S}, St};
         error -> {reply, {error, not_declared}, St}
     end;
 handle_call({absorb, Var, State}, _From, #st{vars = Vs} = St) ->
@@ -437,8 +390,8 @@ handle_call({absorb, Var, State}, _From, #st{vars = Vs} = St) ->
             {reply, {error, not_declared}, St};
         {ok, V} ->
             try merge_in(Var, node(), State, V, St) of
-                #var{replica = R} = V1 ->
-                    {reply, {ok, lasp_converge_replica:query(R)}, St#st{vars = Vs#{Var := V1}}}
+                #var{state = S} = V1 ->
+                    {reply, {ok, lasp_converge_crdt:query(S)}, St#st{vars = Vs#{Var := V1}}}
             catch error:{badcrdt, Why} ->
                     {reply, {error, {badcrdt, Why}}, St}
             end
@@ -548,86 +501,48 @@ with_var(Var, #st{vars = Vs} = St, F) ->
         error -> St#st{unknown = St#st.unknown + 1}
     end.
 
-%% `mutate/3' in place, giving the delta it joined (`delta_mutate/3''s);
-%% an error leaves the replica as it was.
-local_update(Op, Actor, #var{replica = R} = V, #{mode := Mode} = S) ->
-    try lasp_converge_replica:mutate(Op, Actor, R) of
-        {ok, D} when Mode =:= delta_based -> {ok, D, buffer(node(), D, V, S)};
-        {ok, D} -> {ok, D, V};
+local_update(Op, Actor, #var{state = Pre} = V, #{mode := state_based}) ->
+    %% `mutate/3''s state, with the delta it joined.
+    try lasp_converge_crdt:mutate_delta(Op, Actor, Pre) of
+        {ok, Post, D} -> {ok, D, V#var{state = Post}};
+        {error, _} = E -> E
+    catch error:{badcrdt, Why} -> {error, {badcrdt, Why}}
+    end;
+local_update(Op, Actor, #var{state = Pre} = V, #{mode := delta_based} = S) ->
+    try lasp_converge_crdt:delta_mutate(Op, Actor, Pre) of
+        {ok, D} ->
+            Post = lasp_converge_crdt:merge(Pre, D),
+            {ok, D, buffer(node(), D, V#var{state = Post}, S)};
         {error, _} = E -> E
     catch error:{badcrdt, Why} -> {error, {badcrdt, Why}}
     end.
 
 %% Join a received state or delta (or a recovered state) into the replica.
 %% In delta_based mode what it added is buffered with `From' as its origin.
-%% `Remote' is a state or delta term or its binary (`lasp_converge_replica'
-%% format), whatever this node's `wire'.
-merge_in(Var, From, Remote, #var{replica = R, counters = C} = V, #st{settings = S}) ->
+merge_in(Var, From, Remote, #var{state = Local, counters = C} = V, #st{settings = S}) ->
     C1 = case From =:= node() of
              true -> C;
              false -> bump(received_messages, 1, C)
          end,
-    Mode = maps:get(mode, S),
-    %% What the message added is needed by the tracker (when the variable
-    %% is tracked here: the observer is registered before it reads its base
-    %% state from this process, so none is missed) and by the delta buffer.
-    Want = Mode =:= delta_based orelse lasp_converge_registry:observer(Var) =/= error,
-    %% One merge, in place, gives the new state and what the message added.
-    case merge_added(From =/= node(), R, Remote, Want) of
-        unchanged ->
+    %% One merge gives the new state and what the message added to it.
+    case lasp_converge_crdt:merge_added(Local, Remote) of
+        {Local, _} ->
             V#var{counters = C1};
-        changed ->
-            V#var{counters = bump(received_changed, 1, C1)};
-        {changed, Added} ->
+        {Merged, Added} ->
             _ = lasp_converge_observer:submit(Var, {observed_delta, Added}),
-            V1 = V#var{counters = bump(received_changed, 1, C1)},
-            case Mode of
+            V1 = V#var{state = Merged, counters = bump(received_changed, 1, C1)},
+            case maps:get(mode, S) of
                 delta_based -> buffer(From, Added, V1, S);
                 state_based -> V1
             end
     end.
 
-merge_added(FromPeer, R, Remote, Want) ->
-    try
-        lasp_converge_replica:merge_added(R, Remote, Want)
-    catch error:{badcrdt, {bad_binary, unsupported}} when FromPeer, is_binary(Remote) ->
-            ok = learn_atoms(Remote),
-            lasp_converge_replica:merge_added(R, Remote, Want)
-    end.
-
-%% A peer's binary naming atoms this VM has not seen yet (the library never
-%% creates an atom from its input): created here, as the distribution
-%% creates those of a term message, unless there are more than
-%% ?MAX_NEW_ATOMS or they would take a tenth of the room left in the atom
-%% table; then the message is refused.
-learn_atoms(Bin) ->
-    Names = lasp_converge_replica:missing_atoms(Bin),
-    Room = erlang:system_info(atom_limit) - erlang:system_info(atom_count),
-    N = length(Names),
-    case N =< ?MAX_NEW_ATOMS andalso N < Room div 10 of
-        true ->
-            _ = [binary_to_atom(Name, utf8) || Name <- Names],
-            ok;
-        false ->
-            erlang:error({badcrdt, {bad_binary, unsupported}})
-    end.
-
-%% A received message the replica refuses (a garbage binary, a state of
-%% another type): counted in `refused' and logged, the replica kept as it
-%% was.
 safe_merge_in(Var, From, Remote, #var{counters = C} = V, St) ->
     try
         merge_in(Var, From, Remote, V, St)
-    catch error:Why when element(1, Why) =:= badcrdt; Why =:= badarg ->
-            C1 = bump(refused, 1, bump(received_messages, 1, C)),
-            N = maps:get(refused, C1),
-            %% The first ten and then one in a thousand: a peer sending
-            %% garbage in a loop does not flood the log.
-            _ = (N =< 10 orelse N rem 1000 =:= 0) andalso
-                logger:warning("lasp_converge_replicator: refused a replication message "
-                               "of ~0p from ~0p (~0p; ~b refused so far)",
-                               [Var, From, Why, N]),
-            V#var{counters = C1}
+    catch error:{badcrdt, _} ->
+            %% A malformed or mismatched state: keep ours.
+            V#var{counters = bump(received_messages, 1, C)}
     end.
 
 buffer(Origin, D, #var{seq = Seq, buf = Buf} = V, #{delta_buffer := Max}) ->
@@ -668,62 +583,38 @@ send_round(_Var, V, #st{faults = #{paused := true}}) ->
     V;
 send_round(Var, #var{members = Ms} = V, #st{settings = S} = St) ->
     Peers = pick(Ms -- [node()], maps:get(fanout, S)),
-    Wire = maps:get(wire, S),
     case maps:get(mode, S) of
-        state_based when Peers =:= [] ->
-            V;
         state_based ->
-            Msg = {lc_rep_state, Var, node(), full(Wire, V)},
+            Msg = {lc_rep_state, Var, node(), V#var.state},
             lists:foldl(fun(P, VA) -> send(P, Msg, full_states, VA, St) end, V, Peers);
         delta_based ->
-            %% The full state, if a peer needs it, is read once per round.
-            {V1, _} = lists:foldl(fun(P, {VA, Full}) -> send_delta(Var, P, VA, Full, St) end,
-                                  {V, none}, Peers),
-            V1
+            lists:foldl(fun(P, VA) -> send_delta(Var, P, VA, St) end, V, Peers)
     end.
 
-send_delta(Var, P, #var{acks = Acks, low = Low, seq = Seq, buf = Buf} = V, Full, St) ->
+send_delta(Var, P, #var{acks = Acks, low = Low, seq = Seq, buf = Buf} = V, St) ->
     case maps:find(P, Acks) of
         {ok, {_, A}} when is_integer(A), A >= Seq ->
-            {V, Full};
+            V;
         {ok, {Epoch, A}} when is_integer(A), A >= Low ->
             Ds = [D || {_, O, D} <- lists:takewhile(fun({Sq, _, _}) -> Sq >= A end, Buf),
                        O =/= P],
             case Ds of
                 [] ->
                     %% Everything it lacks came from it.
-                    {V#var{acks = Acks#{P := {Epoch, Seq}}}, Full};
+                    V#var{acks = Acks#{P := {Epoch, Seq}}};
                 _ ->
-                    D = delta_payload(maps:get(wire, St#st.settings), V#var.type,
-                                      lasp_converge_crdt:merge_all(Ds)),
-                    Msg = {lc_rep_delta, Var, node(), Epoch, Seq, delta, D},
-                    {send(P, Msg, deltas, V, St), Full}
+                    Msg = {lc_rep_delta, Var, node(), Epoch, Seq, delta,
+                           lasp_converge_crdt:merge_all(Ds)},
+                    send(P, Msg, deltas, V, St)
             end;
         Found ->
             Epoch = case Found of
                         {ok, {E, _}} -> E;
                         error -> undefined
                     end,
-            State = case Full of
-                        none -> full(maps:get(wire, St#st.settings), V);
-                        _ -> Full
-                    end,
-            Msg = {lc_rep_delta, Var, node(), Epoch, Seq, state, State},
-            {send(P, Msg, full_states, V, St), State}
+            Msg = {lc_rep_delta, Var, node(), Epoch, Seq, state, V#var.state},
+            send(P, Msg, full_states, V, St)
     end.
-
-%% What a full state travels as: the replica's binary, or its term (a
-%% snapshot either way: the replica itself never leaves this process).
-full(binary, #var{replica = R}) -> lasp_converge_replica:to_binary(R);
-full(term, #var{replica = R}) -> lasp_converge_replica:to_term(R).
-
-%% Deltas of a gset or gcounter travel as binaries (their compact layouts);
-%% the binary of any other type is its external term format, so the term
-%% itself goes, sparing the conversion.
-delta_payload(binary, Type, D) when Type =:= state_gset; Type =:= state_gcounter ->
-    lasp_converge_crdt:to_binary(D);
-delta_payload(_, _, D) ->
-    D.
 
 %% Send one replication message, counted, through the injected faults.
 send(P, Msg, Kind, #var{counters = C} = V, #st{faults = F}) ->
@@ -802,7 +693,6 @@ valid(propagate_on_update, B) -> is_boolean(B);
 valid(jitter_percent, P) -> is_integer(P) andalso P >= 0 andalso P =< 100;
 valid(mode, M) -> M =:= state_based orelse M =:= delta_based;
 valid(delta_buffer, N) -> is_integer(N) andalso N > 0;
-valid(wire, W) -> W =:= binary orelse W =:= term;
 valid(_, _) -> false.
 
 app_running(N) ->

@@ -13,13 +13,6 @@ defmodule LaspConverge.Replicator do
   Settings are per node, as a keyword list or a map; local updates and state
   changes are reported to `LaspConverge` when the variable is tracked.
 
-  Each replica is held as a resident replica (`LaspConverge.Replica`);
-  `state/1` still returns the plain types term. Full states travel as the
-  replica's binary format (`wire: :binary`, the default) or as terms
-  (`wire: :term`, for a cluster that still has members of an earlier
-  release); every node accepts both, and refuses (counts in `:refused`,
-  logs) a malformed one without stopping.
-
       {:ok, _members} = LaspConverge.Replicator.declare({"s", :state_orset}, :state_orset)
       {:ok, value} = LaspConverge.Replicator.update({"s", :state_orset}, {:add, "x"}, node())
   """
@@ -31,9 +24,8 @@ defmodule LaspConverge.Replicator do
   Per-node propagation settings, a keyword list or a map: `:state_interval`
   (ms, default 10000, Lasp's), `:fanout` (a count or `:all`, the default),
   `:propagate_on_update` (default `false`), `:jitter_percent` (default 0),
-  `:mode` (`:state_based`, the default, or `:delta_based`),
-  `:delta_buffer` (default 1000) and `:wire` (`:binary`, the default, or
-  `:term`: what full states travel as); see `:lasp_converge_replicator.set/1`.
+  `:mode` (`:state_based`, the default, or `:delta_based`) and
+  `:delta_buffer` (default 1000); see `:lasp_converge_replicator.set/1`.
   """
   @type settings :: map() | keyword()
 
@@ -72,9 +64,6 @@ defmodule LaspConverge.Replicator do
 
       iex> LaspConverge.Replicator.set(state_interval: 0, fanout: 2, speed: 1)
       {:error, {:bad_settings, [:speed, :state_interval]}}
-
-      iex> LaspConverge.Replicator.set(wire: :json)
-      {:error, {:bad_settings, [:wire]}}
   """
   @spec set(settings()) :: {:ok, map()} | {:error, term()}
   def set(settings), do: :lasp_converge_replicator.set(Map.new(settings))
@@ -86,8 +75,7 @@ defmodule LaspConverge.Replicator do
   @doc """
   Messages and bytes sent (`:sent_messages`, `:sent_bytes`; of which
   `:full_states`, `:deltas`, `:acks`, and `:dropped` by injected faults),
-  messages received (`:received_messages`; `:received_changed` changed the
-  replica, `:refused` were refused), per node and per variable.
+  messages received, per node and per variable.
   """
   @spec stats() :: map()
   def stats, do: :lasp_converge_replicator.stats()

@@ -32,47 +32,6 @@ defmodule LaspConverge.ReplicatorTest do
     end)
   end
 
-  test "term and binary wire: a node sending terms and one sending binaries converge" do
-    Cluster.with_cluster(2, [prefix: "ex_rep_wire"], fn cluster ->
-      [n1, n2] = nodes = Cluster.nodes(cluster)
-      var = {"ex_wire", :state_gset}
-
-      assert {:ok, %{wire: :term}} =
-               Cluster.call(cluster, n1, Replicator, :set, [[state_interval: 50, wire: :term]])
-
-      assert {:ok, %{wire: :binary}} =
-               Cluster.call(cluster, n2, Replicator, :set, [[state_interval: 50]])
-
-      assert {:ok, _} =
-               Cluster.call(cluster, n1, Replicator, :declare, [var, :state_gset, [nodes: nodes]])
-
-      assert {:ok, _} = Cluster.call(cluster, n1, Replicator, :update, [var, {:add, "x"}, n1])
-      assert {:ok, _} = Cluster.call(cluster, n2, Replicator, :update, [var, {:add, 7}, n2])
-
-      assert :ok ==
-               wait_state(
-                 fn -> Enum.map(nodes, &Cluster.call(cluster, &1, Replicator, :state, [var])) end,
-                 {:ok, {:state_gset, [7, "x"]}},
-                 5000
-               )
-
-      for n <- nodes do
-        assert %{refused: 0} = Cluster.call(cluster, n, Replicator, :stats, [])
-      end
-    end)
-  end
-
-  defp wait_state(f, want, ms) when ms > 0 do
-    if Enum.all?(f.(), &(&1 == want)) do
-      :ok
-    else
-      Process.sleep(20)
-      wait_state(f, want, ms - 20)
-    end
-  end
-
-  defp wait_state(_f, _want, _ms), do: :timeout
-
   # Polls until the value is {"x"}, with a deadline.
   defp wait(f, ms) when ms > 0 do
     with {:ok, v} <- f.(), true <- :sets.to_list(v) == ["x"] do

@@ -754,39 +754,3 @@ twin!(
     merge_added,
     (r, x, want)
 );
-
-// The names of the atoms a valid binary holds that this VM lacks (the
-// binary is refused by every other call while there are any): a replicator
-// whose peer sent the binary may create them, as the distribution creates
-// the atoms of a term it receives. Never creates one itself. Garbage raises
-// `{badcrdt, _}` as `from_binary/1` does.
-fn missing_atoms<'a>(env: Env<'a>, is_dirty: bool, b: Term<'a>) -> NifResult<Term<'a>> {
-    let b = b.decode::<Binary>()?;
-    if !is_dirty && b.len() > NORMAL_BYTES {
-        return Err(dirty());
-    }
-    let r = Replica::from_binary(b.as_slice()).map_err(raise)?;
-    let missing = std::cell::RefCell::new(std::collections::BTreeSet::new());
-    r.atoms_known(&|a| {
-        if !atom_exists(env, a) {
-            missing.borrow_mut().insert(a.to_owned());
-        }
-        true
-    });
-    let names: Vec<Term<'a>> = missing
-        .into_inner()
-        .iter()
-        .map(|n| {
-            let mut nb = NewBinary::new(env, n.len());
-            nb.as_mut_slice().copy_from_slice(n.as_bytes());
-            Binary::from(nb).to_term(env)
-        })
-        .collect();
-    Ok(names.encode(env))
-}
-twin!(
-    replica_missing_atoms,
-    replica_missing_atoms_dirty,
-    missing_atoms,
-    (b)
-);
