@@ -643,11 +643,11 @@ fn incoming_crdt(env: Env, t: Term) -> NifResult<(Crdt<OwnedTerm>, usize)> {
 // merge adds nothing (the replica is left as it was, as the term call
 // returns its left argument itself), else `changed`, or `{changed, Added}`
 // when `want` is `true`, `Added` being `delta(Incoming, Resident)`.
-// A keyed gset or gcounter reads a binary of its layout by the keys' bytes
-// (only the added entries are decoded, and `merge_binary` validates the
-// whole binary before anything is written), reading only its entries under
-// the incoming keys. Otherwise the states are compared whole, O(n + m),
-// and a gcounter merges in only what was added.
+// A keyed gset or gcounter merges a binary of its layout as `merge/2` does
+// (walked against its own binary, only the entries it writes decoded, the
+// whole binary validated before anything is written) and learns what it
+// added from the same walk. Otherwise the states are compared whole,
+// O(n + m), and a gcounter merges in only what was added.
 fn merge_added<'a>(
     env: Env<'a>,
     is_dirty: bool,
