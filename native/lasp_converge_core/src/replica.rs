@@ -1078,36 +1078,15 @@ mod test {
     }
 
     fn gset(r: &mut Rng) -> OwnedTerm {
-        let mut es: Vec<OwnedTerm> = Vec::new();
         // Sometimes large, so that small merges into it look keys up
         // instead of walking.
         let n = if r.next(3) == 0 { 100 } else { 10 };
-        for _ in 0..r.next(n) {
-            let e = elem(r);
-            if !es.iter().any(|x| x.equal(&e)) {
-                es.push(e);
-            }
-        }
-        es.sort_by(|a, b| a.compare(b));
-        OwnedBuilder.pair(OwnedTerm::atom("state_gset"), OwnedBuilder.list(&es))
+        crate::testing::gset_of(r, n, elem)
     }
 
     fn gcounter(r: &mut Rng) -> OwnedTerm {
-        let mut es: Vec<(OwnedTerm, i64)> = Vec::new();
         let n = if r.next(3) == 0 { 100 } else { 8 };
-        for _ in 0..r.next(n) {
-            let a = elem(r);
-            if !es.iter().any(|(x, _)| x.equal(&a)) {
-                es.push((a, r.next(5) as i64));
-            }
-        }
-        es.sort_by(|a, b| a.0.compare(&b.0));
-        let b = OwnedBuilder;
-        let items: Vec<_> = es
-            .iter()
-            .map(|(a, n)| b.pair(a.clone(), b.int(*n)))
-            .collect();
-        b.pair(OwnedTerm::atom("state_gcounter"), b.list(&items))
+        crate::testing::gcounter_of(r, n, elem, |r| r.next(5) as i64)
     }
 
     // awset states built by real operations on three replicas, with merges.

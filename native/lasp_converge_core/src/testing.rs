@@ -197,3 +197,40 @@ impl Rng {
         (self.0 >> 33) % n.max(1)
     }
 }
+
+/// A `state_gset` of up to `max` elements drawn by `elem`, `==`
+/// duplicates dropped, in term order.
+pub fn gset_of(r: &mut Rng, max: u64, elem: fn(&mut Rng) -> TT) -> TT {
+    let mut es: Vec<TT> = Vec::new();
+    for _ in 0..r.next(max) {
+        let e = elem(r);
+        if !es.iter().any(|x| x.equal(&e)) {
+            es.push(e);
+        }
+    }
+    es.sort_by(|a, b| a.compare(b));
+    TB.pair(TT::atom("state_gset"), TB.list(&es))
+}
+
+/// A `state_gcounter` of up to `max` actors drawn by `actor`, `==`
+/// duplicates dropped, each with a count drawn by `count`, in term order.
+pub fn gcounter_of(
+    r: &mut Rng,
+    max: u64,
+    actor: fn(&mut Rng) -> TT,
+    count: fn(&mut Rng) -> i64,
+) -> TT {
+    let mut es: Vec<(TT, i64)> = Vec::new();
+    for _ in 0..r.next(max) {
+        let a = actor(r);
+        if !es.iter().any(|(x, _)| x.equal(&a)) {
+            es.push((a, count(r)));
+        }
+    }
+    es.sort_by(|a, b| a.0.compare(&b.0));
+    let items: Vec<TT> = es
+        .iter()
+        .map(|(a, n)| TB.pair(a.clone(), TB.int(*n)))
+        .collect();
+    TB.pair(TT::atom("state_gcounter"), TB.list(&items))
+}
