@@ -543,21 +543,9 @@ impl Replica {
     /// Read a binary written by [`Replica::to_binary`], validating it.
     pub fn from_binary(bytes: &[u8]) -> Result<Self> {
         let bad = |why| BadCrdt::BadBinary(why);
-        if bytes.len() < 5 {
-            return Err(bad(if MAGIC.starts_with(bytes) {
-                Atom::Truncated
-            } else {
-                Atom::BadMagic
-            }));
-        }
-        if &bytes[..3] != MAGIC {
-            return Err(bad(Atom::BadMagic));
-        }
-        if bytes[3] != VERSION {
-            return Err(bad(Atom::BadVersion));
-        }
+        let layout = layout_of(bytes)?;
         let body = &bytes[5..];
-        match bytes[4] {
+        match layout {
             GSET | GCOUNTER => {
                 let gset = bytes[4] == GSET;
                 let ins = scan_entries(body, if gset { 0 } else { 8 })?;
@@ -600,6 +588,25 @@ impl Replica {
             Replica::Generic(c) => term_atoms_ok(&c.encode(&OwnedBuilder), known),
         }
     }
+}
+
+/// The layout byte of a binary whose magic and version are right.
+fn layout_of(bytes: &[u8]) -> Result<u8> {
+    let bad = BadCrdt::BadBinary;
+    if bytes.len() < 5 {
+        return Err(bad(if MAGIC.starts_with(bytes) {
+            Atom::Truncated
+        } else {
+            Atom::BadMagic
+        }));
+    }
+    if &bytes[..3] != MAGIC {
+        return Err(bad(Atom::BadMagic));
+    }
+    if bytes[3] != VERSION {
+        return Err(bad(Atom::BadVersion));
+    }
+    Ok(bytes[4])
 }
 
 /// One incoming entry, by its bytes: the primary key, the exact part and

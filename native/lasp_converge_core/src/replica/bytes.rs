@@ -22,7 +22,7 @@
 
 use std::cmp::Ordering;
 
-use super::{decode_entry, scan_entries, term_atoms_ok, In, GCOUNTER, GSET, MAGIC, VERSION};
+use super::{decode_entry, scan_entries, term_atoms_ok, In, GCOUNTER, GSET};
 use crate::error::{BadCrdt, Result};
 use crate::owned::OwnedTerm;
 use crate::term::{Atom, Term};
@@ -30,23 +30,9 @@ use crate::wire;
 
 /// The layout byte and body of a keyed binary (gset or gcounter).
 fn body(bytes: &[u8]) -> Result<(u8, &[u8])> {
-    let bad = BadCrdt::BadBinary;
-    if bytes.len() < 5 {
-        return Err(bad(if MAGIC.starts_with(bytes) {
-            Atom::Truncated
-        } else {
-            Atom::BadMagic
-        }));
-    }
-    if &bytes[..3] != MAGIC {
-        return Err(bad(Atom::BadMagic));
-    }
-    if bytes[3] != VERSION {
-        return Err(bad(Atom::BadVersion));
-    }
-    match bytes[4] {
+    match super::layout_of(bytes)? {
         l @ (GSET | GCOUNTER) => Ok((l, &bytes[5..])),
-        _ => Err(bad(Atom::Malformed)),
+        _ => Err(BadCrdt::BadBinary(Atom::Malformed)),
     }
 }
 
