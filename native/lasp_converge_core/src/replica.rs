@@ -322,20 +322,7 @@ impl Replica {
         }
         match (&mut *self, incoming) {
             (Replica::GSet(m), Replica::GSet(inc)) => {
-                let ins: Vec<In> = inc
-                    .iter()
-                    .map(|(k, e)| In {
-                        key: k,
-                        exact: &e.exact,
-                        count: 0,
-                    })
-                    .collect();
-                let elems: Vec<&Elem> = inc.values().collect();
-                for (i, act) in plan_set(m, &ins, first) {
-                    if act != Act::Check {
-                        m.insert(ins[i].key.into(), elems[i].clone());
-                    }
-                }
+                union(m, inc, first);
                 Ok(())
             }
             (Replica::GCounter(m), Replica::GCounter(inc)) => {
@@ -703,6 +690,25 @@ fn plan_set<V: HasExact>(m: &BTreeMap<Key, V>, inc: &[In], first: First) -> Vec<
     }
     plan.extend(inserts.into_iter().map(|i| (i, Act::Insert)));
     plan
+}
+
+/// `ordsets:union(M, Inc)` into `m` (`M` first when `first` is
+/// `Resident`): a gset's merge, and each of a twopset's two sets'.
+fn union(m: &mut BTreeMap<Key, Elem>, inc: &BTreeMap<Key, Elem>, first: First) {
+    let ins: Vec<In> = inc
+        .iter()
+        .map(|(k, e)| In {
+            key: k,
+            exact: &e.exact,
+            count: 0,
+        })
+        .collect();
+    let elems: Vec<&Elem> = inc.values().collect();
+    for (i, act) in plan_set(m, &ins, first) {
+        if act != Act::Check {
+            m.insert(ins[i].key.into(), elems[i].clone());
+        }
+    }
 }
 
 /// `orddict:merge` with `max` planned against `m`: the entries that change

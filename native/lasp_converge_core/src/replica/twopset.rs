@@ -14,7 +14,7 @@ use crate::owned::{OwnedBuilder, OwnedTerm};
 use crate::term::{Atom, Builder, Term};
 use crate::types::TwoPSet as Core;
 
-use super::{keyed, plan_set, Act, Elem, First, In, Key};
+use super::{keyed, union, Elem, First, Key};
 
 /// A `state_twopset` held keyed.
 #[derive(Debug, Clone, Default)]
@@ -27,24 +27,6 @@ pub struct TwoPSet {
 fn keyed_set(es: &[OwnedTerm]) -> Option<BTreeMap<Key, Elem>> {
     // Ascending in term order, so in key order.
     es.iter().map(keyed).collect()
-}
-
-/// `ordsets:union(M, Inc)` into `m` (`M` first when `first` is `Resident`).
-fn union(m: &mut BTreeMap<Key, Elem>, inc: &BTreeMap<Key, Elem>, first: First) {
-    let ins: Vec<In> = inc
-        .iter()
-        .map(|(k, e)| In {
-            key: k,
-            exact: &e.exact,
-            count: 0,
-        })
-        .collect();
-    let elems: Vec<&Elem> = inc.values().collect();
-    for (i, act) in plan_set(m, &ins, first) {
-        if act != Act::Check {
-            m.insert(ins[i].key.into(), elems[i].clone());
-        }
-    }
 }
 
 /// The entries of `m` under the keys of `es`, in `es`'s (term) order;
