@@ -495,9 +495,9 @@ fn tracker_observed<'a>(
 // `tracker_observed_delta`, on the normal scheduler, for a light delta
 // (`Limits::NORMAL_WEIGHT`, and at most `LIGHT_ATOMS` index atoms: a
 // compressed causal context may cover many dots) of a node whose state is
-// keyed or small
-// (`Tracked::light`: the join costs O(delta log state), or at most what a
-// normal-scheduler merge weighs, and the checks read ranks). Otherwise, or when the tracker is busy (another call holds it),
+// keyed or small (`Tracked::light`: the join costs O(delta log state), or
+// at most what a normal-scheduler merge weighs, and the checks read
+// ranks). Otherwise, or when the tracker is busy (another call holds it),
 // it raises `lasp_converge_dirty` and the caller uses
 // `tracker_observed_delta`: a normal scheduler never waits for the lock.
 #[rustler::nif]
